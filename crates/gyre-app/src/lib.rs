@@ -1,0 +1,109 @@
+//! gyre's API: each command is a function that changes or reads the project and returns a report
+//! (a serializable value). The CLI prints reports; the server will return them as JSON.
+//!
+//! This crate owns the effects the pure crates must not have: the clock, the user's name, and the
+//! order of writes (objects first, then one metadata transaction with its journal entry).
+
+mod config;
+mod data;
+mod error;
+mod import;
+mod journal;
+
+pub use config::default_config;
+pub use data::{DataReport, DatasetReport};
+pub use error::AppError;
+pub use import::{ImportReport, ImportRequest};
+pub use journal::LogReport;
+
+use gyre_store::Store;
+use std::path::{Path, PathBuf};
+
+/// Who is acting and on what: the context every command runs in.
+pub struct App {
+    store: Store,
+    user: String,
+    command: String,
+}
+
+/// Where to look for the project.
+pub enum ProjectLocation<'a> {
+    /// `--project DIR` or `$GYRE_PROJECT`.
+    Explicit(&'a Path),
+    /// The nearest directory upward from here with `gyre.toml`.
+    Discover(&'a Path),
+}
+
+#[derive(serde::Serialize)]
+pub struct InitReport {
+    pub project: PathBuf,
+    pub config: PathBuf,
+}
+
+/// Creates a project in `dir`.
+pub fn init(dir: &Path, command: &str) -> Result<InitReport, AppError> {
+    let root = Store::init(dir, &default_config())?;
+    let mut app = App::open(ProjectLocation::Explicit(&root), command)?;
+    app.record(None, &[])?;
+    Ok(InitReport {
+        config: root.join(gyre_store::CONFIG_FILE),
+        project: root,
+    })
+}
+
+impl App {
+    /// Opens the project. `command` is the command line as typed, kept in the journal.
+    pub fn open(at: ProjectLocation<'_>, command: &str) -> Result<App, AppError> {
+        let root = match at {
+            ProjectLocation::Explicit(dir) => {
+                if !dir.join(gyre_store::CONFIG_FILE).is_file() {
+                    return Err(gyre_store::StoreError::NoProject {
+                        start: dir.to_path_buf(),
+                    }
+                    .into());
+                }
+                dir.to_path_buf()
+            }
+            ProjectLocation::Discover(start) => gyre_store::discover(start)?,
+        };
+        Ok(App {
+            store: Store::open(&root)?,
+            user: current_user(),
+            command: command.to_string(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        self.store.root()
+    }
+
+    /// Appends this command to the journal in its own transaction (for commands whose only change is the entry).
+    fn record(&mut self, why: Option<&str>, objects: &[String]) -> Result<(), AppError> {
+        let time = now();
+        let (user, command) = (self.user.clone(), self.command.clone());
+        self.store.write(|tx| {
+            tx.append_journal(&gyre_store::NewJournalEntry {
+                time: &time,
+                user: &user,
+                command: &command,
+                why,
+                objects,
+            })
+            .map_err(AppError::from)
+        })?;
+        Ok(())
+    }
+}
+
+/// `$GYRE_USER`, else the OS user.
+fn current_user() -> String {
+    ["GYRE_USER", "USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Wall-clock time, UTC, RFC 3339 with milliseconds.
+fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}

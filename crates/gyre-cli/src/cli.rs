@@ -1,0 +1,80 @@
+//! Command-line arguments (the only place clap is used).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gyre",
+    version,
+    about = "The whole iteration loop of one ML model: import, train, find failures, steer, compare, ship, watch"
+)]
+pub struct Cli {
+    /// The project directory (default: the nearest directory upward with gyre.toml)
+    #[arg(long, global = true, env = "GYRE_PROJECT", value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of the readable summary
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a project: gyre.toml and .gyre/ (metadata and objects)
+    Init {
+        /// Where to create it (default: the current directory)
+        dir: Option<PathBuf>,
+    },
+    /// Import a CSV, CSV.gz or Parquet file as a dataset
+    Import(ImportArgs),
+    /// Describe datasets: versions, schema, column statistics, labels, splits
+    Data {
+        /// Only this dataset
+        name: Option<String>,
+    },
+    /// The journal: everything done to this project, by whom, when and why
+    Log,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TaskArg {
+    Binary,
+    Multiclass,
+    Regression,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The file to import (.csv, .csv.gz or .parquet)
+    pub path: PathBuf,
+    /// The column to predict
+    #[arg(long, value_name = "COL")]
+    pub target: String,
+    /// The dataset's name (default: the file's name without extensions)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A column whose values (train, valid, test, holdout) assign the splits
+    #[arg(long, value_name = "COL", conflicts_with = "holdout")]
+    pub split_column: Option<String>,
+    /// Fraction of rows held out for evaluation (default 0.2; stratified by class; with
+    /// --time-column, the latest rows)
+    #[arg(long, value_name = "FRAC")]
+    pub holdout: Option<f64>,
+    /// Seed of the holdout draw
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// A time column: hold out the latest rows; never used as a feature
+    #[arg(long, value_name = "COL")]
+    pub time_column: Option<String>,
+    /// A unique key column, kept as each row's key and never used as a feature
+    #[arg(long, value_name = "COL")]
+    pub id_column: Option<String>,
+    /// Values read as missing (replaces the defaults "", "?", "NA", "null"); repeatable
+    #[arg(long, value_name = "VALUE", num_args = 1)]
+    pub na: Vec<String>,
+    /// The task (default: inferred from the target)
+    #[arg(long, value_enum)]
+    pub task: Option<TaskArg>,
+}

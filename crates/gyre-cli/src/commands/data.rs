@@ -1,0 +1,99 @@
+//! `gyre data [NAME]`.
+
+use crate::cli::Cli;
+use crate::output::{self, count, num, short};
+use std::process::ExitCode;
+
+pub fn run(cli: &Cli, name: Option<&str>) -> anyhow::Result<ExitCode> {
+    let report = super::open(cli)?.data(name)?;
+    if cli.json {
+        output::json(&report);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if report.datasets.is_empty() {
+        output::print("no datasets yet\n\nnext: gyre import FILE --target COLUMN\n");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut s = String::new();
+    for d in &report.datasets {
+        s.push_str(&format!(
+            "dataset {}: {} rows, {} on \"{}\"\n",
+            d.name,
+            count(d.stats.rows as u64),
+            d.task,
+            d.target
+        ));
+        s.push_str(&format!(
+            "  version  {} ({} version{})\n",
+            short(&d.version),
+            d.versions.len(),
+            if d.versions.len() == 1 { "" } else { "s" }
+        ));
+        for src in &d.sources {
+            s.push_str(&format!(
+                "  source   {} from {} ({} rows, row ids {}..{})\n",
+                short(&src.source),
+                src.file_name,
+                count(src.rows),
+                src.first_row_id,
+                src.first_row_id + src.rows - 1
+            ));
+        }
+        let splits: Vec<String> = d
+            .stats
+            .splits
+            .iter()
+            .map(|(k, v)| format!("{k} {}", count(*v as u64)))
+            .collect();
+        s.push_str(&format!("  splits   {}\n", splits.join(", ")));
+        if !d.stats.labels.is_empty() {
+            s.push_str("  labels\n");
+            for l in &d.stats.labels {
+                let by: Vec<String> = l
+                    .by_split
+                    .iter()
+                    .map(|(k, v)| format!("{k} {}", count(*v as u64)))
+                    .collect();
+                s.push_str(&format!(
+                    "    {:<12} {:>9} ({:.1}%)  {}\n",
+                    l.label,
+                    count(l.count as u64),
+                    100.0 * l.count as f64 / d.stats.rows as f64,
+                    by.join(", ")
+                ));
+            }
+        }
+        s.push_str("  columns\n");
+        let width = d.stats.columns.iter().map(|c| c.name.len()).max().unwrap_or(4);
+        for c in &d.stats.columns {
+            let detail = match (c.min, c.max, c.mean) {
+                (Some(lo), Some(hi), Some(mean)) => {
+                    format!("min {}  max {}  mean {}", num(lo), num(hi), num(mean))
+                }
+                _ => c
+                    .top
+                    .iter()
+                    .map(|v| format!("{} ({})", v.value, count(v.count as u64)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            let role = match c.role {
+                gyre_core::ColumnRole::Feature => String::new(),
+                r => format!(" [{}]", format!("{r:?}").to_lowercase()),
+            };
+            s.push_str(&format!(
+                "    {:<width$}  {:<11} {:>7} missing {:>7} distinct  {}{}\n",
+                c.name,
+                c.kind.as_str(),
+                count(c.missing as u64),
+                count(c.distinct as u64),
+                detail,
+                role
+            ));
+        }
+        s.push('\n');
+    }
+    output::print(s.trim_end_matches('\n'));
+    output::print("\n");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,42 @@
+//! One module per subcommand; `run` dispatches.
+
+mod data;
+mod import;
+mod init;
+mod log;
+
+use crate::cli::{Cli, Command};
+use gyre_app::{App, ProjectLocation};
+use std::process::ExitCode;
+
+pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Init { dir } => init::run(cli, dir.as_deref()),
+        Command::Import(args) => import::run(cli, args),
+        Command::Data { name } => data::run(cli, name.as_deref()),
+        Command::Log => log::run(cli),
+    }
+}
+
+/// The command line as typed, for the journal.
+pub fn command_line() -> String {
+    let mut parts = vec!["gyre".to_string()];
+    for a in std::env::args().skip(1) {
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+            parts.push(format!("'{}'", a.replace('\'', "'\\''")));
+        } else {
+            parts.push(a);
+        }
+    }
+    parts.join(" ")
+}
+
+/// Opens the project named by `--project`/`$GYRE_PROJECT`, or the one around the current directory.
+pub fn open(cli: &Cli) -> anyhow::Result<App> {
+    let cwd = std::env::current_dir()?;
+    let at = match &cli.project {
+        Some(p) => ProjectLocation::Explicit(p),
+        None => ProjectLocation::Discover(&cwd),
+    };
+    Ok(App::open(at, &command_line())?)
+}

@@ -1,0 +1,381 @@
+//! Import: one input file becomes a typed table with row ids, splits, a schema and statistics.
+
+use crate::infer::{self, Converted, NaTokens};
+use crate::input::{self, RawTable};
+use crate::split::{self, SplitSpec};
+use crate::stats::{self, TableStats};
+use crate::{DataError, table};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use gyre_core::{
+    ColumnKind, ColumnRole, ColumnSchema, DatasetSchema, ROW_ID, SPLIT, Split, Task, closest,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Everything that decides how a file becomes a table. Part of the source's identity: the same
+/// bytes imported with the same options are the same source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImportOptions {
+    pub target: String,
+    pub split: SplitSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_column: Option<String>,
+    /// Missing-value tokens; `None` means the defaults ("", "?", "NA", "null").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub na: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<Task>,
+    /// The first row id to assign (0 for a dataset's first source).
+    pub first_row_id: u64,
+}
+
+pub struct Imported {
+    pub batch: RecordBatch,
+    pub schema: DatasetSchema,
+    pub stats: TableStats,
+}
+
+/// Reads and types the file. `on_rows` hears the running count of rows read.
+pub fn import(
+    path: &Path,
+    opts: &ImportOptions,
+    on_rows: &dyn Fn(usize),
+) -> Result<Imported, DataError> {
+    check_fraction(path, &opts.split)?;
+    let raw = input::read(path, on_rows)?;
+    let na = opts
+        .na
+        .clone()
+        .map(NaTokens::new)
+        .unwrap_or_default();
+    for reserved in [ROW_ID, SPLIT] {
+        if raw.column_index(reserved).is_some() {
+            return Err(DataError::ReservedColumn {
+                path: path.into(),
+                name: reserved.into(),
+            });
+        }
+    }
+    let find = |name: &str| {
+        raw.column_index(name).ok_or_else(|| DataError::UnknownColumn {
+            path: path.into(),
+            name: name.into(),
+            suggestion: closest(name, raw.names.iter().map(String::as_str)).map(String::from),
+        })
+    };
+    let target_idx = find(&opts.target)?;
+    let split_idx = match &opts.split {
+        SplitSpec::Column { column } => Some(find(column)?),
+        _ => None,
+    };
+    let id_idx = opts.id_column.as_deref().map(find).transpose()?;
+    let time_name = match &opts.split {
+        SplitSpec::Time { column, .. } => Some(column.clone()),
+        _ => opts.time_column.clone(),
+    };
+    let time_idx = time_name.as_deref().map(find).transpose()?;
+    let special = [Some(target_idx), split_idx, id_idx, time_idx];
+    for (i, a) in special.iter().enumerate() {
+        for b in &special[i + 1..] {
+            if a.is_some() && a == b {
+                return Err(DataError::Invalid {
+                    path: path.into(),
+                    message: format!(
+                        "column \"{}\" cannot have two roles (target, split, id or time)",
+                        raw.names[a.unwrap()]
+                    ),
+                });
+            }
+        }
+    }
+
+    let (target, task, classes) = convert_target(path, &raw, target_idx, opts.task, &na)?;
+
+    let splits = match &opts.split {
+        SplitSpec::Column { .. } => column_splits(path, &raw, split_idx.unwrap(), &na)?,
+        SplitSpec::Holdout { fraction, seed } => {
+            let strata: Vec<u32> = if task.is_classification() {
+                target
+                    .array
+                    .as_dictionary::<Int32Type>()
+                    .keys()
+                    .values()
+                    .iter()
+                    .map(|&k| k as u32)
+                    .collect()
+            } else {
+                vec![0; raw.rows]
+            };
+            split::random_holdout(&strata, *fraction, *seed)
+        }
+        SplitSpec::Time { fraction, .. } => {
+            let keys = time_keys(path, &raw, time_idx.unwrap(), &na)?.0;
+            split::time_holdout(&keys, *fraction)
+        }
+    };
+    for (s, what) in [(Split::Train, "training"), (Split::Holdout, "holdout")] {
+        if !splits.contains(&s) {
+            return Err(DataError::Invalid {
+                path: path.into(),
+                message: format!("the split leaves no {what} rows"),
+            });
+        }
+    }
+
+    // Features (and the id column) are independent: type them in parallel.
+    let others: Vec<usize> = (0..raw.names.len())
+        .filter(|&i| Some(i) != split_idx && i != target_idx && Some(i) != time_idx)
+        .collect();
+    let converted: Vec<Converted> = std::thread::scope(|s| {
+        let handles: Vec<_> = others
+            .iter()
+            .map(|&i| {
+                let chunks = &raw.chunks[i];
+                let na = &na;
+                s.spawn(move || infer::infer(chunks, na))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("column typing does not panic"))
+            .collect()
+    });
+    let mut by_index: HashMap<usize, (Converted, ColumnRole)> = others
+        .iter()
+        .copied()
+        .zip(converted)
+        .map(|(i, c)| (i, (c, if Some(i) == id_idx { ColumnRole::Id } else { ColumnRole::Feature })))
+        .collect();
+    if let Some(i) = id_idx {
+        check_unique_ids(path, &raw, &by_index[&i].0)?;
+    }
+    by_index.insert(target_idx, (target, ColumnRole::Target));
+    if let Some(i) = time_idx {
+        let array = time_keys(path, &raw, i, &na)?.1;
+        by_index.insert(
+            i,
+            (
+                Converted {
+                    kind: ColumnKind::Time,
+                    array,
+                    categories: Vec::new(),
+                },
+                ColumnRole::Time,
+            ),
+        );
+    }
+
+    let mut columns = Vec::new();
+    let mut arrays: Vec<(String, ArrayRef)> = Vec::new();
+    for i in 0..raw.names.len() {
+        if let Some((c, role)) = by_index.remove(&i) {
+            columns.push(ColumnSchema {
+                name: raw.names[i].clone(),
+                kind: c.kind,
+                role,
+                categories: if role == ColumnRole::Target { Vec::new() } else { c.categories },
+            });
+            arrays.push((raw.names[i].clone(), c.array));
+        }
+    }
+    let row_ids: Vec<u64> = (opts.first_row_id..opts.first_row_id + raw.rows as u64).collect();
+    let batch = table::assemble(&row_ids, &splits, arrays)?;
+    let schema = DatasetSchema {
+        columns,
+        target: opts.target.clone(),
+        task,
+        classes,
+        id_column: opts.id_column.clone(),
+        time_column: time_name,
+    };
+    let stats = stats::describe(&batch, &schema);
+    Ok(Imported {
+        batch,
+        schema,
+        stats,
+    })
+}
+
+fn check_fraction(path: &Path, spec: &SplitSpec) -> Result<(), DataError> {
+    let f = match spec {
+        SplitSpec::Holdout { fraction, .. } | SplitSpec::Time { fraction, .. } => *fraction,
+        SplitSpec::Column { .. } => return Ok(()),
+    };
+    if f > 0.0 && f < 1.0 {
+        Ok(())
+    } else {
+        Err(DataError::Invalid {
+            path: path.into(),
+            message: format!("--holdout must be between 0 and 1 (exclusive), got {f}"),
+        })
+    }
+}
+
+/// Types the target and decides the task: text or boolean targets are classification; a numeric
+/// target is binary when it holds exactly two integer values, otherwise regression. `--task` overrides.
+fn convert_target(
+    path: &Path,
+    raw: &RawTable,
+    idx: usize,
+    forced: Option<Task>,
+    na: &NaTokens,
+) -> Result<(Converted, Task, Vec<String>), DataError> {
+    let name = &raw.names[idx];
+    let chunks = &raw.chunks[idx];
+    let bad = |why: String| DataError::BadTarget {
+        path: path.into(),
+        target: name.clone(),
+        why,
+    };
+    let inferred = infer::infer(chunks, na);
+    let task = match forced {
+        Some(t) => t,
+        None => match inferred.kind {
+            ColumnKind::Numeric => {
+                let f = inferred.array.as_primitive::<Float64Type>();
+                let mut values: Vec<u64> = f
+                    .iter()
+                    .flatten()
+                    .filter(|v| v.fract() == 0.0)
+                    .map(f64::to_bits)
+                    .collect();
+                let all_integers = values.len() == f.len() - f.null_count();
+                values.sort_unstable();
+                values.dedup();
+                if all_integers && values.len() <= 2 {
+                    Task::Binary
+                } else {
+                    Task::Regression
+                }
+            }
+            _ => {
+                if inferred.categories.len() > 2 {
+                    Task::Multiclass
+                } else {
+                    Task::Binary
+                }
+            }
+        },
+    };
+    let converted = if task == Task::Regression {
+        match infer::to_numeric(chunks, na) {
+            Ok(c) => c,
+            Err(cell) => {
+                return Err(bad(format!(
+                    "has a non-numeric value \"{}\" at {}; regression needs numbers",
+                    cell.value,
+                    raw.location(cell.row)
+                )));
+            }
+        }
+    } else {
+        infer::to_categorical(chunks, na)
+    };
+    if let Some(row) = first_missing(converted.array.as_ref()) {
+        return Err(bad(format!(
+            "is missing a value at {}; every row needs a target",
+            raw.location(row)
+        )));
+    }
+    let classes = converted.categories.clone();
+    match task {
+        Task::Regression => {}
+        _ if classes.len() < 2 => {
+            return Err(bad(format!(
+                "has only one class (\"{}\"); a classifier needs at least two",
+                classes.first().cloned().unwrap_or_default()
+            )));
+        }
+        Task::Binary if classes.len() > 2 => {
+            return Err(bad(format!(
+                "has {} classes; --task binary needs exactly two (use --task multiclass)",
+                classes.len()
+            )));
+        }
+        _ => {}
+    }
+    Ok((converted, task, classes))
+}
+
+fn first_missing(a: &dyn Array) -> Option<usize> {
+    (0..a.len()).find(|&r| table::is_missing(a, r))
+}
+
+fn column_splits(
+    path: &Path,
+    raw: &RawTable,
+    idx: usize,
+    na: &NaTokens,
+) -> Result<Vec<Split>, DataError> {
+    let c = infer::to_categorical(&raw.chunks[idx], na);
+    let dict = c.array.as_dictionary::<Int32Type>();
+    let mut map = Vec::with_capacity(c.categories.len());
+    for v in &c.categories {
+        map.push(Split::parse(v));
+    }
+    let mut out = Vec::with_capacity(raw.rows);
+    for (row, k) in dict.keys().iter().enumerate() {
+        let split = k.and_then(|k| map[k as usize]);
+        match split {
+            Some(s) => out.push(s),
+            None => {
+                let value = k
+                    .map(|k| c.categories[k as usize].clone())
+                    .unwrap_or_else(|| "a missing value".into());
+                return Err(DataError::BadValue {
+                    path: path.into(),
+                    location: format!("{}, column \"{}\"", raw.location(row), raw.names[idx]),
+                    what: format!(
+                        "split value \"{value}\" is not one of train, valid, test, holdout"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn time_keys(
+    path: &Path,
+    raw: &RawTable,
+    idx: usize,
+    na: &NaTokens,
+) -> Result<(Vec<f64>, ArrayRef), DataError> {
+    infer::time_keys(&raw.chunks[idx], na).map_err(|cell| DataError::BadValue {
+        path: path.into(),
+        location: format!("{}, column \"{}\"", raw.location(cell.row), raw.names[idx]),
+        what: format!("time value \"{}\" is not a number or a timestamp", cell.value),
+    })
+}
+
+fn check_unique_ids(path: &Path, raw: &RawTable, c: &Converted) -> Result<(), DataError> {
+    let name = |row: usize| raw.location(row);
+    let array = c.array.as_ref();
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(array.len());
+    for row in 0..array.len() {
+        if table::is_missing(array, row) {
+            return Err(DataError::Invalid {
+                path: path.into(),
+                message: format!("id column is missing a value at {}", name(row)),
+            });
+        }
+        let key = arrow_cast::display::array_value_to_string(array, row)
+            .map_err(|e| DataError::Parquet(e.to_string()))?;
+        if let Some(first) = seen.insert(key.clone(), row) {
+            return Err(DataError::Invalid {
+                path: path.into(),
+                message: format!(
+                    "id column has the value \"{key}\" twice, at {} and {}",
+                    name(first),
+                    name(row)
+                ),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! Opening an input file: what format it is, and streaming its raw columns as Arrow arrays.
+//!
+//! CSV is decoded by arrow-csv (streaming, every field read as text so that gyre's own inference
+//! decides the kinds, with the missing-value tokens the user chose); Parquet by the parquet crate.
+
+use crate::DataError;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use flate2::read::MultiGzDecoder;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv { gzip: bool },
+    Parquet,
+}
+
+/// Raw columns as read: names in file order and each column's arrays, one per batch.
+pub struct RawTable {
+    pub names: Vec<String>,
+    pub chunks: Vec<Vec<ArrayRef>>,
+    pub rows: usize,
+    pub format: Format,
+}
+
+/// Decides the format from the first bytes, falling back on the extension for plain text.
+pub fn detect(path: &Path) -> Result<Format, DataError> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DataError::NotFound { path: path.into() },
+        _ => DataError::Unreadable {
+            path: path.into(),
+            source: e,
+        },
+    })?;
+    if meta.is_dir() {
+        return Err(DataError::IsDirectory { path: path.into() });
+    }
+    let mut head = [0u8; 4];
+    let n = File::open(path)
+        .and_then(|mut f| read_up_to(&mut f, &mut head))
+        .map_err(|e| DataError::Unreadable {
+            path: path.into(),
+            source: e,
+        })?;
+    if n == 0 {
+        return Err(DataError::Empty { path: path.into() });
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if head[..n].starts_with(b"PAR1") {
+        return Ok(Format::Parquet);
+    }
+    if head[..n].starts_with(&[0x1f, 0x8b]) {
+        return if name.ends_with(".csv.gz") || name.ends_with(".gz") && !name.contains(".tar") {
+            Ok(Format::Csv { gzip: true })
+        } else {
+            Err(DataError::UnknownFileType { path: path.into() })
+        };
+    }
+    if name.ends_with(".csv") || name.ends_with(".txt") || name.ends_with(".tsv") {
+        return Ok(Format::Csv { gzip: false });
+    }
+    Err(DataError::UnknownFileType { path: path.into() })
+}
+
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Reads the whole input into raw column chunks. `on_rows` is told the running row count.
+pub fn read(path: &Path, on_rows: &dyn Fn(usize)) -> Result<RawTable, DataError> {
+    match detect(path)? {
+        Format::Parquet => read_parquet_input(path, on_rows),
+        Format::Csv { gzip } => read_csv(path, gzip, on_rows),
+    }
+}
+
+fn open_text(path: &Path, gzip: bool) -> Result<Box<dyn Read>, DataError> {
+    let f = File::open(path).map_err(|e| DataError::Unreadable {
+        path: path.into(),
+        source: e,
+    })?;
+    let f = BufReader::with_capacity(1 << 20, f);
+    Ok(if gzip {
+        Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(f)))
+    } else {
+        Box::new(f)
+    })
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> DataError {
+    DataError::Unreadable {
+        path: path.into(),
+        source: e,
+    }
+}
+
+fn read_csv(path: &Path, gzip: bool, on_rows: &dyn Fn(usize)) -> Result<RawTable, DataError> {
+    let names = read_header(path, gzip)?;
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    let reader = arrow_csv::ReaderBuilder::new(schema)
+        .with_header(true)
+        .with_batch_size(64 * 1024)
+        .build(open_text(path, gzip)?)
+        .map_err(|e| csv_error(path, &names, e))?;
+    let mut chunks: Vec<Vec<ArrayRef>> = vec![Vec::new(); names.len()];
+    let mut rows = 0usize;
+    for batch in reader {
+        let batch: RecordBatch = batch.map_err(|e| csv_error(path, &names, e))?;
+        rows += batch.num_rows();
+        for (i, col) in batch.columns().iter().enumerate() {
+            chunks[i].push(col.clone());
+        }
+        on_rows(rows);
+    }
+    if rows == 0 {
+        return Err(DataError::HeaderOnly { path: path.into() });
+    }
+    Ok(RawTable {
+        names,
+        chunks,
+        rows,
+        format: Format::Csv { gzip },
+    })
+}
+
+/// The header row, checked: no empty and no duplicate names.
+fn read_header(path: &Path, gzip: bool) -> Result<Vec<String>, DataError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(open_text(path, gzip)?);
+    let header = match rdr.byte_headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            return Err(match e.into_kind() {
+                csv::ErrorKind::Io(e) => io_error(path, e),
+                other => DataError::Malformed {
+                    path: path.into(),
+                    message: format!("cannot read the header: {other:?}"),
+                },
+            });
+        }
+    };
+    if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
+        return Err(DataError::Empty { path: path.into() });
+    }
+    let mut names: Vec<String> = Vec::with_capacity(header.len());
+    for (i, raw) in header.iter().enumerate() {
+        let name = std::str::from_utf8(raw)
+            .map_err(|_| DataError::InvalidUtf8 {
+                path: path.into(),
+                line: 1,
+                field: Some(i + 1),
+            })?
+            .trim()
+            .trim_start_matches('\u{feff}')
+            .to_string();
+        if name.is_empty() {
+            return Err(DataError::EmptyColumnName {
+                path: path.into(),
+                column: i + 1,
+            });
+        }
+        if let Some(first) = names.iter().position(|n| *n == name) {
+            return Err(DataError::DuplicateColumn {
+                path: path.into(),
+                name,
+                first: first + 1,
+                second: i + 1,
+            });
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Turns arrow-csv's messages into gyre's, keeping the line numbers it reports.
+fn csv_error(path: &Path, names: &[String], e: arrow_schema::ArrowError) -> DataError {
+    let msg = e.to_string();
+    if let Some(rest) = msg.split("incorrect number of fields for line ").nth(1) {
+        // "N, expected E got F"
+        let nums: Vec<u64> = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        if nums.len() >= 3 {
+            return DataError::Ragged {
+                path: path.into(),
+                line: nums[0],
+                expected: nums[1] as usize,
+                found: nums[2] as usize,
+            };
+        }
+    }
+    if msg.contains("UTF-8") || msg.contains("utf-8") || msg.contains("utf8") {
+        let nums: Vec<u64> = msg
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        // arrow-csv: "Encountered invalid UTF-8 data for line L and field F"
+        let line = nums.iter().rev().nth(1).copied().unwrap_or(0);
+        let field = nums.last().map(|f| *f as usize);
+        return DataError::InvalidUtf8 {
+            path: path.into(),
+            line,
+            field,
+        };
+    }
+    let _ = names;
+    DataError::Malformed {
+        path: path.into(),
+        message: msg,
+    }
+}
+
+fn read_parquet_input(path: &Path, on_rows: &dyn Fn(usize)) -> Result<RawTable, DataError> {
+    let f = File::open(path).map_err(|e| io_error(path, e))?;
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| DataError::Malformed {
+            path: path.into(),
+            message: format!("not a readable Parquet file: {e}"),
+        })?;
+    let names: Vec<String> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        if let Some(first) = names[..i].iter().position(|m| m == n) {
+            return Err(DataError::DuplicateColumn {
+                path: path.into(),
+                name: n.clone(),
+                first: first + 1,
+                second: i + 1,
+            });
+        }
+    }
+    let reader = builder
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| DataError::Malformed {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+    let mut chunks: Vec<Vec<ArrayRef>> = vec![Vec::new(); names.len()];
+    let mut rows = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| DataError::Malformed {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        rows += batch.num_rows();
+        for (i, col) in batch.columns().iter().enumerate() {
+            chunks[i].push(col.clone());
+        }
+        on_rows(rows);
+    }
+    if names.is_empty() {
+        return Err(DataError::Empty { path: path.into() });
+    }
+    if rows == 0 {
+        return Err(DataError::HeaderOnly { path: path.into() });
+    }
+    Ok(RawTable {
+        names,
+        chunks,
+        rows,
+        format: Format::Parquet,
+    })
+}
+
+impl RawTable {
+    /// Where a row is, in the words of its format: a CSV line (header is line 1) or a Parquet row.
+    pub fn location(&self, row: usize) -> String {
+        match self.format {
+            Format::Csv { .. } => format!("line {}", row + 2),
+            Format::Parquet => format!("row {}", row + 1),
+        }
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    pub fn null_count(&self, col: usize) -> usize {
+        self.chunks[col].iter().map(|a| a.null_count()).sum()
+    }
+}
+

@@ -1,0 +1,122 @@
+//! The stored table: `row_id`, `_split`, then the dataset's columns, as one Arrow batch in memory
+//! and as zstd-compressed Parquet on disk.
+
+use crate::DataError;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{
+    Array, ArrayRef, DictionaryArray, Int32Array, RecordBatch, RecordBatchReader, StringArray,
+    UInt64Array,
+};
+use arrow_schema::{Field, Schema};
+use gyre_core::{ROW_ID, RowId, SPLIT, Split};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use std::sync::Arc;
+
+/// The split column's dictionary, fixed so that codes mean the same in every table.
+const SPLIT_VALUES: [&str; 3] = ["holdout", "train", "valid"];
+
+fn split_code(s: Split) -> i32 {
+    match s {
+        Split::Holdout => 0,
+        Split::Train => 1,
+        Split::Valid => 2,
+    }
+}
+
+/// Assembles the stored table from row ids, splits and the dataset's typed columns.
+pub fn assemble(
+    row_ids: &[u64],
+    splits: &[Split],
+    columns: Vec<(String, ArrayRef)>,
+) -> Result<RecordBatch, DataError> {
+    let keys: Int32Array = splits.iter().map(|&s| split_code(s)).collect();
+    let split_array = DictionaryArray::<Int32Type>::try_new(
+        keys,
+        Arc::new(StringArray::from(SPLIT_VALUES.to_vec())),
+    )
+    .map_err(|e| DataError::Parquet(e.to_string()))?;
+    let mut fields = vec![
+        Field::new(ROW_ID, arrow_schema::DataType::UInt64, false),
+        Field::new(SPLIT, split_array.data_type().clone(), false),
+    ];
+    let mut arrays: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from(row_ids.to_vec())),
+        Arc::new(split_array),
+    ];
+    for (name, array) in columns {
+        fields.push(Field::new(name, array.data_type().clone(), true));
+        arrays.push(array);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(|e| DataError::Parquet(e.to_string()))
+}
+
+/// Writes the table as Parquet (zstd). Deterministic: the same table gives the same bytes.
+pub fn to_parquet(batch: &RecordBatch) -> Result<Vec<u8>, DataError> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
+        .set_created_by("gyre".to_string())
+        .build();
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
+        .map_err(|e| DataError::Parquet(e.to_string()))?;
+    w.write(batch).map_err(|e| DataError::Parquet(e.to_string()))?;
+    w.close().map_err(|e| DataError::Parquet(e.to_string()))?;
+    Ok(buf)
+}
+
+/// Reads a stored table back into one batch.
+pub fn from_parquet(bytes: bytes::Bytes) -> Result<RecordBatch, DataError> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| DataError::Parquet(e.to_string()))?
+        .with_batch_size(1 << 20)
+        .build()
+        .map_err(|e| DataError::Parquet(e.to_string()))?;
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> = reader
+        .collect::<Result<_, _>>()
+        .map_err(|e| DataError::Parquet(e.to_string()))?;
+    arrow_select::concat::concat_batches(&schema, &batches)
+        .map_err(|e| DataError::Parquet(e.to_string()))
+}
+
+/// The row ids of a stored table.
+pub fn row_ids(batch: &RecordBatch) -> Vec<RowId> {
+    batch
+        .column_by_name(ROW_ID)
+        .expect("stored tables have row_id")
+        .as_primitive::<arrow_array::types::UInt64Type>()
+        .values()
+        .iter()
+        .map(|&v| RowId(v))
+        .collect()
+}
+
+/// The split of every row of a stored table.
+pub fn splits(batch: &RecordBatch) -> Vec<Split> {
+    let dict = batch
+        .column_by_name(SPLIT)
+        .expect("stored tables have _split")
+        .as_dictionary::<Int32Type>();
+    let values = dict.values().as_string::<i32>();
+    let map: Vec<Split> = (0..values.len())
+        .map(|i| Split::parse(values.value(i)).unwrap_or(Split::Train))
+        .collect();
+    dict.keys()
+        .values()
+        .iter()
+        .map(|&k| map[k as usize])
+        .collect()
+}
+
+/// Whether a column's value is missing at a row (null, or a non-finite number).
+pub fn is_missing(array: &dyn Array, row: usize) -> bool {
+    array.is_null(row)
+        || array
+            .as_primitive_opt::<arrow_array::types::Float64Type>()
+            .is_some_and(|f| !f.value(row).is_finite())
+}

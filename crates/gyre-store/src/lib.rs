@@ -1,0 +1,17 @@
+//! gyre's only SQL and its object files. A project is a directory with `gyre.toml` and `.gyre/`:
+//! `.gyre/gyre.db` (SQLite, WAL, foreign keys on, versioned migrations) holds the metadata, and
+//! `.gyre/objects/` holds immutable content-addressed files (tables, models, predictions).
+//!
+//! Invariants: objects are written to `.gyre/tmp/` and renamed into place, so an object either is
+//! whole or is absent; metadata changes happen in one transaction together with their journal entry.
+
+mod error;
+mod meta;
+mod migrations;
+mod objects;
+mod project;
+
+pub use error::StoreError;
+pub use meta::{DatasetRecord, JournalEntry, NewJournalEntry, SourceRecord, VersionRecord};
+pub use objects::Objects;
+pub use project::{CONFIG_FILE, STATE_DIR, Store, Tx, discover};

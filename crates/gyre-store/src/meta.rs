@@ -1,0 +1,285 @@
+//! Typed records of the metadata store and the queries over them. No SQL leaves this crate.
+
+use crate::{StoreError, Tx};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    pub name: String,
+    /// The dataset schema as JSON (gyre_core::DatasetSchema).
+    pub schema: String,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SourceRecord {
+    pub id: String,
+    pub dataset: String,
+    pub seq: i64,
+    pub file_name: String,
+    /// Import options as JSON.
+    pub options: String,
+    /// The stored table's object id.
+    pub object: String,
+    pub rows: u64,
+    pub first_row_id: u64,
+    /// Table statistics as JSON.
+    pub stats: String,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub id: String,
+    pub dataset: String,
+    pub seq: i64,
+    pub parent: Option<String>,
+    pub description: String,
+    pub created_at: String,
+}
+
+/// One line of the journal, as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub seq: i64,
+    pub time: String,
+    pub user: String,
+    pub command: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    pub objects: Vec<String>,
+}
+
+/// A journal entry to append.
+pub struct NewJournalEntry<'a> {
+    pub time: &'a str,
+    pub user: &'a str,
+    pub command: &'a str,
+    pub why: Option<&'a str>,
+    pub objects: &'a [String],
+}
+
+impl Tx<'_> {
+    pub fn insert_dataset(&self, d: &DatasetRecord) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO datasets (name, schema, created_at) VALUES (?1, ?2, ?3)",
+            params![d.name, d.schema, d.created_at],
+        )?;
+        Ok(())
+    }
+
+    pub fn dataset(&self, name: &str) -> Result<Option<DatasetRecord>, StoreError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT name, schema, created_at FROM datasets WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(DatasetRecord {
+                        name: r.get(0)?,
+                        schema: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn datasets(&self) -> Result<Vec<DatasetRecord>, StoreError> {
+        let mut st = self
+            .0
+            .prepare("SELECT name, schema, created_at FROM datasets ORDER BY created_at, name")?;
+        let rows = st.query_map([], |r| {
+            Ok(DatasetRecord {
+                name: r.get(0)?,
+                schema: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn insert_source(&self, s: &SourceRecord) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO sources (id, dataset, seq, file_name, options, object, rows, first_row_id, stats, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                s.id,
+                s.dataset,
+                s.seq,
+                s.file_name,
+                s.options,
+                s.object,
+                s.rows as i64,
+                s.first_row_id as i64,
+                s.stats,
+                s.created_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    const SOURCE_COLS: &'static str =
+        "id, dataset, seq, file_name, options, object, rows, first_row_id, stats, created_at";
+
+    fn source_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceRecord> {
+        Ok(SourceRecord {
+            id: r.get(0)?,
+            dataset: r.get(1)?,
+            seq: r.get(2)?,
+            file_name: r.get(3)?,
+            options: r.get(4)?,
+            object: r.get(5)?,
+            rows: r.get::<_, i64>(6)? as u64,
+            first_row_id: r.get::<_, i64>(7)? as u64,
+            stats: r.get(8)?,
+            created_at: r.get(9)?,
+        })
+    }
+
+    pub fn source(&self, id: &str) -> Result<Option<SourceRecord>, StoreError> {
+        let sql = format!("SELECT {} FROM sources WHERE id = ?1", Self::SOURCE_COLS);
+        Ok(self.0.query_row(&sql, [id], Self::source_row).optional()?)
+    }
+
+    pub fn sources(&self, dataset: &str) -> Result<Vec<SourceRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM sources WHERE dataset = ?1 ORDER BY seq",
+            Self::SOURCE_COLS
+        );
+        let mut st = self.0.prepare(&sql)?;
+        let rows = st.query_map([dataset], Self::source_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn insert_version(&self, v: &VersionRecord) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO versions (id, dataset, seq, parent, description, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![v.id, v.dataset, v.seq, v.parent, v.description, v.created_at],
+        )?;
+        Ok(())
+    }
+
+    fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRecord> {
+        Ok(VersionRecord {
+            id: r.get(0)?,
+            dataset: r.get(1)?,
+            seq: r.get(2)?,
+            parent: r.get(3)?,
+            description: r.get(4)?,
+            created_at: r.get(5)?,
+        })
+    }
+
+    /// A dataset's versions, oldest first.
+    pub fn versions(&self, dataset: &str) -> Result<Vec<VersionRecord>, StoreError> {
+        let mut st = self.0.prepare(
+            "SELECT id, dataset, seq, parent, description, created_at FROM versions
+             WHERE dataset = ?1 ORDER BY seq",
+        )?;
+        let rows = st.query_map([dataset], Self::version_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn append_journal(&self, e: &NewJournalEntry<'_>) -> Result<i64, StoreError> {
+        let objects = serde_json::to_string(e.objects).expect("strings serialize");
+        self.0.execute(
+            "INSERT INTO journal (time, user, command, why, objects) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.time, e.user, e.command, e.why, objects],
+        )?;
+        Ok(self.0.last_insert_rowid())
+    }
+
+    /// The journal, oldest first.
+    pub fn journal(&self) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut st = self
+            .0
+            .prepare("SELECT seq, time, user, command, why, objects FROM journal ORDER BY seq")?;
+        let rows = st.query_map([], |r| {
+            let objects: String = r.get(5)?;
+            Ok((
+                JournalEntry {
+                    seq: r.get(0)?,
+                    time: r.get(1)?,
+                    user: r.get(2)?,
+                    command: r.get(3)?,
+                    why: r.get(4)?,
+                    objects: Vec::new(),
+                },
+                objects,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut e, objects) = row?;
+            e.objects = serde_json::from_str(&objects)
+                .map_err(|err| StoreError::Corrupt(format!("journal entry {}: {err}", e.seq)))?;
+            out.push(e);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Store;
+
+    #[test]
+    fn journal_is_append_only_in_a_real_sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Store::init(dir.path(), "").unwrap();
+        let mut store = Store::open(&root).unwrap();
+        store
+            .write(|tx| {
+                tx.append_journal(&crate::NewJournalEntry {
+                    time: "t",
+                    user: "u",
+                    command: "gyre init",
+                    why: Some("start"),
+                    objects: &["x".to_string()],
+                })
+            })
+            .unwrap();
+        let err = store
+            .write(|tx| tx.0.execute("DELETE FROM journal", []).map_err(crate::StoreError::from))
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+        let j = store.read(|tx| tx.journal()).unwrap();
+        assert_eq!(j.len(), 1);
+        assert_eq!(j[0].objects, vec!["x"]);
+        // Reopening keeps it, and a second init is refused.
+        drop(store);
+        let mut store = Store::open(&root).unwrap();
+        assert_eq!(store.read(|tx| tx.journal()).unwrap().len(), 1);
+        assert!(Store::init(&root, "").is_err());
+    }
+
+    #[test]
+    fn objects_are_content_addressed_and_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Store::init(dir.path(), "").unwrap();
+        let store = Store::open(&root).unwrap();
+        let a = store.objects().put(b"hello").unwrap();
+        let b = store.objects().put(b"hello").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(store.objects().get(&a).unwrap(), b"hello");
+        assert_eq!(
+            std::fs::read_dir(root.join(".gyre/tmp")).unwrap().count(),
+            0,
+            "no temp files left"
+        );
+    }
+
+    #[test]
+    fn abandoned_temp_files_are_swept_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Store::init(dir.path(), "").unwrap();
+        // pid 0 is never a user process: its file is abandoned.
+        let stale = root.join(".gyre/tmp/999999999-0.tmp");
+        std::fs::write(&stale, b"partial").unwrap();
+        let _ = Store::open(&root).unwrap();
+        assert!(!stale.exists());
+    }
+}

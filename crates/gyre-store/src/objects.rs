@@ -1,0 +1,105 @@
+//! The content-addressed object directory: `objects/ab/cdef...` named by the SHA-256 of the bytes.
+
+use crate::StoreError;
+use gyre_core::ContentHash;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Clone, Debug)]
+pub struct Objects {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Objects {
+    pub(crate) fn new(state_dir: &Path) -> Self {
+        Objects {
+            dir: state_dir.join("objects"),
+            tmp: state_dir.join("tmp"),
+        }
+    }
+
+    pub fn path(&self, id: &ContentHash) -> PathBuf {
+        let s = id.as_str();
+        self.dir.join(&s[..2]).join(&s[2..])
+    }
+
+    pub fn contains(&self, id: &ContentHash) -> bool {
+        self.path(id).is_file()
+    }
+
+    /// Stores bytes and returns their address; writes nothing when the object already exists.
+    pub fn put(&self, bytes: &[u8]) -> Result<ContentHash, StoreError> {
+        let id = ContentHash::of(bytes);
+        let dest = self.path(&id);
+        if dest.is_file() {
+            return Ok(id);
+        }
+        let tmp = self.temp_path();
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            let parent = dest.parent().expect("objects live in a fan-out directory");
+            fs::create_dir_all(parent)?;
+            fs::rename(&tmp, &dest)?;
+            // Make the rename itself durable.
+            fs::File::open(parent)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            StoreError::io(&dest, e)
+        })?;
+        Ok(id)
+    }
+
+    pub fn get(&self, id: &ContentHash) -> Result<Vec<u8>, StoreError> {
+        let p = self.path(id);
+        fs::read(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::MissingObject {
+                id: id.to_string(),
+            },
+            _ => StoreError::io(p, e),
+        })
+    }
+
+    /// A fresh temporary path in `.gyre/tmp`, tagged with this process's id so that a later
+    /// process can tell an abandoned file (its writer died) from one being written now.
+    pub fn temp_path(&self) -> PathBuf {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.tmp.join(format!("{}-{n}.tmp", std::process::id()))
+    }
+
+    /// Removes temporary files whose writing process no longer runs (a crash or `kill -9`).
+    pub(crate) fn sweep_abandoned(&self) {
+        let Ok(entries) = fs::read_dir(&self.tmp) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
+            let alive = match pid {
+                Some(pid) if pid == std::process::id() => true,
+                Some(pid) => process_alive(pid),
+                None => false,
+            };
+            if !alive {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    if proc.is_dir() {
+        proc.join(pid.to_string()).exists()
+    } else {
+        // Without /proc we cannot tell; keep the file rather than risk a live writer's data.
+        true
+    }
+}
