@@ -95,12 +95,29 @@ impl App {
     }
 }
 
-/// `$GYRE_USER`, else the OS user.
+/// `$GYRE_USER`, else the OS user (from the environment, else the password file).
 fn current_user() -> String {
     ["GYRE_USER", "USER", "LOGNAME", "USERNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .or_else(os_user_name)
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The name of this process's real uid in /etc/passwd (Unix without $USER, e.g. cron or CI).
+fn os_user_name() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2] == uid).then(|| f[0].to_string())
+    })
 }
 
 /// Wall-clock time, UTC, RFC 3339 with milliseconds.

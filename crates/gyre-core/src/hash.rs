@@ -34,8 +34,10 @@ impl ContentHash {
 
     /// Accepts a full hex digest (as stored); rejects anything else.
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-            .then(|| ContentHash(s.to_string()))
+        (s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .then(|| ContentHash(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {

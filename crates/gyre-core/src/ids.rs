@@ -96,7 +96,10 @@ mod tests {
 
     #[test]
     fn dataset_names() {
-        assert_eq!(DatasetName::from_file_name("adult.csv.gz").as_str(), "adult");
+        assert_eq!(
+            DatasetName::from_file_name("adult.csv.gz").as_str(),
+            "adult"
+        );
         assert_eq!(
             DatasetName::from_file_name("my data.parquet").as_str(),
             "my_data"

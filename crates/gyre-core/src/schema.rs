@@ -138,7 +138,9 @@ impl DatasetSchema {
     }
 
     pub fn features(&self) -> impl Iterator<Item = &ColumnSchema> {
-        self.columns.iter().filter(|c| c.role == ColumnRole::Feature)
+        self.columns
+            .iter()
+            .filter(|c| c.role == ColumnRole::Feature)
     }
 
     pub fn column_names(&self) -> impl Iterator<Item = &str> {

@@ -48,11 +48,7 @@ pub fn import(
 ) -> Result<Imported, DataError> {
     check_fraction(path, &opts.split)?;
     let raw = input::read(path, on_rows)?;
-    let na = opts
-        .na
-        .clone()
-        .map(NaTokens::new)
-        .unwrap_or_default();
+    let na = opts.na.clone().map(NaTokens::new).unwrap_or_default();
     for reserved in [ROW_ID, SPLIT] {
         if raw.column_index(reserved).is_some() {
             return Err(DataError::ReservedColumn {
@@ -62,11 +58,12 @@ pub fn import(
         }
     }
     let find = |name: &str| {
-        raw.column_index(name).ok_or_else(|| DataError::UnknownColumn {
-            path: path.into(),
-            name: name.into(),
-            suggestion: closest(name, raw.names.iter().map(String::as_str)).map(String::from),
-        })
+        raw.column_index(name)
+            .ok_or_else(|| DataError::UnknownColumn {
+                path: path.into(),
+                name: name.into(),
+                suggestion: closest(name, raw.names.iter().map(String::as_str)).map(String::from),
+            })
     };
     let target_idx = find(&opts.target)?;
     let split_idx = match &opts.split {
@@ -95,6 +92,9 @@ pub fn import(
     }
 
     let (target, task, classes) = convert_target(path, &raw, target_idx, opts.task, &na)?;
+    let time = time_idx
+        .map(|i| time_keys(path, &raw, i, &na))
+        .transpose()?;
 
     let splits = match &opts.split {
         SplitSpec::Column { .. } => column_splits(path, &raw, split_idx.unwrap(), &na)?,
@@ -114,8 +114,8 @@ pub fn import(
             split::random_holdout(&strata, *fraction, *seed)
         }
         SplitSpec::Time { fraction, .. } => {
-            let keys = time_keys(path, &raw, time_idx.unwrap(), &na)?.0;
-            split::time_holdout(&keys, *fraction)
+            let (keys, _) = time.as_ref().expect("a time split has a time column");
+            split::time_holdout(keys, *fraction)
         }
     };
     for (s, what) in [(Split::Train, "training"), (Split::Holdout, "holdout")] {
@@ -149,14 +149,25 @@ pub fn import(
         .iter()
         .copied()
         .zip(converted)
-        .map(|(i, c)| (i, (c, if Some(i) == id_idx { ColumnRole::Id } else { ColumnRole::Feature })))
+        .map(|(i, c)| {
+            (
+                i,
+                (
+                    c,
+                    if Some(i) == id_idx {
+                        ColumnRole::Id
+                    } else {
+                        ColumnRole::Feature
+                    },
+                ),
+            )
+        })
         .collect();
     if let Some(i) = id_idx {
         check_unique_ids(path, &raw, &by_index[&i].0)?;
     }
     by_index.insert(target_idx, (target, ColumnRole::Target));
-    if let Some(i) = time_idx {
-        let array = time_keys(path, &raw, i, &na)?.1;
+    if let (Some(i), Some((_, array))) = (time_idx, time) {
         by_index.insert(
             i,
             (
@@ -178,7 +189,11 @@ pub fn import(
                 name: raw.names[i].clone(),
                 kind: c.kind,
                 role,
-                categories: if role == ColumnRole::Target { Vec::new() } else { c.categories },
+                categories: if role == ColumnRole::Target {
+                    Vec::new()
+                } else {
+                    c.categories
+                },
             });
             arrays.push((raw.names[i].clone(), c.array));
         }
@@ -349,7 +364,10 @@ fn time_keys(
     infer::time_keys(&raw.chunks[idx], na).map_err(|cell| DataError::BadValue {
         path: path.into(),
         location: format!("{}, column \"{}\"", raw.location(cell.row), raw.names[idx]),
-        what: format!("time value \"{}\" is not a number or a timestamp", cell.value),
+        what: format!(
+            "time value \"{}\" is not a number or a timestamp",
+            cell.value
+        ),
     })
 }
 

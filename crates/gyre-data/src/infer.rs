@@ -8,7 +8,8 @@ use arrow_array::{
 };
 use arrow_schema::DataType;
 use gyre_core::ColumnKind;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The text values read as missing. By default "", "?", "NA" and "null" (after trimming spaces).
@@ -17,7 +18,12 @@ pub struct NaTokens(HashSet<String>);
 
 impl Default for NaTokens {
     fn default() -> Self {
-        NaTokens(["", "?", "NA", "null"].iter().map(|s| s.to_string()).collect())
+        NaTokens(
+            ["", "?", "NA", "null"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        )
     }
 }
 
@@ -102,7 +108,8 @@ pub fn infer(chunks: &[ArrayRef], na: &NaTokens) -> Converted {
                     if numeric && v.parse::<f64>().is_err() {
                         numeric = false;
                     }
-                    if boolean && !(v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"))
+                    if boolean
+                        && !(v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"))
                     {
                         boolean = false;
                     }
@@ -219,7 +226,7 @@ fn text_to_boolean(strings: &[StringArray], na: &NaTokens) -> Converted {
 
 fn text_to_categorical(strings: &[StringArray], na: &NaTokens) -> Converted {
     // First assign codes in order of appearance, then renumber by sorted value.
-    let mut index: HashMap<&str, i32> = HashMap::new();
+    let mut index: FxHashMap<&str, i32> = FxHashMap::default();
     let mut seen: Vec<&str> = Vec::new();
     let total: usize = strings.iter().map(|a| a.len()).sum();
     let mut codes: Vec<Option<i32>> = Vec::with_capacity(total);
@@ -320,9 +327,9 @@ pub fn time_keys(chunks: &[ArrayRef], na: &NaTokens) -> Result<(Vec<f64>, ArrayR
                         value: "a missing time".into(),
                     });
                 }
-                match arrow_cast::parse::string_to_timestamp_nanos(v) {
-                    Ok(ns) => keys.push(ns),
-                    Err(_) => {
+                match parse_timestamp(v) {
+                    Some(ns) => keys.push(ns),
+                    None => {
                         return Err(BadCell {
                             row,
                             value: v.to_string(),
@@ -344,6 +351,15 @@ pub fn time_keys(chunks: &[ArrayRef], na: &NaTokens) -> Result<(Vec<f64>, ArrayR
         });
     }
     numeric_keys(c)
+}
+
+/// RFC 3339-like timestamps, also without seconds (`2001-01-01T00:01`) or time (`2001-01-01`).
+fn parse_timestamp(v: &str) -> Option<i64> {
+    use arrow_cast::parse::string_to_timestamp_nanos as parse;
+    parse(v)
+        .or_else(|_| parse(&format!("{v}:00")))
+        .or_else(|_| parse(&format!("{v}T00:00:00")))
+        .ok()
 }
 
 fn numeric_keys(c: Converted) -> Result<(Vec<f64>, ArrayRef), BadCell> {
@@ -373,7 +389,10 @@ mod tests {
 
     #[test]
     fn numeric_with_missing_tokens() {
-        let c = infer(&text(&["1", " 2.5", "?", "NA", "", "null"]), &NaTokens::default());
+        let c = infer(
+            &text(&["1", " 2.5", "?", "NA", "", "null"]),
+            &NaTokens::default(),
+        );
         assert_eq!(c.kind, ColumnKind::Numeric);
         assert_eq!(c.array.null_count(), 4);
     }

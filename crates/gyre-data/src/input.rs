@@ -306,4 +306,3 @@ impl RawTable {
         self.chunks[col].iter().map(|a| a.null_count()).sum()
     }
 }
-

@@ -17,18 +17,38 @@ pub enum SplitSpec {
     Time { column: String, fraction: f64 },
 }
 
-/// Holds out `fraction` of each stratum (all rows, or each class), chosen with a seeded shuffle.
+/// Holds out `fraction` of the rows, stratified (each stratum, e.g. each class, keeps its share),
+/// chosen with a seeded shuffle. The total is `round(n * fraction)`; per-stratum counts are
+/// proportional with the remainder going to the largest fractional parts (Hamilton's method),
+/// so small data still gets a holdout.
 pub fn random_holdout(strata: &[u32], fraction: f64, seed: u64) -> Vec<Split> {
     let n_strata = strata.iter().copied().max().map_or(0, |m| m as usize + 1);
     let mut members: Vec<Vec<u32>> = vec![Vec::new(); n_strata];
     for (row, &s) in strata.iter().enumerate() {
         members[s as usize].push(row as u32);
     }
+    let total = (strata.len() as f64 * fraction).round() as usize;
+    let quotas: Vec<f64> = members.iter().map(|m| m.len() as f64 * fraction).collect();
+    let mut counts: Vec<usize> = quotas.iter().map(|q| q.floor() as usize).collect();
+    let mut by_remainder: Vec<usize> = (0..n_strata).collect();
+    by_remainder.sort_by(|&a, &b| {
+        let (ra, rb) = (quotas[a] - quotas[a].floor(), quotas[b] - quotas[b].floor());
+        rb.total_cmp(&ra).then(a.cmp(&b))
+    });
+    let mut missing = total.saturating_sub(counts.iter().sum());
+    for &s in &by_remainder {
+        if missing == 0 {
+            break;
+        }
+        if counts[s] < members[s].len() {
+            counts[s] += 1;
+            missing -= 1;
+        }
+    }
     let mut rng = SplitMix64::new(seed);
     let mut out = vec![Split::Train; strata.len()];
-    for rows in &mut members {
+    for (rows, &k) in members.iter_mut().zip(&counts) {
         rng.shuffle(rows);
-        let k = (rows.len() as f64 * fraction).round() as usize;
         for &r in &rows[..k.min(rows.len())] {
             out[r as usize] = Split::Holdout;
         }
@@ -64,6 +84,12 @@ mod tests {
         assert_eq!(held_pos, 20);
         assert_eq!(s, random_holdout(&strata, 0.2, 42));
         assert_ne!(s, random_holdout(&strata, 0.2, 43));
+    }
+
+    #[test]
+    fn tiny_data_still_gets_a_holdout() {
+        let s = random_holdout(&[0, 0, 1, 1], 0.2, 1);
+        assert_eq!(s.iter().filter(|&&x| x == Split::Holdout).count(), 1);
     }
 
     #[test]

@@ -115,7 +115,12 @@ fn split_index(s: Split) -> usize {
     }
 }
 
-fn column_stats(name: String, kind: ColumnKind, role: ColumnRole, array: &dyn Array) -> ColumnStats {
+fn column_stats(
+    name: String,
+    kind: ColumnKind,
+    role: ColumnRole,
+    array: &dyn Array,
+) -> ColumnStats {
     let mut s = ColumnStats {
         name,
         kind,

@@ -58,13 +58,16 @@ pub fn assemble(
 /// Writes the table as Parquet (zstd). Deterministic: the same table gives the same bytes.
 pub fn to_parquet(batch: &RecordBatch) -> Result<Vec<u8>, DataError> {
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid level"),
+        ))
         .set_created_by("gyre".to_string())
         .build();
     let mut buf = Vec::new();
     let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
         .map_err(|e| DataError::Parquet(e.to_string()))?;
-    w.write(batch).map_err(|e| DataError::Parquet(e.to_string()))?;
+    w.write(batch)
+        .map_err(|e| DataError::Parquet(e.to_string()))?;
     w.close().map_err(|e| DataError::Parquet(e.to_string()))?;
     Ok(buf)
 }

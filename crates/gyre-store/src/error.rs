@@ -15,7 +15,9 @@ pub enum StoreError {
     },
     #[error("metadata store: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("the project at {path} was written by a newer gyre (schema {found}, this gyre knows up to {known})")]
+    #[error(
+        "the project at {path} was written by a newer gyre (schema {found}, this gyre knows up to {known})"
+    )]
     TooNew {
         path: PathBuf,
         found: i64,

@@ -157,7 +157,14 @@ impl Tx<'_> {
         self.0.execute(
             "INSERT INTO versions (id, dataset, seq, parent, description, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![v.id, v.dataset, v.seq, v.parent, v.description, v.created_at],
+            params![
+                v.id,
+                v.dataset,
+                v.seq,
+                v.parent,
+                v.description,
+                v.created_at
+            ],
         )?;
         Ok(())
     }
@@ -243,7 +250,10 @@ mod tests {
             })
             .unwrap();
         let err = store
-            .write(|tx| tx.0.execute("DELETE FROM journal", []).map_err(crate::StoreError::from))
+            .write(|tx| {
+                tx.0.execute("DELETE FROM journal", [])
+                    .map_err(crate::StoreError::from)
+            })
             .unwrap_err();
         assert!(err.to_string().contains("append-only"), "{err}");
         let j = store.read(|tx| tx.journal()).unwrap();
@@ -276,7 +286,7 @@ mod tests {
     fn abandoned_temp_files_are_swept_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let root = Store::init(dir.path(), "").unwrap();
-        // pid 0 is never a user process: its file is abandoned.
+        // No process has this pid: its file is abandoned.
         let stale = root.join(".gyre/tmp/999999999-0.tmp");
         std::fs::write(&stale, b"partial").unwrap();
         let _ = Store::open(&root).unwrap();

@@ -60,9 +60,7 @@ impl Objects {
     pub fn get(&self, id: &ContentHash) -> Result<Vec<u8>, StoreError> {
         let p = self.path(id);
         fs::read(&p).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StoreError::MissingObject {
-                id: id.to_string(),
-            },
+            std::io::ErrorKind::NotFound => StoreError::MissingObject { id: id.to_string() },
             _ => StoreError::io(p, e),
         })
     }

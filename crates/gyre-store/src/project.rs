@@ -22,9 +22,7 @@ pub struct Tx<'a>(pub(crate) Transaction<'a>);
 
 /// The nearest directory from `start` upward that holds `gyre.toml`.
 pub fn discover(start: &Path) -> Result<PathBuf, StoreError> {
-    let start = start
-        .canonicalize()
-        .map_err(|e| StoreError::io(start, e))?;
+    let start = start.canonicalize().map_err(|e| StoreError::io(start, e))?;
     let mut dir = Some(start.as_path());
     while let Some(d) = dir {
         if d.join(CONFIG_FILE).is_file() {

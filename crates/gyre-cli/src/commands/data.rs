@@ -64,7 +64,13 @@ pub fn run(cli: &Cli, name: Option<&str>) -> anyhow::Result<ExitCode> {
             }
         }
         s.push_str("  columns\n");
-        let width = d.stats.columns.iter().map(|c| c.name.len()).max().unwrap_or(4);
+        let width = d
+            .stats
+            .columns
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(4);
         for c in &d.stats.columns {
             let detail = match (c.min, c.max, c.mean) {
                 (Some(lo), Some(hi), Some(mean)) => {

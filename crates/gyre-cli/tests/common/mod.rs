@@ -1,0 +1,126 @@
+//! Helpers for tests that run the real `gyre` binary in a temporary project.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gyre")
+}
+
+/// The bundled UCI Adult file.
+pub fn adult() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/adult/adult.csv.gz")
+}
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A fresh, initialized project.
+    pub fn new() -> Project {
+        let p = Project::empty();
+        let out = p.run(&["init"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        p
+    }
+
+    /// A temporary directory that is not a project.
+    pub fn empty() -> Project {
+        Project {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .current_dir(self.path())
+            .env("GYRE_USER", "tester")
+            .env_remove("GYRE_PROJECT");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs with --json, expects success, and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.run(&a);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "gyre {args:?} failed: {}",
+            stderr(&out)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("gyre {args:?}: invalid JSON ({e}): {}", stdout(&out)))
+    }
+
+    pub fn write(&self, name: &str, content: &[u8]) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// Everything a failed command must leave untouched: the journal and the object files.
+    pub fn snapshot(&self) -> (usize, Vec<PathBuf>) {
+        let log = self.json(&["log"]);
+        let entries = log["entries"].as_array().unwrap().len();
+        (entries, files_under(&self.path().join(".gyre/objects")))
+    }
+
+    pub fn import_adult(&self) -> serde_json::Value {
+        let adult = adult();
+        self.json(&[
+            "import",
+            adult.to_str().unwrap(),
+            "--target",
+            "income",
+            "--split-column",
+            "split",
+        ])
+    }
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Asserts exit code 2 and that stderr contains every needle; returns stderr.
+pub fn assert_error(o: &Output, needles: &[&str]) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "expected exit 2, stderr: {err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+    err
+}

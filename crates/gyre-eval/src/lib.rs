@@ -1,0 +1,8 @@
+//! gyre's evaluation: metrics computed from per-example predictions, so that any run can be
+//! scored again later (on a new suite, against fixed labels) without retraining.
+//!
+//! Pure: no I/O, no clock, no randomness.
+
+pub mod metrics;
+
+pub use metrics::{Metrics, Scores, classification_metrics, regression_metrics};
