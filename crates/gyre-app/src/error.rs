@@ -9,6 +9,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(transparent)]
+    Learn(#[from] gyre_learn::LearnError),
     #[error("{message}")]
     Invalid {
         message: String,
@@ -34,6 +36,7 @@ impl AppError {
         match self {
             AppError::Store(e) => e.hint(),
             AppError::Data(e) => e.hint(),
+            AppError::Learn(_) => None,
             AppError::Invalid { hint, .. } => hint.clone(),
             AppError::NotFound { .. } => None,
         }

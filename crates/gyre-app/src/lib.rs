@@ -9,12 +9,20 @@ mod data;
 mod error;
 mod import;
 mod journal;
+mod predictions;
+mod runs;
+mod table_view;
+mod train;
 
 pub use config::default_config;
 pub use data::{DataReport, DatasetReport};
 pub use error::AppError;
+pub use gyre_learn::{LEARNERS, Progress};
 pub use import::{ImportReport, ImportRequest};
 pub use journal::LogReport;
+pub use predictions::PredictionsReport;
+pub use runs::RunsReport;
+pub use train::{RunReport, SeedFloor, TrainReport, TrainRequest};
 
 use gyre_store::Store;
 use std::path::{Path, PathBuf};

@@ -36,6 +36,48 @@ pub enum Command {
     },
     /// The journal: everything done to this project, by whom, when and why
     Log,
+    /// Train a learner on the current dataset version and evaluate it on every suite
+    Train(TrainArgs),
+    /// List runs
+    Runs,
+    /// Show one run: learner, params, version, metrics, timings
+    Show {
+        /// A run id (or unique prefix), or `latest`
+        run: String,
+    },
+    /// Write a run's per-example predictions to CSV or Parquet
+    Predictions {
+        /// A run id (or unique prefix), or `latest`
+        run: String,
+        /// The suite whose rows to write (default: holdout)
+        #[arg(long)]
+        suite: Option<String>,
+        /// The output file: .csv or .parquet
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The learner: gbdt (gradient-boosted trees) or linear
+    #[arg(long, default_value = "gbdt")]
+    pub learner: String,
+    /// A learner parameter, e.g. -p num_iterations=200 -p learning_rate=0.05 (repeatable)
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// The random seed (bagging, feature sampling, validation share)
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train K runs with seeds SEED..SEED+K-1 and report the flips between them (the noise floor)
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub seeds: usize,
+    /// The dataset version (default: the latest)
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// The dataset (default: the project's only dataset)
+    #[arg(long)]
+    pub dataset: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

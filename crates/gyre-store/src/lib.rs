@@ -12,6 +12,9 @@ mod objects;
 mod project;
 
 pub use error::StoreError;
-pub use meta::{DatasetRecord, JournalEntry, NewJournalEntry, SourceRecord, VersionRecord};
+pub use meta::{
+    DatasetRecord, JournalEntry, NewJournalEntry, RunRecord, SeedGroupRecord, SourceRecord,
+    VersionRecord,
+};
 pub use objects::Objects;
-pub use project::{CONFIG_FILE, STATE_DIR, Store, Tx, discover};
+pub use project::{CONFIG_FILE, STATE_DIR, Store, Tx, discover, write_atomic};

@@ -39,6 +39,40 @@ pub struct VersionRecord {
     pub created_at: String,
 }
 
+/// One training of a learner on one dataset version with one seed, and where its results live.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub dataset: String,
+    pub version: String,
+    pub learner: String,
+    /// Validated params with defaults, as JSON.
+    pub params: String,
+    pub seed: u64,
+    /// Object id of the saved model.
+    pub model: String,
+    /// Object id of the per-example predictions (Parquet).
+    pub predictions: String,
+    /// `{suite: {metric: value}}` as JSON.
+    pub metrics: String,
+    /// `{stage_s: seconds}` as JSON.
+    pub timings: String,
+    /// Everything else worth keeping (row counts, gyre version, git commit) as JSON.
+    pub info: String,
+    pub seed_group: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+/// A set of runs that differ only in their seed, and the flips between them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeedGroupRecord {
+    pub id: String,
+    /// The group's summary (runs, flip rates) as JSON.
+    pub summary: String,
+    pub created_at: String,
+}
+
 /// One line of the journal, as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
@@ -187,6 +221,100 @@ impl Tx<'_> {
              WHERE dataset = ?1 ORDER BY seq",
         )?;
         let rows = st.query_map([dataset], Self::version_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn insert_seed_group(&self, g: &SeedGroupRecord) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO seed_groups (id, summary, created_at) VALUES (?1, ?2, ?3)",
+            params![g.id, g.summary, g.created_at],
+        )?;
+        Ok(())
+    }
+
+    pub fn seed_group(&self, id: &str) -> Result<Option<SeedGroupRecord>, StoreError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT id, summary, created_at FROM seed_groups WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(SeedGroupRecord {
+                        id: r.get(0)?,
+                        summary: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn insert_run(&self, r: &RunRecord) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO runs (id, dataset, version, learner, params, seed, model, predictions,
+                               metrics, timings, info, seed_group, created_at, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![
+                r.id,
+                r.dataset,
+                r.version,
+                r.learner,
+                r.params,
+                r.seed as i64,
+                r.model,
+                r.predictions,
+                r.metrics,
+                r.timings,
+                r.info,
+                r.seed_group,
+                r.created_at,
+                r.created_by
+            ],
+        )?;
+        Ok(())
+    }
+
+    const RUN_COLS: &'static str = "id, dataset, version, learner, params, seed, model, predictions, \
+         metrics, timings, info, seed_group, created_at, created_by";
+
+    fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+        Ok(RunRecord {
+            id: r.get(0)?,
+            dataset: r.get(1)?,
+            version: r.get(2)?,
+            learner: r.get(3)?,
+            params: r.get(4)?,
+            seed: r.get::<_, i64>(5)? as u64,
+            model: r.get(6)?,
+            predictions: r.get(7)?,
+            metrics: r.get(8)?,
+            timings: r.get(9)?,
+            info: r.get(10)?,
+            seed_group: r.get(11)?,
+            created_at: r.get(12)?,
+            created_by: r.get(13)?,
+        })
+    }
+
+    /// Every run, oldest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM runs ORDER BY created_at, rowid",
+            Self::RUN_COLS
+        );
+        let mut st = self.0.prepare(&sql)?;
+        let rows = st.query_map([], Self::run_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Runs whose id starts with `prefix`.
+    pub fn runs_with_prefix(&self, prefix: &str) -> Result<Vec<RunRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM runs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY created_at, rowid",
+            Self::RUN_COLS
+        );
+        let mut st = self.0.prepare(&sql)?;
+        let rows = st.query_map([prefix], Self::run_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -45,4 +45,29 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
         BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
     "#,
+    // 2: runs, and seed groups (the seed-to-seed flip floor of one recipe).
+    r#"
+    CREATE TABLE seed_groups (
+        id          TEXT PRIMARY KEY,
+        summary     TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id            TEXT PRIMARY KEY,
+        dataset       TEXT NOT NULL REFERENCES datasets(name),
+        version       TEXT NOT NULL REFERENCES versions(id),
+        learner       TEXT NOT NULL,
+        params        TEXT NOT NULL,
+        seed          INTEGER NOT NULL,
+        model         TEXT NOT NULL,
+        predictions   TEXT NOT NULL,
+        metrics       TEXT NOT NULL,
+        timings       TEXT NOT NULL,
+        info          TEXT NOT NULL,
+        seed_group    TEXT REFERENCES seed_groups(id),
+        created_at    TEXT NOT NULL,
+        created_by    TEXT NOT NULL
+    );
+    CREATE INDEX runs_by_time ON runs (created_at);
+    "#,
 ];

@@ -4,6 +4,8 @@ mod data;
 mod import;
 mod init;
 mod log;
+mod runs;
+mod train;
 
 use crate::cli::{Cli, Command};
 use gyre_app::{App, ProjectLocation};
@@ -15,6 +17,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(cli, args),
         Command::Data { name } => data::run(cli, name.as_deref()),
         Command::Log => log::run(cli),
+        Command::Train(args) => train::run(cli, args),
+        Command::Runs => runs::list(cli),
+        Command::Show { run } => runs::show(cli, run),
+        Command::Predictions { run, suite, out } => {
+            runs::predictions(cli, run, suite.as_deref(), out)
+        }
     }
 }
 

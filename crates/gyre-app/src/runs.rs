@@ -1,0 +1,55 @@
+//! `gyre runs` and `gyre show`: naming runs by id prefix, `latest`, and listing them.
+
+use crate::train::{RunReport, run_report};
+use crate::{App, AppError};
+use gyre_store::RunRecord;
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct RunsReport {
+    pub runs: Vec<RunReport>,
+}
+
+impl App {
+    /// A run by unique id prefix or `latest`.
+    pub(crate) fn resolve_run(&mut self, name: &str) -> Result<RunRecord, AppError> {
+        if name == "latest" {
+            return self
+                .store
+                .read(|tx| tx.runs())?
+                .pop()
+                .ok_or_else(|| AppError::Invalid {
+                    message: "there are no runs yet".into(),
+                    hint: Some("train one: gyre train".into()),
+                });
+        }
+        let mut matches = self.store.read(|tx| tx.runs_with_prefix(name))?;
+        match matches.len() {
+            1 => Ok(matches.pop().expect("one match")),
+            0 => {
+                let all = self.store.read(|tx| tx.runs())?;
+                let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+                Err(AppError::NotFound {
+                    what: "run",
+                    name: name.to_string(),
+                    suggestion: gyre_core::closest(name, ids).map(String::from),
+                })
+            }
+            n => Err(AppError::invalid(format!(
+                "run prefix \"{name}\" matches {n} runs; give more characters"
+            ))),
+        }
+    }
+
+    pub fn runs(&mut self) -> Result<RunsReport, AppError> {
+        let runs = self.store.read(|tx| tx.runs())?;
+        Ok(RunsReport {
+            runs: runs.iter().map(run_report).collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub fn show(&mut self, run: &str) -> Result<RunReport, AppError> {
+        let r = self.resolve_run(run)?;
+        run_report(&r)
+    }
+}

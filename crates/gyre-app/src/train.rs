@@ -1,0 +1,372 @@
+//! `gyre train`: fit a learner on a version's training rows, predict every holdout row, score it,
+//! and store the run (model, per-example predictions, metrics, timings) with a journal entry.
+
+use crate::predictions::{self, Predictions};
+use crate::{App, AppError, now};
+use gyre_core::{ContentHash, Split, Task};
+use gyre_eval::metrics::{self, Scores};
+use gyre_learn::{Progress, TrainSet};
+use gyre_store::{NewJournalEntry, RunRecord, SeedGroupRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// What `gyre train` was asked.
+#[derive(Clone, Debug)]
+pub struct TrainRequest {
+    pub dataset: Option<String>,
+    pub version: Option<String>,
+    pub learner: String,
+    pub params: Vec<(String, String)>,
+    pub seed: u64,
+    /// Train this many runs, seeds `seed..seed+seeds`, and measure the flips between them.
+    pub seeds: usize,
+}
+
+impl Default for TrainRequest {
+    fn default() -> Self {
+        TrainRequest {
+            dataset: None,
+            version: None,
+            learner: "gbdt".into(),
+            params: Vec::new(),
+            seed: 0,
+            seeds: 1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SuiteResult {
+    pub name: String,
+    pub passed: bool,
+}
+
+/// A stored run, as reported by `train` and `show`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunReport {
+    pub run: String,
+    pub dataset: String,
+    pub version: String,
+    pub learner: String,
+    pub params: serde_json::Value,
+    pub seed: u64,
+    pub task: Task,
+    pub primary_metric: String,
+    /// `{suite: {metric: value}}`.
+    pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
+    pub suites: Vec<SuiteResult>,
+    pub timings: BTreeMap<String, f64>,
+    pub rows: RowCounts,
+    pub created_at: String,
+    pub created_by: String,
+    pub gyre_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed_group: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RowCounts {
+    pub train: usize,
+    pub holdout: usize,
+}
+
+/// Flips between two runs of a seed group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeedPair {
+    pub a: String,
+    pub b: String,
+    /// Rows right under one run and wrong under the other.
+    pub flips: usize,
+    pub flip_rate: f64,
+}
+
+/// The seed noise floor: how much runs of one recipe disagree from the seed alone.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeedFloor {
+    pub group: String,
+    pub runs: Vec<String>,
+    pub seeds: Vec<u64>,
+    /// Classification only; `None` for regression, where right/wrong is undefined.
+    pub mean_flip_rate: Option<f64>,
+    pub pairs: Vec<SeedPair>,
+}
+
+#[derive(Serialize)]
+pub struct TrainReport {
+    #[serde(flatten)]
+    pub run: RunReport,
+    /// Every run of `--seeds K` (the first is also flattened above).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<RunReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed_floor: Option<SeedFloor>,
+}
+
+/// The part of a run's record kept as JSON `info`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RunInfo {
+    pub task: Task,
+    pub primary_metric: String,
+    pub suites: Vec<SuiteResult>,
+    pub rows: RowCounts,
+    pub gyre_version: String,
+    pub git_commit: Option<String>,
+}
+
+impl App {
+    pub fn train(
+        &mut self,
+        req: &TrainRequest,
+        progress: &dyn Progress,
+    ) -> Result<TrainReport, AppError> {
+        if req.seeds == 0 {
+            return Err(AppError::invalid("--seeds must be at least 1"));
+        }
+        let learner = gyre_learn::learner(&req.learner, &req.params)?;
+        let t0 = Instant::now();
+        let dataset = self.resolve_dataset(req.dataset.as_deref())?;
+        let loaded = self.load_version(&dataset, req.version.as_deref())?;
+        let features = loaded.features();
+        let labels = loaded.labels();
+        let splits = loaded.splits();
+        let row_ids = loaded.row_ids();
+        let train_rows: Vec<u32> = (0..splits.len() as u32)
+            .filter(|&r| splits[r as usize] != Split::Holdout)
+            .collect();
+        let holdout_rows: Vec<u32> = (0..splits.len() as u32)
+            .filter(|&r| splits[r as usize] == Split::Holdout)
+            .collect();
+        if train_rows.is_empty() {
+            return Err(AppError::invalid(format!(
+                "version {} of {dataset} has no training rows",
+                &loaded.version[..12]
+            )));
+        }
+        let load_s = t0.elapsed().as_secs_f64();
+        let task = loaded.schema.task;
+        let git_commit = git_commit(self.root());
+        let group_id = (req.seeds > 1).then(|| new_id(&format!("group {}", req.seed)));
+
+        let mut reports = Vec::new();
+        let mut holdout_correct: Vec<Vec<bool>> = Vec::new();
+        for k in 0..req.seeds {
+            let seed = req.seed + k as u64;
+            let t1 = Instant::now();
+            let model = learner.fit(
+                loaded.learn_task(),
+                &TrainSet {
+                    features: &features,
+                    rows: &train_rows,
+                    labels: &labels,
+                    weights: None,
+                },
+                seed,
+                progress,
+            )?;
+            let train_s = t1.elapsed().as_secs_f64();
+            let t2 = Instant::now();
+            let scores = model.predict(&features, &holdout_rows);
+            let holdout_labels: Vec<f64> =
+                holdout_rows.iter().map(|&r| labels[r as usize]).collect();
+            let scored = Scores {
+                task,
+                classes: loaded.schema.classes.len(),
+                labels: &holdout_labels,
+                scores: &scores,
+                weights: None,
+            };
+            let holdout_metrics = metrics::metrics(&scored);
+            if task.is_classification() {
+                let pred = metrics::predicted_classes(task, loaded.schema.classes.len(), &scores);
+                holdout_correct.push(
+                    pred.iter()
+                        .zip(&holdout_labels)
+                        .map(|(&p, &y)| f64::from(p) == y)
+                        .collect(),
+                );
+            }
+            let preds = Predictions {
+                row_ids: holdout_rows
+                    .iter()
+                    .map(|&r| row_ids[r as usize].0)
+                    .collect(),
+                labels: holdout_labels,
+                scores,
+            };
+            let pred_bytes = predictions::to_parquet(&preds, &loaded.schema)?;
+            let evaluate_s = t2.elapsed().as_secs_f64();
+
+            let model_obj = self.store.objects().put(&model.save())?;
+            let pred_obj = self.store.objects().put(&pred_bytes)?;
+            let created_at = now();
+            let id = new_id(&format!(
+                "{} {} {seed} {created_at}",
+                loaded.version, req.learner
+            ));
+            let mut all_metrics = BTreeMap::new();
+            all_metrics.insert("holdout".to_string(), holdout_metrics);
+            let mut timings = BTreeMap::new();
+            timings.insert("load_s".to_string(), if k == 0 { load_s } else { 0.0 });
+            timings.insert("train_s".to_string(), train_s);
+            timings.insert("evaluate_s".to_string(), evaluate_s);
+            let info = RunInfo {
+                task,
+                primary_metric: metrics::primary(task).name.to_string(),
+                suites: vec![SuiteResult {
+                    name: "holdout".into(),
+                    passed: true,
+                }],
+                rows: RowCounts {
+                    train: train_rows.len(),
+                    holdout: holdout_rows.len(),
+                },
+                gyre_version: env!("CARGO_PKG_VERSION").into(),
+                git_commit: git_commit.clone(),
+            };
+            let record = RunRecord {
+                id: id.clone(),
+                dataset: dataset.clone(),
+                version: loaded.version.clone(),
+                learner: req.learner.clone(),
+                params: learner.params().to_string(),
+                seed,
+                model: model_obj.to_string(),
+                predictions: pred_obj.to_string(),
+                metrics: serde_json::to_string(&all_metrics).expect("metrics serialize"),
+                timings: serde_json::to_string(&timings).expect("timings serialize"),
+                info: serde_json::to_string(&info).expect("info serializes"),
+                seed_group: None,
+                created_at,
+                created_by: self.user.clone(),
+            };
+            reports.push(record);
+        }
+
+        let floor = group_id
+            .as_ref()
+            .map(|g| seed_floor(g, &reports, &holdout_correct));
+        let (user, command) = (self.user.clone(), self.command.clone());
+        self.store.write(|tx| {
+            if let (Some(g), Some(f)) = (&group_id, &floor) {
+                tx.insert_seed_group(&SeedGroupRecord {
+                    id: g.clone(),
+                    summary: serde_json::to_string(f).expect("floor serializes"),
+                    created_at: now(),
+                })?;
+            }
+            let mut objects = Vec::new();
+            for r in &mut reports {
+                r.seed_group = group_id.clone();
+                tx.insert_run(r)?;
+                objects.push(format!("run:{}", r.id));
+                objects.push(format!("model:{}", r.model));
+                objects.push(format!("predictions:{}", r.predictions));
+            }
+            tx.append_journal(&NewJournalEntry {
+                time: &now(),
+                user: &user,
+                command: &command,
+                why: None,
+                objects: &objects,
+            })
+            .map_err(AppError::from)
+        })?;
+        let runs: Vec<RunReport> = reports.iter().map(run_report).collect::<Result<_, _>>()?;
+        Ok(TrainReport {
+            run: runs[0].clone(),
+            runs: if runs.len() > 1 { runs } else { Vec::new() },
+            seed_floor: floor,
+        })
+    }
+}
+
+/// Pairwise flips (right under one run, wrong under the other) on the holdout.
+fn seed_floor(group: &str, runs: &[RunRecord], correct: &[Vec<bool>]) -> SeedFloor {
+    let mut pairs = Vec::new();
+    for i in 0..correct.len() {
+        for j in i + 1..correct.len() {
+            let flips = correct[i]
+                .iter()
+                .zip(&correct[j])
+                .filter(|(a, b)| a != b)
+                .count();
+            pairs.push(SeedPair {
+                a: runs[i].id.clone(),
+                b: runs[j].id.clone(),
+                flips,
+                flip_rate: flips as f64 / correct[i].len().max(1) as f64,
+            });
+        }
+    }
+    SeedFloor {
+        group: group.to_string(),
+        runs: runs.iter().map(|r| r.id.clone()).collect(),
+        seeds: runs.iter().map(|r| r.seed).collect(),
+        mean_flip_rate: (!pairs.is_empty())
+            .then(|| pairs.iter().map(|p| p.flip_rate).sum::<f64>() / pairs.len() as f64),
+        pairs,
+    }
+}
+
+pub(crate) fn run_report(r: &RunRecord) -> Result<RunReport, AppError> {
+    let corrupt = |what: &str, e: serde_json::Error| {
+        AppError::from(gyre_store::StoreError::Corrupt(format!(
+            "run {} {what}: {e}",
+            r.id
+        )))
+    };
+    let info: RunInfo = serde_json::from_str(&r.info).map_err(|e| corrupt("info", e))?;
+    Ok(RunReport {
+        run: r.id.clone(),
+        dataset: r.dataset.clone(),
+        version: r.version.clone(),
+        learner: r.learner.clone(),
+        params: serde_json::from_str(&r.params).map_err(|e| corrupt("params", e))?,
+        seed: r.seed,
+        task: info.task,
+        primary_metric: info.primary_metric,
+        metrics: serde_json::from_str(&r.metrics).map_err(|e| corrupt("metrics", e))?,
+        suites: info.suites,
+        timings: serde_json::from_str(&r.timings).map_err(|e| corrupt("timings", e))?,
+        rows: info.rows,
+        created_at: r.created_at.clone(),
+        created_by: r.created_by.clone(),
+        gyre_version: info.gyre_version,
+        git_commit: info.git_commit,
+        seed_group: r.seed_group.clone(),
+    })
+}
+
+/// A fresh run id: 12 hex characters, unique with overwhelming probability.
+fn new_id(salt: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let h = ContentHash::of_parts(&[
+        salt.as_bytes(),
+        &nanos.to_le_bytes(),
+        &std::process::id().to_le_bytes(),
+        &N.fetch_add(1, Ordering::Relaxed).to_le_bytes(),
+    ]);
+    h.as_str()[..12].to_string()
+}
+
+/// The project directory's git commit, when it is in a repository.
+fn git_commit(root: &std::path::Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(root)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}

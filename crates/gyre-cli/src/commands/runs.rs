@@ -1,0 +1,86 @@
+//! `gyre runs`, `gyre show RUN`, `gyre predictions RUN --out FILE`.
+
+use crate::cli::Cli;
+use crate::output::{self, count, short};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let report = super::open(cli)?.runs()?;
+    if cli.json {
+        output::json(&report);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if report.runs.is_empty() {
+        output::print("no runs yet\n\nnext: gyre train\n");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut s = format!(
+        "{:<12}  {:<24}  {:<7}  {:<12}  {:>5}  {}\n",
+        "run", "created", "learner", "version", "seed", "holdout"
+    );
+    for r in &report.runs {
+        let primary = r
+            .metrics
+            .get("holdout")
+            .and_then(|m| m.get(&r.primary_metric))
+            .map_or("n/a".to_string(), |v| {
+                format!("{} {v:.4}", r.primary_metric)
+            });
+        s.push_str(&format!(
+            "{:<12}  {:<24}  {:<7}  {:<12}  {:>5}  {}\n",
+            short(&r.run),
+            r.created_at,
+            r.learner,
+            short(&r.version),
+            r.seed,
+            primary
+        ));
+    }
+    output::print(&s);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn show(cli: &Cli, run: &str) -> anyhow::Result<ExitCode> {
+    let r = super::open(cli)?.show(run)?;
+    if cli.json {
+        output::json(&r);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut s = super::train::run_summary(&r);
+    s.push_str(&format!("  created {} by {}\n", r.created_at, r.created_by));
+    s.push_str(&format!("  params  {}\n", r.params));
+    let suites: Vec<String> = r
+        .suites
+        .iter()
+        .map(|x| format!("{} {}", x.name, if x.passed { "passed" } else { "FAILED" }))
+        .collect();
+    s.push_str(&format!("  suites  {}\n", suites.join(", ")));
+    if let Some(c) = &r.git_commit {
+        s.push_str(&format!("  git     {c}\n"));
+    }
+    output::print(&s);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn predictions(
+    cli: &Cli,
+    run: &str,
+    suite: Option<&str>,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    let r = super::open(cli)?.export_predictions(run, suite, out)?;
+    if cli.json {
+        output::json(&r);
+    } else {
+        output::print(&format!(
+            "wrote {} predictions of run {} on {} to {} ({})\n",
+            count(r.rows as u64),
+            short(&r.run),
+            r.suite,
+            r.out.display(),
+            r.format
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}

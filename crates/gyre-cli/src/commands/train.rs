@@ -1,0 +1,119 @@
+//! `gyre train`.
+
+use crate::cli::{Cli, TrainArgs};
+use crate::output::{self, count, short};
+use gyre_app::{Progress, RunReport, TrainRequest};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::process::ExitCode;
+
+/// Training progress on stderr; indicatif draws nothing when stderr is not a terminal.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn iteration(&self, done: usize, total: usize) {
+        if self.0.length() != Some(total as u64) {
+            self.0.set_length(total as u64);
+            self.0.reset();
+        }
+        self.0.set_position(done as u64);
+    }
+}
+
+pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    let mut params = Vec::new();
+    for p in &args.params {
+        let Some((k, v)) = p.split_once('=') else {
+            anyhow::bail!("parameter \"{p}\" is not KEY=VALUE (for example -p num_iterations=200)");
+        };
+        params.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let req = TrainRequest {
+        dataset: args.dataset.clone(),
+        version: args.version.clone(),
+        learner: args.learner.clone(),
+        params,
+        seed: args.seed,
+        seeds: args.seeds,
+    };
+    let mut app = super::open(cli)?;
+    let bar = if cli.json {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template("training {bar:30} {pos}/{len} ({elapsed})")
+                .expect("valid template"),
+        );
+        // Only show it when training takes noticeable time.
+        b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+        b
+    };
+    let result = app.train(&req, &Bar(bar.clone()));
+    bar.finish_and_clear();
+    let report = result?;
+    if cli.json {
+        output::json(&report);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut s = String::new();
+    let runs: Vec<&RunReport> = if report.runs.is_empty() {
+        vec![&report.run]
+    } else {
+        report.runs.iter().collect()
+    };
+    for r in &runs {
+        s.push_str(&run_summary(r));
+    }
+    if let Some(f) = &report.seed_floor {
+        match f.mean_flip_rate {
+            Some(rate) => s.push_str(&format!(
+                "\nseed noise floor: {:.2}% of holdout examples flip between seeds alone (mean over {} pairs)\n",
+                100.0 * rate,
+                f.pairs.len()
+            )),
+            None => s.push_str("\nseed noise floor: not defined for regression\n"),
+        }
+    }
+    s.push_str(&format!(
+        "\nnext: gyre show {}   |   gyre predictions {} --out preds.csv\n",
+        short(&report.run.run),
+        short(&report.run.run)
+    ));
+    output::print(&s);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A few readable lines about one run.
+pub fn run_summary(r: &RunReport) -> String {
+    let mut s = format!(
+        "run {}: {} on {} version {} (seed {}), {} train rows, {} holdout rows\n",
+        short(&r.run),
+        r.learner,
+        r.dataset,
+        short(&r.version),
+        r.seed,
+        count(r.rows.train as u64),
+        count(r.rows.holdout as u64)
+    );
+    for (suite, m) in &r.metrics {
+        let primary = m.get(&r.primary_metric).copied();
+        let others: Vec<String> = m
+            .iter()
+            .filter(|(k, _)| **k != r.primary_metric)
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
+        s.push_str(&format!(
+            "  {suite}: {} {}   ({})\n",
+            r.primary_metric,
+            primary.map_or("n/a".to_string(), |v| format!("{v:.4}")),
+            others.join(", ")
+        ));
+    }
+    let t = |k: &str| r.timings.get(k).copied().unwrap_or(0.0);
+    s.push_str(&format!(
+        "  time: train {:.2}s, evaluate {:.2}s\n",
+        t("train_s"),
+        t("evaluate_s")
+    ));
+    s
+}

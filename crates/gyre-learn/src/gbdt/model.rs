@@ -1,0 +1,422 @@
+//! The fitted gbdt model: trees flattened into arrays on real feature values, so prediction needs no
+//! binning, plus its versioned save format.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::GbdtParams;
+use super::tree::{BinSplit, Tree};
+use crate::binning::{BinMap, FeatureBins};
+use crate::{Column, Features, LearnError, MODEL_FORMAT, MODEL_VERSION, Model, Task, objective};
+
+/// Rows per parallel prediction task.
+const PREDICT_CHUNK: usize = 256;
+
+/// One tree as stored: arrays over internal nodes, then leaf values. Child references `>= 0` are
+/// internal nodes and `< 0` are leaf `!child`; a tree without internal nodes is the single leaf 0.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct FlatTree {
+    feature: Vec<u32>,
+    /// Numeric nodes send finite values `<= threshold` left.
+    threshold: Vec<f64>,
+    /// `-1` for numeric nodes, else the index of the node's category set in `cat_offsets`.
+    cat: Vec<i32>,
+    /// Where missing values (and, for categorical nodes, codes beyond the set) go.
+    default_left: Vec<bool>,
+    left: Vec<i32>,
+    right: Vec<i32>,
+    /// Category set `i` is `cat_bits[cat_offsets[i]..cat_offsets[i + 1]]`: bit `c` set means code `c` goes left.
+    cat_offsets: Vec<u32>,
+    cat_bits: Vec<u32>,
+    leaf_value: Vec<f64>,
+}
+
+/// The in-memory node used while predicting; one cache line holds two.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    threshold: f64,
+    /// Left then right child, indexed by "goes right" so the walk needs no branch.
+    children: [i32; 2],
+    feature: u32,
+    /// `u32::MAX` for numeric nodes, else the start of the category set in `cat_bits`.
+    cat_start: u32,
+    cat_len: u32,
+    default_left: bool,
+}
+
+#[derive(Clone, Debug)]
+struct RuntimeTree {
+    nodes: Vec<Node>,
+    cat_bits: Vec<u32>,
+    leaf_value: Vec<f64>,
+}
+
+/// A gradient-boosted tree ensemble: `init_score` plus, per iteration, one tree per output.
+#[derive(Clone, Debug)]
+pub struct GbdtModel {
+    task: Task,
+    params: GbdtParams,
+    feature_names: Vec<String>,
+    init_score: Vec<f64>,
+    trees: Vec<FlatTree>,
+    runtime: Vec<RuntimeTree>,
+    /// Per feature, whether the trees split it as categorical (`None` when unused), so a column of
+    /// the other kind can read as missing.
+    categorical: Vec<Option<bool>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    format: String,
+    version: u32,
+    learner: String,
+    task: Task,
+    params: serde_json::Value,
+    feature_names: Vec<String>,
+    init_score: Vec<f64>,
+    trees: Vec<FlatTree>,
+}
+
+impl FlatTree {
+    /// Moves a tree from bin codes to real values: thresholds become bin upper bounds and bin sets
+    /// become category-code sets.
+    pub(crate) fn from_tree(tree: &Tree, feats: &[FeatureBins]) -> FlatTree {
+        let mut t = FlatTree {
+            feature: Vec::new(),
+            threshold: Vec::new(),
+            cat: Vec::new(),
+            default_left: Vec::new(),
+            left: Vec::new(),
+            right: Vec::new(),
+            cat_offsets: vec![0],
+            cat_bits: Vec::new(),
+            leaf_value: tree.leaf_values.clone(),
+        };
+        for n in &tree.nodes {
+            t.feature.push(n.feature as u32);
+            t.default_left.push(n.default_left);
+            t.left.push(n.left);
+            t.right.push(n.right);
+            match (&n.split, &feats[n.feature].map) {
+                (BinSplit::Numeric { threshold }, BinMap::Numeric { upper }) => {
+                    let u = upper[*threshold as usize];
+                    // The top bin's bound is +inf, which JSON cannot hold; every finite value is <= MAX.
+                    t.threshold.push(if u.is_finite() { u } else { f64::MAX });
+                    t.cat.push(-1);
+                }
+                (BinSplit::Categorical { left }, BinMap::Categorical { cat_to_bin, .. }) => {
+                    let in_set = |b: u8| left[(b >> 6) as usize] >> (b & 63) & 1 == 1;
+                    let codes: Vec<usize> = (0..cat_to_bin.len())
+                        .filter(|&c| in_set(cat_to_bin[c]))
+                        .collect();
+                    // Codes past the stored words follow default_left, so when missing goes left the set
+                    // must spell out every known code; otherwise it can stop at the last code in it.
+                    let len = if n.default_left {
+                        cat_to_bin.len()
+                    } else {
+                        codes.last().map_or(0, |c| c + 1)
+                    };
+                    let mut words = vec![0u32; len.div_ceil(32)];
+                    for c in codes {
+                        words[c / 32] |= 1 << (c % 32);
+                    }
+                    t.cat.push((t.cat_offsets.len() - 1) as i32);
+                    t.cat_bits.extend_from_slice(&words);
+                    t.cat_offsets.push(t.cat_bits.len() as u32);
+                    t.threshold.push(0.0);
+                }
+                _ => unreachable!("split kind always matches the feature's binning"),
+            }
+        }
+        t
+    }
+
+    fn validate(&self, num_features: usize) -> Result<(), String> {
+        let n = self.feature.len();
+        let lens = [
+            self.threshold.len(),
+            self.cat.len(),
+            self.default_left.len(),
+            self.left.len(),
+            self.right.len(),
+        ];
+        if lens.iter().any(|&l| l != n) {
+            return Err("node arrays differ in length".into());
+        }
+        if self.leaf_value.len() != n + 1 {
+            return Err(format!(
+                "{} internal nodes need {} leaves, found {}",
+                n,
+                n + 1,
+                self.leaf_value.len()
+            ));
+        }
+        if self.cat_offsets.first() != Some(&0)
+            || self.cat_offsets.windows(2).any(|w| w[0] > w[1])
+            || *self.cat_offsets.last().unwrap() as usize != self.cat_bits.len()
+        {
+            return Err("category set offsets are inconsistent".into());
+        }
+        for i in 0..n {
+            if self.feature[i] as usize >= num_features {
+                return Err(format!(
+                    "node {i} uses feature {} of {num_features}",
+                    self.feature[i]
+                ));
+            }
+            if self.cat[i] >= 0 && self.cat[i] as usize + 1 >= self.cat_offsets.len() {
+                return Err(format!("node {i} refers to a missing category set"));
+            }
+            for c in [self.left[i], self.right[i]] {
+                let ok = if c >= 0 {
+                    (c as usize) < n && c as usize > i
+                } else {
+                    (!c as usize) <= n
+                };
+                if !ok {
+                    return Err(format!("node {i} has an invalid child {c}"));
+                }
+            }
+        }
+        if self
+            .leaf_value
+            .iter()
+            .chain(&self.threshold)
+            .any(|v| !v.is_finite())
+        {
+            return Err("non-finite threshold or leaf value".into());
+        }
+        Ok(())
+    }
+
+    fn runtime(&self) -> RuntimeTree {
+        let nodes = (0..self.feature.len())
+            .map(|i| {
+                let (cat_start, cat_len) = if self.cat[i] < 0 {
+                    (u32::MAX, 0)
+                } else {
+                    let k = self.cat[i] as usize;
+                    (
+                        self.cat_offsets[k],
+                        self.cat_offsets[k + 1] - self.cat_offsets[k],
+                    )
+                };
+                Node {
+                    threshold: self.threshold[i],
+                    feature: self.feature[i],
+                    children: [self.left[i], self.right[i]],
+                    cat_start,
+                    cat_len,
+                    default_left: self.default_left[i],
+                }
+            })
+            .collect();
+        RuntimeTree {
+            nodes,
+            cat_bits: self.cat_bits.clone(),
+            leaf_value: self.leaf_value.clone(),
+        }
+    }
+}
+
+impl RuntimeTree {
+    /// The leaf reached by one row given as one value per feature: numeric values with NaN for
+    /// missing, category codes as f64 with NaN for missing (see `GbdtModel::fill_rows`).
+    #[inline]
+    fn leaf(&self, row: &[f64]) -> usize {
+        if self.nodes.is_empty() {
+            return 0;
+        }
+        let mut i = 0usize;
+        loop {
+            let n = &self.nodes[i];
+            let x = row[n.feature as usize];
+            let left = if n.cat_start == u32::MAX {
+                // Non-short-circuit operators keep this branch-free: the comparison is false for NaN.
+                (x <= n.threshold) | (x.is_nan() & n.default_left)
+            } else if x.is_nan() || (x as u32) / 32 >= n.cat_len {
+                n.default_left
+            } else {
+                let c = x as u32;
+                self.cat_bits[(n.cat_start + c / 32) as usize] >> (c % 32) & 1 == 1
+            };
+            let next = n.children[(!left) as usize];
+            if next < 0 {
+                return !next as usize;
+            }
+            i = next as usize;
+        }
+    }
+}
+
+impl GbdtModel {
+    pub(crate) fn new(
+        task: Task,
+        params: GbdtParams,
+        feature_names: Vec<String>,
+        init_score: Vec<f64>,
+        trees: Vec<FlatTree>,
+    ) -> GbdtModel {
+        let runtime = trees.iter().map(FlatTree::runtime).collect();
+        let mut categorical = vec![None; feature_names.len()];
+        for t in &trees {
+            for (f, c) in t.feature.iter().zip(&t.cat) {
+                categorical[*f as usize] = Some(*c >= 0);
+            }
+        }
+        GbdtModel {
+            task,
+            params,
+            feature_names,
+            init_score,
+            trees,
+            runtime,
+            categorical,
+        }
+    }
+
+    pub fn params(&self) -> &GbdtParams {
+        &self.params
+    }
+
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    /// Boosting iterations kept (after early stopping); each has `task.outputs()` trees.
+    pub fn num_iterations(&self) -> usize {
+        self.trees.len() / self.task.outputs()
+    }
+
+    pub fn num_trees(&self) -> usize {
+        self.trees.len()
+    }
+
+    /// Copies rows into a row-major buffer of one f64 per feature, so walking a tree reads one
+    /// contiguous row instead of a column per node. Missing values, non-finite numbers, missing
+    /// category codes and columns of the wrong kind all become NaN.
+    fn fill_rows(&self, features: &Features, rows: &[u32], buf: &mut Vec<f64>) {
+        let nf = self.feature_names.len();
+        buf.clear();
+        buf.resize(rows.len() * nf.max(1), f64::NAN);
+        for f in 0..nf {
+            let Some(cat) = self.categorical[f] else {
+                continue;
+            };
+            match (features.columns.get(f), cat) {
+                (Some(Column::Numeric(v)), false) => {
+                    for (i, &r) in rows.iter().enumerate() {
+                        let x = v[r as usize];
+                        buf[i * nf + f] = if x.is_finite() { x } else { f64::NAN };
+                    }
+                }
+                (Some(Column::Categorical { codes, .. }), true) => {
+                    for (i, &r) in rows.iter().enumerate() {
+                        let c = codes[r as usize];
+                        buf[i * nf + f] = if c == u32::MAX { f64::NAN } else { c as f64 };
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Raw scores before the link function (log-odds, class logits, values), row-major.
+    pub fn predict_raw(&self, features: &Features, rows: &[u32]) -> Vec<f64> {
+        let k = self.task.outputs();
+        let nf = self.feature_names.len().max(1);
+        let mut out = vec![0.0; rows.len() * k];
+        out.par_chunks_mut(PREDICT_CHUNK * k)
+            .zip(rows.par_chunks(PREDICT_CHUNK))
+            .for_each_init(Vec::new, |buf, (out, rows)| {
+                self.fill_rows(features, rows, buf);
+                for o in out.chunks_mut(k) {
+                    o.copy_from_slice(&self.init_score);
+                }
+                // Tree-major over a block of rows keeps one tree hot in cache and lets the independent
+                // walks of neighbouring rows overlap. Each row still adds trees in a fixed order, so the
+                // sum never depends on scheduling.
+                for (t, tree) in self.runtime.iter().enumerate() {
+                    for (o, row) in out.chunks_mut(k).zip(buf.chunks(nf)) {
+                        o[t % k] += tree.leaf_value[tree.leaf(row)];
+                    }
+                }
+            });
+        out
+    }
+
+    /// The leaf each row reaches in each tree, row-major (`rows.len() * num_trees()`).
+    pub fn leaf_indices(&self, features: &Features, rows: &[u32]) -> Vec<u32> {
+        let nt = self.runtime.len();
+        let nf = self.feature_names.len().max(1);
+        let mut out = vec![0u32; rows.len() * nt];
+        if nt == 0 {
+            return out;
+        }
+        out.par_chunks_mut(PREDICT_CHUNK * nt)
+            .zip(rows.par_chunks(PREDICT_CHUNK))
+            .for_each_init(Vec::new, |buf, (out, rows)| {
+                self.fill_rows(features, rows, buf);
+                for (o, row) in out.chunks_mut(nt).zip(buf.chunks(nf)) {
+                    for (slot, tree) in o.iter_mut().zip(&self.runtime) {
+                        *slot = tree.leaf(row) as u32;
+                    }
+                }
+            });
+        out
+    }
+
+    pub(crate) fn load(bytes: &[u8]) -> Result<GbdtModel, LearnError> {
+        let s: Saved = serde_json::from_slice(bytes)
+            .map_err(|e| LearnError::CorruptModel(format!("gbdt model: {e}")))?;
+        let params = GbdtParams::from_json(&s.params)
+            .map_err(|e| LearnError::CorruptModel(format!("gbdt params: {e}")))?;
+        let k = s.task.outputs();
+        if s.init_score.len() != k || !s.trees.len().is_multiple_of(k) {
+            return Err(LearnError::CorruptModel(format!(
+                "gbdt model does not have {k} outputs"
+            )));
+        }
+        for (i, t) in s.trees.iter().enumerate() {
+            t.validate(s.feature_names.len())
+                .map_err(|e| LearnError::CorruptModel(format!("tree {i}: {e}")))?;
+        }
+        Ok(GbdtModel::new(
+            s.task,
+            params,
+            s.feature_names,
+            s.init_score,
+            s.trees,
+        ))
+    }
+}
+
+impl Model for GbdtModel {
+    fn task(&self) -> Task {
+        self.task
+    }
+
+    fn learner(&self) -> &'static str {
+        "gbdt"
+    }
+
+    fn predict(&self, features: &Features, rows: &[u32]) -> Vec<f64> {
+        let mut raw = self.predict_raw(features, rows);
+        objective::transform(self.task, &mut raw);
+        raw
+    }
+
+    fn save(&self) -> Vec<u8> {
+        let saved = Saved {
+            format: MODEL_FORMAT.to_string(),
+            version: MODEL_VERSION,
+            learner: "gbdt".to_string(),
+            task: self.task,
+            params: self.params.to_json(),
+            feature_names: self.feature_names.clone(),
+            init_score: self.init_score.clone(),
+            trees: self.trees.clone(),
+        };
+        serde_json::to_vec(&saved).expect("a gbdt model always serializes")
+    }
+}

@@ -1,0 +1,592 @@
+//! Growing one tree leaf-wise (best-first) on binned data from gradient/hessian histograms, the core
+//! of LightGBM (Ke et al., NeurIPS 2017), including histogram subtraction, learned missing-value
+//! directions and LightGBM's sorted-category partition search for categorical features.
+//!
+//! Determinism: each feature's histogram is summed sequentially in row order by one task, and
+//! choices between features are made after collecting, lowest feature first on ties, so the tree does
+//! not depend on how rayon schedules work.
+
+use rayon::prelude::*;
+
+use crate::binning::FeatureBins;
+
+/// Rows below which a leaf's histograms are built on the calling thread: spawning costs more.
+const PAR_MIN_ROWS: usize = 2048;
+
+/// Sum of gradients, hessians and rows falling into one bin (or one side of a split).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Sums {
+    pub g: f64,
+    pub h: f64,
+    pub n: u32,
+}
+
+impl Sums {
+    fn add(&mut self, o: &Sums) {
+        self.g += o.g;
+        self.h += o.h;
+        self.n += o.n;
+    }
+
+    fn minus(&self, o: &Sums) -> Sums {
+        // Wrapping: stale slots of features outside this tree's sample may hold anything.
+        Sums {
+            g: self.g - o.g,
+            h: self.h - o.h,
+            n: self.n.wrapping_sub(o.n),
+        }
+    }
+}
+
+/// Tree-growing limits and regularization, taken from checked params.
+#[derive(Clone, Debug)]
+pub(crate) struct TreeConfig {
+    pub num_leaves: usize,
+    /// 0 means no limit.
+    pub max_depth: usize,
+    pub min_data_in_leaf: u32,
+    pub min_sum_hessian_in_leaf: f64,
+    pub min_gain_to_split: f64,
+    pub lambda_l2: f64,
+    /// Largest |leaf output| before the learning rate; 0 means no limit.
+    pub max_delta_step: f64,
+    pub learning_rate: f64,
+    pub cat_smooth: f64,
+    pub cat_l2: f64,
+    pub max_cat_threshold: usize,
+    pub max_cat_to_onehot: usize,
+    pub min_data_per_group: u32,
+}
+
+/// Bins of the training rows, compacted so row `i` of training is index `i` in every column.
+pub(crate) struct TrainBins<'a> {
+    pub cols: Vec<Vec<u8>>,
+    pub feats: &'a [FeatureBins],
+}
+
+/// A split on bin codes. Categorical sets are over bins (at most 256), as a 256-bit set.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum BinSplit {
+    /// Bins `<= threshold` go left; the missing bin follows `default_left`.
+    Numeric { threshold: u8 },
+    /// Bins in the set go left; the set holds the missing bin exactly when `default_left`.
+    Categorical { left: [u64; 4] },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct SplitInfo {
+    pub feature: usize,
+    pub gain: f64,
+    pub split: BinSplit,
+    pub default_left: bool,
+    pub left: Sums,
+    pub right: Sums,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct TreeNode {
+    pub feature: usize,
+    pub split: BinSplit,
+    pub default_left: bool,
+    /// Child references: `>= 0` is an internal node, `< 0` is leaf `!child`.
+    pub left: i32,
+    pub right: i32,
+}
+
+/// A grown tree on bin codes, with its leaf values already scaled by the learning rate.
+#[derive(Clone, Debug)]
+pub(crate) struct Tree {
+    pub nodes: Vec<TreeNode>,
+    pub leaf_values: Vec<f64>,
+}
+
+fn bit(set: &[u64; 4], b: u8) -> bool {
+    set[(b >> 6) as usize] >> (b & 63) & 1 == 1
+}
+
+#[inline]
+fn goes_left(node_split: &BinSplit, default_left: bool, missing_bin: u8, b: u8) -> bool {
+    match node_split {
+        BinSplit::Numeric { threshold } => {
+            if b == missing_bin {
+                default_left
+            } else {
+                b <= *threshold
+            }
+        }
+        BinSplit::Categorical { left } => bit(left, b),
+    }
+}
+
+impl Tree {
+    /// The leaf a row reaches, reading its bin for feature `f` from `bin(f)`.
+    pub(crate) fn leaf_binned(&self, feats: &[FeatureBins], bin: impl Fn(usize) -> u8) -> usize {
+        if self.nodes.is_empty() {
+            return 0;
+        }
+        let mut i = 0usize;
+        loop {
+            let n = &self.nodes[i];
+            let b = bin(n.feature);
+            let next = if goes_left(&n.split, n.default_left, feats[n.feature].missing_bin(), b) {
+                n.left
+            } else {
+                n.right
+            };
+            if next < 0 {
+                return !next as usize;
+            }
+            i = next as usize;
+        }
+    }
+}
+
+struct Leaf {
+    start: usize,
+    end: usize,
+    sums: Sums,
+    depth: usize,
+    hist: Vec<Sums>,
+    best: Option<SplitInfo>,
+    /// The internal node pointing at this leaf, and whether as its left child.
+    parent: Option<(usize, bool)>,
+}
+
+/// Reusable buffers for growing trees over one training set.
+pub(crate) struct Grower<'a> {
+    data: &'a TrainBins<'a>,
+    cfg: &'a TreeConfig,
+    offsets: Vec<usize>,
+    total_bins: usize,
+    ordered_g: Vec<f64>,
+    ordered_h: Vec<f64>,
+    scratch: Vec<u32>,
+    pool: Vec<Vec<Sums>>,
+}
+
+impl<'a> Grower<'a> {
+    pub(crate) fn new(data: &'a TrainBins<'a>, cfg: &'a TreeConfig) -> Grower<'a> {
+        let mut offsets = Vec::with_capacity(data.feats.len() + 1);
+        let mut total = 0;
+        for f in data.feats {
+            offsets.push(total);
+            total += f.num_bins;
+        }
+        offsets.push(total);
+        Grower {
+            data,
+            cfg,
+            offsets,
+            total_bins: total,
+            ordered_g: Vec::new(),
+            ordered_h: Vec::new(),
+            scratch: Vec::new(),
+            pool: Vec::new(),
+        }
+    }
+
+    /// Grows one tree on the training rows in `rows` (reordered in place so each leaf's rows are
+    /// contiguous) using only features with `used[f]`. Returns the tree and each leaf's row range.
+    pub(crate) fn grow(
+        &mut self,
+        grad: &[f64],
+        hess: &[f64],
+        rows: &mut [u32],
+        used: &[bool],
+    ) -> (Tree, Vec<(usize, usize)>) {
+        let cfg = self.cfg;
+        let mut sums = Sums::default();
+        for &r in rows.iter() {
+            sums.g += grad[r as usize];
+            sums.h += hess[r as usize];
+            sums.n += 1;
+        }
+        let mut hist = self.take_buffer();
+        self.build_hist(grad, hess, rows, used, &mut hist);
+        let mut leaves = vec![Leaf {
+            start: 0,
+            end: rows.len(),
+            sums,
+            depth: 0,
+            hist,
+            best: None,
+            parent: None,
+        }];
+        leaves[0].best = self.best_split(&leaves[0], used);
+        let mut nodes: Vec<TreeNode> = Vec::new();
+
+        while leaves.len() < cfg.num_leaves {
+            let mut pick: Option<usize> = None;
+            for (i, l) in leaves.iter().enumerate() {
+                if let Some(s) = &l.best {
+                    if pick.is_none_or(|p| s.gain > leaves[p].best.as_ref().unwrap().gain) {
+                        pick = Some(i);
+                    }
+                }
+            }
+            let Some(li) = pick else { break };
+            let split = leaves[li].best.take().unwrap();
+            let (start, end) = (leaves[li].start, leaves[li].end);
+            let mid = start + self.partition(&mut rows[start..end], &split);
+
+            let node = nodes.len();
+            let right_leaf = leaves.len();
+            nodes.push(TreeNode {
+                feature: split.feature,
+                split: split.split.clone(),
+                default_left: split.default_left,
+                left: !(li as i32),
+                right: !(right_leaf as i32),
+            });
+            if let Some((p, is_left)) = leaves[li].parent {
+                if is_left {
+                    nodes[p].left = node as i32;
+                } else {
+                    nodes[p].right = node as i32;
+                }
+            }
+            let depth = leaves[li].depth + 1;
+            // Build the smaller child's histogram from its rows; the larger one is parent minus smaller.
+            let mut small = self.take_buffer();
+            let left_smaller = mid - start <= end - mid;
+            let small_rows = if left_smaller { start..mid } else { mid..end };
+            self.build_hist(grad, hess, &rows[small_rows], used, &mut small);
+            let mut large = std::mem::take(&mut leaves[li].hist);
+            for (l, s) in large.iter_mut().zip(&small) {
+                *l = l.minus(s);
+            }
+            let (left_hist, right_hist) = if left_smaller {
+                (small, large)
+            } else {
+                (large, small)
+            };
+            leaves[li] = Leaf {
+                start,
+                end: mid,
+                sums: split.left,
+                depth,
+                hist: left_hist,
+                best: None,
+                parent: Some((node, true)),
+            };
+            leaves.push(Leaf {
+                start: mid,
+                end,
+                sums: split.right,
+                depth,
+                hist: right_hist,
+                best: None,
+                parent: Some((node, false)),
+            });
+            if leaves.len() < cfg.num_leaves {
+                leaves[li].best = self.best_split(&leaves[li], used);
+                let last = leaves.len() - 1;
+                leaves[last].best = self.best_split(&leaves[last], used);
+            }
+        }
+
+        let leaf_values = leaves.iter().map(|l| leaf_output(&l.sums, cfg)).collect();
+        let ranges = leaves.iter().map(|l| (l.start, l.end)).collect();
+        for l in leaves {
+            self.pool.push(l.hist);
+        }
+        (Tree { nodes, leaf_values }, ranges)
+    }
+
+    fn take_buffer(&mut self) -> Vec<Sums> {
+        self.pool
+            .pop()
+            .unwrap_or_else(|| vec![Sums::default(); self.total_bins])
+    }
+
+    /// Histograms of every used feature over `rows`. Unused features' slots are left stale: they are
+    /// never read while the same feature subset is in force.
+    fn build_hist(
+        &mut self,
+        grad: &[f64],
+        hess: &[f64],
+        rows: &[u32],
+        used: &[bool],
+        out: &mut [Sums],
+    ) {
+        // Gather gradients in leaf order once, so the per-feature loops read them sequentially.
+        self.ordered_g.clear();
+        self.ordered_h.clear();
+        self.ordered_g
+            .extend(rows.iter().map(|&r| grad[r as usize]));
+        self.ordered_h
+            .extend(rows.iter().map(|&r| hess[r as usize]));
+        let (og, oh) = (&self.ordered_g[..], &self.ordered_h[..]);
+        let mut parts: Vec<(usize, &mut [Sums])> = Vec::with_capacity(used.len());
+        let mut rest = out;
+        for (f, fb) in self.data.feats.iter().enumerate() {
+            let (a, b) = rest.split_at_mut(fb.num_bins);
+            rest = b;
+            if used[f] {
+                parts.push((f, a));
+            }
+        }
+        let cols = &self.data.cols;
+        let work = |(f, out): (usize, &mut [Sums])| hist_feature(&cols[f], rows, og, oh, out);
+        if rows.len() < PAR_MIN_ROWS {
+            parts.into_iter().for_each(work);
+        } else {
+            parts.into_par_iter().for_each(work);
+        }
+    }
+
+    fn partition(&mut self, rows: &mut [u32], split: &SplitInfo) -> usize {
+        let col = &self.data.cols[split.feature];
+        let missing = self.data.feats[split.feature].missing_bin();
+        self.scratch.clear();
+        let mut w = 0;
+        for i in 0..rows.len() {
+            let r = rows[i];
+            if goes_left(&split.split, split.default_left, missing, col[r as usize]) {
+                rows[w] = r;
+                w += 1;
+            } else {
+                self.scratch.push(r);
+            }
+        }
+        rows[w..].copy_from_slice(&self.scratch);
+        w
+    }
+
+    fn best_split(&self, leaf: &Leaf, used: &[bool]) -> Option<SplitInfo> {
+        let cfg = self.cfg;
+        if cfg.max_depth > 0 && leaf.depth >= cfg.max_depth {
+            return None;
+        }
+        if leaf.sums.n < 2 * cfg.min_data_in_leaf.max(1)
+            || leaf.sums.h < 2.0 * cfg.min_sum_hessian_in_leaf
+        {
+            return None;
+        }
+        let per_feature = |f: usize| -> Option<SplitInfo> {
+            if !used[f] {
+                return None;
+            }
+            let fb = &self.data.feats[f];
+            let hist = &leaf.hist[self.offsets[f]..self.offsets[f + 1]];
+            if fb.is_categorical() {
+                best_categorical(f, fb, hist, &leaf.sums, cfg)
+            } else {
+                best_numeric(f, fb, hist, &leaf.sums, cfg)
+            }
+        };
+        let candidates: Vec<Option<SplitInfo>> =
+            if used.len() >= 8 && leaf.sums.n as usize >= PAR_MIN_ROWS {
+                (0..used.len()).into_par_iter().map(per_feature).collect()
+            } else {
+                (0..used.len()).map(per_feature).collect()
+            };
+        let mut best: Option<SplitInfo> = None;
+        for c in candidates.into_iter().flatten() {
+            if best.as_ref().is_none_or(|b| c.gain > b.gain) {
+                best = Some(c);
+            }
+        }
+        best
+    }
+}
+
+fn hist_feature(col: &[u8], rows: &[u32], og: &[f64], oh: &[f64], out: &mut [Sums]) {
+    // A full 256-entry local histogram lets the compiler drop bounds checks on the bin index.
+    let mut local = [Sums::default(); 256];
+    for ((&r, &g), &h) in rows.iter().zip(og).zip(oh) {
+        let e = &mut local[col[r as usize] as usize];
+        e.g += g;
+        e.h += h;
+        e.n += 1;
+    }
+    out.copy_from_slice(&local[..out.len()]);
+}
+
+/// The Newton step -G/(H + l2), clamped to `max_delta_step` when that is on.
+fn raw_output(s: &Sums, l2: f64, max_delta_step: f64) -> f64 {
+    let d = s.h + l2;
+    if d <= 0.0 {
+        return 0.0;
+    }
+    let o = -s.g / d;
+    if max_delta_step > 0.0 && o.abs() > max_delta_step {
+        max_delta_step.copysign(o)
+    } else {
+        o
+    }
+}
+
+fn leaf_output(s: &Sums, cfg: &TreeConfig) -> f64 {
+    raw_output(s, cfg.lambda_l2, cfg.max_delta_step) * cfg.learning_rate
+}
+
+/// How much a leaf with these sums lowers the loss (times 2), at its possibly clamped output.
+fn score(s: &Sums, l2: f64, max_delta_step: f64) -> f64 {
+    if max_delta_step > 0.0 {
+        let o = raw_output(s, l2, max_delta_step);
+        -(2.0 * s.g * o + (s.h + l2) * o * o)
+    } else {
+        s.g * s.g / (s.h + l2)
+    }
+}
+
+fn side_ok(s: &Sums, cfg: &TreeConfig) -> bool {
+    s.n >= cfg.min_data_in_leaf && s.h >= cfg.min_sum_hessian_in_leaf
+}
+
+/// Best threshold on an ordered feature, trying the missing bin on each side.
+fn best_numeric(
+    f: usize,
+    fb: &FeatureBins,
+    hist: &[Sums],
+    total: &Sums,
+    cfg: &TreeConfig,
+) -> Option<SplitInfo> {
+    let nb = fb.num_bins;
+    let value_bins = nb - 1;
+    let missing = hist[nb - 1];
+    let shift = score(total, cfg.lambda_l2, cfg.max_delta_step) + cfg.min_gain_to_split;
+    let mut best: Option<(f64, u8, bool, Sums)> = None;
+    let directions: &[bool] = if missing.n > 0 {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &missing_left in directions {
+        let mut left = if missing_left {
+            missing
+        } else {
+            Sums::default()
+        };
+        // With missing rows on the right, "every value left" is a real split: missing vs not.
+        let last = if missing.n > 0 && !missing_left {
+            value_bins
+        } else {
+            value_bins - 1
+        };
+        for (t, bin) in hist.iter().enumerate().take(last) {
+            left.add(bin);
+            if !side_ok(&left, cfg) {
+                continue;
+            }
+            let right = total.minus(&left);
+            if !side_ok(&right, cfg) {
+                break;
+            }
+            let gain = score(&left, cfg.lambda_l2, cfg.max_delta_step)
+                + score(&right, cfg.lambda_l2, cfg.max_delta_step);
+            if gain > shift && best.is_none_or(|b| gain > b.0) {
+                best = Some((gain, t as u8, missing_left, left));
+            }
+        }
+    }
+    let (gain, threshold, missing_left, left) = best?;
+    let right = total.minus(&left);
+    // Without missing rows in training, unseen missing values follow the bigger side.
+    let default_left = if missing.n > 0 {
+        missing_left
+    } else {
+        left.n >= right.n
+    };
+    Some(SplitInfo {
+        feature: f,
+        gain: gain - shift + cfg.min_gain_to_split,
+        split: BinSplit::Numeric { threshold },
+        default_left,
+        left,
+        right,
+    })
+}
+
+/// LightGBM's categorical split: one-vs-rest for few categories, otherwise categories sorted by
+/// gradient/(hessian + cat_smooth) and scanned from both ends for the best left set.
+fn best_categorical(
+    f: usize,
+    fb: &FeatureBins,
+    hist: &[Sums],
+    total: &Sums,
+    cfg: &TreeConfig,
+) -> Option<SplitInfo> {
+    let nb = fb.num_bins;
+    let shift = score(total, cfg.lambda_l2, cfg.max_delta_step) + cfg.min_gain_to_split;
+    let nonempty = hist.iter().filter(|s| s.n > 0).count();
+    let mut best: Option<(f64, Vec<usize>, Sums)> = None;
+    if nonempty <= cfg.max_cat_to_onehot {
+        for (b, left) in hist.iter().enumerate().take(nb) {
+            if left.n == 0 || !side_ok(left, cfg) {
+                continue;
+            }
+            let right = total.minus(left);
+            if !side_ok(&right, cfg) {
+                continue;
+            }
+            let gain = score(left, cfg.lambda_l2, cfg.max_delta_step)
+                + score(&right, cfg.lambda_l2, cfg.max_delta_step);
+            if gain > shift && best.as_ref().is_none_or(|x| gain > x.0) {
+                best = Some((gain, vec![b], *left));
+            }
+        }
+    } else {
+        let l2 = cfg.lambda_l2 + cfg.cat_l2;
+        let mut sorted: Vec<usize> = (0..nb)
+            .filter(|&b| hist[b].n as f64 >= cfg.cat_smooth)
+            .collect();
+        let ctr = |b: usize| hist[b].g / (hist[b].h + cfg.cat_smooth);
+        sorted.sort_by(|&a, &b| ctr(a).total_cmp(&ctr(b)));
+        let used = sorted.len();
+        if used == 0 {
+            return None;
+        }
+        let max_num_cat = cfg.max_cat_threshold.min(used.div_ceil(2));
+        let max_threshold = max_num_cat.min(used).saturating_sub(1);
+        for forward in [true, false] {
+            let mut left = Sums::default();
+            let mut group = 0u32;
+            for i in 0..=max_threshold {
+                let b = if forward {
+                    sorted[i]
+                } else {
+                    sorted[used - 1 - i]
+                };
+                left.add(&hist[b]);
+                group += hist[b].n;
+                if !side_ok(&left, cfg) {
+                    continue;
+                }
+                let right = total.minus(&left);
+                if !side_ok(&right, cfg) || right.n < cfg.min_data_per_group {
+                    break;
+                }
+                if group < cfg.min_data_per_group {
+                    continue;
+                }
+                group = 0;
+                let gain =
+                    score(&left, l2, cfg.max_delta_step) + score(&right, l2, cfg.max_delta_step);
+                if gain > shift && best.as_ref().is_none_or(|x| gain > x.0) {
+                    let set = if forward {
+                        sorted[..=i].to_vec()
+                    } else {
+                        sorted[used - 1 - i..].to_vec()
+                    };
+                    best = Some((gain, set, left));
+                }
+            }
+        }
+    }
+    let (gain, set, left) = best?;
+    let mut bits = [0u64; 4];
+    for &b in &set {
+        bits[b >> 6] |= 1 << (b & 63);
+    }
+    let default_left = bit(&bits, fb.missing_bin());
+    Some(SplitInfo {
+        feature: f,
+        gain: gain - shift + cfg.min_gain_to_split,
+        split: BinSplit::Categorical { left: bits },
+        default_left,
+        left,
+        right: total.minus(&left),
+    })
+}

@@ -1,0 +1,248 @@
+//! Learners for gyre: a LightGBM-style gradient-boosted tree learner (`gbdt`) and a linear baseline
+//! (`linear`), picked by name at run time through object-safe `Learner` and `Model` traits.
+//!
+//! Invariants: the crate is pure. There is no clock, no global random number generator (every random
+//! choice comes from the seed given to `fit`), and no I/O. Training is deterministic: the same data,
+//! params and seed give bit-identical models and predictions whatever the number of threads.
+//!
+//! Flow, as in the rest of gyre: unchecked params (`&[(String, String)]`) are parsed once by
+//! [`learner`] into checked params ([`GbdtParams`], [`LinearParams`]), which fit a [`Model`].
+
+mod binning;
+mod error;
+mod gbdt;
+mod linear;
+mod objective;
+mod params;
+mod rng;
+
+use serde::{Deserialize, Serialize};
+
+pub use binning::{BinnedFeatures, bin_features};
+pub use error::LearnError;
+pub use gbdt::{Gbdt, GbdtModel, GbdtParams};
+pub use linear::{Linear, LinearModel, LinearParams};
+
+/// What a model predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    Binary,
+    Multiclass { classes: usize },
+    Regression,
+}
+
+impl Task {
+    /// Values predicted per row: 1 for binary and regression, one probability per class otherwise.
+    pub fn outputs(&self) -> usize {
+        match self {
+            Task::Binary | Task::Regression => 1,
+            Task::Multiclass { classes } => *classes,
+        }
+    }
+}
+
+/// One feature column over all rows of a table.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Column {
+    /// NaN means missing; +-inf is treated as missing too.
+    Numeric(Vec<f64>),
+    /// `u32::MAX` means missing; codes >= `cardinality` are treated as unseen, which is missing too.
+    Categorical { codes: Vec<u32>, cardinality: u32 },
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        match self {
+            Column::Numeric(v) => v.len(),
+            Column::Categorical { codes, .. } => codes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A feature table, column-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Features {
+    pub names: Vec<String>,
+    pub columns: Vec<Column>,
+    pub rows: usize,
+}
+
+/// The rows of a table a learner trains on. Edits exclude rows by leaving them out of `rows`, so the
+/// table itself is never copied.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainSet<'a> {
+    pub features: &'a Features,
+    /// Indices of the training rows within `features`.
+    pub rows: &'a [u32],
+    /// One label per row of `features`: the class index as f64 for classification, the value for regression.
+    pub labels: &'a [f64],
+    /// One weight per row of `features` when given.
+    pub weights: Option<&'a [f64]>,
+}
+
+/// Reports training progress; called from the training thread once per boosting round or solver iteration.
+pub trait Progress: Sync {
+    fn iteration(&self, done: usize, total: usize);
+}
+
+/// A `Progress` that ignores every report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn iteration(&self, _done: usize, _total: usize) {}
+}
+
+/// A learning algorithm with checked params, ready to fit.
+pub trait Learner: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// The validated params with every default filled in.
+    fn params(&self) -> serde_json::Value;
+    fn fit(
+        &self,
+        task: Task,
+        data: &TrainSet<'_>,
+        seed: u64,
+        progress: &dyn Progress,
+    ) -> Result<Box<dyn Model>, LearnError>;
+}
+
+/// A fitted model.
+pub trait Model: Send + Sync {
+    fn task(&self) -> Task;
+    fn learner(&self) -> &'static str;
+    /// Row-major, `rows.len() * task.outputs()` values: the probability of class 1 for binary, class
+    /// probabilities (summing to 1) for multiclass, the value for regression. `features` must have the
+    /// training table's columns in the same order; a column of the wrong kind reads as missing.
+    fn predict(&self, features: &Features, rows: &[u32]) -> Vec<f64>;
+    /// The model in gyre's versioned model format: JSON `{"format":"gyre-model","version":1,"learner":..}`.
+    fn save(&self) -> Vec<u8>;
+}
+
+/// The learners [`learner`] knows, by name.
+pub const LEARNERS: &[&str] = &["gbdt", "linear"];
+
+/// Format tag and version written by every `Model::save`.
+pub(crate) const MODEL_FORMAT: &str = "gyre-model";
+pub(crate) const MODEL_VERSION: u32 = 1;
+
+/// The one place params are checked: turns a learner name and raw `name=value` params into a learner.
+pub fn learner(name: &str, params: &[(String, String)]) -> Result<Box<dyn Learner>, LearnError> {
+    match name {
+        "gbdt" => Ok(Box::new(Gbdt::new(GbdtParams::parse(params)?))),
+        "linear" => Ok(Box::new(Linear::new(LinearParams::parse(params)?))),
+        _ => Err(LearnError::UnknownLearner {
+            name: name.to_string(),
+            valid: LEARNERS.iter().map(|s| s.to_string()).collect(),
+        }),
+    }
+}
+
+/// Reads a model written by `Model::save`, whatever learner wrote it.
+pub fn load_model(bytes: &[u8]) -> Result<Box<dyn Model>, LearnError> {
+    #[derive(Deserialize)]
+    struct Header {
+        format: String,
+        version: u32,
+        learner: String,
+    }
+    let header: Header = serde_json::from_slice(bytes)
+        .map_err(|e| LearnError::CorruptModel(format!("cannot read model header: {e}")))?;
+    if header.format != MODEL_FORMAT {
+        return Err(LearnError::CorruptModel(format!(
+            "format is \"{}\", expected \"{MODEL_FORMAT}\"",
+            header.format
+        )));
+    }
+    if header.version != MODEL_VERSION {
+        return Err(LearnError::UnsupportedModelVersion {
+            version: header.version,
+            supported: MODEL_VERSION,
+        });
+    }
+    match header.learner.as_str() {
+        "gbdt" => Ok(Box::new(GbdtModel::load(bytes)?)),
+        "linear" => Ok(Box::new(LinearModel::load(bytes)?)),
+        other => Err(LearnError::CorruptModel(format!(
+            "unknown learner \"{other}\" in model"
+        ))),
+    }
+}
+
+/// Checks what every learner needs from a training set, so each learner can index without checks.
+pub(crate) fn validate_train_set(task: Task, data: &TrainSet<'_>) -> Result<(), LearnError> {
+    if let Task::Multiclass { classes } = task {
+        if classes < 2 {
+            return Err(LearnError::InvalidTask(format!(
+                "multiclass needs at least 2 classes, got {classes}"
+            )));
+        }
+    }
+    let f = data.features;
+    if f.names.len() != f.columns.len() {
+        return Err(LearnError::ShapeMismatch {
+            what: "feature names",
+            expected: f.columns.len(),
+            found: f.names.len(),
+        });
+    }
+    for (name, col) in f.names.iter().zip(&f.columns) {
+        if col.len() != f.rows {
+            return Err(LearnError::ColumnLength {
+                column: name.clone(),
+                expected: f.rows,
+                found: col.len(),
+            });
+        }
+    }
+    if data.labels.len() != f.rows {
+        return Err(LearnError::ShapeMismatch {
+            what: "labels",
+            expected: f.rows,
+            found: data.labels.len(),
+        });
+    }
+    if let Some(w) = data.weights {
+        if w.len() != f.rows {
+            return Err(LearnError::ShapeMismatch {
+                what: "weights",
+                expected: f.rows,
+                found: w.len(),
+            });
+        }
+    }
+    if data.rows.is_empty() {
+        return Err(LearnError::NoTrainingRows);
+    }
+    for &r in data.rows {
+        let row = r as usize;
+        if row >= f.rows {
+            return Err(LearnError::RowOutOfRange { row, rows: f.rows });
+        }
+        let y = data.labels[row];
+        let bad = match task {
+            Task::Binary => (y != 0.0 && y != 1.0).then_some("binary labels must be 0 or 1"),
+            Task::Multiclass { classes } => (!(y >= 0.0 && y < classes as f64 && y.fract() == 0.0))
+                .then_some("class labels must be integers in 0..classes"),
+            Task::Regression => (!y.is_finite()).then_some("regression labels must be finite"),
+        };
+        if let Some(reason) = bad {
+            return Err(LearnError::InvalidLabel {
+                row,
+                value: y,
+                reason: reason.to_string(),
+            });
+        }
+        if let Some(w) = data.weights {
+            if !(w[row] >= 0.0 && w[row].is_finite()) {
+                return Err(LearnError::InvalidWeight { row, value: w[row] });
+            }
+        }
+    }
+    Ok(())
+}
