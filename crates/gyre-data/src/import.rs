@@ -91,10 +91,33 @@ pub fn import(
         }
     }
 
-    let (target, task, classes) = convert_target(path, &raw, target_idx, opts.task, &na)?;
-    let time = time_idx
-        .map(|i| time_keys(path, &raw, i, &na))
-        .transpose()?;
+    // Every column is independent: type them all in parallel (target and time included).
+    let others: Vec<usize> = (0..raw.names.len())
+        .filter(|&i| Some(i) != split_idx && i != target_idx && Some(i) != time_idx)
+        .collect();
+    let (target, time, converted) = std::thread::scope(|s| {
+        let target = s.spawn(|| convert_target(path, &raw, target_idx, opts.task, &na));
+        let time = s.spawn(|| time_idx.map(|i| time_keys(path, &raw, i, &na)).transpose());
+        let handles: Vec<_> = others
+            .iter()
+            .map(|&i| {
+                let chunks = &raw.chunks[i];
+                let na = &na;
+                s.spawn(move || infer::infer(chunks, na))
+            })
+            .collect();
+        let converted: Vec<Converted> = handles
+            .into_iter()
+            .map(|h| h.join().expect("column typing does not panic"))
+            .collect();
+        (
+            target.join().expect("target typing does not panic"),
+            time.join().expect("time parsing does not panic"),
+            converted,
+        )
+    });
+    let (target, task, classes) = target?;
+    let time = time?;
 
     let splits = match &opts.split {
         SplitSpec::Column { .. } => column_splits(path, &raw, split_idx.unwrap(), &na)?,
@@ -127,24 +150,6 @@ pub fn import(
         }
     }
 
-    // Features (and the id column) are independent: type them in parallel.
-    let others: Vec<usize> = (0..raw.names.len())
-        .filter(|&i| Some(i) != split_idx && i != target_idx && Some(i) != time_idx)
-        .collect();
-    let converted: Vec<Converted> = std::thread::scope(|s| {
-        let handles: Vec<_> = others
-            .iter()
-            .map(|&i| {
-                let chunks = &raw.chunks[i];
-                let na = &na;
-                s.spawn(move || infer::infer(chunks, na))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("column typing does not panic"))
-            .collect()
-    });
     let mut by_index: HashMap<usize, (Converted, ColumnRole)> = others
         .iter()
         .copied()

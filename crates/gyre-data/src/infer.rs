@@ -9,40 +9,36 @@ use arrow_array::{
 use arrow_schema::DataType;
 use gyre_core::ColumnKind;
 use rustc_hash::FxHashMap;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The text values read as missing. By default "", "?", "NA" and "null" (after trimming spaces).
+/// A short list compared directly: this check runs once per cell, and hashing cost more than
+/// the whole comparison.
 #[derive(Clone, Debug)]
-pub struct NaTokens(HashSet<String>);
+pub struct NaTokens(Vec<String>);
 
 impl Default for NaTokens {
     fn default() -> Self {
-        NaTokens(
-            ["", "?", "NA", "null"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        )
+        NaTokens::new(["?", "NA", "null"].iter().map(|s| s.to_string()))
     }
 }
 
 impl NaTokens {
     /// Replaces the defaults with the given tokens ("" always stays missing).
     pub fn new<I: IntoIterator<Item = String>>(tokens: I) -> Self {
-        let mut set: HashSet<String> = tokens.into_iter().map(|t| t.trim().to_string()).collect();
-        set.insert(String::new());
-        NaTokens(set)
+        let mut v: Vec<String> = tokens.into_iter().map(|t| t.trim().to_string()).collect();
+        v.push(String::new());
+        v.sort();
+        v.dedup();
+        NaTokens(v)
     }
 
     pub fn is_missing(&self, v: &str) -> bool {
-        self.0.contains(v)
+        self.0.iter().any(|t| t == v)
     }
 
-    pub fn tokens(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.0.iter().cloned().collect();
-        v.sort();
-        v
+    pub fn tokens(&self) -> &[String] {
+        &self.0
     }
 }
 
@@ -354,12 +350,58 @@ pub fn time_keys(chunks: &[ArrayRef], na: &NaTokens) -> Result<(Vec<f64>, ArrayR
 }
 
 /// RFC 3339-like timestamps, also without seconds (`2001-01-01T00:01`) or time (`2001-01-01`).
+/// The common zone-less forms are parsed by hand (they dominate time-column imports); anything
+/// else goes to arrow's parser.
 fn parse_timestamp(v: &str) -> Option<i64> {
     use arrow_cast::parse::string_to_timestamp_nanos as parse;
-    parse(v)
-        .or_else(|_| parse(&format!("{v}:00")))
-        .or_else(|_| parse(&format!("{v}T00:00:00")))
-        .ok()
+    parse_naive(v.as_bytes())
+        .or_else(|| parse(v).ok())
+        .or_else(|| parse(&format!("{v}:00")).ok())
+        .or_else(|| parse(&format!("{v}T00:00:00")).ok())
+}
+
+/// `YYYY-MM-DD`, optionally followed by `T` or a space and `HH:MM` or `HH:MM:SS`, as UTC nanoseconds.
+fn parse_naive(b: &[u8]) -> Option<i64> {
+    let num = |s: &[u8]| -> Option<i64> {
+        s.iter().try_fold(0i64, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    if !(b.len() == 10 || b.len() == 16 || b.len() == 19) || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let mut secs = 0;
+    if b.len() > 10 {
+        if !(b[10] == b'T' || b[10] == b' ') || b[13] != b':' {
+            return None;
+        }
+        let (h, mi) = (num(&b[11..13])?, num(&b[14..16])?);
+        let s = if b.len() == 19 {
+            if b[16] != b':' {
+                return None;
+            }
+            num(&b[17..19])?
+        } else {
+            0
+        };
+        if h > 23 || mi > 59 || s > 60 {
+            return None;
+        }
+        secs = h * 3600 + mi * 60 + s;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + secs) * 1_000_000_000)
 }
 
 fn numeric_keys(c: Converted) -> Result<(Vec<f64>, ArrayRef), BadCell> {
@@ -421,6 +463,27 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!((e.row, e.value.as_str()), (2, "x"));
+    }
+
+    #[test]
+    fn naive_timestamps_agree_with_arrow() {
+        for v in [
+            "2001-01-01T00:01",
+            "1996-05-07 13:45:10",
+            "2024-02-29",
+            "1969-12-31T23:59",
+        ] {
+            let arrow = arrow_cast::parse::string_to_timestamp_nanos(v)
+                .or_else(|_| arrow_cast::parse::string_to_timestamp_nanos(&format!("{v}:00")))
+                .or_else(|_| arrow_cast::parse::string_to_timestamp_nanos(&format!("{v}T00:00:00")))
+                .unwrap();
+            assert_eq!(parse_naive(v.as_bytes()), Some(arrow), "{v}");
+        }
+        assert_eq!(parse_naive(b"2001-13-01"), None);
+        assert_eq!(
+            parse_timestamp("2001-01-01T00:01:00Z"),
+            Some(60_000_000_000 + 978_307_200_000_000_000)
+        );
     }
 
     #[test]

@@ -94,10 +94,78 @@ fn open_text(path: &Path, gzip: bool) -> Result<Box<dyn Read>, DataError> {
     })?;
     let f = BufReader::with_capacity(1 << 20, f);
     Ok(if gzip {
-        Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(f)))
+        Box::new(BufReader::with_capacity(1 << 16, Inflater::spawn(f)))
     } else {
         Box::new(f)
     })
+}
+
+/// Gzip decompression on its own thread, so it overlaps CSV parsing on another core.
+struct Inflater {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Inflater {
+    fn spawn<R: Read + Send + 'static>(inner: R) -> Inflater {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        std::thread::spawn(move || {
+            let mut gz = MultiGzDecoder::new(inner);
+            loop {
+                let mut buf = vec![0u8; 1 << 20];
+                let mut filled = 0;
+                let res = loop {
+                    match gz.read(&mut buf[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == buf.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                buf.truncate(filled);
+                let done = filled == 0;
+                let msg = match res {
+                    Ok(()) => Ok(buf),
+                    Err(e) => Err(e),
+                };
+                let failed = msg.is_err();
+                // The reader may have stopped early (an error downstream): then just end.
+                if tx.send(msg).is_err() || done || failed {
+                    return;
+                }
+            }
+        });
+        Inflater {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for Inflater {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> DataError {

@@ -5,8 +5,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type};
 use arrow_array::{Array, RecordBatch};
 use gyre_core::{ColumnKind, ColumnRole, DatasetSchema, Split, Task};
+use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 /// How many values of each kind to list as "top".
 const TOP: usize = 5;
@@ -133,7 +134,7 @@ fn column_stats(
         top: Vec::new(),
     };
     if let Some(f) = array.as_primitive_opt::<Float64Type>() {
-        let mut distinct: HashSet<u64> = HashSet::new();
+        let mut distinct: FxHashSet<u64> = FxHashSet::default();
         let (mut sum, mut n) = (0.0f64, 0usize);
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         for v in f.iter() {
@@ -185,7 +186,7 @@ fn column_stats(
         // Time columns stored as timestamps.
         s.missing = array.null_count();
         if let Some(t) = array.as_primitive_opt::<arrow_array::types::TimestampNanosecondType>() {
-            s.distinct = t.values().iter().collect::<HashSet<_>>().len();
+            s.distinct = t.values().iter().collect::<FxHashSet<_>>().len();
             s.min = t.values().iter().min().map(|&v| v as f64);
             s.max = t.values().iter().max().map(|&v| v as f64);
         }
