@@ -124,3 +124,15 @@ pub fn assert_error(o: &Output, needles: &[&str]) -> String {
     }
     err
 }
+
+/// A fixture file under the repo's `fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
+}
+
+/// Number of runs stored.
+pub fn run_count(p: &Project) -> usize {
+    p.json(&["runs"])["runs"].as_array().unwrap().len()
+}

@@ -1,0 +1,279 @@
+//! `gyre train`, `runs`, `show`, `predictions` on real data: each task, determinism, the seed
+//! floor, and bad input (clear error, exit 2, no run stored).
+
+mod common;
+use common::*;
+
+fn adult_project() -> Project {
+    let p = Project::new();
+    p.import_adult();
+    p
+}
+
+#[test]
+fn gbdt_on_adult_stores_a_complete_run() {
+    let p = adult_project();
+    let r = p.json(&[
+        "train",
+        "-p",
+        "num_iterations=200",
+        "-p",
+        "learning_rate=0.05",
+    ]);
+    let auc = r["metrics"]["holdout"]["auc"].as_f64().unwrap();
+    assert!(auc > 0.92, "AUC {auc}");
+    for m in ["accuracy", "balanced_accuracy", "f1", "brier", "log_loss"] {
+        assert!(r["metrics"]["holdout"][m].is_number(), "{m} missing");
+    }
+    assert_eq!(r["learner"], "gbdt");
+    assert_eq!(r["params"]["num_iterations"], 200);
+    assert_eq!(r["params"]["num_leaves"], 31, "defaults are filled in");
+    assert_eq!(r["suites"][0]["name"], "holdout");
+    assert_eq!(r["suites"][0]["passed"], true);
+    assert!(r["timings"]["train_s"].as_f64().unwrap() > 0.0);
+    assert!(r["timings"]["evaluate_s"].is_number());
+    assert_eq!(r["rows"]["holdout"], 16281);
+    let data = p.json(&["data"]);
+    assert_eq!(r["version"], data["datasets"][0]["version"]);
+
+    let shown = p.json(&["show", "latest"]);
+    assert_eq!(shown["run"], r["run"]);
+    assert_eq!(shown["metrics"], r["metrics"]);
+    let prefix = &r["run"].as_str().unwrap()[..6];
+    assert_eq!(p.json(&["show", prefix])["run"], r["run"]);
+
+    let log = p.json(&["log"]);
+    let last = log["entries"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["command"].as_str().unwrap().starts_with("gyre train"));
+    let run_obj = format!("run:{}", r["run"].as_str().unwrap());
+    assert!(
+        last["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == run_obj.as_str())
+    );
+}
+
+#[test]
+fn same_version_params_and_seed_give_identical_predictions() {
+    let p = adult_project();
+    let args = [
+        "train",
+        "-p",
+        "num_iterations=30",
+        "-p",
+        "bagging_fraction=0.8",
+        "-p",
+        "bagging_freq=1",
+        "-p",
+        "feature_fraction=0.8",
+        "--seed",
+        "5",
+    ];
+    let a = p.json(&args)["run"].as_str().unwrap().to_string();
+    let b = p.json(&args)["run"].as_str().unwrap().to_string();
+    assert_ne!(a, b, "two runs, two ids");
+    let fa = p.path().join("a.csv");
+    let fb = p.path().join("b.csv");
+    p.json(&["predictions", &a, "--out", fa.to_str().unwrap()]);
+    p.json(&["predictions", &b, "--out", fb.to_str().unwrap()]);
+    let (ba, bb) = (std::fs::read(&fa).unwrap(), std::fs::read(&fb).unwrap());
+    assert_eq!(ba, bb, "predictions differ between identical runs");
+    // A different seed changes them (bagging and feature sampling are seeded).
+    let mut other = args.to_vec();
+    *other.last_mut().unwrap() = "6";
+    let c = p.json(&other)["run"].as_str().unwrap().to_string();
+    let fc = p.path().join("c.csv");
+    p.json(&["predictions", &c, "--out", fc.to_str().unwrap()]);
+    assert_ne!(std::fs::read(&fc).unwrap(), ba);
+
+    let text = String::from_utf8(ba).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "row_id,label,prediction,score_<=50K,score_>50K"
+    );
+    assert_eq!(lines.count(), 16281);
+    // Parquet output too.
+    let fp = p.path().join("a.parquet");
+    let rep = p.json(&["predictions", &a, "--out", fp.to_str().unwrap()]);
+    assert_eq!(rep["format"], "parquet");
+    assert!(std::fs::read(&fp).unwrap().starts_with(b"PAR1"));
+}
+
+#[test]
+fn linear_baseline_on_adult() {
+    let p = adult_project();
+    let r = p.json(&["train", "--learner", "linear"]);
+    let auc = r["metrics"]["holdout"]["auc"].as_f64().unwrap();
+    assert!(auc > 0.88, "linear AUC {auc}");
+    assert_eq!(r["learner"], "linear");
+}
+
+#[test]
+fn multiclass_on_kdd() {
+    let p = Project::new();
+    let f = fixture("kddcup-20k.csv.gz");
+    let imp = p.json(&[
+        "import",
+        f.to_str().unwrap(),
+        "--target",
+        "label",
+        "--seed",
+        "1",
+    ]);
+    assert_eq!(imp["task"], "multiclass");
+    let r = p.json(&["train", "-p", "num_iterations=30"]);
+    let acc = r["metrics"]["holdout"]["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.98, "accuracy {acc}");
+    assert!(r["metrics"]["holdout"]["auc"].as_f64().unwrap() > 0.9);
+    let out = p.path().join("k.csv");
+    p.json(&["predictions", "latest", "--out", out.to_str().unwrap()]);
+    let text = std::fs::read_to_string(out).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    assert!(header.contains(&"score_smurf"));
+    for line in text.lines().skip(1).take(200) {
+        let sum: f64 = line
+            .split(',')
+            .skip(3)
+            .map(|v| v.parse::<f64>().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-9, "scores sum to {sum}");
+    }
+}
+
+#[test]
+fn regression_on_bike_sharing() {
+    // casual + registered = cnt, a leak: import the file without those two columns.
+    let f = fixture("bike-hour.csv.gz");
+    let text = {
+        use std::io::Read;
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&f).unwrap())
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    };
+    let cleaned: String = text
+        .lines()
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            let keep: Vec<&str> = c[..14]
+                .iter()
+                .chain(std::iter::once(&c[16]))
+                .copied()
+                .collect();
+            keep.join(",") + "\n"
+        })
+        .collect();
+    let q = Project::new();
+    let cf = q.write("bike.csv", cleaned.as_bytes());
+    let imp = q.json(&[
+        "import",
+        cf.to_str().unwrap(),
+        "--target",
+        "cnt",
+        "--id-column",
+        "instant",
+    ]);
+    assert_eq!(imp["task"], "regression");
+    let r = q.json(&["train", "-p", "num_iterations=200"]);
+    let r2 = r["metrics"]["holdout"]["r2"].as_f64().unwrap();
+    assert!(r2 > 0.85, "R2 {r2}");
+    assert_eq!(r["primary_metric"], "rmse");
+    let lin = q.json(&["train", "--learner", "linear"]);
+    assert!(
+        lin["metrics"]["holdout"]["r2"].as_f64().unwrap() < r2,
+        "trees beat the linear baseline here"
+    );
+}
+
+#[test]
+fn seeds_measure_the_noise_floor() {
+    let p = adult_project();
+    let r = p.json(&[
+        "train",
+        "--seeds",
+        "3",
+        "-p",
+        "num_iterations=20",
+        "-p",
+        "bagging_fraction=0.7",
+        "-p",
+        "bagging_freq=1",
+    ]);
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    let seeds: Vec<u64> = runs.iter().map(|x| x["seed"].as_u64().unwrap()).collect();
+    assert_eq!(seeds, vec![0, 1, 2]);
+    let floor = &r["seed_floor"];
+    assert_eq!(floor["pairs"].as_array().unwrap().len(), 3);
+    let rate = floor["mean_flip_rate"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate < 0.1, "flip rate {rate}");
+    assert_eq!(run_count(&p), 3);
+}
+
+/// A training request that must fail: exit 2, the message, and nothing stored.
+fn bad_train(p: &Project, args: &[&str], needles: &[&str]) {
+    let before = p.snapshot();
+    let runs = run_count(p);
+    let mut a = vec!["train"];
+    a.extend_from_slice(args);
+    let out = p.run(&a);
+    assert_error(&out, needles);
+    assert_eq!(p.snapshot(), before);
+    assert_eq!(run_count(p), runs);
+}
+
+#[test]
+fn bad_learners_and_params_are_refused() {
+    let p = adult_project();
+    bad_train(
+        &p,
+        &["--learner", "xgboost"],
+        &["xgboost", "gbdt", "linear"],
+    );
+    bad_train(&p, &["-p", "num_leafs=8"], &["num_leafs", "num_leaves"]);
+    bad_train(
+        &p,
+        &["-p", "learning_rate=-0.1"],
+        &["learning_rate", "-0.1"],
+    );
+    bad_train(&p, &["-p", "trees=0"], &["trees", "0"]);
+    bad_train(
+        &p,
+        &["-p", "num_iterations=many"],
+        &["num_iterations", "many"],
+    );
+    bad_train(&p, &["-p", "novalue"], &["KEY=VALUE"]);
+    bad_train(
+        &p,
+        &["--version", "ffffff"],
+        &["version \"ffffff\" not found"],
+    );
+}
+
+#[test]
+fn unknown_runs_and_outputs() {
+    let p = adult_project();
+    let out = p.run(&["show", "latest"]);
+    assert_error(&out, &["no runs yet", "gyre train"]);
+    let r = p.json(&["train", "-p", "num_iterations=5"]);
+    let id = r["run"].as_str().unwrap();
+    let typo = format!("{}x", &id[..11]);
+    let out = p.run(&["show", &typo]);
+    assert_error(&out, &["run", "not found", "did you mean"]);
+    let out = p.run(&["predictions", id, "--out", "p.xlsx"]);
+    assert_error(&out, &["p.xlsx", "unknown output type"]);
+    assert!(!p.path().join("p.xlsx").exists());
+    let out = p.run(&["predictions", id, "--suite", "holdot", "--out", "p.csv"]);
+    assert_error(&out, &["suite \"holdot\" not found", "holdout"]);
+}
+
+#[test]
+fn training_with_no_dataset_says_how_to_import() {
+    let p = Project::new();
+    let out = p.run(&["train"]);
+    assert_error(&out, &["no dataset", "gyre import"]);
+}
