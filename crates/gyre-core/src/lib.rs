@@ -4,11 +4,13 @@
 
 pub mod hash;
 pub mod ids;
+pub mod predicate;
 pub mod schema;
 pub mod suggest;
 
 pub use hash::ContentHash;
 pub use ids::{DatasetName, RowId, SourceId, Version};
+pub use predicate::{Predicate, PredicateError};
 pub use schema::{ColumnKind, ColumnRole, ColumnSchema, DatasetSchema, Split, Task};
 pub use suggest::closest;
 

@@ -4,6 +4,7 @@
 //! Pure apart from reading the input file: no SQL, no clock, no global RNG.
 
 pub mod error;
+pub mod filter;
 pub mod import;
 pub mod infer;
 pub mod input;

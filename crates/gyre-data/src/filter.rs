@@ -1,0 +1,242 @@
+//! Evaluating a predicate over a stored table, with SQL's three-valued logic: a comparison with a
+//! missing value is unknown, `NOT unknown` is unknown, and a row matches only when the whole
+//! predicate is true. Categorical columns are decided once per category, then looked up per row.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, TimestampNanosecondType, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use gyre_core::Predicate;
+use gyre_core::predicate::{CmpOp, Literal, like_matches};
+use std::cmp::Ordering;
+
+/// Three-valued truth: 0 false, 1 true, 2 unknown.
+type Tri = u8;
+const F: Tri = 0;
+const T: Tri = 1;
+const U: Tri = 2;
+
+/// Which rows of `batch` satisfy `pred`. The predicate must have been checked against the schema.
+pub fn evaluate(pred: &Predicate, batch: &RecordBatch) -> Vec<bool> {
+    eval(pred, batch).into_iter().map(|t| t == T).collect()
+}
+
+fn eval(pred: &Predicate, batch: &RecordBatch) -> Vec<Tri> {
+    let n = batch.num_rows();
+    match pred {
+        Predicate::Const(b) => vec![Tri::from(*b); n],
+        Predicate::Not(p) => eval(p, batch)
+            .into_iter()
+            .map(|t| match t {
+                T => F,
+                F => T,
+                _ => U,
+            })
+            .collect(),
+        Predicate::And(ps) => {
+            let mut acc = vec![T; n];
+            for p in ps {
+                for (a, b) in acc.iter_mut().zip(eval(p, batch)) {
+                    *a = match (*a, b) {
+                        (F, _) | (_, F) => F,
+                        (T, T) => T,
+                        _ => U,
+                    };
+                }
+            }
+            acc
+        }
+        Predicate::Or(ps) => {
+            let mut acc = vec![F; n];
+            for p in ps {
+                for (a, b) in acc.iter_mut().zip(eval(p, batch)) {
+                    *a = match (*a, b) {
+                        (T, _) | (_, T) => T,
+                        (F, F) => F,
+                        _ => U,
+                    };
+                }
+            }
+            acc
+        }
+        Predicate::IsNull { column, negated } => {
+            let a = column_array(batch, column);
+            (0..n)
+                .map(|r| {
+                    let missing = crate::table::is_missing(a, r);
+                    Tri::from(missing != *negated)
+                })
+                .collect()
+        }
+        Predicate::Compare { column, op, value } => {
+            leaf(batch, column, &|v| compare(v, *op, value))
+        }
+        Predicate::In {
+            column,
+            values,
+            negated,
+        } => leaf(batch, column, &|v| {
+            let hit = values
+                .iter()
+                .any(|l| cmp_value(v, l) == Some(Ordering::Equal));
+            hit != *negated
+        }),
+        Predicate::Between {
+            column,
+            low,
+            high,
+            negated,
+        } => leaf(batch, column, &|v| {
+            let inside = matches!(cmp_value(v, low), Some(Ordering::Greater | Ordering::Equal))
+                && matches!(cmp_value(v, high), Some(Ordering::Less | Ordering::Equal));
+            inside != *negated
+        }),
+        Predicate::Like {
+            column,
+            pattern,
+            negated,
+        } => leaf(batch, column, &|v| match v {
+            Val::Text(s) => like_matches(pattern, s) != *negated,
+            _ => false,
+        }),
+    }
+}
+
+/// A present cell's value, borrowed.
+enum Val<'a> {
+    Num(f64),
+    Text(&'a str),
+    Bool(bool),
+}
+
+fn cmp_value(v: &Val<'_>, l: &Literal) -> Option<Ordering> {
+    match (v, l) {
+        (Val::Num(a), Literal::Number(b)) => a.partial_cmp(b),
+        (Val::Text(a), Literal::Text(b)) => Some((*a).cmp(b.as_str())),
+        (Val::Bool(a), Literal::Bool(b)) => Some(a.cmp(b)),
+        _ => None,
+    }
+}
+
+fn compare(v: &Val<'_>, op: CmpOp, l: &Literal) -> bool {
+    cmp_value(v, l).is_some_and(|o| op.holds(o))
+}
+
+fn column_array<'a>(batch: &'a RecordBatch, name: &str) -> &'a dyn Array {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("predicate column {name} was checked against the schema"))
+        .as_ref()
+}
+
+/// Applies a test to every present cell of a column; missing cells are unknown.
+fn leaf(batch: &RecordBatch, column: &str, test: &dyn Fn(&Val<'_>) -> bool) -> Vec<Tri> {
+    let a = column_array(batch, column);
+    if let Some(d) = a.as_dictionary_opt::<Int32Type>() {
+        let values = d.values().as_string::<i32>();
+        let per_code: Vec<Tri> = (0..values.len())
+            .map(|i| Tri::from(test(&Val::Text(values.value(i)))))
+            .collect();
+        return d
+            .keys()
+            .iter()
+            .map(|k| k.map_or(U, |k| per_code[k as usize]))
+            .collect();
+    }
+    if let Some(f) = a.as_primitive_opt::<Float64Type>() {
+        return f
+            .iter()
+            .map(|v| match v {
+                Some(x) if x.is_finite() => Tri::from(test(&Val::Num(x))),
+                _ => U,
+            })
+            .collect();
+    }
+    if let Some(u) = a.as_primitive_opt::<UInt64Type>() {
+        return u
+            .iter()
+            .map(|v| v.map_or(U, |x| Tri::from(test(&Val::Num(x as f64)))))
+            .collect();
+    }
+    if let Some(t) = a.as_primitive_opt::<TimestampNanosecondType>() {
+        return t
+            .iter()
+            .map(|v| v.map_or(U, |x| Tri::from(test(&Val::Num(x as f64)))))
+            .collect();
+    }
+    if let Some(b) = a.as_boolean_opt() {
+        return b
+            .iter()
+            .map(|v| v.map_or(U, |x| Tri::from(test(&Val::Bool(x)))))
+            .collect();
+    }
+    vec![U; a.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{
+        ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int32Array, StringArray,
+    };
+    use gyre_core::Split;
+    use std::sync::Arc;
+
+    fn batch() -> RecordBatch {
+        let dict = DictionaryArray::<Int32Type>::try_new(
+            Int32Array::from(vec![Some(0), Some(1), None, Some(1)]),
+            Arc::new(StringArray::from(vec!["Private", "Self-emp"])),
+        )
+        .unwrap();
+        crate::table::assemble(
+            &[10, 11, 12, 13],
+            &[Split::Train; 4],
+            vec![
+                (
+                    "age".into(),
+                    Arc::new(Float64Array::from(vec![
+                        Some(20.0),
+                        None,
+                        Some(40.0),
+                        Some(60.0),
+                    ])) as ArrayRef,
+                ),
+                ("work".into(), Arc::new(dict) as ArrayRef),
+                (
+                    "flag".into(),
+                    Arc::new(BooleanArray::from(vec![
+                        Some(true),
+                        Some(false),
+                        None,
+                        Some(true),
+                    ])) as ArrayRef,
+                ),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn rows(text: &str) -> Vec<usize> {
+        let p = Predicate::parse(text).unwrap();
+        evaluate(&p, &batch())
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        assert_eq!(rows("age < 50"), vec![0, 2]);
+        assert_eq!(rows("NOT (age < 50)"), vec![3], "missing age is neither");
+        assert_eq!(rows("age < 50 OR work = 'Self-emp'"), vec![0, 1, 2, 3]);
+        assert_eq!(rows("age IS NULL"), vec![1]);
+        assert_eq!(rows("work IS NULL OR flag IS NULL"), vec![2]);
+        assert_eq!(rows("work != 'Private'"), vec![1, 3]);
+        assert_eq!(rows("work NOT IN ('Private')"), vec![1, 3]);
+        assert_eq!(rows("work LIKE 'Self%' AND flag = TRUE"), vec![3]);
+        assert_eq!(rows("age BETWEEN 20 AND 40"), vec![0, 2]);
+        assert_eq!(rows("row_id >= 12"), vec![2, 3]);
+        assert_eq!(rows("TRUE"), vec![0, 1, 2, 3]);
+    }
+}
