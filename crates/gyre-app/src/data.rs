@@ -121,3 +121,140 @@ impl App {
         Ok(DataReport { datasets })
     }
 }
+
+/// One step of a dataset's version chain.
+#[derive(Serialize)]
+pub struct VersionStep {
+    pub seq: i64,
+    pub version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edit: Option<i64>,
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    pub created_at: String,
+    pub rows_affected: u64,
+    /// What this step changed, in the version it made.
+    pub change: VersionChange,
+}
+
+#[derive(Serialize, Default, Clone, PartialEq)]
+pub struct VersionChange {
+    pub training_rows: usize,
+    pub training_rows_delta: i64,
+    pub labels_changed: u64,
+    pub weighted_rows: usize,
+    pub dropped_features: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct VersionsReport {
+    pub dataset: String,
+    pub versions: Vec<VersionStep>,
+}
+
+/// A past (or the current) version, materialized and described.
+#[derive(Serialize)]
+pub struct VersionReport {
+    pub dataset: String,
+    pub version: String,
+    pub training_rows: usize,
+    pub excluded_rows: usize,
+    pub weighted_rows: usize,
+    pub dropped_features: Vec<String>,
+    #[serde(flatten)]
+    pub stats: TableStats,
+}
+
+impl App {
+    /// The chain of versions with each edit, its reason and what it changed.
+    pub fn versions(&mut self, dataset: Option<&str>) -> Result<VersionsReport, AppError> {
+        let dataset = self.resolve_dataset(dataset)?;
+        let entries = self.store.read(|tx| tx.versions(&dataset))?;
+        let edits = self.edits_upto(&dataset, None)?;
+        let mut data = self.base_table(&dataset)?;
+        let mut steps = Vec::new();
+        let mut previous: Option<VersionChange> = None;
+        for v in entries {
+            // Walk the chain: apply each edit in turn; a revert replays the edits still in effect.
+            if let Some(upto) = v.edit {
+                let edit = edits.iter().find(|e| e.id == upto);
+                match edit.map(|e| &e.kind) {
+                    Some(gyre_core::EditKind::Revert { .. }) | None => {
+                        let so_far: Vec<gyre_core::Edit> =
+                            edits.iter().filter(|e| e.id <= upto).cloned().collect();
+                        let mut d = self.base_table(&dataset)?;
+                        for e in gyre_core::edit::effective(&so_far) {
+                            d.apply(&e.kind)?;
+                        }
+                        data = d;
+                    }
+                    Some(kind) => {
+                        data.apply(kind)?;
+                    }
+                }
+            }
+            let training_rows = data.train_mask.iter().filter(|&&m| m).count();
+            let change = VersionChange {
+                training_rows,
+                training_rows_delta: previous
+                    .as_ref()
+                    .map_or(0, |p| training_rows as i64 - p.training_rows as i64),
+                labels_changed: 0,
+                weighted_rows: data.weights.iter().filter(|&&w| w != 1.0).count(),
+                dropped_features: data.dropped.clone(),
+            };
+            let edit = v.edit.and_then(|id| edits.iter().find(|e| e.id == id));
+            let mut change = change;
+            if let Some(e) = edit
+                && matches!(e.kind, gyre_core::EditKind::Relabel { .. })
+            {
+                change.labels_changed = e.rows_affected;
+            }
+            previous = Some(change.clone());
+            steps.push(VersionStep {
+                seq: v.seq,
+                version: v.id,
+                edit: v.edit,
+                description: v.description,
+                why: edit.map(|e| e.why.clone()),
+                author: edit.map(|e| e.author.clone()),
+                created_at: v.created_at,
+                rows_affected: edit.map_or(0, |e| e.rows_affected),
+                change,
+            });
+        }
+        Ok(VersionsReport {
+            dataset,
+            versions: steps,
+        })
+    }
+
+    /// Materializes a version exactly and describes it.
+    pub fn version(
+        &mut self,
+        dataset: Option<&str>,
+        version: &str,
+    ) -> Result<VersionReport, AppError> {
+        let dataset = self.resolve_dataset(dataset)?;
+        let loaded = self.load_version(&dataset, Some(version))?;
+        let d = &loaded.data;
+        let training_rows = d.train_mask.iter().filter(|&&m| m).count();
+        let eligible = d
+            .splits()
+            .iter()
+            .filter(|&&s| s != gyre_core::Split::Holdout)
+            .count();
+        Ok(VersionReport {
+            dataset,
+            version: loaded.version.clone(),
+            training_rows,
+            excluded_rows: eligible - training_rows,
+            weighted_rows: d.weights.iter().filter(|&&w| w != 1.0).count(),
+            dropped_features: d.dropped.clone(),
+            stats: gyre_data::stats::describe(&d.batch, &loaded.schema),
+        })
+    }
+}

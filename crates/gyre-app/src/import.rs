@@ -146,7 +146,7 @@ impl App {
         let object = self.store.objects().put(&bytes)?;
         drop(bytes);
 
-        let version = version_id(&[source_id.as_str()]);
+        let version = gyre_core::edit::version_id(source_id.as_str(), &[]);
         let created_at = now();
         let schema_json = serde_json::to_string(&imported.schema).expect("schema serializes");
         let stats_json = serde_json::to_string(&imported.stats).expect("stats serialize");
@@ -174,7 +174,7 @@ impl App {
                 id: version.to_string(),
                 dataset: name.to_string(),
                 seq: 0,
-                parent: None,
+                edit: None,
                 description: format!("import {file_name}"),
                 created_at: created_at.clone(),
             })?;
@@ -232,10 +232,4 @@ impl App {
             already_imported,
         })
     }
-}
-
-/// A version is the content hash of its sources plus its edits (none yet for a fresh import).
-pub(crate) fn version_id(sources: &[&str]) -> ContentHash {
-    let doc = serde_json::json!({ "sources": sources, "edits": [] });
-    ContentHash::of_parts(&[b"gyre-version-v1", doc.to_string().as_bytes()])
 }

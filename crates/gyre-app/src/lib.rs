@@ -6,6 +6,7 @@
 
 mod config;
 mod data;
+mod edit;
 mod error;
 mod import;
 mod journal;
@@ -15,7 +16,8 @@ mod table_view;
 mod train;
 
 pub use config::default_config;
-pub use data::{DataReport, DatasetReport};
+pub use data::{DataReport, DatasetReport, VersionReport, VersionsReport};
+pub use edit::{EditReport, EditSpec};
 pub use error::AppError;
 pub use gyre_learn::{LEARNERS, Progress};
 pub use import::{ImportReport, ImportRequest};

@@ -2,18 +2,20 @@
 //! labels as class indices or values, and which rows train and which are held out.
 
 use crate::{App, AppError};
+use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type};
-use arrow_array::{Array, RecordBatch};
 use gyre_core::{ColumnKind, DatasetSchema, RowId, Split, Task, closest};
+use gyre_core::{Edit, EditKind};
+use gyre_data::version::Materialized;
 use gyre_learn::{Column, Features};
-use gyre_store::StoreError;
+use gyre_store::{StoreError, VersionRecord};
 
-/// One dataset version, loaded.
+/// One dataset version, materialized.
 pub struct LoadedVersion {
     pub version: String,
     pub schema: DatasetSchema,
-    pub batch: RecordBatch,
+    pub data: Materialized,
 }
 
 impl App {
@@ -44,39 +46,69 @@ impl App {
         }
     }
 
-    /// Loads a version (a unique prefix of its id), or the dataset's latest.
-    pub(crate) fn load_version(
+    /// The version entry named by a unique id prefix, or the latest.
+    pub(crate) fn version_entry(
         &mut self,
         dataset: &str,
         version: Option<&str>,
-    ) -> Result<LoadedVersion, AppError> {
-        let schema = self.dataset_record(dataset)?;
-        let (versions, sources) = self
-            .store
-            .read(|tx| Ok::<_, StoreError>((tx.versions(dataset)?, tx.sources(dataset)?)))?;
-        let chosen = match version {
-            None => versions.last().cloned(),
+    ) -> Result<VersionRecord, AppError> {
+        let versions = self.store.read(|tx| tx.versions(dataset))?;
+        match version {
+            None => versions.last().cloned().ok_or_else(|| {
+                StoreError::Corrupt(format!("dataset {dataset} has no version")).into()
+            }),
             Some(v) => {
-                let matches: Vec<_> = versions.iter().filter(|r| r.id.starts_with(v)).collect();
-                match matches.len() {
-                    1 => Some(matches[0].clone()),
-                    0 => {
-                        return Err(AppError::NotFound {
-                            what: "version",
-                            name: v.to_string(),
-                            suggestion: closest(v, versions.iter().map(|r| &r.id[..12]))
-                                .map(String::from),
-                        });
-                    }
-                    _ => {
-                        return Err(AppError::invalid(format!(
-                            "version prefix \"{v}\" is ambiguous; give more characters"
-                        )));
-                    }
+                let matches: Vec<&VersionRecord> =
+                    versions.iter().filter(|r| r.id.starts_with(v)).collect();
+                let distinct: std::collections::BTreeSet<&str> =
+                    matches.iter().map(|r| r.id.as_str()).collect();
+                match distinct.len() {
+                    // The same version can recur (edit then revert); take its latest entry.
+                    1 => Ok((*matches.last().expect("one match")).clone()),
+                    0 => Err(AppError::NotFound {
+                        what: "version",
+                        name: v.to_string(),
+                        suggestion: closest(v, versions.iter().map(|r| &r.id[..12]))
+                            .map(String::from),
+                    }),
+                    _ => Err(AppError::invalid(format!(
+                        "version prefix \"{v}\" is ambiguous; give more characters"
+                    ))),
                 }
             }
         }
-        .ok_or_else(|| StoreError::Corrupt(format!("dataset {dataset} has no version")))?;
+    }
+
+    /// The dataset's edits up to and including `upto` (all when `None`), parsed.
+    pub(crate) fn edits_upto(
+        &mut self,
+        dataset: &str,
+        upto: Option<i64>,
+    ) -> Result<Vec<Edit>, AppError> {
+        let records = self.store.read(|tx| tx.edits(dataset))?;
+        records
+            .into_iter()
+            .filter(|e| upto.is_none_or(|u| e.id <= u))
+            .map(|e| {
+                let kind: EditKind = serde_json::from_str(&e.body)
+                    .map_err(|err| StoreError::Corrupt(format!("edit {}: {err}", e.id)))?;
+                Ok(Edit {
+                    id: e.id,
+                    dataset: e.dataset,
+                    kind,
+                    why: e.why,
+                    author: e.author,
+                    time: e.time,
+                    rows_affected: e.rows_affected,
+                })
+            })
+            .collect()
+    }
+
+    /// The base table of a dataset (its first source), as imported.
+    pub(crate) fn base_table(&mut self, dataset: &str) -> Result<Materialized, AppError> {
+        let schema = self.dataset_record(dataset)?;
+        let sources = self.store.read(|tx| tx.sources(dataset))?;
         let source = sources
             .first()
             .ok_or_else(|| StoreError::Corrupt(format!("dataset {dataset} has no source")))?;
@@ -84,10 +116,28 @@ impl App {
             .ok_or_else(|| StoreError::Corrupt(format!("bad object id {}", source.object)))?;
         let bytes = self.store.objects().get(&object)?;
         let batch = gyre_data::table::from_parquet(bytes.into())?;
+        Ok(Materialized::base(batch, schema))
+    }
+
+    /// Materializes a version (a unique prefix of its id), or the dataset's latest.
+    pub(crate) fn load_version(
+        &mut self,
+        dataset: &str,
+        version: Option<&str>,
+    ) -> Result<LoadedVersion, AppError> {
+        let entry = self.version_entry(dataset, version)?;
+        let mut data = self.base_table(dataset)?;
+        let edits = match entry.edit {
+            Some(upto) => self.edits_upto(dataset, Some(upto))?,
+            None => Vec::new(),
+        };
+        for e in gyre_core::edit::effective(&edits) {
+            data.apply(&e.kind)?;
+        }
         Ok(LoadedVersion {
-            version: chosen.id,
-            schema,
-            batch,
+            version: entry.id,
+            schema: data.schema.clone(),
+            data,
         })
     }
 }
@@ -98,7 +148,11 @@ impl LoadedVersion {
         let mut names = Vec::new();
         let mut columns = Vec::new();
         for c in self.schema.features() {
+            if !self.data.is_feature(&c.name) {
+                continue;
+            }
             let array = self
+                .data
                 .batch
                 .column_by_name(&c.name)
                 .expect("schema columns are in the table");
@@ -136,13 +190,14 @@ impl LoadedVersion {
         Features {
             names,
             columns,
-            rows: self.batch.num_rows(),
+            rows: self.data.batch.num_rows(),
         }
     }
 
     /// Class index (classification) or value (regression) of every row.
     pub fn labels(&self) -> Vec<f64> {
         let t = self
+            .data
             .batch
             .column_by_name(&self.schema.target)
             .expect("target in table");
@@ -158,12 +213,28 @@ impl LoadedVersion {
         }
     }
 
-    pub fn splits(&self) -> Vec<Split> {
-        gyre_data::table::splits(&self.batch)
+    pub fn splits(&self) -> &[Split] {
+        self.data.splits()
     }
 
     pub fn row_ids(&self) -> Vec<RowId> {
-        gyre_data::table::row_ids(&self.batch)
+        gyre_data::table::row_ids(&self.data.batch)
+    }
+
+    /// Rows used for training: train or valid split, not excluded.
+    pub fn train_rows(&self) -> Vec<u32> {
+        (0..self.data.train_mask.len() as u32)
+            .filter(|&r| self.data.train_mask[r as usize])
+            .collect()
+    }
+
+    /// Row weights, or `None` when every weight is 1.
+    pub fn weights(&self) -> Option<&[f64]> {
+        self.data
+            .weights
+            .iter()
+            .any(|&w| w != 1.0)
+            .then_some(self.data.weights.as_slice())
     }
 
     /// The learner's view of the task.

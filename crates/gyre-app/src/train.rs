@@ -133,9 +133,7 @@ impl App {
         let labels = loaded.labels();
         let splits = loaded.splits();
         let row_ids = loaded.row_ids();
-        let train_rows: Vec<u32> = (0..splits.len() as u32)
-            .filter(|&r| splits[r as usize] != Split::Holdout)
-            .collect();
+        let train_rows = loaded.train_rows();
         let holdout_rows: Vec<u32> = (0..splits.len() as u32)
             .filter(|&r| splits[r as usize] == Split::Holdout)
             .collect();
@@ -161,7 +159,7 @@ impl App {
                     features: &features,
                     rows: &train_rows,
                     labels: &labels,
-                    weights: None,
+                    weights: loaded.weights(),
                 },
                 seed,
                 progress,

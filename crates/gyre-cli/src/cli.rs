@@ -33,7 +33,15 @@ pub enum Command {
     Data {
         /// Only this dataset
         name: Option<String>,
+        /// The chain of versions: each edit, why, and what it changed
+        #[arg(long)]
+        versions: bool,
+        /// Materialize this past version (a unique id prefix) and describe it
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
     },
+    /// Change the data with a reason: each edit makes a new version
+    Edit(EditArgs),
     /// The journal: everything done to this project, by whom, when and why
     Log,
     /// Train a learner on the current dataset version and evaluate it on every suite
@@ -119,4 +127,68 @@ pub struct ImportArgs {
     /// The task (default: inferred from the target)
     #[arg(long, value_enum)]
     pub task: Option<TaskArg>,
+}
+
+#[derive(Args, Debug)]
+pub struct EditArgs {
+    /// Why: every edit needs a reason
+    #[arg(long, global = true)]
+    pub why: Option<String>,
+    /// The dataset (default: the project's only dataset)
+    #[arg(long, global = true)]
+    pub dataset: Option<String>,
+    #[command(subcommand)]
+    pub kind: EditCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EditCommand {
+    /// Leave matching training rows out of training
+    Exclude {
+        /// A predicate, e.g. "age < 18 AND workclass = 'Never-worked'"
+        #[arg(long = "where", value_name = "PRED")]
+        predicate: String,
+    },
+    /// Bring back matching training rows an earlier exclude removed
+    Include {
+        #[arg(long = "where", value_name = "PRED")]
+        predicate: String,
+    },
+    /// Fix labels of listed rows or of matching rows, in every split
+    Relabel {
+        /// Row ids (or --id-column keys), comma-separated
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_name = "IDS",
+            conflicts_with = "predicate"
+        )]
+        rows: Option<Vec<String>>,
+        #[arg(long = "where", value_name = "PRED")]
+        predicate: Option<String>,
+        /// The new label
+        #[arg(long, value_name = "LABEL")]
+        to: String,
+        /// Allow a label that is not yet a class
+        #[arg(long)]
+        new_class: bool,
+    },
+    /// Multiply the training weight of matching training rows
+    Weight {
+        #[arg(long = "where", value_name = "PRED")]
+        predicate: String,
+        /// The factor (positive)
+        #[arg(long, value_name = "FACTOR", allow_negative_numbers = true)]
+        by: f64,
+    },
+    /// Stop using a column as a feature
+    DropFeature {
+        /// The column
+        column: String,
+    },
+    /// Undo an earlier edit
+    Revert {
+        /// The edit's number (see gyre data --versions)
+        edit: i64,
+    },
 }

@@ -2,12 +2,14 @@
 //!
 //! Pure: no I/O, no clock, no randomness.
 
+pub mod edit;
 pub mod hash;
 pub mod ids;
 pub mod predicate;
 pub mod schema;
 pub mod suggest;
 
+pub use edit::{Edit, EditKind};
 pub use hash::ContentHash;
 pub use ids::{DatasetName, RowId, SourceId, Version};
 pub use predicate::{Predicate, PredicateError};

@@ -387,8 +387,7 @@ fn check_unique_ids(path: &Path, raw: &RawTable, c: &Converted) -> Result<(), Da
                 message: format!("id column is missing a value at {}", name(row)),
             });
         }
-        let key = arrow_cast::display::array_value_to_string(array, row)
-            .map_err(|e| DataError::Parquet(e.to_string()))?;
+        let key = table::display_value(array, row);
         if let Some(first) = seen.insert(key.clone(), row) {
             return Err(DataError::Invalid {
                 path: path.into(),

@@ -11,6 +11,7 @@ pub mod input;
 pub mod split;
 pub mod stats;
 pub mod table;
+pub mod version;
 
 pub use error::DataError;
 pub use import::{ImportOptions, Imported, import};

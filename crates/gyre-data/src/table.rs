@@ -123,3 +123,14 @@ pub fn is_missing(array: &dyn Array, row: usize) -> bool {
             .as_primitive_opt::<arrow_array::types::Float64Type>()
             .is_some_and(|f| !f.value(row).is_finite())
 }
+
+/// A cell as text (for keys and for showing a row).
+pub fn display_value(array: &dyn Array, row: usize) -> String {
+    if array.is_null(row) {
+        return "NULL".into();
+    }
+    if let Some(f) = array.as_primitive_opt::<arrow_array::types::Float64Type>() {
+        return crate::infer::format_number(f.value(row));
+    }
+    arrow_cast::display::array_value_to_string(array, row).unwrap_or_default()
+}

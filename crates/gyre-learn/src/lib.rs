@@ -7,6 +7,31 @@
 //!
 //! Flow, as in the rest of gyre: unchecked params (`&[(String, String)]`) are parsed once by
 //! [`learner`] into checked params ([`GbdtParams`], [`LinearParams`]), which fit a [`Model`].
+//!
+//! # Model format, version 1
+//! `Model::save` writes one JSON object; [`load_model`] reads the header and dispatches on `learner`.
+//! Floats are written in shortest round-trip form, so a loaded model predicts bit-identically.
+//! ```text
+//! {"format": "gyre-model", "version": 1, "learner": "gbdt" | "linear", ...}
+//! ```
+//! `gbdt` adds `task` (`"binary"`, `{"multiclass":{"classes":k}}`, `"regression"`), `params` (every
+//! param, defaults filled in), `feature_names`, `init_score` (one raw score per output) and `trees`:
+//! iteration-major, `outputs` trees per iteration (tree `t` adds to output `t % outputs`). A tree is
+//! arrays over its internal nodes: `feature`, `threshold` (finite values `<= threshold` go left),
+//! `cat` (-1 for numeric nodes, else an index into the category sets), `default_left` (where
+//! missing, non-finite and unseen values go), `left`/`right` (`>= 0`: internal node, `< 0`: leaf
+//! `!child`), `cat_offsets`/`cat_bits` (set `i` is the u32 words `cat_bits[cat_offsets[i]..
+//! cat_offsets[i+1]]`; bit `c` set sends category code `c` left; codes past the words follow
+//! `default_left`), and `leaf_value` (already scaled by the learning rate). A tree with no
+//! internal nodes is the single leaf 0. Raw scores go through the sigmoid (binary), softmax
+//! (multiclass) or nothing (regression).
+//!
+//! `linear` adds `model`: `task`, `params`, `feature_names`, `encoder` (per numeric feature its
+//! `mean`, `scale` = 1/sd and the dense slot of its missing `indicator`; per categorical feature the
+//! one-hot `slot` of each code), `coef` (per output: intercept, then one weight per slot) and
+//! `y_mean`/`y_scale` (regression predictions are `raw * y_scale + y_mean`).
+//!
+//! A reader must reject an unknown `format` or `version`; new fields may be added within a version.
 
 mod binning;
 mod error;
@@ -119,6 +144,7 @@ pub trait Model: Send + Sync {
     /// Row-major, `rows.len() * task.outputs()` values: the probability of class 1 for binary, class
     /// probabilities (summing to 1) for multiclass, the value for regression. `features` must have the
     /// training table's columns in the same order; a column of the wrong kind reads as missing.
+    /// Panics if a row index is out of range for `features`.
     fn predict(&self, features: &Features, rows: &[u32]) -> Vec<f64>;
     /// The model in gyre's versioned model format: JSON `{"format":"gyre-model","version":1,"learner":..}`.
     fn save(&self) -> Vec<u8>;
@@ -176,12 +202,12 @@ pub fn load_model(bytes: &[u8]) -> Result<Box<dyn Model>, LearnError> {
 
 /// Checks what every learner needs from a training set, so each learner can index without checks.
 pub(crate) fn validate_train_set(task: Task, data: &TrainSet<'_>) -> Result<(), LearnError> {
-    if let Task::Multiclass { classes } = task {
-        if classes < 2 {
-            return Err(LearnError::InvalidTask(format!(
-                "multiclass needs at least 2 classes, got {classes}"
-            )));
-        }
+    if let Task::Multiclass { classes } = task
+        && classes < 2
+    {
+        return Err(LearnError::InvalidTask(format!(
+            "multiclass needs at least 2 classes, got {classes}"
+        )));
     }
     let f = data.features;
     if f.names.len() != f.columns.len() {
@@ -207,14 +233,14 @@ pub(crate) fn validate_train_set(task: Task, data: &TrainSet<'_>) -> Result<(), 
             found: data.labels.len(),
         });
     }
-    if let Some(w) = data.weights {
-        if w.len() != f.rows {
-            return Err(LearnError::ShapeMismatch {
-                what: "weights",
-                expected: f.rows,
-                found: w.len(),
-            });
-        }
+    if let Some(w) = data.weights
+        && w.len() != f.rows
+    {
+        return Err(LearnError::ShapeMismatch {
+            what: "weights",
+            expected: f.rows,
+            found: w.len(),
+        });
     }
     if data.rows.is_empty() {
         return Err(LearnError::NoTrainingRows);
@@ -238,10 +264,10 @@ pub(crate) fn validate_train_set(task: Task, data: &TrainSet<'_>) -> Result<(), 
                 reason: reason.to_string(),
             });
         }
-        if let Some(w) = data.weights {
-            if !(w[row] >= 0.0 && w[row].is_finite()) {
-                return Err(LearnError::InvalidWeight { row, value: w[row] });
-            }
+        if let Some(w) = data.weights
+            && !(w[row] >= 0.0 && w[row].is_finite())
+        {
+            return Err(LearnError::InvalidWeight { row, value: w[row] });
         }
     }
     Ok(())

@@ -34,9 +34,22 @@ pub struct VersionRecord {
     pub id: String,
     pub dataset: String,
     pub seq: i64,
-    pub parent: Option<String>,
+    /// The edit that made this version (none for the import).
+    pub edit: Option<i64>,
     pub description: String,
     pub created_at: String,
+}
+
+/// An edit as stored; `body` is the JSON of gyre_core::EditKind.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EditRecord {
+    pub id: i64,
+    pub dataset: String,
+    pub body: String,
+    pub why: String,
+    pub author: String,
+    pub time: String,
+    pub rows_affected: u64,
 }
 
 /// One training of a learner on one dataset version with one seed, and where its results live.
@@ -189,16 +202,9 @@ impl Tx<'_> {
 
     pub fn insert_version(&self, v: &VersionRecord) -> Result<(), StoreError> {
         self.0.execute(
-            "INSERT INTO versions (id, dataset, seq, parent, description, created_at)
+            "INSERT INTO versions (id, dataset, seq, edit, description, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                v.id,
-                v.dataset,
-                v.seq,
-                v.parent,
-                v.description,
-                v.created_at
-            ],
+            params![v.id, v.dataset, v.seq, v.edit, v.description, v.created_at],
         )?;
         Ok(())
     }
@@ -208,16 +214,53 @@ impl Tx<'_> {
             id: r.get(0)?,
             dataset: r.get(1)?,
             seq: r.get(2)?,
-            parent: r.get(3)?,
+            edit: r.get(3)?,
             description: r.get(4)?,
             created_at: r.get(5)?,
         })
     }
 
+    /// Appends an edit and returns its number.
+    pub fn insert_edit(&self, e: &EditRecord) -> Result<i64, StoreError> {
+        self.0.execute(
+            "INSERT INTO edits (dataset, body, why, author, time, rows_affected)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                e.dataset,
+                e.body,
+                e.why,
+                e.author,
+                e.time,
+                e.rows_affected as i64
+            ],
+        )?;
+        Ok(self.0.last_insert_rowid())
+    }
+
+    /// A dataset's edits, oldest first.
+    pub fn edits(&self, dataset: &str) -> Result<Vec<EditRecord>, StoreError> {
+        let mut st = self.0.prepare(
+            "SELECT id, dataset, body, why, author, time, rows_affected FROM edits
+             WHERE dataset = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([dataset], |r| {
+            Ok(EditRecord {
+                id: r.get(0)?,
+                dataset: r.get(1)?,
+                body: r.get(2)?,
+                why: r.get(3)?,
+                author: r.get(4)?,
+                time: r.get(5)?,
+                rows_affected: r.get::<_, i64>(6)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// A dataset's versions, oldest first.
     pub fn versions(&self, dataset: &str) -> Result<Vec<VersionRecord>, StoreError> {
         let mut st = self.0.prepare(
-            "SELECT id, dataset, seq, parent, description, created_at FROM versions
+            "SELECT id, dataset, seq, edit, description, created_at FROM versions
              WHERE dataset = ?1 ORDER BY seq",
         )?;
         let rows = st.query_map([dataset], Self::version_row)?;

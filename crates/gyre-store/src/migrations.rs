@@ -22,15 +22,32 @@ pub const MIGRATIONS: &[&str] = &[
         created_at    TEXT NOT NULL,
         UNIQUE (dataset, seq)
     );
+    -- Edits are never deleted or changed; `revert` is a new edit.
+    CREATE TABLE edits (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        dataset        TEXT NOT NULL REFERENCES datasets(name),
+        body           TEXT NOT NULL,
+        why            TEXT NOT NULL,
+        author         TEXT NOT NULL,
+        time           TEXT NOT NULL,
+        rows_affected  INTEGER NOT NULL
+    );
+    -- The chain of versions of each dataset: one entry per import or edit. The same version id
+    -- can appear twice (an edit and its revert lead back to an earlier version).
     CREATE TABLE versions (
-        id          TEXT PRIMARY KEY,
         dataset     TEXT NOT NULL REFERENCES datasets(name),
         seq         INTEGER NOT NULL,
-        parent      TEXT REFERENCES versions(id),
+        id          TEXT NOT NULL,
+        edit        INTEGER REFERENCES edits(id),
         description TEXT NOT NULL,
         created_at  TEXT NOT NULL,
-        UNIQUE (dataset, seq)
+        PRIMARY KEY (dataset, seq)
     );
+    CREATE INDEX versions_by_id ON versions (id);
+    CREATE TRIGGER edits_no_update BEFORE UPDATE ON edits
+        BEGIN SELECT RAISE(ABORT, 'edits are append-only'); END;
+    CREATE TRIGGER edits_no_delete BEFORE DELETE ON edits
+        BEGIN SELECT RAISE(ABORT, 'edits are append-only'); END;
     CREATE TABLE journal (
         seq      INTEGER PRIMARY KEY AUTOINCREMENT,
         time     TEXT NOT NULL,
@@ -55,7 +72,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE runs (
         id            TEXT PRIMARY KEY,
         dataset       TEXT NOT NULL REFERENCES datasets(name),
-        version       TEXT NOT NULL REFERENCES versions(id),
+        version       TEXT NOT NULL,
         learner       TEXT NOT NULL,
         params        TEXT NOT NULL,
         seed          INTEGER NOT NULL,

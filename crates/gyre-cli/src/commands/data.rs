@@ -4,7 +4,18 @@ use crate::cli::Cli;
 use crate::output::{self, count, num, short};
 use std::process::ExitCode;
 
-pub fn run(cli: &Cli, name: Option<&str>) -> anyhow::Result<ExitCode> {
+pub fn run(
+    cli: &Cli,
+    name: Option<&str>,
+    versions: bool,
+    version: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    if versions {
+        return show_versions(cli, name);
+    }
+    if let Some(v) = version {
+        return show_version(cli, name, v);
+    }
     let report = super::open(cli)?.data(name)?;
     if cli.json {
         output::json(&report);
@@ -101,5 +112,75 @@ pub fn run(cli: &Cli, name: Option<&str>) -> anyhow::Result<ExitCode> {
     }
     output::print(s.trim_end_matches('\n'));
     output::print("\n");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_versions(cli: &Cli, name: Option<&str>) -> anyhow::Result<ExitCode> {
+    let r = super::open(cli)?.versions(name)?;
+    if cli.json {
+        output::json(&r);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut s = format!("versions of {}, oldest first\n", r.dataset);
+    for v in &r.versions {
+        s.push_str(&format!(
+            "{:>3}  {}  {}{}\n",
+            v.seq,
+            short(&v.version),
+            v.edit.map(|e| format!("#{e} ")).unwrap_or_default(),
+            v.description
+        ));
+        if let Some(why) = &v.why {
+            s.push_str(&format!(
+                "       why: {why} ({}, {})\n",
+                v.author.as_deref().unwrap_or("?"),
+                v.created_at
+            ));
+        }
+        let c = &v.change;
+        let mut parts = vec![format!("{} training rows", count(c.training_rows as u64))];
+        if c.training_rows_delta != 0 {
+            parts.push(format!("{:+} rows", c.training_rows_delta));
+        }
+        if c.labels_changed > 0 {
+            parts.push(format!("{} labels changed", count(c.labels_changed)));
+        }
+        if c.weighted_rows > 0 {
+            parts.push(format!("{} rows weighted", count(c.weighted_rows as u64)));
+        }
+        if !c.dropped_features.is_empty() {
+            parts.push(format!("dropped: {}", c.dropped_features.join(", ")));
+        }
+        s.push_str(&format!("       {}\n", parts.join("; ")));
+    }
+    output::print(&s);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_version(cli: &Cli, name: Option<&str>, version: &str) -> anyhow::Result<ExitCode> {
+    let r = super::open(cli)?.version(name, version)?;
+    if cli.json {
+        output::json(&r);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut s = format!(
+        "{} version {}: {} rows, {} used for training ({} excluded, {} weighted)\n",
+        r.dataset,
+        short(&r.version),
+        count(r.stats.rows as u64),
+        count(r.training_rows as u64),
+        count(r.excluded_rows as u64),
+        count(r.weighted_rows as u64)
+    );
+    if !r.dropped_features.is_empty() {
+        s.push_str(&format!(
+            "  dropped features: {}\n",
+            r.dropped_features.join(", ")
+        ));
+    }
+    for l in &r.stats.labels {
+        s.push_str(&format!("  {:<12} {:>9}\n", l.label, count(l.count as u64)));
+    }
+    output::print(&s);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 mod data;
+mod edit;
 mod import;
 mod init;
 mod log;
@@ -15,7 +16,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Init { dir } => init::run(cli, dir.as_deref()),
         Command::Import(args) => import::run(cli, args),
-        Command::Data { name } => data::run(cli, name.as_deref()),
+        Command::Data {
+            name,
+            versions,
+            version,
+        } => data::run(cli, name.as_deref(), *versions, version.as_deref()),
+        Command::Edit(args) => edit::run(cli, args),
         Command::Log => log::run(cli),
         Command::Train(args) => train::run(cli, args),
         Command::Runs => runs::list(cli),

@@ -360,10 +360,7 @@ impl Gbdt {
             .par_iter()
             .map(|c| train_rows.iter().map(|&r| c[r as usize]).collect())
             .collect();
-        let bins = TrainBins {
-            cols,
-            feats: &binned.features,
-        };
+        let bins = TrainBins::new(cols, &binned.features);
         let gather =
             |rows: &[u32], v: &[f64]| -> Vec<f64> { rows.iter().map(|&r| v[r as usize]).collect() };
         let labels = gather(&train_rows, data.labels);

@@ -120,6 +120,12 @@ impl FlatTree {
                     for c in codes {
                         words[c / 32] |= 1 << (c % 32);
                     }
+                    if n.default_left {
+                        // Codes past the cardinality but inside the last word are unseen: default side.
+                        for c in cat_to_bin.len()..words.len() * 32 {
+                            words[c / 32] |= 1 << (c % 32);
+                        }
+                    }
                     t.cat.push((t.cat_offsets.len() - 1) as i32);
                     t.cat_bits.extend_from_slice(&words);
                     t.cat_offsets.push(t.cat_bits.len() as u32);

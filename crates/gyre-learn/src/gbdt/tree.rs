@@ -13,6 +13,14 @@ use crate::binning::FeatureBins;
 /// Rows below which a leaf's histograms are built on the calling thread: spawning costs more.
 const PAR_MIN_ROWS: usize = 2048;
 
+/// Rows from which a leaf is partitioned in parallel, and the fixed chunk size for it.
+const PAR_PARTITION_MIN_ROWS: usize = 4096;
+const PARTITION_CHUNK: usize = 2048;
+
+/// Features below which split finding runs on the calling thread: scanning a few hundred bins per
+/// feature is cheaper than waking other threads.
+const PAR_MIN_FEATURES_SPLIT: usize = 64;
+
 /// Sum of gradients, hessians and rows falling into one bin (or one side of a split).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct Sums {
@@ -62,6 +70,35 @@ pub(crate) struct TreeConfig {
 pub(crate) struct TrainBins<'a> {
     pub cols: Vec<Vec<u8>>,
     pub feats: &'a [FeatureBins],
+    /// The same codes row-major (`row * features + feature`), kept when all histograms of a leaf are
+    /// small enough to build row by row (LightGBM's "row-wise" mode): one pass over a leaf's rows
+    /// then reads each row's gradient once and its bins from one cache line.
+    pub rows: Option<Vec<u8>>,
+}
+
+/// Largest total bin count for row-wise histograms; each parallel chunk holds a full copy.
+const ROW_WISE_MAX_BINS: usize = 16_384;
+
+/// Rows per chunk of a row-wise histogram; fixed, so partial sums never depend on the thread count.
+const ROW_CHUNK: usize = 1024;
+const ROW_MAX_CHUNKS: usize = 128;
+
+impl<'a> TrainBins<'a> {
+    pub(crate) fn new(cols: Vec<Vec<u8>>, feats: &'a [FeatureBins]) -> TrainBins<'a> {
+        let total: usize = feats.iter().map(|f| f.num_bins).sum();
+        let n = cols.first().map_or(0, |c| c.len());
+        let nf = cols.len();
+        let rows = (nf > 0 && total <= ROW_WISE_MAX_BINS).then(|| {
+            let mut m = vec![0u8; n * nf];
+            m.par_chunks_mut(nf).enumerate().for_each(|(r, row)| {
+                for (f, b) in row.iter_mut().enumerate() {
+                    *b = cols[f][r];
+                }
+            });
+            m
+        });
+        TrainBins { cols, feats, rows }
+    }
 }
 
 /// A split on bin codes. Categorical sets are over bins (at most 256), as a 256-bit set.
@@ -161,6 +198,7 @@ pub(crate) struct Grower<'a> {
     ordered_g: Vec<f64>,
     ordered_h: Vec<f64>,
     scratch: Vec<u32>,
+    spare: Vec<u32>,
     pool: Vec<Vec<Sums>>,
 }
 
@@ -181,6 +219,7 @@ impl<'a> Grower<'a> {
             ordered_g: Vec::new(),
             ordered_h: Vec::new(),
             scratch: Vec::new(),
+            spare: Vec::new(),
             pool: Vec::new(),
         }
     }
@@ -218,10 +257,10 @@ impl<'a> Grower<'a> {
         while leaves.len() < cfg.num_leaves {
             let mut pick: Option<usize> = None;
             for (i, l) in leaves.iter().enumerate() {
-                if let Some(s) = &l.best {
-                    if pick.is_none_or(|p| s.gain > leaves[p].best.as_ref().unwrap().gain) {
-                        pick = Some(i);
-                    }
+                if let Some(s) = &l.best
+                    && pick.is_none_or(|p| s.gain > leaves[p].best.as_ref().unwrap().gain)
+                {
+                    pick = Some(i);
                 }
             }
             let Some(li) = pick else { break };
@@ -246,19 +285,27 @@ impl<'a> Grower<'a> {
                 }
             }
             let depth = leaves[li].depth + 1;
-            // Build the smaller child's histogram from its rows; the larger one is parent minus smaller.
-            let mut small = self.take_buffer();
-            let left_smaller = mid - start <= end - mid;
-            let small_rows = if left_smaller { start..mid } else { mid..end };
-            self.build_hist(grad, hess, &rows[small_rows], used, &mut small);
-            let mut large = std::mem::take(&mut leaves[li].hist);
-            for (l, s) in large.iter_mut().zip(&small) {
-                *l = l.minus(s);
-            }
-            let (left_hist, right_hist) = if left_smaller {
-                (small, large)
+            // Children get histograms only if one of them may still split.
+            let may_split =
+                leaves.len() + 1 < cfg.num_leaves && (cfg.max_depth == 0 || depth < cfg.max_depth);
+            let (left_hist, right_hist) = if may_split {
+                // Build the smaller child's histogram from its rows; the larger is parent minus smaller.
+                let mut small = self.take_buffer();
+                let left_smaller = mid - start <= end - mid;
+                let small_rows = if left_smaller { start..mid } else { mid..end };
+                self.build_hist(grad, hess, &rows[small_rows], used, &mut small);
+                let mut large = std::mem::take(&mut leaves[li].hist);
+                for (l, s) in large.iter_mut().zip(&small) {
+                    *l = l.minus(s);
+                }
+                if left_smaller {
+                    (small, large)
+                } else {
+                    (large, small)
+                }
             } else {
-                (large, small)
+                self.pool.push(std::mem::take(&mut leaves[li].hist));
+                (Vec::new(), Vec::new())
             };
             leaves[li] = Leaf {
                 start,
@@ -278,7 +325,7 @@ impl<'a> Grower<'a> {
                 best: None,
                 parent: Some((node, false)),
             });
-            if leaves.len() < cfg.num_leaves {
+            if may_split {
                 leaves[li].best = self.best_split(&leaves[li], used);
                 let last = leaves.len() - 1;
                 leaves[last].best = self.best_split(&leaves[last], used);
@@ -288,7 +335,9 @@ impl<'a> Grower<'a> {
         let leaf_values = leaves.iter().map(|l| leaf_output(&l.sums, cfg)).collect();
         let ranges = leaves.iter().map(|l| (l.start, l.end)).collect();
         for l in leaves {
-            self.pool.push(l.hist);
+            if !l.hist.is_empty() {
+                self.pool.push(l.hist);
+            }
         }
         (Tree { nodes, leaf_values }, ranges)
     }
@@ -309,6 +358,35 @@ impl<'a> Grower<'a> {
         used: &[bool],
         out: &mut [Sums],
     ) {
+        if let Some(matrix) = &self.data.rows {
+            let nf = self.data.feats.len();
+            let offsets = &self.offsets[..nf];
+            if rows.len() <= ROW_CHUNK {
+                out.fill(Sums::default());
+                hist_rows(matrix, offsets, rows, grad, hess, out);
+                return;
+            }
+            let total = self.total_bins;
+            // At most ROW_MAX_CHUNKS partial histograms, so huge leaves do not allocate one per
+            // thousand rows; the chunk size depends on the leaf alone, never on the thread count.
+            let chunk = ROW_CHUNK.max(rows.len().div_ceil(ROW_MAX_CHUNKS));
+            let partials: Vec<Vec<Sums>> = rows
+                .par_chunks(chunk)
+                .map(|chunk| {
+                    let mut h = vec![Sums::default(); total];
+                    hist_rows(matrix, offsets, chunk, grad, hess, &mut h);
+                    h
+                })
+                .collect();
+            // Partials are added in chunk order: the same sums whatever thread built which chunk.
+            out.copy_from_slice(&partials[0]);
+            for p in &partials[1..] {
+                for (o, x) in out.iter_mut().zip(p) {
+                    o.add(x);
+                }
+            }
+            return;
+        }
         // Gather gradients in leaf order once, so the per-feature loops read them sequentially.
         self.ordered_g.clear();
         self.ordered_h.clear();
@@ -335,21 +413,46 @@ impl<'a> Grower<'a> {
         }
     }
 
+    /// Stable partition of a leaf's rows by the split: left rows first, both sides in row order.
+    /// Big leaves are cut into fixed chunks partitioned in parallel and stitched back in chunk
+    /// order, which gives exactly the sequential result whatever the thread count.
     fn partition(&mut self, rows: &mut [u32], split: &SplitInfo) -> usize {
-        let col = &self.data.cols[split.feature];
+        let col = &self.data.cols[split.feature][..];
         let missing = self.data.feats[split.feature].missing_bin();
-        self.scratch.clear();
-        let mut w = 0;
-        for i in 0..rows.len() {
-            let r = rows[i];
-            if goes_left(&split.split, split.default_left, missing, col[r as usize]) {
-                rows[w] = r;
-                w += 1;
-            } else {
-                self.scratch.push(r);
-            }
+        // Per bin, whether it goes left: one table lookup per row whatever the split kind.
+        let mut left_bin = [false; 256];
+        for (b, l) in left_bin.iter_mut().enumerate() {
+            *l = goes_left(&split.split, split.default_left, missing, b as u8);
         }
-        rows[w..].copy_from_slice(&self.scratch);
+        self.scratch.clear();
+        self.scratch.resize(rows.len(), 0);
+        if rows.len() < PAR_PARTITION_MIN_ROWS {
+            let w = partition_chunk(col, &left_bin, rows, &mut self.scratch);
+            let s = rows.len() - w;
+            rows[w..].copy_from_slice(&self.scratch[..s]);
+            return w;
+        }
+        let lefts: Vec<usize> = rows
+            .par_chunks_mut(PARTITION_CHUNK)
+            .zip(self.scratch.par_chunks_mut(PARTITION_CHUNK))
+            .map(|(r, s)| partition_chunk(col, &left_bin, r, s))
+            .collect();
+        // Chunk i holds its left rows at the front of its slice of `rows` and its right rows at the
+        // front of its slice of `scratch`; gather lefts then rights into `out`.
+        let mut out = std::mem::take(&mut self.spare);
+        out.clear();
+        for (i, &l) in lefts.iter().enumerate() {
+            let lo = i * PARTITION_CHUNK;
+            out.extend_from_slice(&rows[lo..lo + l]);
+        }
+        let w = out.len();
+        for (i, &l) in lefts.iter().enumerate() {
+            let lo = i * PARTITION_CHUNK;
+            let len = PARTITION_CHUNK.min(rows.len() - lo);
+            out.extend_from_slice(&self.scratch[lo..lo + len - l]);
+        }
+        rows.copy_from_slice(&out);
+        self.spare = out;
         w
     }
 
@@ -376,7 +479,7 @@ impl<'a> Grower<'a> {
             }
         };
         let candidates: Vec<Option<SplitInfo>> =
-            if used.len() >= 8 && leaf.sums.n as usize >= PAR_MIN_ROWS {
+            if used.len() >= PAR_MIN_FEATURES_SPLIT && leaf.sums.n as usize >= PAR_MIN_ROWS {
                 (0..used.len()).into_par_iter().map(per_feature).collect()
             } else {
                 (0..used.len()).map(per_feature).collect()
@@ -391,16 +494,90 @@ impl<'a> Grower<'a> {
     }
 }
 
+/// Rows from which a histogram is summed into four interleaved copies.
+const HIST_COPIES_MIN_ROWS: usize = 1024;
+
+/// Moves the left rows of `rows` to its front (in order) and the right rows to the front of
+/// `right` (in order); returns the number of left rows.
+fn partition_chunk(
+    col: &[u8],
+    left_bin: &[bool; 256],
+    rows: &mut [u32],
+    right: &mut [u32],
+) -> usize {
+    let (mut w, mut s) = (0usize, 0usize);
+    // Branch-free: write each row to both outputs and advance only the side it belongs to.
+    for i in 0..rows.len() {
+        let r = rows[i];
+        let l = left_bin[col[r as usize] as usize];
+        rows[w] = r;
+        right[s] = r;
+        w += l as usize;
+        s += !l as usize;
+    }
+    w
+}
+
+/// Row-wise histogram of all features over `rows`, added into `out`.
+fn hist_rows(
+    matrix: &[u8],
+    offsets: &[usize],
+    rows: &[u32],
+    grad: &[f64],
+    hess: &[f64],
+    out: &mut [Sums],
+) {
+    let nf = offsets.len();
+    for &r in rows {
+        let r = r as usize;
+        let (g, h) = (grad[r], hess[r]);
+        for (&off, &b) in offsets.iter().zip(&matrix[r * nf..(r + 1) * nf]) {
+            let e = &mut out[off + b as usize];
+            e.g += g;
+            e.h += h;
+            e.n += 1;
+        }
+    }
+}
+
 fn hist_feature(col: &[u8], rows: &[u32], og: &[f64], oh: &[f64], out: &mut [Sums]) {
-    // A full 256-entry local histogram lets the compiler drop bounds checks on the bin index.
-    let mut local = [Sums::default(); 256];
-    for ((&r, &g), &h) in rows.iter().zip(og).zip(oh) {
-        let e = &mut local[col[r as usize] as usize];
-        e.g += g;
-        e.h += h;
+    out.fill(Sums::default());
+    if rows.len() < HIST_COPIES_MIN_ROWS {
+        for ((&r, &g), &h) in rows.iter().zip(og).zip(oh) {
+            let e = &mut out[col[r as usize] as usize];
+            e.g += g;
+            e.h += h;
+            e.n += 1;
+        }
+        return;
+    }
+    // Consecutive rows often share a bin (think of a two-valued feature), and adding into the same
+    // slot waits for the previous add. Four copies, one per row modulo 4, keep four chains in flight.
+    // They are summed in a fixed order, so the result is still independent of threads.
+    let mut copies = [[Sums::default(); 256]; 4];
+    let n4 = rows.len() / 4 * 4;
+    let mut i = 0;
+    while i < n4 {
+        for (c, copy) in copies.iter_mut().enumerate() {
+            let j = i + c;
+            let e = &mut copy[col[rows[j] as usize] as usize];
+            e.g += og[j];
+            e.h += oh[j];
+            e.n += 1;
+        }
+        i += 4;
+    }
+    for j in n4..rows.len() {
+        let e = &mut copies[0][col[rows[j] as usize] as usize];
+        e.g += og[j];
+        e.h += oh[j];
         e.n += 1;
     }
-    out.copy_from_slice(&local[..out.len()]);
+    for (b, o) in out.iter_mut().enumerate() {
+        for copy in &copies {
+            o.add(&copy[b]);
+        }
+    }
 }
 
 /// The Newton step -G/(H + l2), clamped to `max_delta_step` when that is on.

@@ -1,0 +1,284 @@
+//! `gyre edit`: a change to the data with a reason, making a new version. Each edit records its
+//! author, time, what it selected and how many rows it changed; edits are never deleted.
+
+use crate::{App, AppError, now};
+use gyre_core::{ColumnRole, EditKind, Predicate, RowId, Task, closest};
+use gyre_store::{EditRecord, NewJournalEntry, VersionRecord};
+use serde::Serialize;
+
+/// An edit as the user asked for it, before checking.
+#[derive(Clone, Debug)]
+pub enum EditSpec {
+    Exclude {
+        predicate: String,
+    },
+    Include {
+        predicate: String,
+    },
+    Relabel {
+        rows: Option<Vec<String>>,
+        predicate: Option<String>,
+        to: String,
+        new_class: bool,
+    },
+    Weight {
+        predicate: String,
+        by: f64,
+    },
+    DropFeature {
+        column: String,
+    },
+    Revert {
+        edit: i64,
+    },
+}
+
+#[derive(Serialize)]
+pub struct EditReport {
+    pub edit: i64,
+    pub kind: &'static str,
+    pub description: String,
+    pub dataset: String,
+    pub version: String,
+    pub previous_version: String,
+    pub rows_affected: u64,
+    pub why: String,
+}
+
+fn invalid(message: String) -> AppError {
+    AppError::invalid(message)
+}
+
+impl App {
+    pub fn edit(
+        &mut self,
+        dataset: Option<&str>,
+        spec: &EditSpec,
+        why: Option<&str>,
+    ) -> Result<EditReport, AppError> {
+        let why = why
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .ok_or_else(|| AppError::Invalid {
+                message: "every edit needs a reason: --why TEXT".into(),
+                hint: Some("say why, e.g. --why \"rows from the 2019 outage are noise\"".into()),
+            })?;
+        let dataset = self.resolve_dataset(dataset)?;
+        let current = self.load_version(&dataset, None)?;
+        let previous_version = current.version.clone();
+        let schema = current.schema.clone();
+        let mut data = current.data;
+        let parse = |text: &str| {
+            Predicate::parse_checked(text, &schema).map_err(|e| AppError::Invalid {
+                message: format!("--where: {e}"),
+                hint: None,
+            })
+        };
+        let past = self.edits_upto(&dataset, None)?;
+        let kind = match spec {
+            EditSpec::Exclude { predicate } => EditKind::Exclude {
+                predicate: parse(predicate)?,
+            },
+            EditSpec::Include { predicate } => EditKind::Include {
+                predicate: parse(predicate)?,
+            },
+            EditSpec::Weight { predicate, by } => {
+                if !(by.is_finite() && *by > 0.0) {
+                    return Err(invalid(format!("--by must be a positive number, got {by}")));
+                }
+                EditKind::Weight {
+                    predicate: parse(predicate)?,
+                    by: *by,
+                }
+            }
+            EditSpec::DropFeature { column } => {
+                let col = schema.column(column).ok_or_else(|| AppError::NotFound {
+                    what: "column",
+                    name: column.clone(),
+                    suggestion: closest(column, schema.column_names()).map(String::from),
+                })?;
+                if col.role != ColumnRole::Feature {
+                    return Err(invalid(format!(
+                        "column \"{column}\" is the {} column, not a feature",
+                        format!("{:?}", col.role).to_lowercase()
+                    )));
+                }
+                if !data.is_feature(column) {
+                    return Err(invalid(format!("feature \"{column}\" is already dropped")));
+                }
+                EditKind::DropFeature {
+                    column: column.clone(),
+                }
+            }
+            EditSpec::Revert { edit } => {
+                let target = past.iter().find(|e| e.id == *edit).ok_or_else(|| {
+                    invalid(format!("edit #{edit} does not exist in dataset {dataset}"))
+                })?;
+                if matches!(target.kind, EditKind::Revert { .. }) {
+                    return Err(invalid(format!(
+                        "edit #{edit} is itself a revert; to redo the original edit, make it again"
+                    )));
+                }
+                if past
+                    .iter()
+                    .any(|e| matches!(e.kind, EditKind::Revert { edit: r } if r == *edit))
+                {
+                    return Err(invalid(format!("edit #{edit} is already reverted")));
+                }
+                EditKind::Revert { edit: *edit }
+            }
+            EditSpec::Relabel {
+                rows,
+                predicate,
+                to,
+                new_class,
+            } => {
+                match schema.task {
+                    Task::Regression => {
+                        if to.trim().parse::<f64>().map(f64::is_finite) != Ok(true) {
+                            return Err(invalid(format!(
+                                "--to '{to}' is not a number; this dataset's task is regression"
+                            )));
+                        }
+                    }
+                    _ => {
+                        if !schema.classes.contains(to) && !new_class {
+                            return Err(AppError::Invalid {
+                                message: format!(
+                                    "--to '{to}' is not one of the classes ({})",
+                                    schema.classes.join(", ")
+                                ),
+                                hint: Some(
+                                    "to add a new class on purpose, pass --new-class".into(),
+                                ),
+                            });
+                        }
+                    }
+                }
+                let rows = match rows {
+                    Some(ids) => Some(self.resolve_rows(&data, &schema, ids)?),
+                    None => None,
+                };
+                let predicate = predicate.as_deref().map(parse).transpose()?;
+                if rows.is_none() && predicate.is_none() {
+                    return Err(invalid("relabel needs --rows IDS or --where PRED".into()));
+                }
+                EditKind::Relabel {
+                    rows,
+                    predicate,
+                    to: to.trim().to_string(),
+                }
+            }
+        };
+
+        // What the edit changes: apply it to the current version (a revert recomputes the whole chain).
+        let rows_affected = match &kind {
+            EditKind::Revert { edit } => past
+                .iter()
+                .find(|e| e.id == *edit)
+                .map_or(0, |e| e.rows_affected),
+            k => data.apply(k)?,
+        };
+        let mut all = past.clone();
+        all.push(gyre_core::Edit {
+            id: i64::MAX,
+            dataset: dataset.clone(),
+            kind: kind.clone(),
+            why: why.to_string(),
+            author: self.user.clone(),
+            time: String::new(),
+            rows_affected,
+        });
+        let first_source = self
+            .store
+            .read(|tx| tx.sources(&dataset))?
+            .first()
+            .map(|s| s.id.clone())
+            .unwrap_or_default();
+        let effective: Vec<&EditKind> = gyre_core::edit::effective(&all)
+            .into_iter()
+            .map(|e| &e.kind)
+            .collect();
+        let version = gyre_core::edit::version_id(&first_source, &effective).to_string();
+        let time = now();
+        let description = kind.describe();
+        let (user, command) = (self.user.clone(), self.command.clone());
+        let seq = self.store.read(|tx| tx.versions(&dataset))?.len() as i64;
+        let id = self.store.write(|tx| {
+            let id = tx.insert_edit(&EditRecord {
+                id: 0,
+                dataset: dataset.clone(),
+                body: serde_json::to_string(&kind).expect("edits serialize"),
+                why: why.to_string(),
+                author: user.clone(),
+                time: time.clone(),
+                rows_affected,
+            })?;
+            tx.insert_version(&VersionRecord {
+                id: version.clone(),
+                dataset: dataset.clone(),
+                seq,
+                edit: Some(id),
+                description: description.clone(),
+                created_at: time.clone(),
+            })?;
+            tx.append_journal(&NewJournalEntry {
+                time: &time,
+                user: &user,
+                command: &command,
+                why: Some(why),
+                objects: &[format!("edit:{id}"), format!("version:{version}")],
+            })?;
+            Ok::<_, AppError>(id)
+        })?;
+        Ok(EditReport {
+            edit: id,
+            kind: kind.name(),
+            description,
+            dataset,
+            version,
+            previous_version,
+            rows_affected,
+            why: why.to_string(),
+        })
+    }
+
+    /// Row ids (or keys of the `--id-column`) to row ids, naming any that do not exist.
+    fn resolve_rows(
+        &mut self,
+        data: &gyre_data::version::Materialized,
+        schema: &gyre_core::DatasetSchema,
+        tokens: &[String],
+    ) -> Result<Vec<u64>, AppError> {
+        let ids = gyre_data::table::row_ids(&data.batch);
+        let keys: Option<std::collections::HashMap<String, u64>> =
+            schema.id_column.as_ref().map(|c| {
+                let a = data.batch.column_by_name(c).expect("id column in table");
+                (0..a.len())
+                    .map(|r| (gyre_data::table::display_value(a.as_ref(), r), ids[r].0))
+                    .collect()
+            });
+        let mut out = Vec::with_capacity(tokens.len());
+        for t in tokens {
+            let t = t.trim();
+            let by_key = keys.as_ref().and_then(|k| k.get(t).copied());
+            let by_id = t
+                .parse::<u64>()
+                .ok()
+                .filter(|id| ids.binary_search(&RowId(*id)).is_ok());
+            match by_key.or(by_id) {
+                Some(id) => out.push(id),
+                None => {
+                    return Err(invalid(format!(
+                        "row \"{t}\" does not exist (row ids run {}..{})",
+                        ids.first().map_or(0, |r| r.0),
+                        ids.last().map_or(0, |r| r.0)
+                    )));
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+}

@@ -1,0 +1,51 @@
+//! `gyre edit exclude|include|relabel|weight|drop-feature|revert ... --why TEXT`.
+
+use crate::cli::{Cli, EditArgs, EditCommand};
+use crate::output::{self, count, short};
+use gyre_app::EditSpec;
+use std::process::ExitCode;
+
+pub fn run(cli: &Cli, args: &EditArgs) -> anyhow::Result<ExitCode> {
+    let spec = match &args.kind {
+        EditCommand::Exclude { predicate } => EditSpec::Exclude {
+            predicate: predicate.clone(),
+        },
+        EditCommand::Include { predicate } => EditSpec::Include {
+            predicate: predicate.clone(),
+        },
+        EditCommand::Relabel {
+            rows,
+            predicate,
+            to,
+            new_class,
+        } => EditSpec::Relabel {
+            rows: rows.clone(),
+            predicate: predicate.clone(),
+            to: to.clone(),
+            new_class: *new_class,
+        },
+        EditCommand::Weight { predicate, by } => EditSpec::Weight {
+            predicate: predicate.clone(),
+            by: *by,
+        },
+        EditCommand::DropFeature { column } => EditSpec::DropFeature {
+            column: column.clone(),
+        },
+        EditCommand::Revert { edit } => EditSpec::Revert { edit: *edit },
+    };
+    let r = super::open(cli)?.edit(args.dataset.as_deref(), &spec, args.why.as_deref())?;
+    if cli.json {
+        output::json(&r);
+    } else {
+        output::print(&format!(
+            "edit #{}: {} ({} rows affected)\n  why      {}\n  version  {} -> {}\n",
+            r.edit,
+            r.description,
+            count(r.rows_affected),
+            r.why,
+            short(&r.previous_version),
+            short(&r.version)
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
