@@ -374,3 +374,43 @@ impl RawTable {
         self.chunks[col].iter().map(|a| a.null_count()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Float64Array, StringArray};
+    use parquet::basic::Compression;
+    use parquet::file::properties::WriterProperties;
+
+    /// Other tools write Parquet with snappy (pandas' default), gzip or lz4: gyre reads them all.
+    #[test]
+    fn reads_parquet_from_other_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = RecordBatch::try_from_iter([
+            (
+                "x",
+                Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef,
+            ),
+            ("y", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+        ])
+        .unwrap();
+        for (name, c) in [
+            ("snappy", Compression::SNAPPY),
+            ("gzip", Compression::GZIP(Default::default())),
+            ("lz4", Compression::LZ4_RAW),
+        ] {
+            let path = dir.path().join(format!("{name}.parquet"));
+            let props = WriterProperties::builder().set_compression(c).build();
+            let mut w = parquet::arrow::ArrowWriter::try_new(
+                File::create(&path).unwrap(),
+                batch.schema(),
+                Some(props),
+            )
+            .unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            let t = read(&path, &|_| {}).unwrap();
+            assert_eq!((t.rows, t.names.len()), (2, 2), "{name}");
+        }
+    }
+}

@@ -83,8 +83,50 @@ pub fn from_parquet(bytes: bytes::Bytes) -> Result<RecordBatch, DataError> {
     let batches: Vec<RecordBatch> = reader
         .collect::<Result<_, _>>()
         .map_err(|e| DataError::Parquet(e.to_string()))?;
-    arrow_select::concat::concat_batches(&schema, &batches)
-        .map_err(|e| DataError::Parquet(e.to_string()))
+    let batch = arrow_select::concat::concat_batches(&schema, &batches)
+        .map_err(|e| DataError::Parquet(e.to_string()))?;
+    canonical_dictionaries(batch)
+}
+
+/// Re-encodes every dictionary column so that its values are sorted and distinct and a key is a
+/// category's index in that order, as at import. Parquet keeps one dictionary per row group, so a
+/// table read back in several batches would otherwise carry merged dictionaries with other keys.
+fn canonical_dictionaries(batch: RecordBatch) -> Result<RecordBatch, DataError> {
+    let mut columns = batch.columns().to_vec();
+    let mut changed = false;
+    for col in columns.iter_mut() {
+        let Some(d) = col.as_dictionary_opt::<Int32Type>() else {
+            continue;
+        };
+        let values = d.values().as_string::<i32>();
+        let mut sorted: Vec<&str> = values.iter().flatten().collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let remap: Vec<i32> = (0..values.len())
+            .map(|i| sorted.binary_search(&values.value(i)).unwrap_or(0) as i32)
+            .collect();
+        let identity =
+            sorted.len() == values.len() && remap.iter().enumerate().all(|(i, &k)| k == i as i32);
+        if identity {
+            continue;
+        }
+        let keys: Int32Array = d
+            .keys()
+            .iter()
+            .map(|k| k.map(|k| remap[k as usize]))
+            .collect();
+        let dict = DictionaryArray::<Int32Type>::try_new(
+            keys,
+            Arc::new(StringArray::from_iter_values(sorted.iter())),
+        )
+        .map_err(|e| DataError::Parquet(e.to_string()))?;
+        *col = Arc::new(dict);
+        changed = true;
+    }
+    if !changed {
+        return Ok(batch);
+    }
+    RecordBatch::try_new(batch.schema(), columns).map_err(|e| DataError::Parquet(e.to_string()))
 }
 
 /// The row ids of a stored table.
@@ -133,4 +175,43 @@ pub fn display_value(array: &dyn Array, row: usize) -> String {
         return crate::infer::format_number(f.value(row));
     }
     arrow_cast::display::array_value_to_string(array, row).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table larger than one read batch, with categories that appear in a different order in
+    /// each row group, reads back with the import's codes.
+    #[test]
+    fn dictionaries_survive_several_row_groups() {
+        let n = (1 << 20) + 1000;
+        let values: Vec<&str> = (0..n)
+            .map(|i| {
+                if i < (1 << 20) {
+                    "b"
+                } else if i % 2 == 0 {
+                    "c"
+                } else {
+                    "a"
+                }
+            })
+            .collect();
+        let strings = StringArray::from(values.clone());
+        let c = crate::infer::infer(&[Arc::new(strings) as ArrayRef], &Default::default());
+        assert_eq!(c.categories, vec!["a", "b", "c"]);
+        let ids: Vec<u64> = (0..n as u64).collect();
+        let batch = assemble(&ids, &vec![Split::Train; n], vec![("x".into(), c.array)]).unwrap();
+        let props_bytes = to_parquet(&batch).unwrap();
+        let back = from_parquet(props_bytes.into()).unwrap();
+        let d = back.column(2).as_dictionary::<Int32Type>();
+        let vals = d.values().as_string::<i32>();
+        assert_eq!(
+            vals.iter().flatten().collect::<Vec<_>>(),
+            vec!["a", "b", "c"]
+        );
+        for (i, k) in d.keys().values().iter().enumerate().step_by(997) {
+            assert_eq!(vals.value(*k as usize), values[i]);
+        }
+    }
 }

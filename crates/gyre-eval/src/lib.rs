@@ -4,5 +4,6 @@
 //! Pure: no I/O, no clock, no randomness.
 
 pub mod metrics;
+pub mod slices;
 
 pub use metrics::{Metrics, Scores, classification_metrics, regression_metrics};
