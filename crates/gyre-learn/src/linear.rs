@@ -439,6 +439,17 @@ impl Learner for Linear {
         _seed: u64,
         progress: &dyn Progress,
     ) -> Result<Box<dyn Model>, LearnError> {
+        crate::in_pool(|| self.fit_on_pool(task, data, progress))
+    }
+}
+
+impl Linear {
+    fn fit_on_pool(
+        &self,
+        task: Task,
+        data: &TrainSet<'_>,
+        progress: &dyn Progress,
+    ) -> Result<Box<dyn Model>, LearnError> {
         // Full-batch L-BFGS from a fixed start is deterministic; the seed has nothing to choose.
         validate_train_set(task, data)?;
         let features = data.features;
@@ -575,26 +586,28 @@ impl Model for LinearModel {
     }
 
     fn predict(&self, features: &Features, rows: &[u32]) -> Vec<f64> {
-        let k = self.task.outputs();
-        let enc = &self.encoder;
-        let width = 1 + enc.dim;
-        let mut out = vec![0.0; rows.len() * k];
-        out.par_chunks_mut(k * 256)
-            .zip(rows.par_chunks(256))
-            .for_each(|(o, rows)| {
-                let mut dense = vec![0.0; enc.dense];
-                let mut cats = vec![u32::MAX; enc.categorical.len()];
-                for (o, &r) in o.chunks_mut(k).zip(rows) {
-                    enc.encode(features, r as usize, &mut dense, &mut cats);
-                    row_scores(&self.coef, width, &dense, &cats, o);
-                }
-            });
-        if self.task == Task::Regression {
-            out.iter_mut()
-                .for_each(|v| *v = *v * self.y_scale + self.y_mean);
-        }
-        objective::transform(self.task, &mut out);
-        out
+        crate::in_pool(|| {
+            let k = self.task.outputs();
+            let enc = &self.encoder;
+            let width = 1 + enc.dim;
+            let mut out = vec![0.0; rows.len() * k];
+            out.par_chunks_mut(k * 256)
+                .zip(rows.par_chunks(256))
+                .for_each(|(o, rows)| {
+                    let mut dense = vec![0.0; enc.dense];
+                    let mut cats = vec![u32::MAX; enc.categorical.len()];
+                    for (o, &r) in o.chunks_mut(k).zip(rows) {
+                        enc.encode(features, r as usize, &mut dense, &mut cats);
+                        row_scores(&self.coef, width, &dense, &cats, o);
+                    }
+                });
+            if self.task == Task::Regression {
+                out.iter_mut()
+                    .for_each(|v| *v = *v * self.y_scale + self.y_mean);
+            }
+            objective::transform(self.task, &mut out);
+            out
+        })
     }
 
     fn save(&self) -> Vec<u8> {

@@ -536,9 +536,9 @@ impl Learner for Gbdt {
         progress: &dyn Progress,
     ) -> Result<Box<dyn Model>, LearnError> {
         validate_train_set(task, data)?;
-        let binned = BinnedFeatures::new(data.features, self.params.max_bin);
-        Ok(Box::new(
-            self.fit_binned(task, data, &binned, seed, progress)?,
-        ))
+        crate::in_pool(|| {
+            let binned = BinnedFeatures::new(data.features, self.params.max_bin);
+            Ok(Box::new(self.fit_binned(task, data, &binned, seed, progress)?) as Box<dyn Model>)
+        })
     }
 }

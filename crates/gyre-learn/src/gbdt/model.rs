@@ -407,7 +407,7 @@ impl Model for GbdtModel {
     }
 
     fn predict(&self, features: &Features, rows: &[u32]) -> Vec<f64> {
-        let mut raw = self.predict_raw(features, rows);
+        let mut raw = crate::in_pool(|| self.predict_raw(features, rows));
         objective::transform(self.task, &mut raw);
         raw
     }

@@ -1,0 +1,256 @@
+//! `gyre slices`: SliceLine over a run's per-example errors on a suite. Features are discretized
+//! into readable values (categories as they are, numbers by quantile bins with rounded edges,
+//! missing as its own value), and every slice prints as a gyre predicate that selects exactly
+//! its rows, so it can be pasted into `gyre suite add --where`.
+
+use crate::{App, AppError};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type};
+use arrow_array::{Array, RecordBatch};
+use gyre_core::predicate::{ident_sql, literal_sql, Literal};
+use gyre_core::{ColumnKind, DatasetSchema, Task};
+use gyre_eval::slices::{SliceFeature, SliceParams, find_slices};
+use serde::Serialize;
+
+/// Quantile bins per numeric feature.
+const NUMERIC_BINS: usize = 5;
+
+/// A discretized feature: the codes and the predicate text of each code.
+pub(crate) struct Discrete {
+    pub feature: SliceFeature,
+    pub predicates: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SliceRow {
+    pub predicate: String,
+    pub size: usize,
+    /// Mean error inside the slice.
+    pub error: f64,
+    /// The slice's error over the suite's average error.
+    pub error_ratio: f64,
+    pub score: f64,
+}
+
+#[derive(Serialize)]
+pub struct SlicesReport {
+    pub run: String,
+    pub suite: String,
+    /// What the error is: `error` (0/1, classification) or `squared_error` (regression).
+    pub error_metric: &'static str,
+    pub rows: usize,
+    pub average_error: f64,
+    pub slices: Vec<SliceRow>,
+}
+
+/// Rounds to two significant digits, so that bin edges read like numbers people write.
+fn readable(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let mag = 10f64.powf(x.abs().log10().floor() - 1.0);
+    (x / mag).round() * mag
+}
+
+fn num_text(x: f64) -> String {
+    literal_sql(&Literal::Number((x * 1e9).round() / 1e9))
+}
+
+/// Discretizes the given feature columns over the given rows.
+pub(crate) fn discretize(
+    batch: &RecordBatch,
+    schema: &DatasetSchema,
+    features: &[&str],
+    rows: &[usize],
+) -> Vec<Discrete> {
+    let mut out = Vec::new();
+    for &name in features {
+        let col = schema.column(name).expect("features are schema columns");
+        let a = batch.column_by_name(name).expect("feature in table");
+        let id = ident_sql(name);
+        match col.kind {
+            ColumnKind::Categorical => {
+                let d = a.as_dictionary::<Int32Type>();
+                let values = d.values().as_string::<i32>();
+                let missing = values.len() as u32;
+                let codes = rows
+                    .iter()
+                    .map(|&r| if d.is_null(r) { missing } else { d.keys().value(r) as u32 })
+                    .collect();
+                let mut predicates: Vec<String> = (0..values.len())
+                    .map(|i| format!("{id} = {}", literal_sql(&Literal::Text(values.value(i).into()))))
+                    .collect();
+                predicates.push(format!("{id} IS NULL"));
+                out.push(Discrete {
+                    feature: SliceFeature {
+                        codes,
+                        values: missing + 1,
+                    },
+                    predicates,
+                });
+            }
+            ColumnKind::Boolean => {
+                let b = a.as_boolean();
+                let codes = rows
+                    .iter()
+                    .map(|&r| if b.is_null(r) { 2 } else { u32::from(b.value(r)) })
+                    .collect();
+                out.push(Discrete {
+                    feature: SliceFeature { codes, values: 3 },
+                    predicates: vec![
+                        format!("{id} = FALSE"),
+                        format!("{id} = TRUE"),
+                        format!("{id} IS NULL"),
+                    ],
+                });
+            }
+            ColumnKind::Numeric => {
+                let f = a.as_primitive::<Float64Type>();
+                let present = |r: usize| !f.is_null(r) && f.value(r).is_finite();
+                let mut vals: Vec<f64> = rows.iter().filter(|&&r| present(r)).map(|&r| f.value(r)).collect();
+                vals.sort_by(f64::total_cmp);
+                let mut distinct = vals.clone();
+                distinct.dedup();
+                let (edges, equal): (Vec<f64>, bool) = if distinct.len() <= NUMERIC_BINS {
+                    (distinct.clone(), true)
+                } else {
+                    let mut e: Vec<f64> = (1..NUMERIC_BINS)
+                        .map(|q| readable(vals[q * vals.len() / NUMERIC_BINS]))
+                        .collect();
+                    e.dedup();
+                    e.retain(|&x| x > vals[0] && x <= vals[vals.len() - 1]);
+                    (e, false)
+                };
+                let (codes, mut predicates): (Vec<u32>, Vec<String>) = if equal {
+                    let codes = rows
+                        .iter()
+                        .map(|&r| {
+                            if present(r) {
+                                edges.iter().position(|&e| e == f.value(r)).unwrap_or(0) as u32
+                            } else {
+                                edges.len() as u32
+                            }
+                        })
+                        .collect();
+                    (codes, edges.iter().map(|&e| format!("{id} = {}", num_text(e))).collect())
+                } else {
+                    let codes = rows
+                        .iter()
+                        .map(|&r| {
+                            if present(r) {
+                                edges.partition_point(|&e| e <= f.value(r)) as u32
+                            } else {
+                                edges.len() as u32 + 1
+                            }
+                        })
+                        .collect();
+                    let mut p = Vec::new();
+                    for i in 0..=edges.len() {
+                        p.push(match (i, i == edges.len()) {
+                            (0, _) if edges.is_empty() => format!("{id} IS NOT NULL"),
+                            (0, _) => format!("{id} < {}", num_text(edges[0])),
+                            (_, true) => format!("{id} >= {}", num_text(edges[i - 1])),
+                            _ => format!(
+                                "{id} >= {} AND {id} < {}",
+                                num_text(edges[i - 1]),
+                                num_text(edges[i])
+                            ),
+                        });
+                    }
+                    (codes, p)
+                };
+                predicates.push(format!("{id} IS NULL"));
+                out.push(Discrete {
+                    feature: SliceFeature {
+                        codes,
+                        values: predicates.len() as u32,
+                    },
+                    predicates,
+                });
+            }
+            ColumnKind::Time => {}
+        }
+    }
+    out
+}
+
+/// Per-example errors: 0/1 for classification, squared error for regression.
+pub(crate) fn errors(task: Task, classes: usize, labels: &[f64], scores: &[f64]) -> Vec<f64> {
+    match task {
+        Task::Regression => labels.iter().zip(scores).map(|(y, p)| (y - p).powi(2)).collect(),
+        _ => {
+            let k = if task == Task::Binary { 2 } else { classes };
+            gyre_eval::metrics::predicted_classes(task, k, scores)
+                .iter()
+                .zip(labels)
+                .map(|(&p, &y)| f64::from(u8::from(f64::from(p) != y)))
+                .collect()
+        }
+    }
+}
+
+/// SliceLine over discretized features and an error vector, as reportable rows.
+pub(crate) fn top_slices(discrete: &[Discrete], errors: &[f64], params: &SliceParams) -> Vec<SliceRow> {
+    let feats: Vec<SliceFeature> = discrete
+        .iter()
+        .map(|d| SliceFeature {
+            codes: d.feature.codes.clone(),
+            values: d.feature.values,
+        })
+        .collect();
+    let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
+    find_slices(&feats, errors, params)
+        .into_iter()
+        .map(|s| SliceRow {
+            predicate: s
+                .predicates
+                .iter()
+                .map(|&(f, v)| discrete[f].predicates[v as usize].clone())
+                .collect::<Vec<_>>()
+                .join(" AND "),
+            size: s.size,
+            error: s.error,
+            error_ratio: if mean > 0.0 { s.error / mean } else { 0.0 },
+            score: s.score,
+        })
+        .collect()
+}
+
+/// What `gyre slices` was asked.
+#[derive(Clone, Debug)]
+pub struct SlicesRequest {
+    pub run: String,
+    pub suite: Option<String>,
+    pub params: SliceParams,
+}
+
+impl App {
+    pub fn slices(&mut self, req: &SlicesRequest) -> Result<SlicesReport, AppError> {
+        if req.params.k == 0 {
+            return Err(AppError::invalid("--k must be at least 1"));
+        }
+        if req.params.max_level == 0 {
+            return Err(AppError::invalid("--max-level must be at least 1"));
+        }
+        if !(req.params.alpha > 0.0 && req.params.alpha <= 1.0) {
+            return Err(AppError::invalid(format!(
+                "--alpha must be in (0, 1], got {}",
+                req.params.alpha
+            )));
+        }
+        let scored = self.scored_run(&req.run, req.suite.as_deref())?;
+        let errs = errors(scored.task, scored.classes, &scored.labels, &scored.scores);
+        let features = scored.loaded.data.feature_names();
+        let discrete = discretize(&scored.loaded.data.batch, &scored.loaded.schema, &features, &scored.table_rows);
+        let slices = top_slices(&discrete, &errs, &req.params);
+        let average_error = errs.iter().sum::<f64>() / errs.len().max(1) as f64;
+        Ok(SlicesReport {
+            run: scored.run,
+            suite: scored.suite,
+            error_metric: if scored.task == Task::Regression { "squared_error" } else { "error" },
+            rows: errs.len(),
+            average_error,
+            slices,
+        })
+    }
+}
