@@ -244,7 +244,7 @@ impl App {
     }
 
     /// Row ids (or keys of the `--id-column`) to row ids, naming any that do not exist.
-    fn resolve_rows(
+    pub(crate) fn resolve_rows(
         &mut self,
         data: &gyre_data::version::Materialized,
         schema: &gyre_core::DatasetSchema,

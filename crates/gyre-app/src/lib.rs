@@ -12,6 +12,8 @@ mod import;
 mod journal;
 mod predictions;
 mod runs;
+mod slicing;
+mod suites;
 mod table_view;
 mod train;
 
@@ -19,11 +21,14 @@ pub use config::default_config;
 pub use data::{DataReport, DatasetReport, VersionReport, VersionsReport};
 pub use edit::{EditReport, EditSpec};
 pub use error::AppError;
+pub use gyre_eval::slices::SliceParams;
 pub use gyre_learn::{LEARNERS, Progress};
 pub use import::{ImportReport, ImportRequest};
 pub use journal::LogReport;
 pub use predictions::PredictionsReport;
 pub use runs::RunsReport;
+pub use slicing::{SliceRow, SlicesReport, SlicesRequest};
+pub use suites::{Suite, SuiteResult, SuitesReport};
 pub use train::{RunReport, SeedFloor, TrainReport, TrainRequest};
 
 use gyre_store::Store;

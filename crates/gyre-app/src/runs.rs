@@ -50,6 +50,6 @@ impl App {
 
     pub fn show(&mut self, run: &str) -> Result<RunReport, AppError> {
         let r = self.resolve_run(run)?;
-        run_report(&r)
+        self.run_report_with_suites(&r)
     }
 }

@@ -7,10 +7,10 @@ use crate::{App, AppError};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type};
 use arrow_array::{Array, RecordBatch};
-use gyre_core::predicate::{ident_sql, literal_sql, Literal};
+use gyre_core::predicate::{Literal, ident_sql, literal_sql};
 use gyre_core::{ColumnKind, DatasetSchema, Task};
 use gyre_eval::slices::{SliceFeature, SliceParams, find_slices};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Quantile bins per numeric feature.
 const NUMERIC_BINS: usize = 5;
@@ -21,7 +21,7 @@ pub(crate) struct Discrete {
     pub predicates: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SliceRow {
     pub predicate: String,
     pub size: usize,
@@ -75,10 +75,21 @@ pub(crate) fn discretize(
                 let missing = values.len() as u32;
                 let codes = rows
                     .iter()
-                    .map(|&r| if d.is_null(r) { missing } else { d.keys().value(r) as u32 })
+                    .map(|&r| {
+                        if d.is_null(r) {
+                            missing
+                        } else {
+                            d.keys().value(r) as u32
+                        }
+                    })
                     .collect();
                 let mut predicates: Vec<String> = (0..values.len())
-                    .map(|i| format!("{id} = {}", literal_sql(&Literal::Text(values.value(i).into()))))
+                    .map(|i| {
+                        format!(
+                            "{id} = {}",
+                            literal_sql(&Literal::Text(values.value(i).into()))
+                        )
+                    })
                     .collect();
                 predicates.push(format!("{id} IS NULL"));
                 out.push(Discrete {
@@ -93,7 +104,13 @@ pub(crate) fn discretize(
                 let b = a.as_boolean();
                 let codes = rows
                     .iter()
-                    .map(|&r| if b.is_null(r) { 2 } else { u32::from(b.value(r)) })
+                    .map(|&r| {
+                        if b.is_null(r) {
+                            2
+                        } else {
+                            u32::from(b.value(r))
+                        }
+                    })
                     .collect();
                 out.push(Discrete {
                     feature: SliceFeature { codes, values: 3 },
@@ -107,7 +124,11 @@ pub(crate) fn discretize(
             ColumnKind::Numeric => {
                 let f = a.as_primitive::<Float64Type>();
                 let present = |r: usize| !f.is_null(r) && f.value(r).is_finite();
-                let mut vals: Vec<f64> = rows.iter().filter(|&&r| present(r)).map(|&r| f.value(r)).collect();
+                let mut vals: Vec<f64> = rows
+                    .iter()
+                    .filter(|&&r| present(r))
+                    .map(|&r| f.value(r))
+                    .collect();
                 vals.sort_by(f64::total_cmp);
                 let mut distinct = vals.clone();
                 distinct.dedup();
@@ -119,6 +140,10 @@ pub(crate) fn discretize(
                         .collect();
                     e.dedup();
                     e.retain(|&x| x > vals[0] && x <= vals[vals.len() - 1]);
+                    if e.is_empty() {
+                        // Heavy ties at the minimum (capital_gain is mostly 0): split there.
+                        e.push(distinct[1]);
+                    }
                     (e, false)
                 };
                 let (codes, mut predicates): (Vec<u32>, Vec<String>) = if equal {
@@ -132,7 +157,13 @@ pub(crate) fn discretize(
                             }
                         })
                         .collect();
-                    (codes, edges.iter().map(|&e| format!("{id} = {}", num_text(e))).collect())
+                    (
+                        codes,
+                        edges
+                            .iter()
+                            .map(|&e| format!("{id} = {}", num_text(e)))
+                            .collect(),
+                    )
                 } else {
                     let codes = rows
                         .iter()
@@ -177,7 +208,11 @@ pub(crate) fn discretize(
 /// Per-example errors: 0/1 for classification, squared error for regression.
 pub(crate) fn errors(task: Task, classes: usize, labels: &[f64], scores: &[f64]) -> Vec<f64> {
     match task {
-        Task::Regression => labels.iter().zip(scores).map(|(y, p)| (y - p).powi(2)).collect(),
+        Task::Regression => labels
+            .iter()
+            .zip(scores)
+            .map(|(y, p)| (y - p).powi(2))
+            .collect(),
         _ => {
             let k = if task == Task::Binary { 2 } else { classes };
             gyre_eval::metrics::predicted_classes(task, k, scores)
@@ -190,7 +225,11 @@ pub(crate) fn errors(task: Task, classes: usize, labels: &[f64], scores: &[f64])
 }
 
 /// SliceLine over discretized features and an error vector, as reportable rows.
-pub(crate) fn top_slices(discrete: &[Discrete], errors: &[f64], params: &SliceParams) -> Vec<SliceRow> {
+pub(crate) fn top_slices(
+    discrete: &[Discrete],
+    errors: &[f64],
+    params: &SliceParams,
+) -> Vec<SliceRow> {
     let feats: Vec<SliceFeature> = discrete
         .iter()
         .map(|d| SliceFeature {
@@ -241,13 +280,22 @@ impl App {
         let scored = self.scored_run(&req.run, req.suite.as_deref())?;
         let errs = errors(scored.task, scored.classes, &scored.labels, &scored.scores);
         let features = scored.loaded.data.feature_names();
-        let discrete = discretize(&scored.loaded.data.batch, &scored.loaded.schema, &features, &scored.table_rows);
+        let discrete = discretize(
+            &scored.loaded.data.batch,
+            &scored.loaded.schema,
+            &features,
+            &scored.table_rows,
+        );
         let slices = top_slices(&discrete, &errs, &req.params);
         let average_error = errs.iter().sum::<f64>() / errs.len().max(1) as f64;
         Ok(SlicesReport {
             run: scored.run,
             suite: scored.suite,
-            error_metric: if scored.task == Task::Regression { "squared_error" } else { "error" },
+            error_metric: if scored.task == Task::Regression {
+                "squared_error"
+            } else {
+                "error"
+            },
             rows: errs.len(),
             average_error,
             slices,

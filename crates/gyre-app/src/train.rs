@@ -2,6 +2,8 @@
 //! and store the run (model, per-example predictions, metrics, timings) with a journal entry.
 
 use crate::predictions::{self, Predictions};
+use crate::slicing::{self, SliceRow};
+use crate::suites::SuiteResult;
 use crate::{App, AppError, now};
 use gyre_core::{ContentHash, Split, Task};
 use gyre_eval::metrics::{self, Scores};
@@ -36,12 +38,6 @@ impl Default for TrainRequest {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SuiteResult {
-    pub name: String,
-    pub passed: bool,
-}
-
 /// A stored run, as reported by `train` and `show`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunReport {
@@ -65,6 +61,16 @@ pub struct RunReport {
     pub git_commit: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed_group: Option<String>,
+    /// The worst holdout slices (SliceLine on 0/1 or squared error), when just trained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slices: Vec<SliceRow>,
+}
+
+impl RunReport {
+    /// Whether every suite's requirements hold.
+    pub fn passed(&self) -> bool {
+        self.suites.iter().all(|s| s.passed)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -149,6 +155,8 @@ impl App {
         let group_id = (req.seeds > 1).then(|| new_id(&format!("group {}", req.seed)));
 
         let mut reports = Vec::new();
+        let mut first_slices = Vec::new();
+        let mut slices_s = 0.0;
         let mut holdout_correct: Vec<Vec<bool>> = Vec::new();
         for k in 0..req.seeds {
             let seed = req.seed + k as u64;
@@ -177,6 +185,21 @@ impl App {
                 weights: None,
             };
             let holdout_metrics = metrics::metrics(&scored);
+            if k == 0 {
+                let t3 = Instant::now();
+                let table_rows: Vec<usize> = holdout_rows.iter().map(|&r| r as usize).collect();
+                let names = loaded.data.feature_names();
+                let discrete =
+                    slicing::discretize(&loaded.data.batch, &loaded.schema, &names, &table_rows);
+                let errs =
+                    slicing::errors(task, loaded.schema.classes.len(), &holdout_labels, &scores);
+                let params = gyre_eval::slices::SliceParams {
+                    k: 3,
+                    ..Default::default()
+                };
+                first_slices = slicing::top_slices(&discrete, &errs, &params);
+                slices_s = t3.elapsed().as_secs_f64();
+            }
             if task.is_classification() {
                 let pred = metrics::predicted_classes(task, loaded.schema.classes.len(), &scores);
                 holdout_correct.push(
@@ -210,12 +233,17 @@ impl App {
             timings.insert("load_s".to_string(), if k == 0 { load_s } else { 0.0 });
             timings.insert("train_s".to_string(), train_s);
             timings.insert("evaluate_s".to_string(), evaluate_s);
+            if k == 0 {
+                timings.insert("slices_s".to_string(), slices_s);
+            }
             let info = RunInfo {
                 task,
                 primary_metric: metrics::primary(task).name.to_string(),
                 suites: vec![SuiteResult {
                     name: "holdout".into(),
                     passed: true,
+                    rows: holdout_rows.len(),
+                    failures: Vec::new(),
                 }],
                 rows: RowCounts {
                     train: train_rows.len(),
@@ -272,7 +300,11 @@ impl App {
             })
             .map_err(AppError::from)
         })?;
-        let runs: Vec<RunReport> = reports.iter().map(run_report).collect::<Result<_, _>>()?;
+        let mut runs: Vec<RunReport> = Vec::new();
+        for r in &reports {
+            runs.push(self.run_report_with_suites(r)?);
+        }
+        runs[0].slices = first_slices;
         Ok(TrainReport {
             run: runs[0].clone(),
             runs: if runs.len() > 1 { runs } else { Vec::new() },
@@ -335,7 +367,19 @@ pub(crate) fn run_report(r: &RunRecord) -> Result<RunReport, AppError> {
         gyre_version: info.gyre_version,
         git_commit: info.git_commit,
         seed_group: r.seed_group.clone(),
+        slices: Vec::new(),
     })
+}
+
+impl App {
+    /// A run's report with every suite evaluated now from its stored predictions.
+    pub(crate) fn run_report_with_suites(&mut self, r: &RunRecord) -> Result<RunReport, AppError> {
+        let mut report = run_report(r)?;
+        let (metrics, suites) = self.evaluate_suites(r)?;
+        report.metrics = metrics;
+        report.suites = suites;
+        Ok(report)
+    }
 }
 
 /// A fresh run id: 12 hex characters, unique with overwhelming probability.

@@ -42,6 +42,15 @@ pub enum Command {
     },
     /// Change the data with a reason: each edit makes a new version
     Edit(EditArgs),
+    /// Define a suite: a named set of holdout rows with optional requirements
+    Suite {
+        #[command(subcommand)]
+        command: SuiteCommand,
+    },
+    /// List suites
+    Suites,
+    /// Failure slices of a run (SliceLine): where its error is far above average
+    Slices(SlicesArgs),
     /// The journal: everything done to this project, by whom, when and why
     Log,
     /// Train a learner on the current dataset version and evaluate it on every suite
@@ -191,4 +200,46 @@ pub enum EditCommand {
         /// The edit's number (see gyre data --versions)
         edit: i64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SuiteCommand {
+    /// Add a suite
+    Add {
+        /// The suite's name
+        name: String,
+        /// Holdout rows matching this predicate
+        #[arg(long = "where", value_name = "PRED")]
+        predicate: Option<String>,
+        /// Or these rows (ids or --id-column keys), comma-separated
+        #[arg(long, value_delimiter = ',', value_name = "IDS")]
+        rows: Option<Vec<String>>,
+        /// A requirement such as 'accuracy>=0.85' (repeatable)
+        #[arg(long = "require", value_name = "METRIC>=X")]
+        requirements: Vec<String>,
+        /// The dataset (default: the project's only dataset)
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SlicesArgs {
+    /// A run id (or unique prefix), or `latest`
+    pub run: String,
+    /// Look only at this suite's rows (default: holdout)
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// How many slices
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// The most predicates per slice
+    #[arg(long, default_value_t = 3)]
+    pub max_level: usize,
+    /// The fewest rows per slice
+    #[arg(long, default_value_t = 32)]
+    pub min_support: usize,
+    /// Weight of error against size in the score, in (0, 1]
+    #[arg(long, default_value_t = 0.95)]
+    pub alpha: f64,
 }

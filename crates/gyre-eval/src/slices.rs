@@ -181,7 +181,8 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
     keys.sort_unstable();
     for k in keys {
         let st = basic[&k].stats(errors);
-        if st.size >= p.min_support && st.err_sum > 0.0 {
+        // A value every row has selects nothing: it would only repeat its children's parents.
+        if st.size >= p.min_support && st.size < n && st.err_sum > 0.0 {
             let key = vec![k];
             consider(&mut top, &key, &st);
             level.insert(key, (st, Bits(basic[&k].0.clone())));

@@ -14,7 +14,7 @@ mod project;
 pub use error::StoreError;
 pub use meta::{
     DatasetRecord, EditRecord, JournalEntry, NewJournalEntry, RunRecord, SeedGroupRecord,
-    SourceRecord, VersionRecord,
+    SourceRecord, SuiteRecord, VersionRecord,
 };
 pub use objects::Objects;
 pub use project::{CONFIG_FILE, STATE_DIR, Store, Tx, discover, write_atomic};

@@ -86,6 +86,16 @@ pub struct SeedGroupRecord {
     pub created_at: String,
 }
 
+/// A named evaluation set; `definition` is JSON (predicate or rows, and requirements).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SuiteRecord {
+    pub name: String,
+    pub dataset: String,
+    pub definition: String,
+    pub created_at: String,
+    pub author: String,
+}
+
 /// One line of the journal, as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
@@ -358,6 +368,31 @@ impl Tx<'_> {
         );
         let mut st = self.0.prepare(&sql)?;
         let rows = st.query_map([prefix], Self::run_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn insert_suite(&self, s: &SuiteRecord) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO suites (name, dataset, definition, created_at, author) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![s.name, s.dataset, s.definition, s.created_at, s.author],
+        )?;
+        Ok(())
+    }
+
+    /// Every suite, oldest first.
+    pub fn suites(&self) -> Result<Vec<SuiteRecord>, StoreError> {
+        let mut st = self.0.prepare(
+            "SELECT name, dataset, definition, created_at, author FROM suites ORDER BY created_at, name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(SuiteRecord {
+                name: r.get(0)?,
+                dataset: r.get(1)?,
+                definition: r.get(2)?,
+                created_at: r.get(3)?,
+                author: r.get(4)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -87,4 +87,14 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX runs_by_time ON runs (created_at);
     "#,
+    // 3: suites (named evaluation sets with requirements).
+    r#"
+    CREATE TABLE suites (
+        name        TEXT PRIMARY KEY,
+        dataset     TEXT NOT NULL REFERENCES datasets(name),
+        definition  TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        author      TEXT NOT NULL
+    );
+    "#,
 ];

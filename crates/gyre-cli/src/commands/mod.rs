@@ -6,6 +6,8 @@ mod import;
 mod init;
 mod log;
 mod runs;
+mod slices;
+mod suites;
 mod train;
 
 use crate::cli::{Cli, Command};
@@ -22,6 +24,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             version,
         } => data::run(cli, name.as_deref(), *versions, version.as_deref()),
         Command::Edit(args) => edit::run(cli, args),
+        Command::Suite { command } => suites::add(cli, command),
+        Command::Suites => suites::list(cli),
+        Command::Slices(args) => slices::run(cli, args),
         Command::Log => log::run(cli),
         Command::Train(args) => train::run(cli, args),
         Command::Runs => runs::list(cli),

@@ -43,9 +43,14 @@ pub fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
 
 pub fn show(cli: &Cli, run: &str) -> anyhow::Result<ExitCode> {
     let r = super::open(cli)?.show(run)?;
+    let code = if r.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
     if cli.json {
         output::json(&r);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let mut s = super::train::run_summary(&r);
     s.push_str(&format!("  created {} by {}\n", r.created_at, r.created_by));
@@ -60,7 +65,7 @@ pub fn show(cli: &Cli, run: &str) -> anyhow::Result<ExitCode> {
         s.push_str(&format!("  git     {c}\n"));
     }
     output::print(&s);
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 pub fn predictions(

@@ -51,9 +51,14 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let result = app.train(&req, &Bar(bar.clone()));
     bar.finish_and_clear();
     let report = result?;
+    let code = if report.runs.iter().chain([&report.run]).all(|r| r.passed()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
     if cli.json {
         output::json(&report);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let mut s = String::new();
     let runs: Vec<&RunReport> = if report.runs.is_empty() {
@@ -63,6 +68,10 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<ExitCode> {
     };
     for r in &runs {
         s.push_str(&run_summary(r));
+    }
+    if !report.run.slices.is_empty() {
+        s.push_str("  where it fails most (holdout slices; gyre slices RUN for more):\n");
+        s.push_str(&super::slices::table(&report.run.slices));
     }
     if let Some(f) = &report.seed_floor {
         match f.mean_flip_rate {
@@ -80,7 +89,7 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<ExitCode> {
         short(&report.run.run)
     ));
     output::print(&s);
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// A few readable lines about one run.
@@ -107,6 +116,13 @@ pub fn run_summary(r: &RunReport) -> String {
             r.primary_metric,
             primary.map_or("n/a".to_string(), |v| format!("{v:.4}")),
             others.join(", ")
+        ));
+    }
+    for x in r.suites.iter().filter(|x| !x.passed) {
+        s.push_str(&format!(
+            "  suite {} FAILED: {}\n",
+            x.name,
+            x.failures.join("; ")
         ));
     }
     let t = |k: &str| r.timings.get(k).copied().unwrap_or(0.0);

@@ -1,0 +1,56 @@
+//! `gyre slices RUN [--suite NAME] [--k N] [--max-level L] [--min-support S] [--alpha A]`.
+
+use crate::cli::{Cli, SlicesArgs};
+use crate::output::{self, count, short};
+use gyre_app::{SliceParams, SliceRow, SlicesRequest};
+use std::process::ExitCode;
+
+pub fn run(cli: &Cli, args: &SlicesArgs) -> anyhow::Result<ExitCode> {
+    let req = SlicesRequest {
+        run: args.run.clone(),
+        suite: args.suite.clone(),
+        params: SliceParams {
+            k: args.k,
+            max_level: args.max_level,
+            min_support: args.min_support,
+            alpha: args.alpha,
+        },
+    };
+    let r = super::open(cli)?.slices(&req)?;
+    if cli.json {
+        output::json(&r);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut s = format!(
+        "slices of run {} on {} ({} rows, average {} {:.4})\n",
+        short(&r.run),
+        r.suite,
+        count(r.rows as u64),
+        r.error_metric,
+        r.average_error
+    );
+    if r.slices.is_empty() {
+        s.push_str("  no slice is clearly worse than average\n");
+    }
+    s.push_str(&table(&r.slices));
+    s.push_str("\nto watch one: gyre suite add NAME --where \"PREDICATE\"\n");
+    output::print(&s);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Slices as readable lines: the predicate, then size, error and how many times the average.
+pub fn table(slices: &[SliceRow]) -> String {
+    let mut s = String::new();
+    for (i, x) in slices.iter().enumerate() {
+        s.push_str(&format!(
+            "  {:>2}. {}\n      {} rows, error {:.3} ({:.1}x average), score {:.3}\n",
+            i + 1,
+            x.predicate,
+            count(x.size as u64),
+            x.error,
+            x.error_ratio,
+            x.score
+        ));
+    }
+    s
+}

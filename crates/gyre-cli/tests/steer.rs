@@ -1,0 +1,380 @@
+//! Edits, versions, suites and slices through the real binary on Adult and generated data.
+
+mod common;
+use common::*;
+use std::io::Read;
+
+fn adult_project() -> Project {
+    let p = Project::new();
+    p.import_adult();
+    p
+}
+
+/// Adult's rows as (split, age, income), straight from the file: an independent count.
+fn adult_rows() -> Vec<(String, f64, String)> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(adult()).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[15].to_string(), c[0].parse().unwrap(), c[14].to_string())
+        })
+        .collect()
+}
+
+fn versions(p: &Project) -> Vec<serde_json::Value> {
+    p.json(&["data", "--versions"])["versions"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn exclude_include_revert_and_the_version_chain() {
+    let p = adult_project();
+    let v0 = p.json(&["data"])["datasets"][0]["version"].clone();
+    let young_train = adult_rows()
+        .iter()
+        .filter(|(s, age, _)| s == "train" && *age < 20.0)
+        .count() as u64;
+
+    let e = p.json(&[
+        "edit",
+        "exclude",
+        "--where",
+        "age < 20",
+        "--why",
+        "teenagers are not our users",
+    ]);
+    assert_eq!(e["rows_affected"], young_train);
+    assert_ne!(e["version"], v0);
+    let r = p.json(&["train", "-p", "num_iterations=10"]);
+    assert_eq!(r["rows"]["train"], 32561 - young_train);
+    assert_eq!(
+        r["rows"]["holdout"], 16281,
+        "evaluation rows are never dropped"
+    );
+    assert_eq!(r["version"], e["version"]);
+
+    let inc = p.json(&[
+        "edit",
+        "include",
+        "--where",
+        "age < 18",
+        "--why",
+        "keep the youngest after all",
+    ]);
+    let under18 = adult_rows()
+        .iter()
+        .filter(|(s, a, _)| s == "train" && *a < 18.0)
+        .count() as u64;
+    assert_eq!(inc["rows_affected"], under18);
+
+    let rev = p.json(&[
+        "edit",
+        "revert",
+        &inc["edit"].to_string(),
+        "--why",
+        "changed my mind",
+    ]);
+    assert_eq!(
+        rev["version"], e["version"],
+        "revert gives back the version before"
+    );
+    let rev0 = p.json(&[
+        "edit",
+        "revert",
+        &e["edit"].to_string(),
+        "--why",
+        "undo all",
+    ]);
+    assert_eq!(rev0["version"], v0, "and back to the original");
+
+    let chain = versions(&p);
+    assert_eq!(chain.len(), 5);
+    assert_eq!(chain[1]["why"], "teenagers are not our users");
+    assert_eq!(
+        chain[1]["change"]["training_rows_delta"],
+        -(young_train as i64)
+    );
+    assert_eq!(chain[4]["version"], v0);
+    // A past version materializes exactly.
+    let past = p.json(&["data", "--version", &e["version"].as_str().unwrap()[..10]]);
+    assert_eq!(past["excluded_rows"], young_train);
+    // Reverting twice, or a revert, is refused.
+    let out = p.run(&["edit", "revert", &e["edit"].to_string(), "--why", "again"]);
+    assert_error(&out, &["already reverted"]);
+    let out = p.run(&["edit", "revert", "999", "--why", "x"]);
+    assert_error(&out, &["edit #999 does not exist"]);
+    // The journal keeps the reasons.
+    let log = p.json(&["log"]);
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["why"] == "changed my mind")
+    );
+}
+
+#[test]
+fn relabel_weight_and_drop_feature() {
+    let p = adult_project();
+    let rows = adult_rows();
+    let ids = [0usize, 1, 7, 32561];
+    let differing = ids.iter().filter(|&&i| rows[i].2 != ">50K").count() as u64;
+    let r = p.json(&[
+        "edit",
+        "relabel",
+        "--rows",
+        "0,1,7,32561",
+        "--to",
+        ">50K",
+        "--why",
+        "checked by hand",
+    ]);
+    assert_eq!(r["rows_affected"], differing);
+    let d = p.json(&["data", "--version", r["version"].as_str().unwrap()]);
+    let high = d["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["label"] == ">50K")
+        .unwrap()["count"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(high, 11687 + differing, "relabel applies in every split");
+
+    let w = p.json(&[
+        "edit",
+        "weight",
+        "--where",
+        "sex = 'Female'",
+        "--by",
+        "2",
+        "--why",
+        "under-served",
+    ]);
+    let women_train = 10771; // train rows with sex = Female in adult.data
+    assert_eq!(w["rows_affected"], women_train);
+    let dropped = p.json(&[
+        "edit",
+        "drop-feature",
+        "fnlwgt",
+        "--why",
+        "a sampling weight, not a feature",
+    ]);
+    let v = p.json(&["data", "--version", dropped["version"].as_str().unwrap()]);
+    assert_eq!(v["dropped_features"][0], "fnlwgt");
+    assert_eq!(v["weighted_rows"], women_train);
+    let t = p.json(&["train", "-p", "num_iterations=10"]);
+    assert_eq!(t["version"], dropped["version"]);
+}
+
+#[test]
+fn bad_edits_are_refused_and_write_nothing() {
+    let p = adult_project();
+    let check = |args: &[&str], needles: &[&str]| {
+        let before = p.snapshot();
+        let chain = versions(&p).len();
+        assert_error(&p.run(args), needles);
+        assert_eq!(p.snapshot(), before);
+        assert_eq!(versions(&p).len(), chain);
+    };
+    check(&["edit", "exclude", "--where", "age < 20"], &["--why"]);
+    check(
+        &["edit", "exclude", "--where", "agee < 20", "--why", "x"],
+        &["\"agee\" not found", "did you mean \"age\""],
+    );
+    check(
+        &["edit", "exclude", "--where", "age = 'old'", "--why", "x"],
+        &["type mismatch", "\"age\" is numeric", "'old' is text"],
+    );
+    check(
+        &["edit", "exclude", "--where", "age <", "--why", "x"],
+        &["cannot parse"],
+    );
+    check(
+        &[
+            "edit", "relabel", "--rows", "99999999", "--to", ">50K", "--why", "x",
+        ],
+        &["row \"99999999\" does not exist"],
+    );
+    check(
+        &[
+            "edit", "relabel", "--rows", "1", "--to", "maybe", "--why", "x",
+        ],
+        &["not one of the classes", "--new-class"],
+    );
+    check(
+        &[
+            "edit", "weight", "--where", "age < 20", "--by", "0", "--why", "x",
+        ],
+        &["positive"],
+    );
+    check(
+        &[
+            "edit", "weight", "--where", "age < 20", "--by", "-1", "--why", "x",
+        ],
+        &["positive"],
+    );
+    check(
+        &["edit", "drop-feature", "income", "--why", "x"],
+        &["target"],
+    );
+    check(
+        &["edit", "drop-feature", "agge", "--why", "x"],
+        &["did you mean \"age\""],
+    );
+}
+
+#[test]
+fn suites_are_scored_lazily_and_requirements_gate_the_exit_code() {
+    let p = adult_project();
+    let run = p.json(&["train", "-p", "num_iterations=20"])["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.json(&[
+        "suite",
+        "add",
+        "women",
+        "--where",
+        "sex = 'Female'",
+        "--require",
+        "accuracy>=0.99",
+    ]);
+    p.json(&["suite", "add", "old", "--where", "age >= 60"]);
+    let out = p.run(&["show", &run, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "a failed requirement is exit 1");
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let women = shown["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "women")
+        .unwrap()
+        .clone();
+    assert_eq!(women["passed"], false);
+    assert_eq!(
+        women["rows"], 5421,
+        "holdout rows with sex = Female in adult.test"
+    );
+    assert!(shown["metrics"]["women"]["accuracy"].is_number());
+    assert!(shown["metrics"]["old"]["auc"].is_number());
+    let suites = p.json(&["suites"]);
+    assert_eq!(suites["suites"].as_array().unwrap().len(), 2);
+
+    assert_error(
+        &p.run(&["suite", "add", "x", "--where", "sexx = 'Female'"]),
+        &["did you mean \"sex\""],
+    );
+    assert_error(
+        &p.run(&[
+            "suite",
+            "add",
+            "x",
+            "--where",
+            "age > 1",
+            "--require",
+            "acuracy>=0.5",
+        ]),
+        &["unknown metric", "accuracy", "log_loss"],
+    );
+    assert_error(
+        &p.run(&["suite", "add", "holdout", "--where", "age > 1"]),
+        &["always exists"],
+    );
+    assert_error(
+        &p.run(&["suite", "add", "women", "--where", "age > 1"]),
+        &["already exists"],
+    );
+    assert_error(
+        &p.run(&["slices", &run, "--suite", "wmen"]),
+        &["suite \"wmen\" not found", "women"],
+    );
+    assert_error(&p.run(&["slices", &run, "--k", "0"]), &["--k"]);
+}
+
+#[test]
+fn printed_slices_paste_into_suites_and_select_the_same_rows() {
+    let p = adult_project();
+    let run = p.json(&["train", "-p", "num_iterations=30"])["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let slices = p.json(&["slices", &run, "--k", "5"]);
+    let list = slices["slices"].as_array().unwrap();
+    assert!(!list.is_empty());
+    for (i, s) in list.iter().enumerate() {
+        let name = format!("slice{i}");
+        p.json(&[
+            "suite",
+            "add",
+            &name,
+            "--where",
+            s["predicate"].as_str().unwrap(),
+        ]);
+        let shown = p.run(&["show", &run, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+        let suite = v["suites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(suite["rows"], s["size"], "{}", s["predicate"]);
+        let err = 1.0 - v["metrics"][&name]["accuracy"].as_f64().unwrap();
+        assert!((err - s["error"].as_f64().unwrap()).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn a_planted_slice_is_found_first() {
+    // Labels follow x exactly, except inside a = 'a2' AND b = 'b1', where they are noise.
+    let p = Project::new();
+    let mut csv = String::from("a,b,c,x,y\n");
+    let mut s: u64 = 7;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        s >> 33
+    };
+    for _ in 0..6000 {
+        let a = next() % 4;
+        let b = next() % 3;
+        let c = next() % 5;
+        let x = (next() % 1000) as f64 / 1000.0;
+        let noisy = a == 2 && b == 1;
+        let y = if noisy { next() % 2 == 0 } else { x > 0.5 };
+        csv.push_str(&format!(
+            "a{a},b{b},c{c},{x},{}\n",
+            if y { "yes" } else { "no" }
+        ));
+    }
+    let f = p.write("planted.csv", csv.as_bytes());
+    p.json(&[
+        "import",
+        f.to_str().unwrap(),
+        "--target",
+        "y",
+        "--holdout",
+        "0.5",
+        "--seed",
+        "3",
+    ]);
+    let run = p.json(&["train", "-p", "num_iterations=50"])["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let slices = p.json(&["slices", &run, "--k", "3", "--max-level", "2"]);
+    assert_eq!(
+        slices["slices"][0]["predicate"], "a = 'a2' AND b = 'b1'",
+        "{slices}"
+    );
+}
