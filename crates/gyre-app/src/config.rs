@@ -1,13 +1,121 @@
-//! `gyre.toml`: the project's settings, written with commented defaults by `gyre init`.
+//! `gyre.toml`: the project's settings, written with commented defaults by `gyre init`, read and
+//! checked (unknown keys and wrong types are errors that name the key).
+
+use crate::AppError;
+use serde::Deserialize;
+use std::path::Path;
 
 /// The text `gyre init` writes.
 pub fn default_config() -> String {
     format!(
-        r#"# gyre project settings. See `gyre --help`.
+        r#"# gyre project settings.
 [project]
 # Written by gyre {version}.
 format = 1
+
+# The promotion policy checked by `gyre gate` and `gyre promote`.
+[gate]
+# The metric that decides (default: auc for classification, rmse for regression).
+# primary_metric = "auc"
+# The candidate must not be significantly worse than the champion on the primary metric
+# (95% paired bootstrap interval). To also demand a gain, set the smallest one accepted:
+# min_improvement = 0.001
+# Negative flips (right under the champion, wrong under the candidate), as a share of rows.
+max_negative_flip_rate = 0.05
+# When a seed noise floor is known (gyre train --seeds K), also cap negative flips at this
+# multiple of it; 0 turns the check off.
+max_flip_multiple_of_seed_floor = 0.0
+# No suite may be significantly worse than under the champion.
+suites_not_worse = true
+bootstrap_resamples = 1000
+bootstrap_seed = 0
 "#,
         version = env!("CARGO_PKG_VERSION")
     )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    #[allow(dead_code)]
+    project: Option<toml::Table>,
+    #[serde(default)]
+    gate: GateConfig,
+}
+
+/// The `[gate]` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GateConfig {
+    pub primary_metric: Option<String>,
+    pub min_improvement: Option<f64>,
+    pub max_negative_flip_rate: f64,
+    pub max_flip_multiple_of_seed_floor: f64,
+    pub suites_not_worse: bool,
+    pub bootstrap_resamples: usize,
+    pub bootstrap_seed: u64,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        GateConfig {
+            primary_metric: None,
+            min_improvement: None,
+            max_negative_flip_rate: 0.05,
+            max_flip_multiple_of_seed_floor: 0.0,
+            suites_not_worse: true,
+            bootstrap_resamples: 1000,
+            bootstrap_seed: 0,
+        }
+    }
+}
+
+/// Reads the project's `gyre.toml`.
+pub fn gate_config(path: &Path) -> Result<GateConfig, AppError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AppError::from(gyre_store::StoreError::io(path, e)))?;
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| AppError::Invalid {
+        message: format!("{}: {}", path.display(), e.to_string().trim()),
+        hint: Some("see the [gate] keys that `gyre init` writes".into()),
+    })?;
+    let g = file.gate;
+    if !(0.0..=1.0).contains(&g.max_negative_flip_rate) {
+        return Err(AppError::invalid(format!(
+            "{}: [gate] max_negative_flip_rate must be between 0 and 1, got {}",
+            path.display(),
+            g.max_negative_flip_rate
+        )));
+    }
+    if g.bootstrap_resamples == 0 {
+        return Err(AppError::invalid(format!(
+            "{}: [gate] bootstrap_resamples must be at least 1",
+            path.display()
+        )));
+    }
+    Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_parses_to_the_defaults() {
+        let f: ConfigFile = toml::from_str(&default_config()).unwrap();
+        assert_eq!(f.gate.max_negative_flip_rate, 0.05);
+        assert!(f.gate.suites_not_worse);
+    }
+
+    #[test]
+    fn bad_gate_sections_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gyre.toml");
+        std::fs::write(&p, "[gate]\nmax_negative_flip_rate = \"lots\"\n").unwrap();
+        let e = gate_config(&p).unwrap_err().to_string();
+        assert!(e.contains("max_negative_flip_rate"), "{e}");
+        std::fs::write(&p, "[gate]\nmax_negative_fliprate = 0.1\n").unwrap();
+        let e = gate_config(&p).unwrap_err().to_string();
+        assert!(e.contains("max_negative_fliprate"), "{e}");
+    }
 }

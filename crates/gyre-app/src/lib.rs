@@ -6,19 +6,22 @@
 
 mod config;
 mod data;
+mod diff;
 mod edit;
 mod error;
 mod import;
 mod journal;
 mod predictions;
 mod runs;
+mod ship;
 mod slicing;
 mod suites;
 mod table_view;
 mod train;
 
-pub use config::default_config;
+pub use config::{GateConfig, default_config};
 pub use data::{DataReport, DatasetReport, VersionReport, VersionsReport};
+pub use diff::{DiffReport, DiffRequest};
 pub use edit::{EditReport, EditSpec};
 pub use error::AppError;
 pub use gyre_eval::slices::SliceParams;
@@ -27,6 +30,7 @@ pub use import::{ImportReport, ImportRequest};
 pub use journal::LogReport;
 pub use predictions::PredictionsReport;
 pub use runs::RunsReport;
+pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use slicing::{SliceRow, SlicesReport, SlicesRequest};
 pub use suites::{Suite, SuiteResult, SuitesReport};
 pub use train::{RunReport, SeedFloor, TrainReport, TrainRequest};

@@ -11,8 +11,20 @@ pub struct RunsReport {
 }
 
 impl App {
-    /// A run by unique id prefix or `latest`.
+    /// A run by alias (`champion`), `latest`, or unique id prefix.
     pub(crate) fn resolve_run(&mut self, name: &str) -> Result<RunRecord, AppError> {
+        if let Some(id) = self.alias_target(name)? {
+            let mut m = self.store.read(|tx| tx.runs_with_prefix(&id))?;
+            if let Some(r) = m.pop() {
+                return Ok(r);
+            }
+        }
+        if name == crate::ship::CHAMPION {
+            return Err(AppError::Invalid {
+                message: "there is no champion yet".into(),
+                hint: Some("promote a run: gyre promote RUN --why TEXT".into()),
+            });
+        }
         if name == "latest" {
             return self
                 .store

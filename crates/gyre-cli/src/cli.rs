@@ -51,6 +51,50 @@ pub enum Command {
     Suites,
     /// Failure slices of a run (SliceLine): where its error is far above average
     Slices(SlicesArgs),
+    /// Compare two runs example by example: deltas with intervals, flips, McNemar, slices that got worse
+    Diff {
+        /// The base run (id prefix, alias or `latest`)
+        base: String,
+        /// The candidate run
+        candidate: String,
+        /// Only this suite
+        #[arg(long)]
+        suite: Option<String>,
+        /// List the flipped rows
+        #[arg(long)]
+        rows: bool,
+        /// Bootstrap resamples (default from [gate] in gyre.toml)
+        #[arg(long)]
+        resamples: Option<usize>,
+    },
+    /// Check a run against the promotion policy ([gate] in gyre.toml); exit 1 when it fails
+    Gate {
+        run: String,
+        /// The run to compare against (default: the champion)
+        #[arg(long, value_name = "REF")]
+        against: Option<String>,
+    },
+    /// Make a run the champion (or another alias) if it passes the gate
+    Promote {
+        run: String,
+        #[arg(long)]
+        why: Option<String>,
+        /// Promote even if the gate fails (recorded)
+        #[arg(long)]
+        force: bool,
+        /// The alias to move (default: champion)
+        #[arg(long, value_name = "NAME")]
+        alias: Option<String>,
+    },
+    /// Move the champion (or another alias) back to the run it pointed at before
+    Rollback {
+        #[arg(long)]
+        why: Option<String>,
+        #[arg(long, value_name = "NAME")]
+        alias: Option<String>,
+    },
+    /// Every alias with its full history: from, to, who, when, why, forced
+    Aliases,
     /// The journal: everything done to this project, by whom, when and why
     Log,
     /// Train a learner on the current dataset version and evaluate it on every suite

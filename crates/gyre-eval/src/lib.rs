@@ -3,6 +3,7 @@
 //!
 //! Pure: no I/O, no clock, no randomness.
 
+pub mod compare;
 pub mod metrics;
 pub mod slices;
 

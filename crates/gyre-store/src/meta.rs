@@ -96,6 +96,24 @@ pub struct SuiteRecord {
     pub author: String,
 }
 
+/// One move of an alias.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AliasEvent {
+    pub seq: i64,
+    pub alias: String,
+    pub run: String,
+    pub previous: Option<String>,
+    /// `promote` or `rollback`.
+    pub action: String,
+    pub who: String,
+    pub time: String,
+    pub why: String,
+    pub forced: bool,
+    /// The gate's report (JSON) when one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+}
+
 /// One line of the journal, as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
@@ -391,6 +409,40 @@ impl Tx<'_> {
                 definition: r.get(2)?,
                 created_at: r.get(3)?,
                 author: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn insert_alias_event(&self, e: &AliasEvent) -> Result<i64, StoreError> {
+        self.0.execute(
+            "INSERT INTO alias_events (alias, run, previous, action, who, time, why, forced, gate)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                e.alias, e.run, e.previous, e.action, e.who, e.time, e.why, e.forced, e.gate
+            ],
+        )?;
+        Ok(self.0.last_insert_rowid())
+    }
+
+    /// Every alias move, oldest first.
+    pub fn alias_events(&self) -> Result<Vec<AliasEvent>, StoreError> {
+        let mut st = self.0.prepare(
+            "SELECT seq, alias, run, previous, action, who, time, why, forced, gate
+             FROM alias_events ORDER BY seq",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(AliasEvent {
+                seq: r.get(0)?,
+                alias: r.get(1)?,
+                run: r.get(2)?,
+                previous: r.get(3)?,
+                action: r.get(4)?,
+                who: r.get(5)?,
+                time: r.get(6)?,
+                why: r.get(7)?,
+                forced: r.get(8)?,
+                gate: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -97,4 +97,23 @@ pub const MIGRATIONS: &[&str] = &[
         author      TEXT NOT NULL
     );
     "#,
+    // 4: alias moves (champion and any other name); the current target is the latest move.
+    r#"
+    CREATE TABLE alias_events (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        alias      TEXT NOT NULL,
+        run        TEXT NOT NULL REFERENCES runs(id),
+        previous   TEXT REFERENCES runs(id),
+        action     TEXT NOT NULL,
+        who        TEXT NOT NULL,
+        time       TEXT NOT NULL,
+        why        TEXT NOT NULL,
+        forced     INTEGER NOT NULL,
+        gate       TEXT
+    );
+    CREATE TRIGGER alias_events_no_update BEFORE UPDATE ON alias_events
+        BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END;
+    CREATE TRIGGER alias_events_no_delete BEFORE DELETE ON alias_events
+        BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END;
+    "#,
 ];

@@ -1,11 +1,13 @@
 //! One module per subcommand; `run` dispatches.
 
 mod data;
+mod diff;
 mod edit;
 mod import;
 mod init;
 mod log;
 mod runs;
+mod ship;
 mod slices;
 mod suites;
 mod train;
@@ -27,6 +29,22 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Suite { command } => suites::add(cli, command),
         Command::Suites => suites::list(cli),
         Command::Slices(args) => slices::run(cli, args),
+        Command::Diff {
+            base,
+            candidate,
+            suite,
+            rows,
+            resamples,
+        } => diff::run(cli, base, candidate, suite.as_deref(), *rows, *resamples),
+        Command::Gate { run, against } => ship::gate(cli, run, against.as_deref()),
+        Command::Promote {
+            run,
+            why,
+            force,
+            alias,
+        } => ship::promote(cli, run, why.as_deref(), *force, alias.as_deref()),
+        Command::Rollback { why, alias } => ship::rollback(cli, why.as_deref(), alias.as_deref()),
+        Command::Aliases => ship::aliases(cli),
         Command::Log => log::run(cli),
         Command::Train(args) => train::run(cli, args),
         Command::Runs => runs::list(cli),

@@ -1,0 +1,270 @@
+//! `gyre diff BASE CANDIDATE`: two runs compared example by example on the rows both predicted,
+//! scored against the newest labels (relabels apply): metric deltas with paired bootstrap
+//! intervals, flips and McNemar's exact test, the same per suite, and the slices where the
+//! candidate got worse (SliceLine on the negative-flip indicator).
+
+use crate::config::gate_config;
+use crate::slicing::{self, SliceRow};
+use crate::suites::{outputs, suite_mask};
+use crate::{App, AppError};
+use gyre_core::Task;
+use gyre_eval::compare::{self, Flips, MetricDelta, Prepared};
+use gyre_eval::slices::SliceParams;
+use gyre_store::RunRecord;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct DiffRequest {
+    pub base: String,
+    pub candidate: String,
+    /// Only this suite (default: every suite).
+    pub suite: Option<String>,
+    pub rows: bool,
+    /// Overrides the `[gate]` bootstrap settings.
+    pub resamples: Option<usize>,
+    pub seed: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SuiteDiff {
+    pub name: String,
+    pub rows: usize,
+    pub metrics: BTreeMap<String, MetricDelta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flips: Option<Flips>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcnemar_p: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FlippedRow {
+    pub row: u64,
+    pub label: String,
+    pub base: String,
+    pub candidate: String,
+    /// `negative` (the candidate broke it) or `positive` (the candidate fixed it).
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DiffReport {
+    pub base: String,
+    pub candidate: String,
+    pub dataset: String,
+    /// The version whose labels both runs were scored against.
+    pub labels_version: String,
+    pub task: Task,
+    pub rows: usize,
+    pub primary_metric: String,
+    pub metrics: BTreeMap<String, MetricDelta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flips: Option<Flips>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcnemar_p: Option<f64>,
+    /// Mean seed-to-seed flip rate of either run's seed group, when one was trained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed_floor: Option<f64>,
+    pub suites: Vec<SuiteDiff>,
+    pub regressed_slices: Vec<SliceRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flipped_rows: Option<Vec<FlippedRow>>,
+    pub bootstrap_resamples: usize,
+}
+
+impl App {
+    pub fn diff(&mut self, req: &DiffRequest) -> Result<DiffReport, AppError> {
+        let base = self.resolve_run(&req.base)?;
+        let cand = self.resolve_run(&req.candidate)?;
+        self.diff_runs(&base, &cand, req)
+    }
+
+    pub(crate) fn diff_runs(
+        &mut self,
+        base: &RunRecord,
+        cand: &RunRecord,
+        req: &DiffRequest,
+    ) -> Result<DiffReport, AppError> {
+        if base.id == cand.id {
+            return Err(AppError::invalid(format!(
+                "both names refer to run {}; diff needs two different runs",
+                base.id
+            )));
+        }
+        if base.dataset != cand.dataset {
+            return Err(AppError::invalid(format!(
+                "run {} is on dataset {} and run {} on dataset {}; diff compares runs on the same dataset",
+                base.id, base.dataset, cand.id, cand.dataset
+            )));
+        }
+        let gate = gate_config(&self.store.config_path())?;
+        let resamples = req.resamples.unwrap_or(gate.bootstrap_resamples);
+        let seed = req.seed.unwrap_or(gate.bootstrap_seed);
+        let latest = self.load_version(&base.dataset, None)?;
+        let schema = latest.schema.clone();
+        let task = schema.task;
+        let classes = schema.classes.len();
+        let k = outputs(task, classes);
+        let pb = self.run_predictions(base, &latest)?;
+        let pc = self.run_predictions(cand, &latest)?;
+        // Rows both runs predicted, labelled from the newest version.
+        let ids = gyre_data::table::row_ids(&latest.data.batch);
+        let all_labels = latest.labels();
+        let pos_c: std::collections::HashMap<u64, usize> = pc
+            .row_ids
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| (r, i))
+            .collect();
+        let mut row_ids = Vec::new();
+        let mut table_rows = Vec::new();
+        let mut labels = Vec::new();
+        let (mut sb, mut sc) = (Vec::new(), Vec::new());
+        for (i, &r) in pb.row_ids.iter().enumerate() {
+            let (Some(&j), Ok(t)) = (pos_c.get(&r), ids.binary_search_by_key(&r, |x| x.0)) else {
+                continue;
+            };
+            row_ids.push(r);
+            table_rows.push(t);
+            labels.push(all_labels[t]);
+            sb.extend_from_slice(&pb.scores[i * k..(i + 1) * k]);
+            sc.extend_from_slice(&pc.scores[j * k..(j + 1) * k]);
+        }
+        if row_ids.is_empty() {
+            return Err(AppError::invalid(format!(
+                "runs {} and {} share no predicted rows",
+                base.id, cand.id
+            )));
+        }
+        let suites_all = self.suites()?.suites;
+        let mut suite_list: Vec<Option<crate::suites::Suite>> = vec![None];
+        suite_list.extend(
+            suites_all
+                .into_iter()
+                .filter(|s| s.dataset == base.dataset)
+                .map(Some),
+        );
+        if let Some(only) = &req.suite {
+            let s = self.suite_named(only)?;
+            suite_list = vec![s];
+        }
+        let subset = |mask: &[bool], v: &[f64], width: usize| -> Vec<f64> {
+            mask.iter()
+                .enumerate()
+                .filter(|(_, m)| **m)
+                .flat_map(|(i, _)| v[i * width..(i + 1) * width].iter().copied())
+                .collect()
+        };
+        let mut suites = Vec::new();
+        let mut main: Option<(
+            BTreeMap<String, MetricDelta>,
+            Option<Flips>,
+            Option<f64>,
+            usize,
+        )> = None;
+        for s in &suite_list {
+            let mask = suite_mask(s.as_ref(), &latest, &row_ids);
+            let l = subset(&mask, &labels, 1);
+            let prepared_b = Prepared::new(task, classes, &l, &subset(&mask, &sb, k));
+            let prepared_c = Prepared::new(task, classes, &l, &subset(&mask, &sc, k));
+            let metrics = compare::compare_metrics(&prepared_b, &prepared_c, resamples, seed);
+            let (flips, p) = if task.is_classification() {
+                let f = compare::flips(&prepared_b.right(), &prepared_c.right());
+                let p = compare::mcnemar_exact(f.negative, f.positive);
+                (Some(f), Some(p))
+            } else {
+                (None, None)
+            };
+            let name = s.as_ref().map_or("holdout".to_string(), |s| s.name.clone());
+            if s.is_none() || main.is_none() {
+                main = Some((metrics.clone(), flips.clone(), p, l.len()));
+            }
+            suites.push(SuiteDiff {
+                name,
+                rows: l.len(),
+                metrics,
+                flips,
+                mcnemar_p: p,
+            });
+        }
+        let (metrics, flips, mcnemar_p, rows) = main.expect("at least one suite");
+
+        // Where the candidate got worse: slices of the negative-flip indicator (classification),
+        // or of the increase in squared error (regression).
+        let pbf = Prepared::new(task, classes, &labels, &sb);
+        let pcf = Prepared::new(task, classes, &labels, &sc);
+        let worse: Vec<f64> = if task.is_classification() {
+            pbf.right()
+                .iter()
+                .zip(pcf.right())
+                .map(|(&b, c)| f64::from(u8::from(b && !c)))
+                .collect()
+        } else {
+            (0..labels.len())
+                .map(|i| ((sc[i] - labels[i]).powi(2) - (sb[i] - labels[i]).powi(2)).max(0.0))
+                .collect()
+        };
+        let names = latest.data.feature_names();
+        let discrete = slicing::discretize(&latest.data.batch, &schema, &names, &table_rows);
+        let regressed_slices = slicing::top_slices(
+            &discrete,
+            &worse,
+            &SliceParams {
+                k: 5,
+                min_support: 16,
+                ..Default::default()
+            },
+        );
+        let flipped_rows = (req.rows && task.is_classification()).then(|| {
+            let kb = if task == Task::Binary { 2 } else { classes };
+            let predb = gyre_eval::metrics::predicted_classes(task, kb, &sb);
+            let predc = gyre_eval::metrics::predicted_classes(task, kb, &sc);
+            (0..labels.len())
+                .filter(|&i| {
+                    predb[i] != predc[i]
+                        && (f64::from(predb[i]) == labels[i]) != (f64::from(predc[i]) == labels[i])
+                })
+                .map(|i| FlippedRow {
+                    row: row_ids[i],
+                    label: schema.classes[labels[i] as usize].clone(),
+                    base: schema.classes[predb[i] as usize].clone(),
+                    candidate: schema.classes[predc[i] as usize].clone(),
+                    kind: if f64::from(predb[i]) == labels[i] {
+                        "negative"
+                    } else {
+                        "positive"
+                    },
+                })
+                .collect()
+        });
+        let seed_floor = self.seed_floor_of(base).or(self.seed_floor_of(cand));
+        Ok(DiffReport {
+            base: base.id.clone(),
+            candidate: cand.id.clone(),
+            dataset: base.dataset.clone(),
+            labels_version: latest.version.clone(),
+            task,
+            rows,
+            primary_metric: gate
+                .primary_metric
+                .clone()
+                .unwrap_or_else(|| gyre_eval::metrics::primary(task).name.to_string()),
+            metrics,
+            flips,
+            mcnemar_p,
+            seed_floor,
+            suites,
+            regressed_slices,
+            flipped_rows,
+            bootstrap_resamples: resamples,
+        })
+    }
+
+    /// The mean seed-to-seed flip rate of the run's seed group, if it has one.
+    fn seed_floor_of(&mut self, run: &RunRecord) -> Option<f64> {
+        let g = run.seed_group.as_ref()?;
+        let rec = self.store.read(|tx| tx.seed_group(g)).ok()??;
+        let floor: crate::train::SeedFloor = serde_json::from_str(&rec.summary).ok()?;
+        floor.mean_flip_rate
+    }
+}
