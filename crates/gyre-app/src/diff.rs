@@ -156,12 +156,6 @@ impl App {
                 .collect()
         };
         let mut suites = Vec::new();
-        let mut main: Option<(
-            BTreeMap<String, MetricDelta>,
-            Option<Flips>,
-            Option<f64>,
-            usize,
-        )> = None;
         for s in &suite_list {
             let mask = suite_mask(s.as_ref(), &latest, &row_ids);
             let l = subset(&mask, &labels, 1);
@@ -176,9 +170,6 @@ impl App {
                 (None, None)
             };
             let name = s.as_ref().map_or("holdout".to_string(), |s| s.name.clone());
-            if s.is_none() || main.is_none() {
-                main = Some((metrics.clone(), flips.clone(), p, l.len()));
-            }
             suites.push(SuiteDiff {
                 name,
                 rows: l.len(),
@@ -187,7 +178,10 @@ impl App {
                 mcnemar_p: p,
             });
         }
-        let (metrics, flips, mcnemar_p, rows) = main.expect("at least one suite");
+        // The headline numbers: holdout's, or the one suite asked for.
+        let first = suites[0].clone();
+        let (metrics, flips, mcnemar_p, rows) =
+            (first.metrics, first.flips, first.mcnemar_p, first.rows);
 
         // Where the candidate got worse: slices of the negative-flip indicator (classification),
         // or of the increase in squared error (regression).
