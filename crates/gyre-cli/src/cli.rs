@@ -95,6 +95,17 @@ pub enum Command {
     },
     /// Every alias with its full history: from, to, who, when, why, forced
     Aliases,
+    /// Suspected label errors in a run's training rows (confident learning on K-fold predictions)
+    LabelIssues {
+        /// A run id (or unique prefix), alias, or `latest`
+        run: String,
+        /// Keep only the N most suspicious
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
+        /// Cross-validation folds
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+    },
     /// The journal: everything done to this project, by whom, when and why
     Log,
     /// Train a learner on the current dataset version and evaluate it on every suite

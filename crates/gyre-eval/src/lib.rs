@@ -4,6 +4,7 @@
 //! Pure: no I/O, no clock, no randomness.
 
 pub mod compare;
+pub mod label_issues;
 pub mod metrics;
 pub mod slices;
 

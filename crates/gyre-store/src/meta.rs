@@ -448,6 +448,30 @@ impl Tx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// A cached object for `key`, if computed before.
+    pub fn cache(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .0
+            .query_row("SELECT object FROM caches WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn put_cache(
+        &self,
+        key: &str,
+        kind: &str,
+        object: &str,
+        time: &str,
+    ) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT OR IGNORE INTO caches (key, kind, object, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![key, kind, object, time],
+        )?;
+        Ok(())
+    }
+
     pub fn append_journal(&self, e: &NewJournalEntry<'_>) -> Result<i64, StoreError> {
         let objects = serde_json::to_string(e.objects).expect("strings serialize");
         self.0.execute(

@@ -116,4 +116,13 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER alias_events_no_delete BEFORE DELETE ON alias_events
         BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END;
     "#,
+    // 5: caches of derived results (out-of-fold predictions), keyed by what determines them.
+    r#"
+    CREATE TABLE caches (
+        key         TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        object      TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    "#,
 ];

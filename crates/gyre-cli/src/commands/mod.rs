@@ -5,6 +5,7 @@ mod diff;
 mod edit;
 mod import;
 mod init;
+mod label_issues;
 mod log;
 mod runs;
 mod ship;
@@ -45,6 +46,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         } => ship::promote(cli, run, why.as_deref(), *force, alias.as_deref()),
         Command::Rollback { why, alias } => ship::rollback(cli, why.as_deref(), alias.as_deref()),
         Command::Aliases => ship::aliases(cli),
+        Command::LabelIssues { run, top, folds } => label_issues::run(cli, run, *top, *folds),
         Command::Log => log::run(cli),
         Command::Train(args) => train::run(cli, args),
         Command::Runs => runs::list(cli),
