@@ -136,8 +136,6 @@ impl Prepared {
     }
 
     /// All metrics with row weights (resample counts); the same numbers as `metrics::metrics`.
-    // Rows index several parallel arrays at once; an index loop reads plainest.
-    #[allow(clippy::needless_range_loop)]
     pub fn metrics(&self, w: &[f64]) -> Metrics {
         let mut m = Metrics::new();
         let wsum: f64 = w.iter().sum();

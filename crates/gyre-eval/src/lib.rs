@@ -3,6 +3,9 @@
 //!
 //! Pure: no I/O, no clock, no randomness.
 
+// Numeric code here indexes several parallel arrays (rows, classes) at once.
+#![allow(clippy::needless_range_loop)]
+
 pub mod compare;
 pub mod label_issues;
 pub mod metrics;
