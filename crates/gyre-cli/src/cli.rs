@@ -95,6 +95,12 @@ pub enum Command {
     },
     /// Every alias with its full history: from, to, who, when, why, forced
     Aliases,
+    /// The whole loop on the bundled UCI Adult data, in a new project directory
+    Demo {
+        /// Where to create the demo project (default: ./gyre-demo, or -2, -3... if taken)
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Suspected label errors in a run's training rows (confident learning on K-fold predictions)
     LabelIssues {
         /// A run id (or unique prefix), alias, or `latest`

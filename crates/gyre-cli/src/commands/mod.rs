@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 mod data;
+mod demo;
 mod diff;
 mod edit;
 mod import;
@@ -46,6 +47,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         } => ship::promote(cli, run, why.as_deref(), *force, alias.as_deref()),
         Command::Rollback { why, alias } => ship::rollback(cli, why.as_deref(), alias.as_deref()),
         Command::Aliases => ship::aliases(cli),
+        Command::Demo { dir } => demo::run(cli, dir.as_deref()),
         Command::LabelIssues { run, top, folds } => label_issues::run(cli, run, *top, *folds),
         Command::Log => log::run(cli),
         Command::Train(args) => train::run(cli, args),
