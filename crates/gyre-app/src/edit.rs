@@ -231,6 +231,7 @@ impl App {
             })?;
             Ok::<_, AppError>(id)
         })?;
+        self.link_edit(id)?;
         Ok(EditReport {
             edit: id,
             kind: kind.name(),

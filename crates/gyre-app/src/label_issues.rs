@@ -31,6 +31,8 @@ pub struct LabelIssuesReport {
     /// True when the out-of-fold predictions came from the cache.
     pub cached: bool,
     pub issues: Vec<LabelIssueRow>,
+    /// Findings this check opened or closed.
+    pub findings: crate::findings::FindingChanges,
 }
 
 /// Learner params as stored (JSON with defaults) back to `name=value` pairs.
@@ -185,6 +187,13 @@ impl App {
         let est = find_label_issues(&given, &probs, k);
         let ids = loaded.row_ids();
         let flagged = est.issues.len();
+        let mut flagged_rows: Vec<u64> = est
+            .issues
+            .iter()
+            .map(|x| ids[rows[x.index] as usize].0)
+            .collect();
+        flagged_rows.sort_unstable();
+        let findings = self.findings_after_label_issues(&record, &flagged_rows)?;
         let classes = &loaded.schema.classes;
         let issues = est
             .issues
@@ -206,6 +215,7 @@ impl App {
             flagged,
             cached: was_cached,
             issues,
+            findings,
         })
     }
 }

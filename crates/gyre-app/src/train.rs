@@ -102,6 +102,8 @@ pub struct SeedFloor {
 
 #[derive(Serialize)]
 pub struct TrainReport {
+    /// Findings this training opened or closed.
+    pub findings: crate::findings::FindingChanges,
     #[serde(flatten)]
     pub run: RunReport,
     /// Every run of `--seeds K` (the first is also flattened above).
@@ -305,7 +307,9 @@ impl App {
             runs.push(self.run_report_with_suites(r)?);
         }
         runs[0].slices = first_slices;
+        let findings = self.findings_after_run(&reports[0], &runs[0].slices, &runs[0].suites)?;
         Ok(TrainReport {
+            findings,
             run: runs[0].clone(),
             runs: if runs.len() > 1 { runs } else { Vec::new() },
             seed_floor: floor,

@@ -95,6 +95,18 @@ pub enum Command {
     },
     /// Every alias with its full history: from, to, who, when, why, forced
     Aliases,
+    /// Findings to triage: failing slices, suites and suspected label errors
+    Findings,
+    /// Decide on a finding: accept it (let it slide) or fix it (the next edits are linked)
+    Finding {
+        /// accept or fix
+        #[arg(value_parser = ["accept", "fix"])]
+        decision: String,
+        /// The finding's number
+        id: i64,
+        #[arg(long)]
+        why: Option<String>,
+    },
     /// The whole loop on the bundled UCI Adult data, in a new project directory
     Demo {
         /// Where to create the demo project (default: ./gyre-demo, or -2, -3... if taken)

@@ -91,3 +91,115 @@ fn regression_runs_have_no_label_issues() {
         &["regression", "classes"],
     );
 }
+
+#[test]
+fn findings_open_link_edits_and_close_when_a_run_no_longer_fails() {
+    // Labels follow x, except inside a = 'a2' AND b = 'b1', where they are coin flips.
+    let p = Project::new();
+    let mut csv = String::from("a,b,x,y\n");
+    let mut s: u64 = 21;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        s >> 33
+    };
+    for _ in 0..6000 {
+        let (a, b) = (next() % 4, next() % 3);
+        let x = (next() % 1000) as f64 / 1000.0;
+        let y = if a == 2 && b == 1 {
+            next() % 2 == 0
+        } else {
+            x > 0.5
+        };
+        csv.push_str(&format!("a{a},b{b},{x},{}\n", if y { "yes" } else { "no" }));
+    }
+    let f = p.write("f.csv", csv.as_bytes());
+    p.json(&[
+        "import",
+        f.to_str().unwrap(),
+        "--target",
+        "y",
+        "--holdout",
+        "0.5",
+        "--seed",
+        "2",
+    ]);
+    let t = p.json(&["train", "-p", "num_iterations=40"]);
+    assert!(!t["findings"]["new"].as_array().unwrap().is_empty());
+    let findings = p.json(&["findings"]);
+    let slice = findings["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["detail"]["predicate"] == "a = 'a2' AND b = 'b1'")
+        .expect("the planted slice is a finding")
+        .clone();
+    let id = slice["id"].to_string();
+    assert_eq!(slice["state"], "open");
+    assert_error(&p.run(&["finding", "fix", &id]), &["--why"]);
+    p.json(&["finding", "fix", &id, "--why", "the labels there are wrong"]);
+    let e = p.json(&[
+        "edit",
+        "relabel",
+        "--where",
+        "a = 'a2' AND b = 'b1' AND x > 0.5",
+        "--to",
+        "yes",
+        "--why",
+        "ground truth from the source system",
+    ]);
+    p.json(&[
+        "edit",
+        "relabel",
+        "--where",
+        "a = 'a2' AND b = 'b1' AND x <= 0.5",
+        "--to",
+        "no",
+        "--why",
+        "ground truth from the source system",
+    ]);
+    let run = p.json(&["train", "-p", "num_iterations=40"]);
+    let after = p.json(&["findings"]);
+    let f = after["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == slice["id"])
+        .unwrap()
+        .clone();
+    assert_eq!(f["state"], "fixed", "{f}");
+    assert_eq!(f["fixed_by"], run["run"]);
+    assert_eq!(f["edits"][0], e["edit"]);
+    assert_error(
+        &p.run(&["finding", "accept", &id, "--why", "x"]),
+        &["already fixed"],
+    );
+    assert_error(
+        &p.run(&["finding", "accept", "999", "--why", "x"]),
+        &["does not exist"],
+    );
+    // Accepting another one is recorded in the journal with its reason.
+    let other = after["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["state"] == "open");
+    if let Some(o) = other {
+        p.json(&[
+            "finding",
+            "accept",
+            &o["id"].to_string(),
+            "--why",
+            "rare, and costly to fix",
+        ]);
+        let log = p.json(&["log"]);
+        assert!(
+            log["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["why"] == "rare, and costly to fix")
+        );
+    }
+}

@@ -13,8 +13,8 @@ mod project;
 
 pub use error::StoreError;
 pub use meta::{
-    AliasEvent, DatasetRecord, EditRecord, JournalEntry, NewJournalEntry, RunRecord,
-    SeedGroupRecord, SourceRecord, SuiteRecord, VersionRecord,
+    AliasEvent, DatasetRecord, EditRecord, FindingEvent, FindingRecord, JournalEntry,
+    NewJournalEntry, RunRecord, SeedGroupRecord, SourceRecord, SuiteRecord, VersionRecord,
 };
 pub use objects::Objects;
 pub use project::{CONFIG_FILE, STATE_DIR, Store, Tx, discover, write_atomic};

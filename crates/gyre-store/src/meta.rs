@@ -114,6 +114,37 @@ pub struct AliasEvent {
     pub gate: Option<String>,
 }
 
+/// A failure worth a decision, as first found.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FindingRecord {
+    pub id: i64,
+    /// `slice`, `suite` or `label-issues`.
+    pub kind: String,
+    /// What makes two findings the same (a slice's predicate, a suite's name).
+    pub key: String,
+    pub title: String,
+    /// Kind-specific JSON.
+    pub detail: String,
+    pub run: String,
+    pub created_at: String,
+}
+
+/// A change of a finding's state: open, accepted, fixing, fixed (or an edit linked while fixing).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FindingEvent {
+    pub seq: i64,
+    pub finding: i64,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    pub who: String,
+    pub time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edit: Option<i64>,
+}
+
 /// One line of the journal, as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
@@ -470,6 +501,69 @@ impl Tx<'_> {
             params![key, kind, object, time],
         )?;
         Ok(())
+    }
+
+    /// Inserts a finding unless one with the same key exists; returns its id and whether it is new.
+    pub fn upsert_finding(&self, f: &FindingRecord) -> Result<(i64, bool), StoreError> {
+        if let Some(id) = self
+            .0
+            .query_row("SELECT id FROM findings WHERE key = ?1", [&f.key], |r| {
+                r.get(0)
+            })
+            .optional()?
+        {
+            return Ok((id, false));
+        }
+        self.0.execute(
+            "INSERT INTO findings (kind, key, title, detail, run, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![f.kind, f.key, f.title, f.detail, f.run, f.created_at],
+        )?;
+        Ok((self.0.last_insert_rowid(), true))
+    }
+
+    pub fn findings(&self) -> Result<Vec<FindingRecord>, StoreError> {
+        let mut st = self.0.prepare(
+            "SELECT id, kind, key, title, detail, run, created_at FROM findings ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(FindingRecord {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                key: r.get(2)?,
+                title: r.get(3)?,
+                detail: r.get(4)?,
+                run: r.get(5)?,
+                created_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn insert_finding_event(&self, e: &FindingEvent) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO finding_events (finding, state, why, who, time, run, edit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![e.finding, e.state, e.why, e.who, e.time, e.run, e.edit],
+        )?;
+        Ok(())
+    }
+
+    pub fn finding_events(&self) -> Result<Vec<FindingEvent>, StoreError> {
+        let mut st = self.0.prepare(
+            "SELECT seq, finding, state, why, who, time, run, edit FROM finding_events ORDER BY seq",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(FindingEvent {
+                seq: r.get(0)?,
+                finding: r.get(1)?,
+                state: r.get(2)?,
+                why: r.get(3)?,
+                who: r.get(4)?,
+                time: r.get(5)?,
+                run: r.get(6)?,
+                edit: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn append_journal(&self, e: &NewJournalEntry<'_>) -> Result<i64, StoreError> {

@@ -125,4 +125,30 @@ pub const MIGRATIONS: &[&str] = &[
         created_at  TEXT NOT NULL
     );
     "#,
+    // 6: findings to triage, their state changes, and the edits made to fix them.
+    r#"
+    CREATE TABLE findings (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind        TEXT NOT NULL,
+        key         TEXT NOT NULL UNIQUE,
+        title       TEXT NOT NULL,
+        detail      TEXT NOT NULL,
+        run         TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE finding_events (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        finding  INTEGER NOT NULL REFERENCES findings(id),
+        state    TEXT NOT NULL,
+        why      TEXT,
+        who      TEXT NOT NULL,
+        time     TEXT NOT NULL,
+        run      TEXT,
+        edit     INTEGER
+    );
+    CREATE TRIGGER finding_events_no_update BEFORE UPDATE ON finding_events
+        BEGIN SELECT RAISE(ABORT, 'finding history is append-only'); END;
+    CREATE TRIGGER finding_events_no_delete BEFORE DELETE ON finding_events
+        BEGIN SELECT RAISE(ABORT, 'finding history is append-only'); END;
+    "#,
 ];

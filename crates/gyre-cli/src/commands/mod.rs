@@ -4,6 +4,7 @@ mod data;
 mod demo;
 mod diff;
 mod edit;
+mod findings;
 mod import;
 mod init;
 mod label_issues;
@@ -48,6 +49,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback { why, alias } => ship::rollback(cli, why.as_deref(), alias.as_deref()),
         Command::Aliases => ship::aliases(cli),
         Command::Demo { dir } => demo::run(cli, dir.as_deref()),
+        Command::Findings => findings::list(cli),
+        Command::Finding { decision, id, why } => {
+            findings::decide(cli, decision, *id, why.as_deref())
+        }
         Command::LabelIssues { run, top, folds } => label_issues::run(cli, run, *top, *folds),
         Command::Log => log::run(cli),
         Command::Train(args) => train::run(cli, args),

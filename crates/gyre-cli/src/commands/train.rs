@@ -83,6 +83,13 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<ExitCode> {
             None => s.push_str("\nseed noise floor: not defined for regression\n"),
         }
     }
+    if !report.findings.new.is_empty() || !report.findings.fixed.is_empty() {
+        s.push_str(&format!(
+            "  findings: {} new, {} fixed by this run (gyre findings)\n",
+            report.findings.new.len(),
+            report.findings.fixed.len()
+        ));
+    }
     s.push_str(&format!(
         "\nnext: gyre show {}   |   gyre predictions {} --out preds.csv\n",
         short(&report.run.run),

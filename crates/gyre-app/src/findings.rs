@@ -1,0 +1,403 @@
+//! Findings: failures worth a decision. Every `gyre train` turns its worst holdout slices and its
+//! failed suite requirements into findings, `gyre label-issues` its suspects; the team accepts one
+//! (lets it slide, with a reason) or starts fixing it (the next edits are linked to it). A later
+//! run that no longer shows the failure marks it fixed, naming that run.
+
+use crate::slicing::SliceRow;
+use crate::suites::SuiteResult;
+use crate::{App, AppError, now};
+use gyre_core::Predicate;
+use gyre_store::{FindingEvent, FindingRecord, NewJournalEntry, RunRecord};
+use serde::{Deserialize, Serialize};
+
+/// A slice becomes a finding when its error is at least this many times the average.
+pub const SLICE_RATIO: f64 = 2.0;
+/// A label-issues finding is fixed when fewer than this share of its rows are still suspected.
+const STILL_SUSPECT: f64 = 0.2;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum FindingDetail {
+    Slice {
+        dataset: String,
+        predicate: String,
+        size: usize,
+        error: f64,
+        error_ratio: f64,
+    },
+    Suite {
+        dataset: String,
+        suite: String,
+        failures: Vec<String>,
+    },
+    LabelIssues {
+        dataset: String,
+        version: String,
+        rows: Vec<u64>,
+    },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    pub id: i64,
+    pub kind: String,
+    pub title: String,
+    /// open, accepted, fixing or fixed.
+    pub state: String,
+    /// The run that found it.
+    pub run: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_by: Option<String>,
+    /// Edits made while it was being fixed.
+    pub edits: Vec<i64>,
+    pub detail: serde_json::Value,
+    pub history: Vec<FindingEvent>,
+}
+
+#[derive(Serialize)]
+pub struct FindingsReport {
+    pub findings: Vec<Finding>,
+}
+
+/// What a run changed among findings.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FindingChanges {
+    pub new: Vec<i64>,
+    pub fixed: Vec<i64>,
+}
+
+impl App {
+    pub fn findings(&mut self) -> Result<FindingsReport, AppError> {
+        let records = self.store.read(|tx| tx.findings())?;
+        let events = self.store.read(|tx| tx.finding_events())?;
+        let findings = records
+            .into_iter()
+            .map(|r| {
+                let history: Vec<FindingEvent> = events
+                    .iter()
+                    .filter(|e| e.finding == r.id)
+                    .cloned()
+                    .collect();
+                let state = history
+                    .iter()
+                    .rev()
+                    .find(|e| e.state != "edit")
+                    .map_or("open".to_string(), |e| e.state.clone());
+                let fixed_by = history
+                    .iter()
+                    .rev()
+                    .find(|e| e.state == "fixed")
+                    .and_then(|e| e.run.clone());
+                Finding {
+                    id: r.id,
+                    kind: r.kind,
+                    title: r.title,
+                    state,
+                    run: r.run,
+                    created_at: r.created_at,
+                    fixed_by,
+                    edits: history.iter().filter_map(|e| e.edit).collect(),
+                    detail: serde_json::from_str(&r.detail).unwrap_or_default(),
+                    history,
+                }
+            })
+            .collect();
+        Ok(FindingsReport { findings })
+    }
+
+    /// `accept` (let it slide) or `fix` (start fixing; the next edits are linked).
+    pub fn finding_decide(
+        &mut self,
+        id: i64,
+        decision: &str,
+        why: Option<&str>,
+    ) -> Result<Finding, AppError> {
+        let why = why
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .ok_or_else(|| {
+                AppError::invalid("a decision on a finding needs a reason: --why TEXT")
+            })?;
+        let state = match decision {
+            "accept" => "accepted",
+            "fix" => "fixing",
+            other => return Err(AppError::invalid(format!("unknown decision {other}"))),
+        };
+        let current = self
+            .findings()?
+            .findings
+            .into_iter()
+            .find(|f| f.id == id)
+            .ok_or_else(|| {
+                AppError::invalid(format!(
+                    "finding #{id} does not exist (gyre findings lists them)"
+                ))
+            })?;
+        if current.state == "fixed" {
+            return Err(AppError::invalid(format!(
+                "finding #{id} is already fixed (by run {})",
+                current.fixed_by.unwrap_or_default()
+            )));
+        }
+        if current.state == state {
+            return Err(AppError::invalid(format!(
+                "finding #{id} is already {state}"
+            )));
+        }
+        let time = now();
+        let (user, command) = (self.user.clone(), self.command.clone());
+        self.store.write(|tx| {
+            tx.insert_finding_event(&FindingEvent {
+                seq: 0,
+                finding: id,
+                state: state.into(),
+                why: Some(why.into()),
+                who: user.clone(),
+                time: time.clone(),
+                run: None,
+                edit: None,
+            })?;
+            tx.append_journal(&NewJournalEntry {
+                time: &time,
+                user: &user,
+                command: &command,
+                why: Some(why),
+                objects: &[format!("finding:{id}")],
+            })
+        })?;
+        Ok(self
+            .findings()?
+            .findings
+            .into_iter()
+            .find(|f| f.id == id)
+            .expect("exists"))
+    }
+
+    /// Links a new edit to every finding being fixed.
+    pub(crate) fn link_edit(&mut self, edit: i64) -> Result<(), AppError> {
+        let fixing: Vec<i64> = self
+            .findings()?
+            .findings
+            .iter()
+            .filter(|f| f.state == "fixing")
+            .map(|f| f.id)
+            .collect();
+        if fixing.is_empty() {
+            return Ok(());
+        }
+        let time = now();
+        let user = self.user.clone();
+        self.store.write(|tx| {
+            for f in &fixing {
+                tx.insert_finding_event(&FindingEvent {
+                    seq: 0,
+                    finding: *f,
+                    state: "edit".into(),
+                    why: None,
+                    who: user.clone(),
+                    time: time.clone(),
+                    run: None,
+                    edit: Some(edit),
+                })?;
+            }
+            Ok::<_, AppError>(())
+        })
+    }
+
+    /// Records a run's slices and failed suites as findings, and marks earlier ones it no longer shows as fixed.
+    pub(crate) fn findings_after_run(
+        &mut self,
+        run: &RunRecord,
+        slices: &[SliceRow],
+        suites: &[SuiteResult],
+    ) -> Result<FindingChanges, AppError> {
+        let mut new_records = Vec::new();
+        for s in slices.iter().filter(|s| s.error_ratio >= SLICE_RATIO) {
+            new_records.push(FindingRecord {
+                id: 0,
+                kind: "slice".into(),
+                key: format!("slice:{}:{}", run.dataset, s.predicate),
+                title: format!("error {:.1}x average where {}", s.error_ratio, s.predicate),
+                detail: serde_json::to_string(&FindingDetail::Slice {
+                    dataset: run.dataset.clone(),
+                    predicate: s.predicate.clone(),
+                    size: s.size,
+                    error: s.error,
+                    error_ratio: s.error_ratio,
+                })
+                .expect("serializes"),
+                run: run.id.clone(),
+                created_at: now(),
+            });
+        }
+        for s in suites.iter().filter(|s| !s.passed) {
+            new_records.push(FindingRecord {
+                id: 0,
+                kind: "suite".into(),
+                key: format!("suite:{}:{}", run.dataset, s.name),
+                title: format!("suite {} fails: {}", s.name, s.failures.join("; ")),
+                detail: serde_json::to_string(&FindingDetail::Suite {
+                    dataset: run.dataset.clone(),
+                    suite: s.name.clone(),
+                    failures: s.failures.clone(),
+                })
+                .expect("serializes"),
+                run: run.id.clone(),
+                created_at: now(),
+            });
+        }
+        // Which earlier findings this run no longer shows.
+        let mut fixed = Vec::new();
+        let open: Vec<Finding> = self
+            .findings()?
+            .findings
+            .into_iter()
+            .filter(|f| f.state != "fixed")
+            .collect();
+        let needs_eval = open.iter().any(|f| f.kind == "slice");
+        let scored = if needs_eval {
+            Some(self.scored_run(&run.id, None)?)
+        } else {
+            None
+        };
+        for f in &open {
+            let Ok(detail) = serde_json::from_value::<FindingDetail>(f.detail.clone()) else {
+                continue;
+            };
+            match detail {
+                FindingDetail::Slice {
+                    dataset, predicate, ..
+                } if dataset == run.dataset => {
+                    let scored = scored.as_ref().expect("scored when slice findings exist");
+                    let Ok(p) = Predicate::parse_checked(&predicate, &scored.loaded.schema) else {
+                        continue;
+                    };
+                    let errs = crate::slicing::errors(
+                        scored.task,
+                        scored.classes,
+                        &scored.labels,
+                        &scored.scores,
+                    );
+                    let matches = scored.loaded.data.matching(&p);
+                    let avg = errs.iter().sum::<f64>() / errs.len().max(1) as f64;
+                    let inside: Vec<f64> = scored
+                        .table_rows
+                        .iter()
+                        .zip(&errs)
+                        .filter(|(r, _)| matches[**r])
+                        .map(|(_, e)| *e)
+                        .collect();
+                    let ratio =
+                        inside.iter().sum::<f64>() / inside.len().max(1) as f64 / avg.max(1e-12);
+                    if !inside.is_empty() && ratio < SLICE_RATIO {
+                        fixed.push(f.id);
+                    }
+                }
+                FindingDetail::Suite { dataset, suite, .. } if dataset == run.dataset => {
+                    if suites.iter().any(|s| s.name == suite && s.passed) {
+                        fixed.push(f.id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.commit_findings(run, &new_records, &fixed)
+    }
+
+    /// Records a label-issues result as a finding; marks earlier ones mostly resolved as fixed.
+    pub(crate) fn findings_after_label_issues(
+        &mut self,
+        run: &RunRecord,
+        flagged_rows: &[u64],
+    ) -> Result<FindingChanges, AppError> {
+        let mut fixed = Vec::new();
+        for f in self
+            .findings()?
+            .findings
+            .into_iter()
+            .filter(|f| f.state != "fixed")
+        {
+            if let Ok(FindingDetail::LabelIssues {
+                dataset,
+                version,
+                rows,
+            }) = serde_json::from_value::<FindingDetail>(f.detail.clone())
+                && dataset == run.dataset
+                && version != run.version
+            {
+                let still = rows
+                    .iter()
+                    .filter(|r| flagged_rows.binary_search(r).is_ok())
+                    .count();
+                if (still as f64) < STILL_SUSPECT * rows.len() as f64 {
+                    fixed.push(f.id);
+                }
+            }
+        }
+        let mut records = Vec::new();
+        if !flagged_rows.is_empty() {
+            records.push(FindingRecord {
+                id: 0,
+                kind: "label-issues".into(),
+                key: format!("label-issues:{}:{}", run.dataset, run.version),
+                title: format!(
+                    "{} training labels look wrong (confident learning)",
+                    flagged_rows.len()
+                ),
+                detail: serde_json::to_string(&FindingDetail::LabelIssues {
+                    dataset: run.dataset.clone(),
+                    version: run.version.clone(),
+                    rows: flagged_rows.to_vec(),
+                })
+                .expect("serializes"),
+                run: run.id.clone(),
+                created_at: now(),
+            });
+        }
+        self.commit_findings(run, &records, &fixed)
+    }
+
+    fn commit_findings(
+        &mut self,
+        run: &RunRecord,
+        records: &[FindingRecord],
+        fixed: &[i64],
+    ) -> Result<FindingChanges, AppError> {
+        let time = now();
+        let user = self.user.clone();
+        self.store.write(|tx| {
+            let mut changes = FindingChanges::default();
+            for r in records {
+                let (id, is_new) = tx.upsert_finding(r)?;
+                if is_new {
+                    tx.insert_finding_event(&FindingEvent {
+                        seq: 0,
+                        finding: id,
+                        state: "open".into(),
+                        why: None,
+                        who: user.clone(),
+                        time: time.clone(),
+                        run: Some(run.id.clone()),
+                        edit: None,
+                    })?;
+                    changes.new.push(id);
+                }
+            }
+            for &id in fixed {
+                tx.insert_finding_event(&FindingEvent {
+                    seq: 0,
+                    finding: id,
+                    state: "fixed".into(),
+                    why: None,
+                    who: user.clone(),
+                    time: time.clone(),
+                    run: Some(run.id.clone()),
+                    edit: None,
+                })?;
+                changes.fixed.push(id);
+            }
+            Ok::<_, AppError>(changes)
+        })
+    }
+}
