@@ -294,10 +294,11 @@ impl App {
                         fixed.push(f.id);
                     }
                 }
-                FindingDetail::Suite { dataset, suite, .. } if dataset == run.dataset => {
-                    if suites.iter().any(|s| s.name == suite && s.passed) {
-                        fixed.push(f.id);
-                    }
+                FindingDetail::Suite { dataset, suite, .. }
+                    if dataset == run.dataset
+                        && suites.iter().any(|s| s.name == suite && s.passed) =>
+                {
+                    fixed.push(f.id);
                 }
                 _ => {}
             }
