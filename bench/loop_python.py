@@ -20,7 +20,7 @@ Prints one JSON object on stdout (last line): stage seconds, AUCs, peak memory o
 
 The config (JSON) has: dir, data (CSV or Parquet), target, positive, split_column, holdout (its value
 in the split column), numeric (numeric feature columns), rounds, learning_rate, exclude (a pandas
-query predicate, e.g. "age < 18"), relabel_rows (0-based row indices in the file), relabel_to.
+query predicate, e.g. "age < 18"), exclude_why, relabel_rows (0-based row indices in the file), relabel_to.
 """
 import json
 import logging
@@ -147,7 +147,7 @@ def main():
     mlflow.log_params({"edit_exclude": cfg["exclude"], "edit_relabel_rows": len(cfg["relabel_rows"]),
                        "edit_relabel_to": cfg["relabel_to"], "rounds": cfg["rounds"],
                        "learning_rate": cfg["learning_rate"], "num_leaves": 31})
-    mlflow.set_tags({"data_version": version, "edit_why": "minors are out of scope; checked by hand",
+    mlflow.set_tags({"data_version": version, "edit_why": cfg["exclude_why"] + "; checked by hand",
                      "champion_run": champion_id, "excluded_rows": int(drop.sum())})
     t["edit"] = time.perf_counter() - t0
 

@@ -4,6 +4,7 @@
 //! This crate owns the effects the pure crates must not have: the clock, the user's name, and the
 //! order of writes (objects first, then one metadata transaction with its journal entry).
 
+mod ablate;
 mod config;
 mod data;
 mod diff;
@@ -20,7 +21,9 @@ mod slicing;
 mod suites;
 mod table_view;
 mod train;
+mod why;
 
+pub use ablate::AblateReport;
 pub use config::{GateConfig, default_config};
 pub use data::{DataReport, DatasetReport, VersionReport, VersionsReport};
 pub use diff::{DiffReport, DiffRequest};
@@ -38,6 +41,7 @@ pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use slicing::{SliceRow, SlicesReport, SlicesRequest};
 pub use suites::{Suite, SuiteResult, SuitesReport};
 pub use train::{RunReport, SeedFloor, TrainReport, TrainRequest};
+pub use why::WhyReport;
 
 use gyre_store::Store;
 use std::path::{Path, PathBuf};

@@ -95,6 +95,21 @@ pub enum Command {
     },
     /// Every alias with its full history: from, to, who, when, why, forced
     Aliases,
+    /// A row's story: its values, the edits that touched it and why, its labels, its predictions
+    Why {
+        /// A row id (or --id-column key)
+        row: String,
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// What each edit is worth: retrain without it and compare, for every edit in the run's version
+    Ablate {
+        /// A run id (or unique prefix), alias, or `latest`
+        run: String,
+        /// How many retrains at once (default: all)
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Findings to triage: failing slices, suites and suspected label errors
     Findings,
     /// Decide on a finding: accept it (let it slide) or fix it (the next edits are linked)

@@ -378,3 +378,97 @@ fn a_planted_slice_is_found_first() {
         "{slices}"
     );
 }
+
+#[test]
+fn a_rows_story_and_what_each_edit_is_worth() {
+    let p = adult_project();
+    p.json(&["train", "-p", "num_iterations=20"]);
+    p.json(&[
+        "edit",
+        "relabel",
+        "--rows",
+        "32561",
+        "--to",
+        ">50K",
+        "--why",
+        "payroll says so",
+    ]);
+    let ex = p.json(&[
+        "edit",
+        "exclude",
+        "--where",
+        "age < 18",
+        "--why",
+        "minors are out of scope",
+    ]);
+    p.json(&[
+        "edit",
+        "weight",
+        "--where",
+        "sex = 'Female'",
+        "--by",
+        "2",
+        "--why",
+        "under-served",
+    ]);
+    let run = p.json(&["train", "-p", "num_iterations=20"])["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let w = p.json(&["why", "32561"]);
+    assert_eq!(w["split"], "holdout");
+    assert_eq!(w["label_history"], serde_json::json!(["<=50K", ">50K"]));
+    assert_eq!(w["edits"][0]["why"], "payroll says so");
+    assert_eq!(w["predictions"].as_array().unwrap().len(), 2);
+    // A young woman in training: excluded, weighted.
+    let rows = adult_rows();
+    let young = rows
+        .iter()
+        .position(|(s, a, _)| s == "train" && *a < 18.0)
+        .unwrap();
+    let y = p.json(&["why", &young.to_string()]);
+    assert_eq!(y["in_training"], false);
+    assert!(
+        y["edits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["edit"] == ex["edit"] && e["effect"] == "left out of training")
+    );
+    assert_error(&p.run(&["why", "999999"]), &["does not exist"]);
+
+    let a = p.json(&["ablate", &run]);
+    let edits = a["edits"].as_array().unwrap();
+    assert_eq!(edits.len(), 3);
+    for e in edits {
+        let d = &e["metric_delta_without"];
+        let (lo, hi, delta) = (
+            d["ci95"][0].as_f64().unwrap(),
+            d["ci95"][1].as_f64().unwrap(),
+            d["delta"].as_f64().unwrap(),
+        );
+        assert!(lo <= delta && delta <= hi);
+        assert_eq!(e["cached"], false);
+    }
+    let again = p.json(&["ablate", &run, "--jobs", "1"]);
+    assert!(
+        again["edits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["cached"] == true)
+    );
+    assert_eq!(
+        again["edits"][0]["metric_delta_without"],
+        edits[0]["metric_delta_without"]
+    );
+    let log = p.json(&["log"]);
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["command"].as_str().unwrap().starts_with("gyre ablate"))
+    );
+}

@@ -87,16 +87,26 @@ pub struct Prepared {
     labels: Vec<f64>,
     scores: Vec<f64>,
     predicted: Vec<u32>,
+    /// Per-row log loss and Brier terms: they do not depend on the weights, so a replicate only
+    /// sums them (computing the logarithms once saves most of the bootstrap's time).
+    row_log_loss: Vec<f64>,
+    row_brier: Vec<f64>,
     /// For each AUC curve (one for binary, one per class for multiclass): rows sorted by score,
-    /// grouped into runs of equal scores (start offsets).
-    auc_orders: Vec<(Vec<u32>, Vec<u32>)>,
+    /// whether each is a positive, and the starts of runs of equal scores.
+    auc_orders: Vec<Curve>,
+}
+
+struct Curve {
+    order: Vec<u32>,
+    positive: Vec<bool>,
+    starts: Vec<u32>,
 }
 
 impl Prepared {
     pub fn new(task: Task, classes: usize, labels: &[f64], scores: &[f64]) -> Prepared {
         let k = if task == Task::Binary { 2 } else { classes };
         let n = labels.len();
-        let curve = |col: &dyn Fn(usize) -> f64| {
+        let curve = |col: &dyn Fn(usize) -> f64, pos: &dyn Fn(usize) -> bool| {
             let mut order: Vec<u32> = (0..n as u32).collect();
             order.sort_by(|&a, &b| col(a as usize).total_cmp(&col(b as usize)));
             let mut starts = Vec::new();
@@ -105,13 +115,41 @@ impl Prepared {
                     starts.push(i as u32);
                 }
             }
-            (order, starts)
+            let positive = order.iter().map(|&r| pos(r as usize)).collect();
+            Curve {
+                order,
+                positive,
+                starts,
+            }
         };
         let auc_orders = match task {
-            Task::Binary => vec![curve(&|i| scores[i])],
-            Task::Multiclass => (0..k).map(|c| curve(&|i| scores[i * k + c])).collect(),
+            Task::Binary => vec![curve(&|i| scores[i], &|i| labels[i] == 1.0)],
+            Task::Multiclass => (0..k)
+                .map(|c| curve(&|i| scores[i * k + c], &|i| labels[i] as usize == c))
+                .collect(),
             Task::Regression => Vec::new(),
         };
+        let (mut row_log_loss, mut row_brier) = (Vec::new(), Vec::new());
+        if task != Task::Regression {
+            for i in 0..n {
+                let y = labels[i] as usize;
+                if task == Task::Binary {
+                    let s = scores[i];
+                    let py = if y == 1 { s } else { 1.0 - s };
+                    row_log_loss.push(-py.clamp(1e-15, 1.0 - 1e-15).ln());
+                    row_brier.push((s - y as f64).powi(2));
+                } else {
+                    let row = &scores[i * k..(i + 1) * k];
+                    row_log_loss.push(-row[y].clamp(1e-15, 1.0 - 1e-15).ln());
+                    row_brier.push(
+                        row.iter()
+                            .enumerate()
+                            .map(|(c, &pc)| (pc - f64::from(u8::from(c == y))).powi(2))
+                            .sum(),
+                    );
+                }
+            }
+        }
         Prepared {
             task,
             classes,
@@ -122,6 +160,8 @@ impl Prepared {
             } else {
                 predicted_classes(task, k, scores)
             },
+            row_log_loss,
+            row_brier,
             auc_orders,
         }
     }
@@ -181,21 +221,8 @@ impl Prepared {
             } else {
                 fp[p] += wi;
             }
-            if self.task == Task::Binary {
-                let s = self.scores[i];
-                let py = if y == 1 { s } else { 1.0 - s };
-                ll -= wi * py.clamp(1e-15, 1.0 - 1e-15).ln();
-                brier += wi * (s - y as f64).powi(2);
-            } else {
-                let row = &self.scores[i * k..(i + 1) * k];
-                ll -= wi * row[y].clamp(1e-15, 1.0 - 1e-15).ln();
-                brier += wi
-                    * row
-                        .iter()
-                        .enumerate()
-                        .map(|(c, &pc)| (pc - f64::from(u8::from(c == y))).powi(2))
-                        .sum::<f64>();
-            }
+            ll += wi * self.row_log_loss[i];
+            brier += wi * self.row_brier[i];
         }
         m.insert("accuracy".into(), correct / wsum);
         m.insert("log_loss".into(), ll / wsum);
@@ -220,17 +247,7 @@ impl Prepared {
         let aucs: Vec<f64> = self
             .auc_orders
             .iter()
-            .enumerate()
-            .filter_map(|(c, (order, starts))| {
-                let positive = |r: usize| {
-                    if self.task == Task::Binary {
-                        self.labels[r] == 1.0
-                    } else {
-                        self.labels[r] as usize == c
-                    }
-                };
-                weighted_auc(order, starts, w, &positive)
-            })
+            .filter_map(|c| weighted_auc(c, w))
             .collect();
         if !aucs.is_empty() {
             m.insert("auc".into(), aucs.iter().sum::<f64>() / aucs.len() as f64);
@@ -240,22 +257,17 @@ impl Prepared {
 }
 
 /// AUC over presorted rows with weights, ties counted half; `None` when a class is absent.
-fn weighted_auc(
-    order: &[u32],
-    starts: &[u32],
-    w: &[f64],
-    positive: &dyn Fn(usize) -> bool,
-) -> Option<f64> {
+fn weighted_auc(c: &Curve, w: &[f64]) -> Option<f64> {
     let (mut neg_below, mut area, mut pos_total, mut neg_total) = (0.0, 0.0, 0.0, 0.0);
-    for (g, &s) in starts.iter().enumerate() {
-        let e = starts.get(g + 1).map_or(order.len(), |&x| x as usize);
+    for (g, &s) in c.starts.iter().enumerate() {
+        let e = c.starts.get(g + 1).map_or(c.order.len(), |&x| x as usize);
         let (mut pt, mut nt) = (0.0, 0.0);
-        for &r in &order[s as usize..e] {
-            let r = r as usize;
-            if positive(r) {
-                pt += w[r];
+        for j in s as usize..e {
+            let wr = w[c.order[j] as usize];
+            if c.positive[j] {
+                pt += wr;
             } else {
-                nt += w[r];
+                nt += wr;
             }
         }
         area += pt * (neg_below + nt / 2.0);

@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` dispatches.
 
+mod ablate;
 mod data;
 mod demo;
 mod diff;
@@ -14,6 +15,7 @@ mod ship;
 mod slices;
 mod suites;
 mod train;
+mod why;
 
 use crate::cli::{Cli, Command};
 use gyre_app::{App, ProjectLocation};
@@ -50,6 +52,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Aliases => ship::aliases(cli),
         Command::Demo { dir } => demo::run(cli, dir.as_deref()),
         Command::Findings => findings::list(cli),
+        Command::Ablate { run, jobs } => ablate::run(cli, run, *jobs),
+        Command::Why { row, dataset } => why::run(cli, row, dataset.as_deref()),
         Command::Finding { decision, id, why } => {
             findings::decide(cli, decision, *id, why.as_deref())
         }

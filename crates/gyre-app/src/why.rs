@@ -1,0 +1,183 @@
+//! `gyre why ROW`: a row's story: its values, every edit that touched it and why, its label
+//! history, and its predictions across runs (where they flipped).
+
+use crate::{App, AppError};
+use gyre_core::{EditKind, RowId, Split};
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct RowEdit {
+    pub edit: i64,
+    pub kind: &'static str,
+    pub description: String,
+    pub effect: String,
+    pub why: String,
+    pub author: String,
+    pub time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverted_by: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct RowPrediction {
+    pub run: String,
+    pub created_at: String,
+    pub learner: String,
+    pub prediction: String,
+    pub correct: Option<bool>,
+    /// Right under the previous run and wrong under this one (negative), or the reverse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flip: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+pub struct WhyReport {
+    pub row: u64,
+    pub dataset: String,
+    pub split: Split,
+    pub values: Vec<(String, String)>,
+    pub label_history: Vec<String>,
+    pub in_training: bool,
+    pub weight: f64,
+    pub edits: Vec<RowEdit>,
+    pub predictions: Vec<RowPrediction>,
+}
+
+impl App {
+    pub fn why(&mut self, row: &str, dataset: Option<&str>) -> Result<WhyReport, AppError> {
+        let dataset = self.resolve_dataset(dataset)?;
+        let latest = self.load_version(&dataset, None)?;
+        let id = self.resolve_rows(&latest.data, &latest.schema, &[row.to_string()])?[0];
+        let ids = latest.row_ids();
+        let r = ids
+            .binary_search(&RowId(id))
+            .map_err(|_| AppError::invalid(format!("row {id} does not exist")))?;
+        let batch = &latest.data.batch;
+        let values: Vec<(String, String)> = latest
+            .schema
+            .columns
+            .iter()
+            .map(|c| {
+                let a = batch
+                    .column_by_name(&c.name)
+                    .expect("schema column in table");
+                (
+                    c.name.clone(),
+                    gyre_data::table::display_value(a.as_ref(), r),
+                )
+            })
+            .collect();
+        let label_of = |d: &gyre_data::version::Materialized| {
+            let a = d.batch.column_by_name(&d.schema.target).expect("target");
+            gyre_data::table::display_value(a.as_ref(), r)
+        };
+
+        // Replay every edit in order, noting what each did to this row.
+        let all = self.edits_upto(&dataset, None)?;
+        let mut state = self.base_table(&dataset)?;
+        let mut label_history = vec![label_of(&state)];
+        let mut edits = Vec::new();
+        for (i, e) in all.iter().enumerate() {
+            let before = (state.train_mask[r], state.weights[r], label_of(&state));
+            if let EditKind::Revert { .. } = e.kind {
+                let mut fresh = self.base_table(&dataset)?;
+                for x in gyre_core::edit::effective(&all[..=i]) {
+                    fresh.apply(&x.kind)?;
+                }
+                state = fresh;
+            } else {
+                state.apply(&e.kind)?;
+            }
+            let after = (state.train_mask[r], state.weights[r], label_of(&state));
+            let mut effect = Vec::new();
+            if before.0 != after.0 {
+                effect.push(
+                    if after.0 {
+                        "back in training"
+                    } else {
+                        "left out of training"
+                    }
+                    .to_string(),
+                );
+            }
+            if before.1 != after.1 {
+                effect.push(format!("weight {} -> {}", before.1, after.1));
+            }
+            if before.2 != after.2 {
+                effect.push(format!("label {} -> {}", before.2, after.2));
+                label_history.push(after.2.clone());
+            }
+            if effect.is_empty() {
+                continue;
+            }
+            edits.push(RowEdit {
+                edit: e.id,
+                kind: e.kind.name(),
+                description: e.kind.describe(),
+                effect: effect.join("; "),
+                why: e.why.clone(),
+                author: e.author.clone(),
+                time: e.time.clone(),
+                reverted_by: all.iter().find_map(|x| match x.kind {
+                    EditKind::Revert { edit } if edit == e.id => Some(x.id),
+                    _ => None,
+                }),
+            });
+        }
+
+        // Predictions of every run on this dataset that predicted the row.
+        let runs: Vec<_> = self
+            .store
+            .read(|tx| tx.runs())?
+            .into_iter()
+            .filter(|x| x.dataset == dataset)
+            .collect();
+        let classes = latest.schema.classes.clone();
+        let truth = latest.labels()[r];
+        let mut predictions: Vec<RowPrediction> = Vec::new();
+        for run in &runs {
+            let preds = self.run_predictions(run, &latest)?;
+            let Some(i) = preds.row_ids.iter().position(|&x| x == id) else {
+                continue;
+            };
+            let task = latest.schema.task;
+            let k = crate::suites::outputs(task, classes.len());
+            let s = &preds.scores[i * k..(i + 1) * k];
+            let (prediction, correct) = if task.is_classification() {
+                let kk = if task == gyre_core::Task::Binary {
+                    2
+                } else {
+                    classes.len()
+                };
+                let c = gyre_eval::metrics::predicted_classes(task, kk, s)[0];
+                (classes[c as usize].clone(), Some(f64::from(c) == truth))
+            } else {
+                (gyre_data::infer::format_number(s[0]), None)
+            };
+            let flip = match (predictions.last().and_then(|p| p.correct), correct) {
+                (Some(true), Some(false)) => Some("negative"),
+                (Some(false), Some(true)) => Some("positive"),
+                _ => None,
+            };
+            predictions.push(RowPrediction {
+                run: run.id.clone(),
+                created_at: run.created_at.clone(),
+                learner: run.learner.clone(),
+                prediction,
+                correct,
+                flip,
+            });
+        }
+        Ok(WhyReport {
+            row: id,
+            dataset,
+            split: latest.splits()[r],
+            values,
+            label_history,
+            in_training: latest.data.train_mask[r],
+            weight: latest.data.weights[r],
+            edits,
+            predictions,
+        })
+    }
+}
