@@ -39,6 +39,7 @@ Prints per-stage medians, the totals, python/gyre, gyre's training time, and bot
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -56,10 +57,20 @@ FLIGHTS_RUNS = int(os.environ.get("FLIGHTS_RUNS", "1"))
 STAGES = ["edit", "train", "evaluate", "slices", "diff"]
 
 
-def timed(cmd):
+def mem_limit():
+    """Address-space cap for the Python process (bytes): PY_MEM_LIMIT_GB, default 80% of RAM, so that
+    a blow-up (sliceline at scale) ends in a MemoryError instead of the OOM killer."""
+    gb = os.environ.get("PY_MEM_LIMIT_GB")
+    if gb:
+        return int(float(gb) * 2**30)
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
+
+
+def timed(cmd, limit=None):
     """Run one process under GNU time: (wall seconds, peak RSS MiB, stdout)."""
+    pre = (lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))) if limit else None
     t = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-f", "%e %M"] + cmd, capture_output=True, text=True)
+    out = subprocess.run(["/usr/bin/time", "-f", "%e %M"] + cmd, capture_output=True, text=True, preexec_fn=pre)
     wall = time.perf_counter() - t
     if out.returncode != 0:
         raise SystemExit(f"failed ({out.returncode}): {' '.join(cmd)}\n{out.stderr[-3000:]}")
@@ -110,7 +121,7 @@ def python_turn(w):
         path = os.path.join(d, "config.json")
         with open(path, "w") as f:
             json.dump(cfg, f)
-        wall, rss, out = timed([PY, os.path.join(HERE, "loop_python.py"), path])
+        wall, rss, out = timed([PY, os.path.join(HERE, "loop_python.py"), path], mem_limit())
     r = json.loads(out.strip().splitlines()[-1])
     r["process_s"], r["peak_mib"] = wall, rss
     return r
@@ -135,6 +146,14 @@ def report(name, w, runs, rows):
     print(f"  {'total':10} {med(gt):9.3f} {med(pt):9.3f}   (runs: gyre {', '.join(f'{x:.3f}' for x in gt)};"
           f" python {', '.join(f'{x:.3f}' for x in pt)})")
     print(f"  python/gyre turn time: {med(pt) / med(gt):.1f}x")
+    failed = sorted({k for x in p for k in x.get("failed", {})})
+    if failed:
+        print(f"  PYTHON FAILED: " + "; ".join(f"{k}: {x['failed'][k]}" for x in p for k in x.get("failed", {}))
+              + f" (cap {mem_limit() / 2**30:.1f} GiB); the totals above include the time up to the failure")
+        rest = [s for s in STAGES if s not in failed]
+        g2 = med(sum(x["stages"][s] for s in rest) for x in g)
+        p2 = med(sum(x["stages"][s] for s in rest) for x in p)
+        print(f"  without {', '.join(failed)}: gyre {g2:.3f} s, python {p2:.3f} s, python/gyre {p2 / g2:.1f}x")
     train_s = med(x["train_s"] for x in g)
     print(f"  gyre train_s (in-process training, timings.train_s): {train_s:.3f} s;"
           f" outside training (total - train_s)/train_s: {(med(gt) - train_s) / train_s:.2f}")

@@ -183,8 +183,13 @@ def main():
             cols[c] = x_te[c].astype(str).where(x_te[c].notna(), "missing")
     xs = pd.DataFrame(cols)
     sf = Slicefinder(alpha=0.95, k=10, max_l=3, min_sup=32, verbose=False)
-    sf.fit(xs, errors)
-    slices = sf.top_slices_statistics_
+    failed = {}
+    try:
+        sf.fit(xs, errors)
+        slices = sf.top_slices_statistics_
+    except MemoryError:  # sliceline's sparse products can outgrow memory (loop.py caps the address space)
+        slices, failed["slices"] = [], f"MemoryError after {time.perf_counter() - t0:.1f} s"
+    del xs, sf
     t["slices"] = time.perf_counter() - t0
 
     # ---- 5. diff ----
@@ -216,7 +221,7 @@ def main():
 
     print(json.dumps({"stages": t, "auc": metrics["auc"], "auc_champion": auc0, "auc_delta_ci95": [lo, hi],
                       "negative_flips": neg_flips, "positive_flips": pos_flips, "mcnemar_p": mcnemar_p,
-                      "excluded_rows": int(drop.sum()), "slices": len(slices),
+                      "excluded_rows": int(drop.sum()), "slices": len(slices), "failed": failed,
                       "turn_peak_mib": peak_rss_mib() if reset_ok else None}))
 
 

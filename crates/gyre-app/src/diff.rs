@@ -70,6 +70,8 @@ pub struct DiffReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flipped_rows: Option<Vec<FlippedRow>>,
     pub bootstrap_resamples: usize,
+    /// Seconds in this process: loading both runs and the labels, and comparing.
+    pub timings: BTreeMap<String, f64>,
 }
 
 impl App {
@@ -97,6 +99,7 @@ impl App {
                 base.id, base.dataset, cand.id, cand.dataset
             )));
         }
+        let t0 = std::time::Instant::now();
         let gate = gate_config(&self.store.config_path())?;
         let resamples = req.resamples.unwrap_or(gate.bootstrap_resamples);
         let seed = req.seed.unwrap_or(gate.bootstrap_seed);
@@ -136,6 +139,8 @@ impl App {
                 base.id, cand.id
             )));
         }
+        let load_s = t0.elapsed().as_secs_f64();
+        let t1 = std::time::Instant::now();
         let suites_all = self.suites()?.suites;
         let mut suite_list: Vec<Option<crate::suites::Suite>> = vec![None];
         suite_list.extend(
@@ -232,7 +237,11 @@ impl App {
                 .collect()
         });
         let seed_floor = self.seed_floor_of(base).or(self.seed_floor_of(cand));
+        let mut timings = BTreeMap::new();
+        timings.insert("load_s".to_string(), load_s);
+        timings.insert("compare_s".to_string(), t1.elapsed().as_secs_f64());
         Ok(DiffReport {
+            timings,
             base: base.id.clone(),
             candidate: cand.id.clone(),
             dataset: base.dataset.clone(),

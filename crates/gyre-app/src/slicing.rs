@@ -41,6 +41,8 @@ pub struct SlicesReport {
     pub rows: usize,
     pub average_error: f64,
     pub slices: Vec<SliceRow>,
+    /// Seconds in this process: loading the run and its version, and finding the slices.
+    pub timings: std::collections::BTreeMap<String, f64>,
 }
 
 /// Rounds to two significant digits, so that bin edges read like numbers people write.
@@ -277,7 +279,10 @@ impl App {
                 req.params.alpha
             )));
         }
+        let t0 = std::time::Instant::now();
         let scored = self.scored_run(&req.run, req.suite.as_deref())?;
+        let load_s = t0.elapsed().as_secs_f64();
+        let t1 = std::time::Instant::now();
         let errs = errors(scored.task, scored.classes, &scored.labels, &scored.scores);
         let features = scored.loaded.data.feature_names();
         let discrete = discretize(
@@ -288,7 +293,11 @@ impl App {
         );
         let slices = top_slices(&discrete, &errs, &req.params);
         let average_error = errs.iter().sum::<f64>() / errs.len().max(1) as f64;
+        let mut timings = std::collections::BTreeMap::new();
+        timings.insert("load_s".to_string(), load_s);
+        timings.insert("slices_s".to_string(), t1.elapsed().as_secs_f64());
         Ok(SlicesReport {
+            timings,
             run: scored.run,
             suite: scored.suite,
             error_metric: if scored.task == Task::Regression {
