@@ -94,7 +94,7 @@ impl App {
             let mut data = self.base_table(&record.dataset)?;
             for x in &effective {
                 if x.id != e.id {
-                    data.apply(&x.kind)?;
+                    self.apply_edit(&mut data, &x.kind)?;
                 }
             }
             variants.push((e, key, data, cached));

@@ -187,12 +187,12 @@ impl App {
                             edits.iter().filter(|e| e.id <= upto).cloned().collect();
                         let mut d = self.base_table(&dataset)?;
                         for e in gyre_core::edit::effective(&so_far) {
-                            d.apply(&e.kind)?;
+                            self.apply_edit(&mut d, &e.kind)?;
                         }
                         data = d;
                     }
                     Some(kind) => {
-                        data.apply(kind)?;
+                        self.apply_edit(&mut data, kind)?;
                     }
                 }
             }

@@ -2,8 +2,10 @@
 //! author, time, what it selected and how many rows it changed; edits are never deleted.
 
 use crate::{App, AppError, now};
+use gyre_core::ContentHash;
 use gyre_core::{ColumnRole, EditKind, Predicate, RowId, Task, closest};
-use gyre_store::{EditRecord, NewJournalEntry, VersionRecord};
+use gyre_data::ImportOptions;
+use gyre_store::{EditRecord, NewJournalEntry, SourceRecord, VersionRecord};
 use serde::Serialize;
 
 /// An edit as the user asked for it, before checking.
@@ -24,6 +26,11 @@ pub enum EditSpec {
     Weight {
         predicate: String,
         by: f64,
+    },
+    /// Append the rows of another file with the same columns (`key` joining is not supported yet).
+    AddSource {
+        path: std::path::PathBuf,
+        key: Option<String>,
     },
     DropFeature {
         column: String,
@@ -75,7 +82,89 @@ impl App {
             })
         };
         let past = self.edits_upto(&dataset, None)?;
+        let mut pending_source: Option<(SourceRecord, Vec<u8>)> = None;
+        let mut appended = 0;
         let kind = match spec {
+            EditSpec::AddSource { path, key } => {
+                if let Some(k) = key {
+                    return Err(AppError::Invalid {
+                        message: format!(
+                            "joining new columns on a key (--key {k}) is not supported yet; add-source appends rows with the same columns"
+                        ),
+                        hint: None,
+                    });
+                }
+                let sources = self.store.read(|tx| tx.sources(&dataset))?;
+                let first = sources.first().ok_or_else(|| {
+                    gyre_store::StoreError::Corrupt(format!("dataset {dataset} has no source"))
+                })?;
+                let mut opts: ImportOptions =
+                    serde_json::from_str(&first.options).map_err(|e| {
+                        gyre_store::StoreError::Corrupt(format!("import options of {dataset}: {e}"))
+                    })?;
+                let first_task = opts.task;
+                // Row ids continue after every row any source ever had: never reused.
+                opts.first_row_id = sources
+                    .iter()
+                    .map(|s| s.first_row_id + s.rows)
+                    .max()
+                    .unwrap_or(0);
+                opts.appending = true;
+                opts.task = Some(schema.task);
+                let options_json = serde_json::to_string(&opts).expect("options serialize");
+                // A source is named as `import` names it (first row id 0), so the same file
+                // added twice, or the imported file itself, is recognized.
+                let identity = serde_json::to_string(&ImportOptions {
+                    first_row_id: 0,
+                    appending: false,
+                    task: first_task,
+                    ..opts.clone()
+                })
+                .expect("options serialize");
+                let file_hash = crate::import::hash_file(path)?;
+                let source_id = ContentHash::of_parts(&[
+                    b"gyre-source-v1",
+                    file_hash.as_str().as_bytes(),
+                    identity.as_bytes(),
+                ])
+                .to_string();
+                if sources.iter().any(|s| s.id == source_id) {
+                    return Err(invalid(format!(
+                        "{} was already added to {dataset} with these options",
+                        path.display()
+                    )));
+                }
+                let imported = gyre_data::import(path, &opts, &|_| {})?;
+                appended = data
+                    .append(&imported.batch, &imported.schema)
+                    .map_err(|e| AppError::Invalid {
+                        message: format!("{}: {}", path.display(), e.0),
+                        hint: Some("add-source appends rows with the dataset's columns".into()),
+                    })?;
+                let bytes = gyre_data::table::to_parquet(&imported.batch)?;
+                pending_source = Some((
+                    SourceRecord {
+                        id: source_id.clone(),
+                        dataset: dataset.clone(),
+                        seq: sources.len() as i64,
+                        file_name: path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                            .unwrap_or_default(),
+                        options: options_json,
+                        object: String::new(),
+                        rows: imported.batch.num_rows() as u64,
+                        first_row_id: opts.first_row_id,
+                        stats: serde_json::to_string(&imported.stats).expect("stats serialize"),
+                        created_at: now(),
+                    },
+                    bytes,
+                ));
+                EditKind::AddSource {
+                    source: source_id,
+                    rows: appended,
+                }
+            }
             EditSpec::Exclude { predicate } => EditKind::Exclude {
                 predicate: parse(predicate)?,
             },
@@ -173,6 +262,7 @@ impl App {
 
         // What the edit changes: apply it to the current version (a revert recomputes the whole chain).
         let rows_affected = match &kind {
+            EditKind::AddSource { .. } => appended,
             EditKind::Revert { edit } => past
                 .iter()
                 .find(|e| e.id == *edit)
@@ -204,7 +294,13 @@ impl App {
         let description = kind.describe();
         let (user, command) = (self.user.clone(), self.command.clone());
         let seq = self.store.read(|tx| tx.versions(&dataset))?.len() as i64;
+        if let Some((rec, bytes)) = &mut pending_source {
+            rec.object = self.store.objects().put(bytes)?.to_string();
+        }
         let id = self.store.write(|tx| {
+            if let Some((rec, _)) = &pending_source {
+                tx.insert_source(rec)?;
+            }
             let id = tx.insert_edit(&EditRecord {
                 id: 0,
                 dataset: dataset.clone(),

@@ -83,11 +83,12 @@ impl ImportRequest {
             na: self.na.clone(),
             task: self.task,
             first_row_id: 0,
+            appending: false,
         })
     }
 }
 
-fn hash_file(path: &Path) -> Result<ContentHash, AppError> {
+pub(crate) fn hash_file(path: &Path) -> Result<ContentHash, AppError> {
     // Let the data crate produce its precise errors (missing, directory, unknown type) first.
     gyre_data::input::detect(path)?;
     let mut f = std::fs::File::open(path).map_err(|e| gyre_store::StoreError::io(path, e))?;

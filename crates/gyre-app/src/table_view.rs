@@ -119,6 +119,38 @@ impl App {
         Ok(Materialized::base(batch, schema))
     }
 
+    /// Applies one edit to a materialized version; add-source loads the added table.
+    pub(crate) fn apply_edit(
+        &mut self,
+        data: &mut Materialized,
+        kind: &EditKind,
+    ) -> Result<u64, AppError> {
+        match kind {
+            EditKind::AddSource { source, .. } => {
+                let batch = self.source_table(source)?;
+                let schema = data.schema.clone();
+                data.append(&batch, &schema)
+                    .map_err(|e| StoreError::Corrupt(format!("source {source}: {}", e.0)).into())
+            }
+            k => Ok(data.apply(k)?),
+        }
+    }
+
+    /// A stored source's table.
+    pub(crate) fn source_table(
+        &mut self,
+        source: &str,
+    ) -> Result<arrow_array::RecordBatch, AppError> {
+        let rec = self
+            .store
+            .read(|tx| tx.source(source))?
+            .ok_or_else(|| StoreError::Corrupt(format!("source {source} is missing")))?;
+        let object = gyre_core::ContentHash::parse(&rec.object)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad object id {}", rec.object)))?;
+        let bytes = self.store.objects().get(&object)?;
+        Ok(gyre_data::table::from_parquet(bytes.into())?)
+    }
+
     /// Materializes a version (a unique prefix of its id), or the dataset's latest.
     pub(crate) fn load_version(
         &mut self,
@@ -132,7 +164,7 @@ impl App {
             None => Vec::new(),
         };
         for e in gyre_core::edit::effective(&edits) {
-            data.apply(&e.kind)?;
+            self.apply_edit(&mut data, &e.kind)?;
         }
         Ok(LoadedVersion {
             version: entry.id,

@@ -67,45 +67,60 @@ impl App {
                 )
             })
             .collect();
+        // The row may not exist yet early in the chain (an add-source brings it).
         let label_of = |d: &gyre_data::version::Materialized| {
             let a = d.batch.column_by_name(&d.schema.target).expect("target");
-            gyre_data::table::display_value(a.as_ref(), r)
+            (r < a.len()).then(|| gyre_data::table::display_value(a.as_ref(), r))
+        };
+        let state_of = |d: &gyre_data::version::Materialized| {
+            (r < d.train_mask.len()).then(|| (d.train_mask[r], d.weights[r], label_of(d)))
         };
 
         // Replay every edit in order, noting what each did to this row.
         let all = self.edits_upto(&dataset, None)?;
         let mut state = self.base_table(&dataset)?;
-        let mut label_history = vec![label_of(&state)];
+        let mut label_history: Vec<String> = label_of(&state).into_iter().collect();
         let mut edits = Vec::new();
         for (i, e) in all.iter().enumerate() {
-            let before = (state.train_mask[r], state.weights[r], label_of(&state));
+            let before = state_of(&state);
             if let EditKind::Revert { .. } = e.kind {
                 let mut fresh = self.base_table(&dataset)?;
                 for x in gyre_core::edit::effective(&all[..=i]) {
-                    fresh.apply(&x.kind)?;
+                    self.apply_edit(&mut fresh, &x.kind)?;
                 }
                 state = fresh;
             } else {
-                state.apply(&e.kind)?;
+                self.apply_edit(&mut state, &e.kind)?;
             }
-            let after = (state.train_mask[r], state.weights[r], label_of(&state));
+            let after = state_of(&state);
             let mut effect = Vec::new();
-            if before.0 != after.0 {
-                effect.push(
-                    if after.0 {
-                        "back in training"
-                    } else {
-                        "left out of training"
+            match (before, after) {
+                (None, Some((_, _, label))) => {
+                    effect.push("added the row".to_string());
+                    label_history.extend(label);
+                }
+                (Some(_), None) => effect.push("removed the row".to_string()),
+                (Some(b), Some(a)) => {
+                    if b.0 != a.0 {
+                        effect.push(
+                            if a.0 {
+                                "back in training"
+                            } else {
+                                "left out of training"
+                            }
+                            .to_string(),
+                        );
                     }
-                    .to_string(),
-                );
-            }
-            if before.1 != after.1 {
-                effect.push(format!("weight {} -> {}", before.1, after.1));
-            }
-            if before.2 != after.2 {
-                effect.push(format!("label {} -> {}", before.2, after.2));
-                label_history.push(after.2.clone());
+                    if b.1 != a.1 {
+                        effect.push(format!("weight {} -> {}", b.1, a.1));
+                    }
+                    if b.2 != a.2 {
+                        let (from, to) = (b.2.unwrap_or_default(), a.2.unwrap_or_default());
+                        effect.push(format!("label {from} -> {to}"));
+                        label_history.push(to);
+                    }
+                }
+                (None, None) => {}
             }
             if effect.is_empty() {
                 continue;

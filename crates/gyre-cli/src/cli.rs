@@ -278,6 +278,14 @@ pub enum EditCommand {
         #[arg(long, value_name = "FACTOR", allow_negative_numbers = true)]
         by: f64,
     },
+    /// Append the rows of another file with the same columns (fresh row ids)
+    AddSource {
+        /// The file (.csv, .csv.gz or .parquet)
+        path: PathBuf,
+        /// Join new columns on this key instead (not supported yet)
+        #[arg(long, value_name = "COL")]
+        key: Option<String>,
+    },
     /// Stop using a column as a feature
     DropFeature {
         /// The column

@@ -472,3 +472,85 @@ fn a_rows_story_and_what_each_edit_is_worth() {
             .any(|e| e["command"].as_str().unwrap().starts_with("gyre ablate"))
     );
 }
+
+#[test]
+fn add_source_appends_rows_with_fresh_ids_and_reverts_cleanly() {
+    let p = Project::new();
+    let first = p.write("a.csv", b"x,color,split,y\n1,red,train,no\n2,blue,train,yes\n3,red,test,no\n4,blue,test,yes\n5,red,train,no\n6,blue,train,yes\n");
+    p.json(&[
+        "import",
+        first.to_str().unwrap(),
+        "--target",
+        "y",
+        "--split-column",
+        "split",
+    ]);
+    let v0 = p.json(&["data"])["datasets"][0]["version"].clone();
+    // New rows, one with a colour the dataset has not seen.
+    let more = p.write(
+        "b.csv",
+        b"x,color,split,y\n7,green,train,yes\n8,red,train,no\n9,blue,test,yes\n",
+    );
+    let e = p.json(&[
+        "edit",
+        "add-source",
+        more.to_str().unwrap(),
+        "--why",
+        "feedback from March",
+    ]);
+    assert_eq!(e["rows_affected"], 3);
+    let v = p.json(&["data", "--version", e["version"].as_str().unwrap()]);
+    assert_eq!(v["rows"], 9);
+    assert_eq!(v["training_rows"], 6);
+    let w = p.json(&["why", "6"]);
+    assert_eq!(
+        w["values"][1][1], "green",
+        "row ids continue the count: the new file's first row is 6"
+    );
+    let why8 = p.json(&["why", "8"]);
+    assert_eq!(why8["split"], "holdout");
+    // The same file again is refused; a different schema names the columns.
+    assert_error(
+        &p.run(&[
+            "edit",
+            "add-source",
+            more.to_str().unwrap(),
+            "--why",
+            "again",
+        ]),
+        &["already added"],
+    );
+    let other = p.write("c.csv", b"x,shade,split,y\n1,red,train,no\n");
+    assert_error(
+        &p.run(&["edit", "add-source", other.to_str().unwrap(), "--why", "x"]),
+        &[
+            "c.csv",
+            "missing from the new file: color",
+            "not in the dataset: shade",
+        ],
+    );
+    assert_error(
+        &p.run(&[
+            "edit",
+            "add-source",
+            more.to_str().unwrap(),
+            "--key",
+            "x",
+            "--why",
+            "x",
+        ]),
+        &["--key", "not supported yet"],
+    );
+    let r = p.json(&[
+        "edit",
+        "revert",
+        &e["edit"].to_string(),
+        "--why",
+        "March was bad data",
+    ]);
+    assert_eq!(r["version"], v0);
+    assert_eq!(
+        p.json(&["data", "--version", r["version"].as_str().unwrap()])["rows"],
+        6
+    );
+}

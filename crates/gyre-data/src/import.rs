@@ -32,6 +32,9 @@ pub struct ImportOptions {
     pub task: Option<Task>,
     /// The first row id to assign (0 for a dataset's first source).
     pub first_row_id: u64,
+    /// Rows added to an existing dataset (`add-source`): one class, or no holdout rows, is fine.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub appending: bool,
 }
 
 pub struct Imported {
@@ -96,7 +99,8 @@ pub fn import(
         .filter(|&i| Some(i) != split_idx && i != target_idx && Some(i) != time_idx)
         .collect();
     let (target, time, converted) = std::thread::scope(|s| {
-        let target = s.spawn(|| convert_target(path, &raw, target_idx, opts.task, &na));
+        let target =
+            s.spawn(|| convert_target(path, &raw, target_idx, opts.task, opts.appending, &na));
         let time = s.spawn(|| time_idx.map(|i| time_keys(path, &raw, i, &na)).transpose());
         let handles: Vec<_> = others
             .iter()
@@ -142,7 +146,7 @@ pub fn import(
         }
     };
     for (s, what) in [(Split::Train, "training"), (Split::Holdout, "holdout")] {
-        if !splits.contains(&s) {
+        if !opts.appending && !splits.contains(&s) {
             return Err(DataError::Invalid {
                 path: path.into(),
                 message: format!("the split leaves no {what} rows"),
@@ -243,6 +247,7 @@ fn convert_target(
     raw: &RawTable,
     idx: usize,
     forced: Option<Task>,
+    appending: bool,
     na: &NaTokens,
 ) -> Result<(Converted, Task, Vec<String>), DataError> {
     let name = &raw.names[idx];
@@ -305,7 +310,7 @@ fn convert_target(
     let classes = converted.categories.clone();
     match task {
         Task::Regression => {}
-        _ if classes.len() < 2 => {
+        _ if classes.len() < 2 && !appending => {
             return Err(bad(format!(
                 "has only one class (\"{}\"); a classifier needs at least two",
                 classes.first().cloned().unwrap_or_default()

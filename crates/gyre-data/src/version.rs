@@ -4,6 +4,7 @@
 
 use crate::DataError;
 use crate::filter;
+use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type};
 use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, RecordBatch, StringArray};
@@ -111,8 +112,9 @@ impl Materialized {
                 };
                 self.relabel(&selected, to)
             }
+            // The rows come from another stored table: the caller loads it and calls `append`.
             EditKind::AddSource { .. } => Err(DataError::Parquet(
-                "add-source is not supported by this gyre yet".into(),
+                "add-source needs its table: use Materialized::append".into(),
             )),
             EditKind::Revert { .. } => Ok(0),
         }
@@ -199,5 +201,165 @@ impl Materialized {
             .column(name)
             .is_some_and(|c| c.role == ColumnRole::Feature)
             && !self.dropped.iter().any(|d| d == name)
+    }
+}
+
+/// Why a new source does not fit the dataset.
+#[derive(Debug)]
+pub struct SchemaMismatch(pub String);
+
+impl Materialized {
+    /// Appends the rows of another imported table with the same columns. Categorical values new
+    /// to the dataset extend its category lists at the end, so existing codes never change.
+    pub fn append(
+        &mut self,
+        other: &RecordBatch,
+        other_schema: &DatasetSchema,
+    ) -> Result<u64, SchemaMismatch> {
+        let mine: Vec<&str> = self.schema.column_names().collect();
+        let theirs: Vec<&str> = other_schema.column_names().collect();
+        let missing: Vec<&str> = mine
+            .iter()
+            .filter(|c| !theirs.contains(c))
+            .copied()
+            .collect();
+        let extra: Vec<&str> = theirs
+            .iter()
+            .filter(|c| !mine.contains(c))
+            .copied()
+            .collect();
+        let mut kinds = Vec::new();
+        for c in &self.schema.columns {
+            if let Some(o) = other_schema.column(&c.name)
+                && o.kind != c.kind
+            {
+                kinds.push(format!(
+                    "{} is {} here but {} in the new file",
+                    c.name,
+                    c.kind.as_str(),
+                    o.kind.as_str()
+                ));
+            }
+        }
+        if !missing.is_empty() || !extra.is_empty() || !kinds.is_empty() {
+            let mut parts = Vec::new();
+            if !missing.is_empty() {
+                parts.push(format!("missing from the new file: {}", missing.join(", ")));
+            }
+            if !extra.is_empty() {
+                parts.push(format!("not in the dataset: {}", extra.join(", ")));
+            }
+            parts.extend(kinds);
+            return Err(SchemaMismatch(format!(
+                "the columns differ ({})",
+                parts.join("; ")
+            )));
+        }
+        if self.schema.task != other_schema.task {
+            return Err(SchemaMismatch(format!(
+                "the new file's target makes a {} task, the dataset's is {}",
+                other_schema.task, self.schema.task
+            )));
+        }
+        for c in &other_schema.classes {
+            if !self.schema.classes.contains(c) {
+                return Err(SchemaMismatch(format!(
+                    "the new file has the label '{c}', which is not a class of the dataset ({})",
+                    self.schema.classes.join(", ")
+                )));
+            }
+        }
+        let n_new = other.num_rows();
+        let mut columns = Vec::with_capacity(self.batch.num_columns());
+        let fields = self.batch.schema().fields().clone();
+        for f in fields.iter() {
+            let name = f.name().as_str();
+            let a = self.batch.column_by_name(name).expect("own column");
+            let b = other
+                .column_by_name(name)
+                .ok_or_else(|| SchemaMismatch(format!("the new file lacks {name}")))?;
+            let merged: ArrayRef = if let Some(da) = a.as_dictionary_opt::<Int32Type>() {
+                let db = b.as_dictionary::<Int32Type>();
+                // The dataset's order: for features the schema's categories, for the target its classes.
+                let is_target = name == self.schema.target;
+                let mut values: Vec<String> = if is_target {
+                    self.schema.classes.clone()
+                } else if let Some(c) = self.schema.columns.iter().find(|c| c.name == name) {
+                    if c.categories.is_empty() {
+                        let v = da.values().as_string::<i32>();
+                        (0..v.len()).map(|i| v.value(i).to_string()).collect()
+                    } else {
+                        c.categories.clone()
+                    }
+                } else {
+                    let v = da.values().as_string::<i32>();
+                    (0..v.len()).map(|i| v.value(i).to_string()).collect()
+                };
+                let own_values = da.values().as_string::<i32>();
+                let own_map: Vec<i32> = (0..own_values.len())
+                    .map(|i| {
+                        values
+                            .iter()
+                            .position(|v| v == own_values.value(i))
+                            .unwrap_or(0) as i32
+                    })
+                    .collect();
+                let their_values = db.values().as_string::<i32>();
+                let mut their_map = Vec::with_capacity(their_values.len());
+                for i in 0..their_values.len() {
+                    let v = their_values.value(i);
+                    let code = match values.iter().position(|x| x == v) {
+                        Some(c) => c,
+                        None => {
+                            values.push(v.to_string());
+                            values.len() - 1
+                        }
+                    };
+                    their_map.push(code as i32);
+                }
+                let keys: Int32Array = da
+                    .keys()
+                    .iter()
+                    .map(|k| k.map(|k| own_map[k as usize]))
+                    .chain(db.keys().iter().map(|k| k.map(|k| their_map[k as usize])))
+                    .collect();
+                if !is_target
+                    && let Some(c) = self.schema.columns.iter_mut().find(|c| c.name == name)
+                    && !c.categories.is_empty()
+                {
+                    c.categories = values.clone();
+                }
+                Arc::new(
+                    DictionaryArray::<Int32Type>::try_new(
+                        keys,
+                        Arc::new(StringArray::from_iter_values(values.iter())),
+                    )
+                    .map_err(|e| SchemaMismatch(e.to_string()))?,
+                )
+            } else {
+                let b = if b.data_type() != a.data_type() {
+                    arrow_cast::cast(b, a.data_type())
+                        .map_err(|e| SchemaMismatch(format!("{name}: {e}")))?
+                } else {
+                    b.clone()
+                };
+                arrow_select::concat::concat(&[a.as_ref(), b.as_ref()])
+                    .map_err(|e| SchemaMismatch(e.to_string()))?
+            };
+            columns.push(merged);
+        }
+        let fields: Vec<arrow_schema::Field> = fields
+            .iter()
+            .zip(&columns)
+            .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+            .collect();
+        self.batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+            .map_err(|e| SchemaMismatch(e.to_string()))?;
+        let new_splits = crate::table::splits(other);
+        self.train_mask
+            .extend(new_splits.iter().map(|&s| s != Split::Holdout));
+        self.weights.extend(std::iter::repeat_n(1.0, n_new));
+        self.splits.extend(new_splits);
+        Ok(n_new as u64)
     }
 }

@@ -28,6 +28,10 @@ pub fn run(cli: &Cli, args: &EditArgs) -> anyhow::Result<ExitCode> {
             predicate: predicate.clone(),
             by: *by,
         },
+        EditCommand::AddSource { path, key } => EditSpec::AddSource {
+            path: path.clone(),
+            key: key.clone(),
+        },
         EditCommand::DropFeature { column } => EditSpec::DropFeature {
             column: column.clone(),
         },
