@@ -63,13 +63,11 @@ impl App {
         spec: &EditSpec,
         why: Option<&str>,
     ) -> Result<EditReport, AppError> {
-        let why = why
-            .map(str::trim)
-            .filter(|w| !w.is_empty())
-            .ok_or_else(|| AppError::Invalid {
-                message: "every edit needs a reason: --why TEXT".into(),
-                hint: Some("say why, e.g. --why \"rows from the 2019 outage are noise\"".into()),
-            })?;
+        let why = crate::require_why(
+            why,
+            "every edit",
+            Some("say why, e.g. --why \"rows from the 2019 outage are noise\""),
+        )?;
         let dataset = self.resolve_dataset(dataset)?;
         let current = self.load_version(&dataset, None)?;
         let previous_version = current.version.clone();

@@ -113,12 +113,7 @@ impl App {
         decision: &str,
         why: Option<&str>,
     ) -> Result<Finding, AppError> {
-        let why = why
-            .map(str::trim)
-            .filter(|w| !w.is_empty())
-            .ok_or_else(|| {
-                AppError::invalid("a decision on a finding needs a reason: --why TEXT")
-            })?;
+        let why = crate::require_why(why, "a decision on a finding", None)?;
         let state = match decision {
             "accept" => "accepted",
             "fix" => "fixing",

@@ -122,6 +122,20 @@ impl App {
     }
 }
 
+/// The non-empty reason a change needs; `what` says what needs it ("every edit").
+pub(crate) fn require_why<'a>(
+    why: Option<&'a str>,
+    what: &str,
+    hint: Option<&str>,
+) -> Result<&'a str, AppError> {
+    why.map(str::trim)
+        .filter(|w| !w.is_empty())
+        .ok_or_else(|| AppError::Invalid {
+            message: format!("{what} needs a reason: --why TEXT"),
+            hint: hint.map(String::from),
+        })
+}
+
 /// `$GYRE_USER`, else the OS user (from the environment, else the password file).
 fn current_user() -> String {
     ["GYRE_USER", "USER", "LOGNAME", "USERNAME"]

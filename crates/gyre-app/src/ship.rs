@@ -202,7 +202,7 @@ impl App {
         why: Option<&str>,
         force: bool,
     ) -> Result<PromoteReport, AppError> {
-        let why = require_why(why)?;
+        let why = crate::require_why(why, "moving an alias", None)?;
         let alias = alias.unwrap_or(CHAMPION).to_string();
         check_alias_name(&alias)?;
         let cand = self.resolve_run(run)?;
@@ -241,7 +241,7 @@ impl App {
         alias: Option<&str>,
         why: Option<&str>,
     ) -> Result<AliasHistory, AppError> {
-        let why = require_why(why)?;
+        let why = crate::require_why(why, "moving an alias", None)?;
         let alias = alias.unwrap_or(CHAMPION).to_string();
         let events = self.store.read(|tx| tx.alias_events())?;
         let last = events
@@ -336,15 +336,6 @@ impl App {
         }
         Ok(AliasesReport { aliases })
     }
-}
-
-fn require_why(why: Option<&str>) -> Result<&str, AppError> {
-    why.map(str::trim)
-        .filter(|w| !w.is_empty())
-        .ok_or_else(|| AppError::Invalid {
-            message: "moving an alias needs a reason: --why TEXT".into(),
-            hint: None,
-        })
 }
 
 fn check_alias_name(alias: &str) -> Result<(), AppError> {
