@@ -91,6 +91,8 @@ pub struct Prepared {
     /// sums them (computing the logarithms once saves most of the bootstrap's time).
     row_log_loss: Vec<f64>,
     row_brier: Vec<f64>,
+    /// 1.0 where the prediction is right.
+    right_f: Vec<f64>,
     /// For each AUC curve (one for binary, one per class for multiclass): rows sorted by score,
     /// whether each is a positive, and the starts of runs of equal scores.
     auc_orders: Vec<Curve>,
@@ -98,7 +100,8 @@ pub struct Prepared {
 
 struct Curve {
     order: Vec<u32>,
-    positive: Vec<bool>,
+    /// 1.0 for a positive row, 0.0 otherwise, in sorted order.
+    positive: Vec<f64>,
     starts: Vec<u32>,
 }
 
@@ -115,7 +118,10 @@ impl Prepared {
                     starts.push(i as u32);
                 }
             }
-            let positive = order.iter().map(|&r| pos(r as usize)).collect();
+            let positive = order
+                .iter()
+                .map(|&r| f64::from(u8::from(pos(r as usize))))
+                .collect();
             Curve {
                 order,
                 positive,
@@ -129,6 +135,16 @@ impl Prepared {
                 .collect(),
             Task::Regression => Vec::new(),
         };
+        let predicted = if task == Task::Regression {
+            Vec::new()
+        } else {
+            predicted_classes(task, k, scores)
+        };
+        let right_f: Vec<f64> = predicted
+            .iter()
+            .zip(labels)
+            .map(|(&p, &y)| f64::from(u8::from(f64::from(p) == y)))
+            .collect();
         let (mut row_log_loss, mut row_brier) = (Vec::new(), Vec::new());
         if task != Task::Regression {
             for i in 0..n {
@@ -155,11 +171,8 @@ impl Prepared {
             classes,
             labels: labels.to_vec(),
             scores: scores.to_vec(),
-            predicted: if task == Task::Regression {
-                Vec::new()
-            } else {
-                predicted_classes(task, k, scores)
-            },
+            predicted,
+            right_f,
             row_log_loss,
             row_brier,
             auc_orders,
@@ -177,10 +190,19 @@ impl Prepared {
 
     /// All metrics with row weights (resample counts); the same numbers as `metrics::metrics`.
     pub fn metrics(&self, w: &[f64]) -> Metrics {
-        let mut m = Metrics::new();
+        self.values(w)
+            .into_iter()
+            .filter(|(_, v)| !v.is_nan())
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
+    /// The metrics in a fixed order (NaN where undefined): the bootstrap's inner loop, so it
+    /// allocates no map and the row loops have no data-dependent branches.
+    fn values(&self, w: &[f64]) -> Vec<(&'static str, f64)> {
         let wsum: f64 = w.iter().sum();
         if wsum == 0.0 {
-            return m;
+            return Vec::new();
         }
         if self.task == Task::Regression {
             let mean = self.labels.iter().zip(w).map(|(y, w)| y * w).sum::<f64>() / wsum;
@@ -191,12 +213,11 @@ impl Prepared {
                 ae += w[i] * e.abs();
                 tot += w[i] * (self.labels[i] - mean).powi(2);
             }
-            m.insert("rmse".into(), (se / wsum).sqrt());
-            m.insert("mae".into(), ae / wsum);
-            if tot > 0.0 {
-                m.insert("r2".into(), 1.0 - se / tot);
-            }
-            return m;
+            return vec![
+                ("mae", ae / wsum),
+                ("r2", if tot > 0.0 { 1.0 - se / tot } else { f64::NAN }),
+                ("rmse", (se / wsum).sqrt()),
+            ];
         }
         let k = if self.task == Task::Binary {
             2
@@ -207,52 +228,71 @@ impl Prepared {
         let mut tp = vec![0.0; k];
         let mut fp = vec![0.0; k];
         let mut support = vec![0.0; k];
-        for i in 0..self.labels.len() {
-            let wi = w[i];
-            if wi == 0.0 {
-                continue;
+        if self.task == Task::Binary {
+            // Two classes: every count is a sum of products kept in registers (indexed
+            // accumulators chain through memory when neighbouring rows share a class).
+            let (mut pos, mut tp1, mut fp1) = (0.0, 0.0, 0.0);
+            for i in 0..self.labels.len() {
+                let (wi, y, r) = (w[i], self.labels[i], self.right_f[i]);
+                pos += wi * y;
+                tp1 += wi * r * y;
+                fp1 += wi * (1.0 - r) * (1.0 - y);
+                correct += wi * r;
+                ll += wi * self.row_log_loss[i];
+                brier += wi * self.row_brier[i];
             }
-            let y = self.labels[i] as usize;
-            let p = self.predicted[i] as usize;
-            support[y] += wi;
-            if p == y {
-                correct += wi;
-                tp[y] += wi;
-            } else {
-                fp[p] += wi;
+            support = vec![wsum - pos, pos];
+            tp = vec![correct - tp1, tp1];
+            fp = vec![(wsum - correct) - fp1, fp1];
+        } else {
+            for i in 0..self.labels.len() {
+                let wi = w[i];
+                let y = self.labels[i] as usize;
+                let p = self.predicted[i] as usize;
+                let r = self.right_f[i];
+                support[y] += wi;
+                tp[y] += wi * r;
+                fp[p] += wi * (1.0 - r);
+                correct += wi * r;
+                ll += wi * self.row_log_loss[i];
+                brier += wi * self.row_brier[i];
             }
-            ll += wi * self.row_log_loss[i];
-            brier += wi * self.row_brier[i];
         }
-        m.insert("accuracy".into(), correct / wsum);
-        m.insert("log_loss".into(), ll / wsum);
-        m.insert("brier".into(), brier / wsum);
         let present: Vec<usize> = (0..k).filter(|&c| support[c] > 0.0).collect();
-        m.insert(
-            "balanced_accuracy".into(),
-            present.iter().map(|&c| tp[c] / support[c]).sum::<f64>() / present.len() as f64,
-        );
         let f1 = |c: usize| {
             let d = 2.0 * tp[c] + fp[c] + (support[c] - tp[c]);
             if d == 0.0 { 0.0 } else { 2.0 * tp[c] / d }
         };
-        m.insert(
-            "f1".into(),
-            if self.task == Task::Binary {
-                f1(1)
-            } else {
-                present.iter().map(|&c| f1(c)).sum::<f64>() / present.len() as f64
-            },
-        );
         let aucs: Vec<f64> = self
             .auc_orders
             .iter()
             .filter_map(|c| weighted_auc(c, w))
             .collect();
-        if !aucs.is_empty() {
-            m.insert("auc".into(), aucs.iter().sum::<f64>() / aucs.len() as f64);
-        }
-        m
+        vec![
+            ("accuracy", correct / wsum),
+            (
+                "auc",
+                if aucs.is_empty() {
+                    f64::NAN
+                } else {
+                    aucs.iter().sum::<f64>() / aucs.len() as f64
+                },
+            ),
+            (
+                "balanced_accuracy",
+                present.iter().map(|&c| tp[c] / support[c]).sum::<f64>() / present.len() as f64,
+            ),
+            ("brier", brier / wsum),
+            (
+                "f1",
+                if self.task == Task::Binary {
+                    f1(1)
+                } else {
+                    present.iter().map(|&c| f1(c)).sum::<f64>() / present.len() as f64
+                },
+            ),
+            ("log_loss", ll / wsum),
+        ]
     }
 }
 
@@ -264,11 +304,9 @@ fn weighted_auc(c: &Curve, w: &[f64]) -> Option<f64> {
         let (mut pt, mut nt) = (0.0, 0.0);
         for j in s as usize..e {
             let wr = w[c.order[j] as usize];
-            if c.positive[j] {
-                pt += wr;
-            } else {
-                nt += wr;
-            }
+            let pos = c.positive[j];
+            pt += wr * pos;
+            nt += wr * (1.0 - pos);
         }
         area += pt * (neg_below + nt / 2.0);
         neg_below += nt;
@@ -307,7 +345,7 @@ pub fn compare_metrics(
     let ones = vec![1.0; n];
     let mb = base.metrics(&ones);
     let mc = cand.metrics(&ones);
-    let deltas: Vec<Metrics> = (0..resamples)
+    let deltas: Vec<Vec<(&'static str, f64)>> = (0..resamples)
         .into_par_iter()
         .map(|b| {
             let mut rng = SplitMix64::new(replicate_seed(seed, b as u64));
@@ -315,16 +353,21 @@ pub fn compare_metrics(
             for _ in 0..n {
                 w[rng.below(n as u64) as usize] += 1.0;
             }
-            let (x, y) = (base.metrics(&w), cand.metrics(&w));
-            y.iter()
-                .filter_map(|(k, v)| x.get(k).map(|b| (k.clone(), v - b)))
+            let (x, y) = (base.values(&w), cand.values(&w));
+            x.iter()
+                .zip(y)
+                .map(|((k, b), (_, c))| (*k, c - b))
                 .collect()
         })
         .collect();
     let mut out = std::collections::BTreeMap::new();
     for (name, &b) in &mb {
         let Some(&c) = mc.get(name) else { continue };
-        let mut ds: Vec<f64> = deltas.iter().filter_map(|d| d.get(name).copied()).collect();
+        let mut ds: Vec<f64> = deltas
+            .iter()
+            .filter_map(|d| d.iter().find(|(k, _)| k == name).map(|(_, v)| *v))
+            .filter(|v| !v.is_nan())
+            .collect();
         ds.sort_by(f64::total_cmp);
         let q = |p: f64| {
             if ds.is_empty() {
