@@ -149,27 +149,38 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
             basic.insert((f, v as u32), Bits(s));
         }
     }
-    let mut top: Vec<Slice> = Vec::new();
-    let kth = |top: &Vec<Slice>| {
+    // The top K with their row sets: a slice selecting exactly the rows of one already kept
+    // (the same rows described another way, e.g. `protocol = 'icmp'` vs `service = 'ecr_i'`)
+    // would only repeat it, so it is not kept.
+    let mut top: Vec<(Slice, Vec<u64>)> = Vec::new();
+    let kth = |top: &Vec<(Slice, Vec<u64>)>| {
         if top.len() < p.k {
             0.0
         } else {
-            top[p.k - 1].score
+            top[p.k - 1].0.score
         }
     };
-    let consider = |top: &mut Vec<Slice>, key: &Key, st: &Stats| {
+    let consider = |top: &mut Vec<(Slice, Vec<u64>)>, key: &Key, st: &Stats, bits: &Bits| {
         let sc = score(p.alpha, mean_err, n, st.size, st.err_sum);
-        if sc > 0.0 && st.size >= p.min_support && (top.len() < p.k || sc > kth(top)) {
-            top.push(Slice {
-                predicates: key.clone(),
-                size: st.size,
-                error: st.err_sum / st.size as f64,
-                score: sc,
-            });
+        if sc > 0.0
+            && st.size >= p.min_support
+            && (top.len() < p.k || sc > kth(top))
+            && !top.iter().any(|(s, b)| s.size == st.size && *b == bits.0)
+        {
+            top.push((
+                Slice {
+                    predicates: key.clone(),
+                    size: st.size,
+                    error: st.err_sum / st.size as f64,
+                    score: sc,
+                },
+                bits.0.clone(),
+            ));
             top.sort_by(|a, b| {
-                b.score
-                    .total_cmp(&a.score)
-                    .then(a.predicates.cmp(&b.predicates))
+                b.0.score
+                    .total_cmp(&a.0.score)
+                    .then(a.0.predicates.len().cmp(&b.0.predicates.len()))
+                    .then(a.0.predicates.cmp(&b.0.predicates))
             });
             top.truncate(p.k);
         }
@@ -184,7 +195,7 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
         // A value every row has selects nothing: it would only repeat its children's parents.
         if st.size >= p.min_support && st.size < n && st.err_sum > 0.0 {
             let key = vec![k];
-            consider(&mut top, &key, &st);
+            consider(&mut top, &key, &st, &basic[&k]);
             level.insert(key, (st, Bits(basic[&k].0.clone())));
         }
     }
@@ -252,7 +263,7 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
             let bits = level[&parent].1.and(&basic[&cand[cand.len() - 1]]);
             let st = bits.stats(errors);
             if st.size >= p.min_support && st.err_sum > 0.0 {
-                consider(&mut top, &cand, &st);
+                consider(&mut top, &cand, &st, &bits);
                 next.insert(cand, (st, bits));
             }
         }
@@ -261,7 +272,7 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
         }
         level = next;
     }
-    top
+    top.into_iter().map(|(s, _)| s).collect()
 }
 
 #[cfg(test)]
@@ -305,6 +316,31 @@ mod tests {
             .filter(|&i| feats[0].codes[i] == 2 && feats[1].codes[i] == 1)
             .count();
         assert_eq!(top[0].size, size);
+    }
+
+    #[test]
+    fn the_same_rows_described_twice_are_kept_once() {
+        // b is a relabelling of a: every a-value slice has a b-value twin with the same rows.
+        let n = 4000;
+        let mut rng = SplitMix64::new(4);
+        let a: Vec<u32> = (0..n).map(|_| rng.below(4) as u32).collect();
+        let b: Vec<u32> = a.iter().map(|&x| 3 - x).collect();
+        let errors: Vec<f64> = (0..n)
+            .map(|i| f64::from(u8::from(rng.below(100) < if a[i] == 1 { 60 } else { 10 })))
+            .collect();
+        let feats = vec![
+            SliceFeature {
+                codes: a,
+                values: 4,
+            },
+            SliceFeature {
+                codes: b,
+                values: 4,
+            },
+        ];
+        let top = find_slices(&feats, &errors, &SliceParams::default());
+        assert_eq!(top[0].predicates, vec![(0, 1)]);
+        assert!(top.iter().all(|s| s.predicates != vec![(1, 2)]), "{top:?}");
     }
 
     #[test]
@@ -366,7 +402,11 @@ mod tests {
             })
             .filter(|(s, _)| *s > 0.0)
             .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then(a.1.len().cmp(&b.1.len()))
+                .then(a.1.cmp(&b.1))
+        });
         let expect: Vec<Vec<(usize, u32)>> = scored.into_iter().take(5).map(|(_, k)| k).collect();
         let got: Vec<Vec<(usize, u32)>> = top.into_iter().map(|s| s.predicates).collect();
         assert_eq!(got, expect);
