@@ -263,6 +263,25 @@ pub struct SlicesRequest {
     pub run: String,
     pub suite: Option<String>,
     pub params: SliceParams,
+    /// The per-example error to slice: `error` (0/1; squared error for regression) or `log_loss`.
+    pub error: Option<String>,
+}
+
+/// Per-example log loss of classification outputs.
+fn log_losses(task: Task, classes: usize, labels: &[f64], scores: &[f64]) -> Vec<f64> {
+    let k = if task == Task::Binary { 1 } else { classes };
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, &y)| {
+            let p = if task == Task::Binary {
+                if y == 1.0 { scores[i] } else { 1.0 - scores[i] }
+            } else {
+                scores[i * k + y as usize]
+            };
+            -p.clamp(1e-15, 1.0 - 1e-15).ln()
+        })
+        .collect()
 }
 
 impl App {
@@ -283,7 +302,25 @@ impl App {
         let scored = self.scored_run(&req.run, req.suite.as_deref())?;
         let load_s = t0.elapsed().as_secs_f64();
         let t1 = std::time::Instant::now();
-        let errs = errors(scored.task, scored.classes, &scored.labels, &scored.scores);
+        let (errs, error_metric) = match req.error.as_deref() {
+            None | Some("error") => (
+                errors(scored.task, scored.classes, &scored.labels, &scored.scores),
+                if scored.task == Task::Regression {
+                    "squared_error"
+                } else {
+                    "error"
+                },
+            ),
+            Some("log_loss") if scored.task.is_classification() => (
+                log_losses(scored.task, scored.classes, &scored.labels, &scored.scores),
+                "log_loss",
+            ),
+            Some(other) => {
+                return Err(AppError::invalid(format!(
+                    "--error {other}: choose error (0/1, or squared error for regression) or log_loss (classification)"
+                )));
+            }
+        };
         let features = scored.loaded.data.feature_names();
         let discrete = discretize(
             &scored.loaded.data.batch,
@@ -300,11 +337,7 @@ impl App {
             timings,
             run: scored.run,
             suite: scored.suite,
-            error_metric: if scored.task == Task::Regression {
-                "squared_error"
-            } else {
-                "error"
-            },
+            error_metric,
             rows: errs.len(),
             average_error,
             slices,

@@ -338,4 +338,7 @@ pub struct SlicesArgs {
     /// Weight of error against size in the score, in (0, 1]
     #[arg(long, default_value_t = 0.95)]
     pub alpha: f64,
+    /// The per-example error: error (0/1, squared for regression) or log_loss
+    #[arg(long)]
+    pub error: Option<String>,
 }

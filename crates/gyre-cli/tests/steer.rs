@@ -554,3 +554,20 @@ fn add_source_appends_rows_with_fresh_ids_and_reverts_cleanly() {
         6
     );
 }
+
+#[test]
+fn slices_of_log_loss() {
+    let p = adult_project();
+    let run = p.json(&["train", "-p", "num_iterations=20"])["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = p.json(&["slices", &run, "--error", "log_loss", "--k", "3"]);
+    assert_eq!(s["error_metric"], "log_loss");
+    assert!(!s["slices"].as_array().unwrap().is_empty());
+    assert!(s["average_error"].as_f64().unwrap() > 0.2);
+    assert_error(
+        &p.run(&["slices", &run, "--error", "hinge"]),
+        &["--error hinge", "log_loss"],
+    );
+}

@@ -277,3 +277,20 @@ fn training_with_no_dataset_says_how_to_import() {
     let out = p.run(&["train"]);
     assert_error(&out, &["no dataset", "gyre import"]);
 }
+
+#[test]
+fn zero_training_rows_after_edits_is_refused() {
+    let p = adult_project();
+    p.json(&[
+        "edit",
+        "exclude",
+        "--where",
+        "age > 0",
+        "--why",
+        "everything, by mistake",
+    ]);
+    let before = p.snapshot();
+    assert_error(&p.run(&["train"]), &["no training rows"]);
+    assert_eq!(p.snapshot(), before);
+    assert_eq!(run_count(&p), 0);
+}

@@ -155,6 +155,7 @@ pub fn run(cli: &Cli, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
             k: 3,
             ..Default::default()
         },
+        error: None,
     })?;
     story.say(&format!(
         "3. Where does it fail? Overall it is wrong {:.1}% of the time, but much more often here:\n",

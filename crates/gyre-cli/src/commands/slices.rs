@@ -15,6 +15,7 @@ pub fn run(cli: &Cli, args: &SlicesArgs) -> anyhow::Result<ExitCode> {
             min_support: args.min_support,
             alpha: args.alpha,
         },
+        error: args.error.clone(),
     };
     let r = super::open(cli)?.slices(&req)?;
     if cli.json {
