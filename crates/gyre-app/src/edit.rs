@@ -27,7 +27,7 @@ pub enum EditSpec {
         predicate: String,
         by: f64,
     },
-    /// Append the rows of another file with the same columns (`key` joining is not supported yet).
+    /// Append the rows of another file with the same columns, or with `key`, join its new columns.
     AddSource {
         path: std::path::PathBuf,
         key: Option<String>,
@@ -83,15 +83,73 @@ impl App {
         let mut pending_source: Option<(SourceRecord, Vec<u8>)> = None;
         let mut appended = 0;
         let kind = match spec {
-            EditSpec::AddSource { path, key } => {
-                if let Some(k) = key {
-                    return Err(AppError::Invalid {
-                        message: format!(
-                            "joining new columns on a key (--key {k}) is not supported yet; add-source appends rows with the same columns"
-                        ),
-                        hint: None,
+            EditSpec::AddSource {
+                path,
+                key: Some(key),
+            } => {
+                let sources = self.store.read(|tx| tx.sources(&dataset))?;
+                let first = sources.first().ok_or_else(|| {
+                    gyre_store::StoreError::Corrupt(format!("dataset {dataset} has no source"))
+                })?;
+                let opts: ImportOptions = serde_json::from_str(&first.options).map_err(|e| {
+                    gyre_store::StoreError::Corrupt(format!("import options of {dataset}: {e}"))
+                })?;
+                if schema.column(key).is_none() {
+                    return Err(AppError::NotFound {
+                        what: "key column",
+                        name: key.clone(),
+                        suggestion: gyre_core::closest(key, schema.column_names())
+                            .map(String::from),
                     });
                 }
+                let na = opts
+                    .na
+                    .clone()
+                    .map(gyre_data::infer::NaTokens::new)
+                    .unwrap_or_default();
+                let table = gyre_data::version::read_for_join(path, &na)?;
+                appended = data.join(&table, key).map_err(|e| AppError::Invalid {
+                    message: format!("{}: {}", path.display(), e.0),
+                    hint: Some("a join adds new columns, matched on the key".into()),
+                })?;
+                let file_hash = crate::import::hash_file(path)?;
+                let source_id = ContentHash::of_parts(&[
+                    b"gyre-join-v1",
+                    file_hash.as_str().as_bytes(),
+                    key.as_bytes(),
+                ])
+                .to_string();
+                if sources.iter().any(|s| s.id == source_id) {
+                    return Err(invalid(format!(
+                        "{} was already joined to {dataset} on {key}",
+                        path.display()
+                    )));
+                }
+                pending_source = Some((
+                    SourceRecord {
+                        id: source_id.clone(),
+                        dataset: dataset.clone(),
+                        seq: sources.len() as i64,
+                        file_name: path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                            .unwrap_or_default(),
+                        options: serde_json::json!({ "join_key": key }).to_string(),
+                        object: String::new(),
+                        rows: table.num_rows() as u64,
+                        first_row_id: 0,
+                        stats: "{}".into(),
+                        created_at: now(),
+                    },
+                    gyre_data::table::to_parquet(&table)?,
+                ));
+                EditKind::AddSource {
+                    source: source_id,
+                    rows: appended,
+                    key: Some(key.clone()),
+                }
+            }
+            EditSpec::AddSource { path, key: None } => {
                 let sources = self.store.read(|tx| tx.sources(&dataset))?;
                 let first = sources.first().ok_or_else(|| {
                     gyre_store::StoreError::Corrupt(format!("dataset {dataset} has no source"))
@@ -161,6 +219,7 @@ impl App {
                 EditKind::AddSource {
                     source: source_id,
                     rows: appended,
+                    key: None,
                 }
             }
             EditSpec::Exclude { predicate } => EditKind::Exclude {

@@ -126,11 +126,14 @@ impl App {
         kind: &EditKind,
     ) -> Result<u64, AppError> {
         match kind {
-            EditKind::AddSource { source, .. } => {
+            EditKind::AddSource { source, key, .. } => {
                 let batch = self.source_table(source)?;
                 let schema = data.schema.clone();
-                data.append(&batch, &schema)
-                    .map_err(|e| StoreError::Corrupt(format!("source {source}: {}", e.0)).into())
+                match key {
+                    Some(k) => data.join(&batch, k),
+                    None => data.append(&batch, &schema),
+                }
+                .map_err(|e| StoreError::Corrupt(format!("source {source}: {}", e.0)).into())
             }
             k => Ok(data.apply(k)?),
         }

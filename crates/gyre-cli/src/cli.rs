@@ -282,7 +282,7 @@ pub enum EditCommand {
     AddSource {
         /// The file (.csv, .csv.gz or .parquet)
         path: PathBuf,
-        /// Join new columns on this key instead (not supported yet)
+        /// Join the file's other columns onto the rows with the same value in this column
         #[arg(long, value_name = "COL")]
         key: Option<String>,
     },

@@ -529,18 +529,6 @@ fn add_source_appends_rows_with_fresh_ids_and_reverts_cleanly() {
             "not in the dataset: shade",
         ],
     );
-    assert_error(
-        &p.run(&[
-            "edit",
-            "add-source",
-            more.to_str().unwrap(),
-            "--key",
-            "x",
-            "--why",
-            "x",
-        ]),
-        &["--key", "not supported yet"],
-    );
     let r = p.json(&[
         "edit",
         "revert",
@@ -570,4 +558,125 @@ fn slices_of_log_loss() {
         &p.run(&["slices", &run, "--error", "hinge"]),
         &["--error hinge", "log_loss"],
     );
+}
+
+#[test]
+fn add_source_with_a_key_joins_new_columns() {
+    let p = Project::new();
+    let first = p.write(
+        "a.csv",
+        b"id,color,split,y\n10,red,train,no\n11,blue,train,yes\n12,red,test,no\n13,blue,test,yes\n14,red,train,no\n15,blue,train,yes\n",
+    );
+    p.json(&[
+        "import",
+        first.to_str().unwrap(),
+        "--target",
+        "y",
+        "--split-column",
+        "split",
+    ]);
+    let v0 = p.json(&["data"])["datasets"][0]["version"].clone();
+    let extra = p.write(
+        "extra.csv",
+        b"id,score,region\n11,0.9,north\n10,0.1,south\n13,0.8,north\n99,0.5,west\n",
+    );
+    let e = p.json(&[
+        "edit",
+        "add-source",
+        extra.to_str().unwrap(),
+        "--key",
+        "id",
+        "--why",
+        "scores from the CRM",
+    ]);
+    assert_eq!(e["rows_affected"], 3, "ids 10, 11 and 13 match");
+    let w = p.json(&["why", "1"]);
+    let values: std::collections::HashMap<String, String> = w["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v[0].as_str().unwrap().to_string(),
+                v[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(values["score"], "0.9");
+    assert_eq!(values["region"], "north");
+    let w4 = p.json(&["why", "4"]);
+    assert!(
+        w4["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v[0] == "score" && v[1] == "NULL")
+    );
+    // The new columns are features and can be filtered on.
+    p.json(&[
+        "edit",
+        "exclude",
+        "--where",
+        "region = 'south'",
+        "--why",
+        "south is another market",
+    ]);
+    // Bad joins name the problem.
+    let dup = p.write("dup.csv", b"id,z\n10,1\n10,2\n");
+    assert_error(
+        &p.run(&[
+            "edit",
+            "add-source",
+            dup.to_str().unwrap(),
+            "--key",
+            "id",
+            "--why",
+            "x",
+        ]),
+        &["\"10\" appears twice"],
+    );
+    let again = p.write("again.csv", b"id,score\n10,1\n");
+    assert_error(
+        &p.run(&[
+            "edit",
+            "add-source",
+            again.to_str().unwrap(),
+            "--key",
+            "id",
+            "--why",
+            "x",
+        ]),
+        &["\"score\" is already in the dataset"],
+    );
+    assert_error(
+        &p.run(&[
+            "edit",
+            "add-source",
+            extra.to_str().unwrap(),
+            "--key",
+            "idd",
+            "--why",
+            "x",
+        ]),
+        &["key column \"idd\" not found", "did you mean \"id\""],
+    );
+    // Reverting the exclude and the join gives back the first version.
+    let chain = versions(&p);
+    let exclude_edit = chain.last().unwrap()["edit"].to_string();
+    p.json(&["edit", "revert", &exclude_edit, "--why", "undo"]);
+    let r = p.json(&[
+        "edit",
+        "revert",
+        &e["edit"].to_string(),
+        "--why",
+        "the CRM scores were stale",
+    ]);
+    assert_eq!(r["version"], v0);
+    p.json(&[
+        "train",
+        "-p",
+        "num_iterations=5",
+        "-p",
+        "min_data_in_leaf=1",
+    ]);
 }

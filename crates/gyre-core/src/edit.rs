@@ -23,8 +23,14 @@ pub enum EditKind {
     },
     /// Multiply the training weight of matching training rows.
     Weight { predicate: Predicate, by: f64 },
-    /// Append the rows of another imported source (new row ids continue the count).
-    AddSource { source: String, rows: u64 },
+    /// Append the rows of another imported source (new row ids continue the count), or with
+    /// `key`, join its other columns onto the rows with the same key.
+    AddSource {
+        source: String,
+        rows: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+    },
     /// Stop using a column as a feature.
     DropFeature { column: String },
     /// Undo an earlier edit (by its number).
@@ -59,11 +65,12 @@ impl EditKind {
                 _ => format!("relabel to '{to}'"),
             },
             EditKind::Weight { predicate, by } => format!("weight where {predicate} by {by}"),
-            EditKind::AddSource { source, rows } => {
-                format!(
-                    "add source {} ({rows} rows)",
-                    &source[..source.len().min(12)]
-                )
+            EditKind::AddSource { source, rows, key } => {
+                let short = &source[..source.len().min(12)];
+                match key {
+                    Some(k) => format!("join source {short} on {k} ({rows} rows matched)"),
+                    None => format!("add source {short} ({rows} rows)"),
+                }
             }
             EditKind::DropFeature { column } => format!("drop feature {column}"),
             EditKind::Revert { edit } => format!("revert edit #{edit}"),

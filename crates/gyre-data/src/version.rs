@@ -363,3 +363,106 @@ impl Materialized {
         Ok(n_new as u64)
     }
 }
+
+impl Materialized {
+    /// Joins new feature columns on a key column: each row gets the values of the `other` row
+    /// with the same key (as text), or missing values when there is none. Returns the rows matched.
+    pub fn join(&mut self, other: &RecordBatch, key: &str) -> Result<u64, SchemaMismatch> {
+        let own_key = self
+            .batch
+            .column_by_name(key)
+            .ok_or_else(|| SchemaMismatch(format!("the dataset has no column \"{key}\"")))?;
+        let their_key = other
+            .column_by_name(key)
+            .ok_or_else(|| SchemaMismatch(format!("the new file has no column \"{key}\"")))?;
+        let mut index = std::collections::HashMap::new();
+        for r in 0..their_key.len() {
+            let k = crate::table::display_value(their_key.as_ref(), r);
+            if index.insert(k.clone(), r).is_some() {
+                return Err(SchemaMismatch(format!(
+                    "the key \"{k}\" appears twice in the new file's column \"{key}\""
+                )));
+            }
+        }
+        let take: Vec<Option<u32>> = (0..own_key.len())
+            .map(|r| {
+                index
+                    .get(&crate::table::display_value(own_key.as_ref(), r))
+                    .map(|&i| i as u32)
+            })
+            .collect();
+        let matched = take.iter().filter(|t| t.is_some()).count() as u64;
+        let indices = arrow_array::UInt32Array::from(take);
+        let mut fields: Vec<arrow_schema::Field> = self
+            .batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut columns = self.batch.columns().to_vec();
+        for (f, col) in other.schema().fields().iter().zip(other.columns()) {
+            let name = f.name();
+            if name == key || name == gyre_core::ROW_ID || name == gyre_core::SPLIT {
+                continue;
+            }
+            if self.schema.column(name).is_some() {
+                return Err(SchemaMismatch(format!(
+                    "column \"{name}\" is already in the dataset; a join adds new columns"
+                )));
+            }
+            let taken = arrow_select::take::take(col.as_ref(), &indices, None)
+                .map_err(|e| SchemaMismatch(e.to_string()))?;
+            let (kind, categories) = match taken.data_type() {
+                arrow_schema::DataType::Float64 => (gyre_core::ColumnKind::Numeric, Vec::new()),
+                arrow_schema::DataType::Boolean => (gyre_core::ColumnKind::Boolean, Vec::new()),
+                arrow_schema::DataType::Dictionary(_, _) => {
+                    let v = taken
+                        .as_dictionary::<Int32Type>()
+                        .values()
+                        .as_string::<i32>()
+                        .clone();
+                    (
+                        gyre_core::ColumnKind::Categorical,
+                        (0..v.len()).map(|i| v.value(i).to_string()).collect(),
+                    )
+                }
+                other => {
+                    return Err(SchemaMismatch(format!(
+                        "column \"{name}\" has type {other}, which cannot be a feature"
+                    )));
+                }
+            };
+            self.schema.columns.push(gyre_core::ColumnSchema {
+                name: name.clone(),
+                kind,
+                role: ColumnRole::Feature,
+                categories,
+            });
+            fields.push(arrow_schema::Field::new(
+                name,
+                taken.data_type().clone(),
+                true,
+            ));
+            columns.push(taken);
+        }
+        self.batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+            .map_err(|e| SchemaMismatch(e.to_string()))?;
+        Ok(matched)
+    }
+}
+
+/// Reads a file's columns, typed, for a join: no target, no splits. Row ids are 0..n-1.
+pub fn read_for_join(
+    path: &std::path::Path,
+    na: &crate::infer::NaTokens,
+) -> Result<RecordBatch, DataError> {
+    let raw = crate::input::read(path, &|_| {})?;
+    let mut cols = Vec::new();
+    for (i, name) in raw.names.iter().enumerate() {
+        let c = crate::infer::infer(&raw.chunks[i], na);
+        cols.push((name.clone(), c.array));
+    }
+    let ids: Vec<u64> = (0..raw.rows as u64).collect();
+    crate::table::assemble(&ids, &vec![Split::Train; raw.rows], cols)
+}
