@@ -26,6 +26,9 @@ pub struct SourceSummary {
     pub rows: u64,
     pub first_row_id: u64,
     pub created_at: String,
+    /// For a source joined on a key (`add-source --key`): the key; its rows add columns, not rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined_on: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -113,6 +116,9 @@ impl App {
                         rows: s.rows,
                         first_row_id: s.first_row_id,
                         created_at: s.created_at.clone(),
+                        joined_on: serde_json::from_str::<serde_json::Value>(&s.options)
+                            .ok()
+                            .and_then(|o| o.get("join_key").and_then(|k| k.as_str()).map(String::from)),
                     })
                     .collect(),
                 stats,

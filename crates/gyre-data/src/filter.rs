@@ -32,28 +32,19 @@ fn eval(pred: &Predicate, batch: &RecordBatch) -> Vec<Tri> {
                 _ => U,
             })
             .collect(),
-        Predicate::And(ps) => {
-            let mut acc = vec![T; n];
+        Predicate::And(ps) | Predicate::Or(ps) => {
+            // Kleene AND / OR by table lookup (index a * 3 + b): no branches per row.
+            const AND: [Tri; 9] = [F, F, F, F, T, U, F, U, U];
+            const OR: [Tri; 9] = [F, T, U, T, T, T, U, T, U];
+            let (table, start) = if matches!(pred, Predicate::And(_)) {
+                (&AND, T)
+            } else {
+                (&OR, F)
+            };
+            let mut acc = vec![start; n];
             for p in ps {
                 for (a, b) in acc.iter_mut().zip(eval(p, batch)) {
-                    *a = match (*a, b) {
-                        (F, _) | (_, F) => F,
-                        (T, T) => T,
-                        _ => U,
-                    };
-                }
-            }
-            acc
-        }
-        Predicate::Or(ps) => {
-            let mut acc = vec![F; n];
-            for p in ps {
-                for (a, b) in acc.iter_mut().zip(eval(p, batch)) {
-                    *a = match (*a, b) {
-                        (T, _) | (_, T) => T,
-                        (F, F) => F,
-                        _ => U,
-                    };
+                    *a = table[(*a * 3 + b) as usize];
                 }
             }
             acc
@@ -136,20 +127,22 @@ fn leaf(batch: &RecordBatch, column: &str, test: &dyn Fn(&Val<'_>) -> bool) -> V
         let per_code: Vec<Tri> = (0..values.len())
             .map(|i| Tri::from(test(&Val::Text(values.value(i)))))
             .collect();
-        return d
-            .keys()
+        let keys = d.keys();
+        if keys.null_count() == 0 {
+            return keys.values().iter().map(|&k| per_code[k as usize]).collect();
+        }
+        return keys
             .iter()
             .map(|k| k.map_or(U, |k| per_code[k as usize]))
             .collect();
     }
     if let Some(f) = a.as_primitive_opt::<Float64Type>() {
-        return f
-            .iter()
-            .map(|v| match v {
-                Some(x) if x.is_finite() => Tri::from(test(&Val::Num(x))),
-                _ => U,
-            })
-            .collect();
+        // Numeric columns are tested by value; the common case has no nulls and reads the slice.
+        let one = |x: f64| if x.is_finite() { Tri::from(test(&Val::Num(x))) } else { U };
+        if f.null_count() == 0 {
+            return f.values().iter().map(|&x| one(x)).collect();
+        }
+        return f.iter().map(|v| v.map_or(U, one)).collect();
     }
     if let Some(u) = a.as_primitive_opt::<UInt64Type>() {
         return u

@@ -41,6 +41,15 @@ pub fn run(
             if d.versions.len() == 1 { "" } else { "s" }
         ));
         for src in &d.sources {
+            if let Some(k) = &src.joined_on {
+                s.push_str(&format!(
+                    "  source   {} from {} ({} rows, columns joined on {k})\n",
+                    short(&src.source),
+                    src.file_name,
+                    count(src.rows)
+                ));
+                continue;
+            }
             s.push_str(&format!(
                 "  source   {} from {} ({} rows, row ids {}..{})\n",
                 short(&src.source),
