@@ -118,7 +118,9 @@ impl App {
                         created_at: s.created_at.clone(),
                         joined_on: serde_json::from_str::<serde_json::Value>(&s.options)
                             .ok()
-                            .and_then(|o| o.get("join_key").and_then(|k| k.as_str()).map(String::from)),
+                            .and_then(|o| {
+                                o.get("join_key").and_then(|k| k.as_str()).map(String::from)
+                            }),
                     })
                     .collect(),
                 stats,

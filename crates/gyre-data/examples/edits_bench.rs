@@ -19,7 +19,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn import(path: &Path, opts: &ImportOptions) -> (Vec<u8>, gyre_core::DatasetSchema) {
     let imported = gyre_data::import(path, opts, &|_| {}).expect("import");
-    (gyre_data::table::to_parquet(&imported.batch).unwrap(), imported.schema)
+    (
+        gyre_data::table::to_parquet(&imported.batch).unwrap(),
+        imported.schema,
+    )
 }
 
 fn main() {
@@ -29,7 +32,9 @@ fn main() {
         &adult,
         &ImportOptions {
             target: "income".into(),
-            split: SplitSpec::Column { column: "split".into() },
+            split: SplitSpec::Column {
+                column: "split".into(),
+            },
             time_column: None,
             id_column: None,
             na: None,
@@ -38,7 +43,10 @@ fn main() {
             appending: false,
         },
     );
-    let base = Materialized::base(gyre_data::table::from_parquet(bytes.into()).unwrap(), schema);
+    let base = Materialized::base(
+        gyre_data::table::from_parquet(bytes.into()).unwrap(),
+        schema,
+    );
     let texts = [
         "age < {}",
         "hours_per_week >= {} AND sex = 'Female'",
@@ -48,12 +56,21 @@ fn main() {
     ];
     let edits: Vec<EditKind> = (0..100)
         .map(|i| {
-            let p = Predicate::parse(&texts[i % texts.len()].replace("{}", &(20 + i % 40).to_string())).unwrap();
+            let p =
+                Predicate::parse(&texts[i % texts.len()].replace("{}", &(20 + i % 40).to_string()))
+                    .unwrap();
             match i % 4 {
                 0 => EditKind::Exclude { predicate: p },
                 1 => EditKind::Include { predicate: p },
-                2 => EditKind::Weight { predicate: p, by: 1.5 },
-                _ => EditKind::Relabel { rows: None, predicate: Some(p), to: ">50K".into() },
+                2 => EditKind::Weight {
+                    predicate: p,
+                    by: 1.5,
+                },
+                _ => EditKind::Relabel {
+                    rows: None,
+                    predicate: Some(p),
+                    to: ">50K".into(),
+                },
             }
         })
         .collect();
@@ -70,7 +87,11 @@ fn main() {
         "adult: 100 edits applied to {} rows: median {:.1} ms (runs {})",
         base.batch.num_rows(),
         1000.0 * median(times.clone()),
-        times.iter().map(|t| format!("{:.1}", 1000.0 * t)).collect::<Vec<_>>().join(", ")
+        times
+            .iter()
+            .map(|t| format!("{:.1}", 1000.0 * t))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 
     if let Some(flights) = std::env::args().nth(1) {
@@ -78,7 +99,10 @@ fn main() {
             Path::new(&flights),
             &ImportOptions {
                 target: "delay".into(),
-                split: SplitSpec::Time { column: "date".into(), fraction: 0.2 },
+                split: SplitSpec::Time {
+                    column: "date".into(),
+                    fraction: 0.2,
+                },
                 time_column: Some("date".into()),
                 id_column: None,
                 na: None,
@@ -88,9 +112,18 @@ fn main() {
             },
         );
         let edits = [
-            EditKind::Exclude { predicate: Predicate::parse("distance < 100").unwrap() },
-            EditKind::Weight { predicate: Predicate::parse("origin IN ('ORD', 'ATL')").unwrap(), by: 2.0 },
-            EditKind::Relabel { rows: Some((0..50).collect()), predicate: None, to: "0".into() },
+            EditKind::Exclude {
+                predicate: Predicate::parse("distance < 100").unwrap(),
+            },
+            EditKind::Weight {
+                predicate: Predicate::parse("origin IN ('ORD', 'ATL')").unwrap(),
+                by: 2.0,
+            },
+            EditKind::Relabel {
+                rows: Some((0..50).collect()),
+                predicate: None,
+                to: "0".into(),
+            },
         ];
         let mut times = Vec::new();
         let mut rows = 0;
@@ -107,7 +140,11 @@ fn main() {
         println!(
             "flights: materialize {rows} rows (decode Parquet + 3 edits): median {:.2} s (runs {})",
             median(times.clone()),
-            times.iter().map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(", ")
+            times
+                .iter()
+                .map(|t| format!("{t:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
 }

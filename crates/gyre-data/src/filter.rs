@@ -129,7 +129,11 @@ fn leaf(batch: &RecordBatch, column: &str, test: &dyn Fn(&Val<'_>) -> bool) -> V
             .collect();
         let keys = d.keys();
         if keys.null_count() == 0 {
-            return keys.values().iter().map(|&k| per_code[k as usize]).collect();
+            return keys
+                .values()
+                .iter()
+                .map(|&k| per_code[k as usize])
+                .collect();
         }
         return keys
             .iter()
@@ -138,7 +142,13 @@ fn leaf(batch: &RecordBatch, column: &str, test: &dyn Fn(&Val<'_>) -> bool) -> V
     }
     if let Some(f) = a.as_primitive_opt::<Float64Type>() {
         // Numeric columns are tested by value; the common case has no nulls and reads the slice.
-        let one = |x: f64| if x.is_finite() { Tri::from(test(&Val::Num(x))) } else { U };
+        let one = |x: f64| {
+            if x.is_finite() {
+                Tri::from(test(&Val::Num(x)))
+            } else {
+                U
+            }
+        };
         if f.null_count() == 0 {
             return f.values().iter().map(|&x| one(x)).collect();
         }
