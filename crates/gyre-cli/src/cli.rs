@@ -110,6 +110,15 @@ pub enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Serve a run's model over HTTP (POST /v1/predict, GET /v1/health) until SIGTERM or Ctrl-C
+    Serve {
+        /// The address to listen on (port 0 picks a free one)
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// The run to serve (default: the champion)
+        #[arg(long, default_value = "champion")]
+        run: String,
+    },
     /// Findings to triage: failing slices, suites and suspected label errors
     Findings,
     /// Decide on a finding: accept it (let it slide) or fix it (the next edits are linked)

@@ -11,6 +11,7 @@ mod init;
 mod label_issues;
 mod log;
 mod runs;
+mod serve;
 mod ship;
 mod slices;
 mod suites;
@@ -52,6 +53,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Aliases => ship::aliases(cli),
         Command::Demo { dir } => demo::run(cli, dir.as_deref()),
         Command::Findings => findings::list(cli),
+        Command::Serve { addr, run } => serve::run(cli, addr, run),
         Command::Ablate { run, jobs } => ablate::run(cli, run, *jobs),
         Command::Why { row, dataset } => why::run(cli, row, dataset.as_deref()),
         Command::Finding { decision, id, why } => {

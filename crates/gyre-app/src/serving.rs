@@ -1,0 +1,158 @@
+//! A model ready to serve: the champion's (or any run's) model with the schema needed to turn
+//! JSON rows into features: kinds checked per field, categories coded as in training, unseen
+//! categories treated as missing and reported.
+
+use crate::{App, AppError};
+use gyre_core::{ColumnKind, ContentHash, Task};
+use gyre_learn::{Column, Features, Model};
+use gyre_store::StoreError;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// One feature as the server reads it from a request.
+struct Field {
+    name: String,
+    kind: ColumnKind,
+    /// Category -> code, for categorical features.
+    codes: HashMap<String, u32>,
+}
+
+pub struct ServingModel {
+    pub run: String,
+    pub task: Task,
+    pub classes: Vec<String>,
+    fields: Vec<Field>,
+    model: Box<dyn Model>,
+}
+
+/// A request row that does not fit the schema: the field and what is wrong.
+#[derive(Debug, Serialize)]
+pub struct FieldError {
+    pub row: usize,
+    pub field: String,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct ServedPrediction {
+    pub label: String,
+    pub scores: Vec<f64>,
+    /// Categorical fields whose value was never seen in training (treated as missing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unseen: Vec<String>,
+}
+
+impl App {
+    /// Loads a run's model and the schema of its version for serving.
+    pub fn serving_model(&mut self, run: &str) -> Result<ServingModel, AppError> {
+        let record = self.resolve_run(run)?;
+        let loaded = self.load_version(&record.dataset, Some(&record.version))?;
+        let object = ContentHash::parse(&record.model)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad model id in run {}", record.id)))?;
+        let model = gyre_learn::load_model(&self.store.objects().get(&object)?)?;
+        let fields = loaded
+            .schema
+            .features()
+            .filter(|c| loaded.data.is_feature(&c.name))
+            .map(|c| Field {
+                name: c.name.clone(),
+                kind: c.kind,
+                codes: c
+                    .categories
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (v.clone(), i as u32))
+                    .collect(),
+            })
+            .collect();
+        Ok(ServingModel {
+            run: record.id,
+            task: loaded.schema.task,
+            classes: loaded.schema.classes.clone(),
+            fields,
+            model,
+        })
+    }
+}
+
+impl ServingModel {
+    /// Predicts JSON rows: every feature must be present (null means missing), with a value of
+    /// its kind: a number, a string (categorical) or a boolean.
+    pub fn predict(
+        &self,
+        rows: &[serde_json::Map<String, serde_json::Value>],
+    ) -> Result<Vec<ServedPrediction>, FieldError> {
+        use serde_json::Value;
+        let n = rows.len();
+        let mut columns = Vec::with_capacity(self.fields.len());
+        let mut unseen: Vec<Vec<String>> = vec![Vec::new(); n];
+        for f in &self.fields {
+            let mut nums = Vec::new();
+            let mut codes = Vec::new();
+            for (r, row) in rows.iter().enumerate() {
+                let bad = |error: &str| FieldError {
+                    row: r,
+                    field: f.name.clone(),
+                    error: error.to_string(),
+                };
+                let v = row
+                    .get(&f.name)
+                    .ok_or_else(|| bad("missing (send null for a missing value)"))?;
+                match (f.kind, v) {
+                    (ColumnKind::Categorical, Value::Null) => codes.push(u32::MAX),
+                    (ColumnKind::Categorical, Value::String(s)) => match f.codes.get(s) {
+                        Some(&c) => codes.push(c),
+                        None => {
+                            unseen[r].push(f.name.clone());
+                            codes.push(u32::MAX);
+                        }
+                    },
+                    (ColumnKind::Categorical, _) => return Err(bad("expected a string or null")),
+                    (ColumnKind::Boolean, Value::Bool(b)) => nums.push(f64::from(u8::from(*b))),
+                    (ColumnKind::Boolean, Value::Null) => nums.push(f64::NAN),
+                    (ColumnKind::Boolean, _) => return Err(bad("expected true, false or null")),
+                    (_, Value::Number(x)) => nums.push(x.as_f64().unwrap_or(f64::NAN)),
+                    (_, Value::Null) => nums.push(f64::NAN),
+                    (_, _) => return Err(bad("expected a number or null")),
+                }
+            }
+            columns.push(if f.kind == ColumnKind::Categorical {
+                Column::Categorical {
+                    codes,
+                    cardinality: f.codes.len() as u32,
+                }
+            } else {
+                Column::Numeric(nums)
+            });
+        }
+        let features = Features {
+            names: self.fields.iter().map(|f| f.name.clone()).collect(),
+            columns,
+            rows: n,
+        };
+        let all: Vec<u32> = (0..n as u32).collect();
+        let scores = self.model.predict(&features, &all);
+        let k = crate::suites::outputs(self.task, self.classes.len());
+        Ok((0..n)
+            .map(|r| {
+                let s = &scores[r * k..(r + 1) * k];
+                let (label, scores) = match self.task {
+                    Task::Regression => (gyre_data::infer::format_number(s[0]), vec![s[0]]),
+                    Task::Binary => (
+                        self.classes[usize::from(s[0] >= 0.5)].clone(),
+                        vec![1.0 - s[0], s[0]],
+                    ),
+                    Task::Multiclass => {
+                        let c = gyre_eval::metrics::predicted_classes(self.task, k, s)[0];
+                        (self.classes[c as usize].clone(), s.to_vec())
+                    }
+                };
+                ServedPrediction {
+                    label,
+                    scores,
+                    unseen: std::mem::take(&mut unseen[r]),
+                }
+            })
+            .collect())
+    }
+}
