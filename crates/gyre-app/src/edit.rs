@@ -63,6 +63,17 @@ impl App {
         spec: &EditSpec,
         why: Option<&str>,
     ) -> Result<EditReport, AppError> {
+        self.edit_noting(dataset, spec, why, &[])
+    }
+
+    /// An edit whose journal entry also names `noted` (e.g. the feedback an import took).
+    pub(crate) fn edit_noting(
+        &mut self,
+        dataset: Option<&str>,
+        spec: &EditSpec,
+        why: Option<&str>,
+        noted: &[String],
+    ) -> Result<EditReport, AppError> {
         let why = crate::require_why(
             why,
             "every edit",
@@ -380,7 +391,11 @@ impl App {
                 user: &user,
                 command: &command,
                 why: Some(why),
-                objects: &[format!("edit:{id}"), format!("version:{version}")],
+                objects: &[
+                    &[format!("edit:{id}"), format!("version:{version}")][..],
+                    noted,
+                ]
+                .concat(),
             })?;
             Ok::<_, AppError>(id)
         })?;

@@ -35,6 +35,14 @@ pub enum FindingDetail {
         version: String,
         rows: Vec<u64>,
     },
+    /// Served inputs of a feature drifted from the champion's training rows (`gyre monitor`).
+    Drift {
+        dataset: String,
+        feature: String,
+        psi: f64,
+        method: String,
+        distance: f64,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -354,7 +362,7 @@ impl App {
         self.commit_findings(run, &records, &fixed)
     }
 
-    fn commit_findings(
+    pub(crate) fn commit_findings(
         &mut self,
         run: &RunRecord,
         records: &[FindingRecord],

@@ -10,10 +10,13 @@ mod data;
 mod diff;
 mod edit;
 mod error;
+mod feedback;
 mod findings;
 mod import;
 mod journal;
 mod label_issues;
+mod monitor;
+mod prediction_log;
 mod predictions;
 mod runs;
 mod serving;
@@ -30,12 +33,18 @@ pub use data::{DataReport, DatasetReport, VersionReport, VersionsReport};
 pub use diff::{DiffReport, DiffRequest};
 pub use edit::{EditReport, EditSpec};
 pub use error::AppError;
+pub use feedback::FeedbackImportReport;
 pub use findings::{Finding, FindingChanges, FindingsReport};
 pub use gyre_eval::slices::SliceParams;
 pub use gyre_learn::{LEARNERS, Progress};
 pub use import::{ImportReport, ImportRequest};
 pub use journal::LogReport;
 pub use label_issues::{LabelIssueRow, LabelIssuesReport};
+pub use monitor::{
+    DriftReference, FeatureDrift, FeatureReference, MIN_ROWS as MONITOR_MIN_ROWS, MonitorReport,
+    parse_prediction_id, watched_score,
+};
+pub use prediction_log::{BATCH_MAX, FLUSH_EVERY, LogWriter, timestamp};
 pub use predictions::PredictionsReport;
 pub use runs::RunsReport;
 pub use serving::{FieldError, ServedPrediction, ServingModel};

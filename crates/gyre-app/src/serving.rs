@@ -23,6 +23,8 @@ pub struct ServingModel {
     pub classes: Vec<String>,
     fields: Vec<Field>,
     model: Box<dyn Model>,
+    /// The training distributions the served inputs are watched against.
+    pub reference: crate::DriftReference,
 }
 
 /// A request row that does not fit the schema: the field and what is wrong.
@@ -65,17 +67,41 @@ impl App {
                     .collect(),
             })
             .collect();
+        let reference = self.drift_reference(&record.id)?;
         Ok(ServingModel {
             run: record.id,
             task: loaded.schema.task,
             classes: loaded.schema.classes.clone(),
             fields,
             model,
+            reference,
         })
+    }
+
+    /// The run a reference (alias, id or unique prefix) names now.
+    pub fn run_id(&mut self, reference: &str) -> Result<String, AppError> {
+        Ok(self.resolve_run(reference)?.id)
     }
 }
 
 impl ServingModel {
+    /// A feedback label in the form the log keeps: a known class, or a number for regression.
+    pub fn check_label(&self, label: &serde_json::Value) -> Result<String, String> {
+        match (self.task, label) {
+            (Task::Regression, serde_json::Value::Number(x)) => Ok(x.to_string()),
+            (Task::Regression, serde_json::Value::String(s)) if s.trim().parse::<f64>().is_ok() => {
+                Ok(s.trim().to_string())
+            }
+            (Task::Regression, _) => Err("expected a number".into()),
+            (_, serde_json::Value::String(s)) if self.classes.contains(s) => Ok(s.clone()),
+            (_, serde_json::Value::String(s)) => Err(format!(
+                "unknown class {s:?}; the classes are {}",
+                self.classes.join(", ")
+            )),
+            (_, _) => Err(format!("expected one of {}", self.classes.join(", "))),
+        }
+    }
+
     /// Predicts JSON rows: every feature must be present (null means missing), with a value of
     /// its kind: a number, a string (categorical) or a boolean.
     pub fn predict(

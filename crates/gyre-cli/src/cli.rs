@@ -110,14 +110,37 @@ pub enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
-    /// Serve a run's model over HTTP (POST /v1/predict, GET /v1/health) until SIGTERM or Ctrl-C
+    /// Serve the champion (and a challenger beside it) over HTTP until SIGTERM or Ctrl-C
     Serve {
         /// The address to listen on (port 0 picks a free one)
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
-        /// The run to serve (default: the champion)
+        /// The champion: an alias (followed: promote and rollback take effect live) or a run
         #[arg(long, default_value = "champion")]
         run: String,
+        /// A challenger run or alias, served beside the champion
+        #[arg(long)]
+        challenger: Option<String>,
+        /// Share of requests the challenger answers (0..1; sticky by the request's "key")
+        #[arg(long, requires = "challenger", conflicts_with = "shadow")]
+        split: Option<f64>,
+        /// The challenger scores every request in the shadow: logged, never returned
+        #[arg(long, requires = "challenger")]
+        shadow: bool,
+        /// Answer 408 to a request (body included) that takes longer than this
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Drift, online quality per model, shadow disagreement, latency and errors from the prediction log
+    Monitor {
+        /// Only what was served since then: a duration back (30m, 2h, 7d) or a time (2026-11-27)
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Feedback labels sent to the server
+    Feedback {
+        #[command(subcommand)]
+        command: FeedbackCommand,
     },
     /// Findings to triage: failing slices, suites and suspected label errors
     Findings,
@@ -350,4 +373,13 @@ pub struct SlicesArgs {
     /// The per-example error: error (0/1, squared for regression) or log_loss
     #[arg(long)]
     pub error: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FeedbackCommand {
+    /// The served rows that received a true label become a new source of the dataset (an add-source edit)
+    Import {
+        #[arg(long)]
+        why: Option<String>,
+    },
 }

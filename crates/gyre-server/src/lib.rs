@@ -1,29 +1,77 @@
-//! gyre's HTTP side. Today: `POST /v1/predict` with the champion's model (or any run's), and
-//! `GET /v1/health`, on axum. Requests are checked against the run's schema; a malformed body or
-//! row is a 4xx that names the field, and the server keeps serving.
+//! gyre's HTTP side (axum on tokio): the champion, and optionally a challenger beside it (A/B
+//! split or shadow), at `POST /v1/predict`; true labels at `POST /v1/feedback`; `GET /v1/health`;
+//! `GET /metrics` in Prometheus text format. Every answer goes to the prediction log
+//! (gyre-app's `LogWriter`, committed in batches). The champion follows its alias: a watcher
+//! thread reads it every [`POLL_EVERY`] and swaps models between requests, so `gyre promote` and
+//! `gyre rollback` take effect without a restart and without failing a request in flight.
 
-use axum::extract::{DefaultBodyLimit, State};
+mod metrics;
+mod routing;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gyre_app::ServingModel;
+use gyre_app::{App, LogWriter, ServingModel};
+use gyre_store::{PredictionId, ServedRecord};
+use metrics::{LiveDrift, Metrics};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+pub use routing::Traffic;
 
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT: usize = 1 << 20;
+/// By default, a request (body included) that takes longer is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the watcher reads the aliases.
+pub const POLL_EVERY: Duration = Duration::from_millis(250);
 
-pub struct Served {
-    pub model: ServingModel,
-    next_id: AtomicU64,
+/// What is being served: swapped whole when an alias moves.
+pub struct Models {
+    pub champion: Arc<ServingModel>,
+    pub challenger: Option<Arc<ServingModel>>,
+    /// Served inputs binned against the champion's training data.
+    drift: Arc<LiveDrift>,
+}
+
+impl Models {
+    pub fn new(champion: ServingModel, challenger: Option<ServingModel>) -> Models {
+        let champion = Arc::new(champion);
+        Models {
+            drift: Arc::new(LiveDrift::new(&champion)),
+            champion,
+            challenger: challenger.map(Arc::new),
+        }
+    }
+}
+
+/// How to serve: which references the watcher follows, and the challenger's share.
+pub struct ServeOptions {
+    /// An alias (followed) or a run.
+    pub champion: String,
+    pub challenger: Option<String>,
+    pub traffic: Option<Traffic>,
+    /// A request (body included) that takes longer is answered 408.
+    pub timeout: Duration,
+}
+
+struct Shared {
+    models: RwLock<Arc<Models>>,
+    traffic: Option<Traffic>,
+    log: LogWriter,
+    metrics: Metrics,
+    requests: AtomicU64,
+    timeout: Duration,
 }
 
 #[derive(Deserialize)]
 struct PredictRequest {
     rows: Vec<serde_json::Map<String, serde_json::Value>>,
-    #[allow(dead_code)]
     key: Option<String>,
 }
 
@@ -42,70 +90,300 @@ struct PredictResponse {
     predictions: Vec<Prediction>,
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
+impl Shared {
+    fn models(&self) -> Arc<Models> {
+        self.models.read().expect("models lock").clone()
+    }
+
+    fn error(&self, status: StatusCode, message: String) -> Response {
+        self.metrics.error(status.as_u16());
+        self.log.error(status.as_u16(), message.clone());
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
 }
 
-async fn predict(State(s): State<Arc<Served>>, body: axum::body::Bytes) -> Response {
+async fn predict(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    let start = Instant::now();
     let req: PredictRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return error(
+            return s.error(
                 StatusCode::BAD_REQUEST,
                 format!("invalid request body: {e}"),
             );
         }
     };
-    match s.model.predict(&req.rows) {
-        Ok(preds) => {
-            let predictions = preds
-                .into_iter()
-                .map(|p| Prediction {
-                    id: format!("p{}", s.next_id.fetch_add(1, Ordering::Relaxed)),
-                    model: s.model.run.clone(),
-                    label: p.label,
-                    scores: p.scores,
-                    unseen: p.unseen,
-                })
-                .collect();
-            Json(PredictResponse { predictions }).into_response()
+    if req.rows.is_empty() {
+        return s.error(StatusCode::BAD_REQUEST, "\"rows\" is empty".into());
+    }
+    let models = s.models();
+    let n = s.requests.fetch_add(1, Ordering::Relaxed);
+    let (answer, arm, shadow) = match (&models.challenger, s.traffic) {
+        (Some(c), Some(Traffic::Split(share)))
+            if routing::to_challenger(req.key.as_deref(), n, share) =>
+        {
+            (c, "challenger", None)
         }
-        Err(e) => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("row {}: field \"{}\": {}", e.row, e.field, e.error),
+        (Some(c), Some(Traffic::Shadow)) => (&models.champion, "champion", Some(c)),
+        _ => (&models.champion, "champion", None),
+    };
+    let preds = match answer.predict(&req.rows) {
+        Ok(p) => p,
+        Err(e) => {
+            return s.error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("row {}: field \"{}\": {}", e.row, e.field, e.error),
+            );
+        }
+    };
+    let shadowed = shadow.and_then(|c| match c.predict(&req.rows) {
+        Ok(p) => Some((c, p)),
+        Err(_) => {
+            s.metrics.shadow_error();
+            None
+        }
+    });
+    let ids = s.log.take_ids(preds.len());
+    let latency = start.elapsed();
+    let latency_us = latency.as_micros() as u64;
+    let time = gyre_app::timestamp();
+    let record = |id: PredictionId,
+                  row: usize,
+                  model: &str,
+                  arm: &str,
+                  shadow: bool,
+                  p: &gyre_app::ServedPrediction| ServedRecord {
+        id: id.to_string(),
+        time: time.clone(),
+        model: model.to_string(),
+        arm: arm.to_string(),
+        shadow,
+        key: req.key.clone(),
+        features: serde_json::Value::Object(req.rows[row].clone()).to_string(),
+        label: p.label.clone(),
+        scores: serde_json::to_string(&p.scores).expect("scores serialize"),
+        unseen: (!p.unseen.is_empty())
+            .then(|| serde_json::to_string(&p.unseen).expect("names serialize")),
+        latency_us,
+    };
+    for (row, (id, p)) in ids.iter().zip(&preds).enumerate() {
+        s.log
+            .served(*id, record(*id, row, &answer.run, arm, false, p));
+        models
+            .drift
+            .observe(&req.rows[row], (arm == "champion").then_some(p));
+    }
+    if let Some((c, sp)) = &shadowed {
+        for (row, (id, p)) in ids.iter().zip(sp).enumerate() {
+            s.log
+                .served(*id, record(*id, row, &c.run, "challenger", true, p));
+        }
+        s.metrics
+            .predicted(&c.run, "challenger", true, sp.len(), latency);
+    }
+    s.metrics
+        .predicted(&answer.run, arm, false, preds.len(), latency);
+    let predictions = ids
+        .into_iter()
+        .zip(preds)
+        .map(|(id, p)| Prediction {
+            id: id.to_string(),
+            model: answer.run.clone(),
+            label: p.label,
+            scores: p.scores,
+            unseen: p.unseen,
+        })
+        .collect();
+    Json(PredictResponse { predictions }).into_response()
+}
+
+async fn feedback(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    let v: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return s.error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid request body: {e}"),
+            );
+        }
+    };
+    let Some(id_text) = v.get("id").and_then(|i| i.as_str()) else {
+        return s.error(
+            StatusCode::BAD_REQUEST,
+            "field \"id\": expected the prediction id as a string".into(),
+        );
+    };
+    let Some(label) = v.get("label") else {
+        return s.error(StatusCode::BAD_REQUEST, "field \"label\": missing".into());
+    };
+    let issued = s.log.issued();
+    let known = PredictionId::parse(id_text).filter(|id| {
+        (1..s.log.session).contains(&id.session)
+            || (id.session == s.log.session && (0..issued).contains(&id.n))
+    });
+    let Some(id) = known else {
+        return s.error(
+            StatusCode::NOT_FOUND,
+            format!("field \"id\": no prediction {id_text:?} was served"),
+        );
+    };
+    let label = match s.models().champion.check_label(label) {
+        Ok(l) => l,
+        Err(e) => {
+            return s.error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("field \"label\": {e}"),
+            );
+        }
+    };
+    s.log.feedback(id, label.clone());
+    s.metrics.feedback();
+    Json(serde_json::json!({ "id": id.to_string(), "label": label, "recorded": true }))
+        .into_response()
+}
+
+async fn health(State(s): State<Arc<Shared>>) -> Response {
+    let m = s.models();
+    Json(serde_json::json!({
+        "status": "ok",
+        "champion": m.champion.run,
+        "challenger": m.challenger.as_ref().map(|c| c.run.clone()),
+        "traffic": s.traffic.map(|t| t.to_string()),
+        "log": {
+            "session": s.log.session,
+            // Every prediction of this session numbered below this is committed to the log.
+            "committed_below": s.log.flushed_through(),
+        },
+    }))
+    .into_response()
+}
+
+async fn prometheus(State(s): State<Arc<Shared>>) -> Response {
+    let m = s.models();
+    let text = s.metrics.render(&m.champion, &m.drift, s.log.failures());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Answers 408 when a request, its body included, takes longer than the timeout.
+async fn time_limit(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(s.timeout, next.run(req)).await {
+        Ok(r) => {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                s.metrics.error(413);
+                s.log.error(413, "request body over 1 MiB".into());
+            }
+            r
+        }
+        Err(_) => s.error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request took longer than {:?}", s.timeout),
         ),
     }
 }
 
-async fn health(State(s): State<Arc<Served>>) -> Response {
-    Json(serde_json::json!({ "status": "ok", "model": s.model.run })).into_response()
-}
-
-pub fn router(model: ServingModel) -> Router {
-    let state = Arc::new(Served {
-        model,
-        next_id: AtomicU64::new(0),
-    });
+fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/predict", post(predict))
+        .route("/v1/feedback", post(feedback))
         .route("/v1/health", get(health))
+        .route("/metrics", get(prometheus))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(shared.clone(), time_limit))
+        .with_state(shared)
 }
 
-/// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests. `ready` hears the bound address.
+/// Follows the aliases: when the champion's (or challenger's) reference names another run, loads
+/// it and swaps it in. Errors are reported and the current models kept.
+fn watch(mut app: App, options: &ServeOptions, shared: &Shared, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(POLL_EVERY);
+        let current = shared.models();
+        let champion = app.run_id(&options.champion);
+        let challenger = options
+            .challenger
+            .as_ref()
+            .map(|c| app.run_id(c))
+            .transpose();
+        let (Ok(champion), Ok(challenger)) = (champion, challenger) else {
+            continue;
+        };
+        let same_challenger =
+            challenger.as_deref() == current.challenger.as_ref().map(|c| c.run.as_str());
+        if champion == current.champion.run && same_challenger {
+            continue;
+        }
+        let load = |app: &mut App, run: &str, now: &Arc<ServingModel>| {
+            if run == now.run {
+                Ok(now.clone())
+            } else {
+                app.serving_model(run).map(Arc::new)
+            }
+        };
+        let next_champion = load(&mut app, &champion, &current.champion);
+        let next_challenger = match (&challenger, &current.challenger) {
+            (Some(run), Some(now)) => load(&mut app, run, now).map(Some),
+            (Some(run), None) => app.serving_model(run).map(|m| Some(Arc::new(m))),
+            (None, _) => Ok(None),
+        };
+        match (next_champion, next_challenger) {
+            (Ok(ch), Ok(cl)) => {
+                let drift = if ch.run == current.champion.run {
+                    current.drift.clone()
+                } else {
+                    Arc::new(LiveDrift::new(&ch))
+                };
+                eprintln!("gyre serve: now serving champion {}", ch.run);
+                *shared.models.write().expect("models lock") = Arc::new(Models {
+                    champion: ch,
+                    challenger: cl,
+                    drift,
+                });
+                shared.metrics.swapped();
+            }
+            (Err(e), _) | (_, Err(e)) => eprintln!("gyre serve: cannot load a new model: {e}"),
+        }
+    }
+}
+
+/// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests and commits the log.
+/// `app` is the project (the watcher reads aliases through it); `ready` hears the bound address.
 pub fn serve(
-    model: ServingModel,
+    app: App,
+    models: Models,
+    log: LogWriter,
+    options: ServeOptions,
     addr: &str,
     ready: &dyn Fn(std::net::SocketAddr),
 ) -> std::io::Result<()> {
+    let shared = Arc::new(Shared {
+        models: RwLock::new(Arc::new(models)),
+        traffic: options.traffic,
+        log,
+        metrics: Metrics::default(),
+        requests: AtomicU64::new(0),
+        timeout: options.timeout,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("gyre-alias-watch".into())
+            .spawn(move || watch(app, &options, &shared, &stop))?
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
+    let served = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         ready(listener.local_addr()?);
-        axum::serve(listener, router(model))
+        axum::serve(listener, router(shared.clone()))
             .with_graceful_shutdown(async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -116,5 +394,9 @@ pub fn serve(
                 }
             })
             .await
-    })
+    });
+    stop.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    shared.log.finish();
+    served
 }

@@ -6,12 +6,14 @@
 //! whole or is absent; metadata changes happen in one transaction together with their journal entry.
 
 mod error;
+mod log;
 mod meta;
 mod migrations;
 mod objects;
 mod project;
 
 pub use error::StoreError;
+pub use log::{ErrorRecord, FeedbackRecord, LogBatch, PredictionId, PredictionLog, ServedRecord};
 pub use meta::{
     AliasEvent, DatasetRecord, EditRecord, FindingEvent, FindingRecord, JournalEntry,
     NewJournalEntry, RunRecord, SeedGroupRecord, SourceRecord, SuiteRecord, VersionRecord,

@@ -95,6 +95,11 @@ impl Store {
         &self.objects
     }
 
+    /// Opens the project's prediction log (`.gyre/log.db`), creating it on first use.
+    pub fn prediction_log(&self) -> Result<crate::PredictionLog, StoreError> {
+        crate::PredictionLog::open(&self.root.join(STATE_DIR))
+    }
+
     /// Runs `f` in one transaction; commits when it returns Ok, rolls back otherwise.
     pub fn write<T, E>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where

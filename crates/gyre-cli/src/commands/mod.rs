@@ -10,6 +10,7 @@ mod import;
 mod init;
 mod label_issues;
 mod log;
+mod monitor;
 mod runs;
 mod serve;
 mod ship;
@@ -53,7 +54,25 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Aliases => ship::aliases(cli),
         Command::Demo { dir } => demo::run(cli, dir.as_deref()),
         Command::Findings => findings::list(cli),
-        Command::Serve { addr, run } => serve::run(cli, addr, run),
+        Command::Serve {
+            addr,
+            run,
+            challenger,
+            split,
+            shadow,
+            timeout,
+        } => serve::run(
+            cli,
+            addr,
+            run,
+            challenger.as_deref(),
+            (*split, *shadow),
+            *timeout,
+        ),
+        Command::Monitor { since } => monitor::run(cli, since.as_deref()),
+        Command::Feedback {
+            command: crate::cli::FeedbackCommand::Import { why },
+        } => monitor::feedback_import(cli, why.as_deref()),
         Command::Ablate { run, jobs } => ablate::run(cli, run, *jobs),
         Command::Why { row, dataset } => why::run(cli, row, dataset.as_deref()),
         Command::Finding { decision, id, why } => {

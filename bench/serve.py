@@ -1,0 +1,144 @@
+"""Benchmark: `gyre serve` against a FastAPI + LightGBM server (serve_python.py), one-row
+prediction requests over loopback, measured with wrk (Debian's wrk 4.1).
+
+Usage: bench/serve.sh [runs] [seconds]   (defaults 3 runs of 10 s per measurement)
+
+Both servers serve a model of Adult trained the same way (200 trees, learning rate 0.05, 31
+leaves) and answer the same JSON request (one holdout row). For each run, alternating the
+servers: a 2 s warm-up, then wrk at a fixed rate of about 5,000 requests/s (50 connections, each
+pausing 10 ms between requests; wrk 4 has no rate option), then wrk at saturation (64
+connections, no pause). wrk runs one thread (`-t1`) so that it takes one core at most of the two.
+gyre logs every prediction to its SQLite prediction log; the Python server logs nothing.
+Prints throughput, p50 and p99 latency per measurement and their medians.
+"""
+import gzip
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+GYRE = os.path.join(ROOT, "target", "release", "gyre")
+ADULT = os.path.join(ROOT, "data", "adult", "adult.csv.gz")
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+RATE, RATE_CONNS, SAT_CONNS = 5000, 50, 64
+GYRE_PORT, PY_PORT = 18471, 18472
+
+
+def gyre(project, *args):
+    out = subprocess.run([GYRE, "--project", project, *args, "--json"], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def wait_port(port, proc, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server on {port} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"server on {port} did not start")
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+
+def wrk(port, body, conns, rate, seconds):
+    env = dict(os.environ, BODY_FILE=body, RATE=str(rate), CONNS=str(conns))
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
+         "-s", os.path.join(HERE, "wrk_predict.lua"), f"http://127.0.0.1:{port}/v1/predict"],
+        env=env, check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = to_ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99,
+            "non_2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(1) if errors else ""}
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="gyre-serve-bench-")
+    project = os.path.join(work, "p")
+    subprocess.run([GYRE, "init", project], check=True, capture_output=True)
+    gyre(project, "import", ADULT, "--target", "income", "--split-column", "split")
+    run = gyre(project, "train", "-p", "num_iterations=200", "-p", "learning_rate=0.05",
+               "-p", "num_leaves=31")["run"]
+    gyre(project, "promote", run, "--why", "serve benchmark")
+    # One holdout row as the request body.
+    with gzip.open(ADULT, "rt") as f:
+        header = f.readline().strip().split(",")
+        for line in f:
+            values = line.strip().split(",")
+            if values[-1] == "test":
+                break
+    row = {}
+    for k, v in zip(header, values):
+        if k in ("income", "split"):
+            continue
+        row[k] = None if v == "?" else (float(v) if re.fullmatch(r"-?[\d.]+", v) else v)
+    body = os.path.join(work, "body.json")
+    with open(body, "w") as f:
+        json.dump({"rows": [row]}, f)
+
+    servers = {
+        "gyre": lambda: subprocess.Popen(
+            [GYRE, "--project", project, "serve", "--addr", f"127.0.0.1:{GYRE_PORT}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        "python": lambda: subprocess.Popen(
+            [os.path.join(HERE, ".venv", "bin", "python"), "-m", "uvicorn", "serve_python:app",
+             "--port", str(PY_PORT), "--workers", "2", "--log-level", "warning",
+             "--no-access-log"],
+            cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    }
+    ports = {"gyre": GYRE_PORT, "python": PY_PORT}
+    results = {name: {"rate": [], "saturation": []} for name in servers}
+    for r in range(RUNS):
+        for name, start in servers.items():
+            proc = start()
+            try:
+                wait_port(ports[name], proc)
+                time.sleep(1.0 if name == "gyre" else 3.0)  # uvicorn workers train first
+                wrk(ports[name], body, SAT_CONNS, 0, 2)  # warm-up
+                fixed = wrk(ports[name], body, RATE_CONNS, RATE, SECONDS)
+                sat = wrk(ports[name], body, SAT_CONNS, 0, SECONDS)
+            finally:
+                proc.terminate()
+                proc.wait()
+            results[name]["rate"].append(fixed)
+            results[name]["saturation"].append(sat)
+            print(f"run {r + 1} {name:6}  ~5k/s: {fixed['rps']:8.0f} req/s  p50 {fixed['p50_ms']:.3f} ms"
+                  f"  p99 {fixed['p99_ms']:.3f} ms  |  saturation: {sat['rps']:8.0f} req/s"
+                  f"  p50 {sat['p50_ms']:.3f} ms  p99 {sat['p99_ms']:.3f} ms"
+                  f"  non-2xx {fixed['non_2xx'] + sat['non_2xx']}", flush=True)
+    logged = gyre(project, "monitor")["predictions"]
+    med = lambda name, mode, key: statistics.median(x[key] for x in results[name][mode])
+    print("\nmedians")
+    for name in servers:
+        print(f"  {name:6}  ~5k/s: {med(name, 'rate', 'rps'):8.0f} req/s  p50 {med(name, 'rate', 'p50_ms'):.3f} ms"
+              f"  p99 {med(name, 'rate', 'p99_ms'):.3f} ms  |  saturation {med(name, 'saturation', 'rps'):8.0f} req/s"
+              f"  p99 {med(name, 'saturation', 'p99_ms'):.3f} ms")
+    ratio = med("gyre", "saturation", "rps") / med("python", "saturation", "rps")
+    print(f"  throughput at saturation, gyre/python: {ratio:.1f}x")
+    print(f"  predictions in gyre's log: {logged}")
+    print(json.dumps({"results": results, "ratio": ratio, "logged": logged}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,522 @@
+//! Watching a served model: drift of the served inputs against the champion's training rows, the
+//! score distribution against its holdout scores, online quality per model from feedback, the
+//! challenger's disagreement under shadow traffic, latency and errors. Statistics: gyre-eval's
+//! `drift` (ALGORITHMS.md "Drift"). A feature whose drift is major becomes a finding.
+
+use crate::findings::{FindingChanges, FindingDetail};
+use crate::table_view::LoadedVersion;
+use crate::{App, AppError, now};
+use gyre_core::{ColumnKind, Task};
+use gyre_eval::drift;
+use gyre_learn::Column;
+use gyre_store::{FindingRecord, PredictionId};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// Fewer served rows than this are too few to call drift.
+pub const MIN_ROWS: usize = 100;
+
+/// One feature's reference distribution: bins fixed on the training rows.
+pub struct FeatureReference {
+    pub name: String,
+    pub kind: ColumnKind,
+    /// Decile cut points (numeric features).
+    pub edges: Vec<f64>,
+    /// Category -> bin (categorical features); the last bin holds missing and unseen values.
+    pub categories: HashMap<String, usize>,
+    /// Training rows per bin.
+    pub expected: Vec<f64>,
+    /// The training values, sorted, NaN removed (numeric), for KS and Wasserstein.
+    pub sorted: Vec<f64>,
+}
+
+impl FeatureReference {
+    pub fn bins(&self) -> usize {
+        self.expected.len()
+    }
+
+    fn categorical(&self) -> bool {
+        self.kind == ColumnKind::Categorical
+    }
+
+    /// The value a JSON field holds, as a number (NaN for missing) for numeric features.
+    pub fn number(&self, v: Option<&serde_json::Value>) -> f64 {
+        match v {
+            Some(serde_json::Value::Number(x)) => x.as_f64().unwrap_or(f64::NAN),
+            Some(serde_json::Value::Bool(b)) => f64::from(u8::from(*b)),
+            _ => f64::NAN,
+        }
+    }
+
+    /// The bin a served value falls in.
+    pub fn bin_of(&self, v: Option<&serde_json::Value>) -> usize {
+        if self.categorical() {
+            let missing = self.bins() - 1;
+            match v {
+                Some(serde_json::Value::String(s)) => {
+                    self.categories.get(s).copied().unwrap_or(missing)
+                }
+                _ => missing,
+            }
+        } else {
+            drift::numeric_bin(&self.edges, self.number(v))
+        }
+    }
+
+    fn numeric(name: &str, kind: ColumnKind, values: impl Iterator<Item = f64>) -> Self {
+        let mut sorted: Vec<f64> = values.collect();
+        let edges = drift::decile_edges(&sorted);
+        let mut expected = vec![0.0; edges.len() + 2];
+        for &x in &sorted {
+            expected[drift::numeric_bin(&edges, x)] += 1.0;
+        }
+        sorted.retain(|x| !x.is_nan());
+        sorted.sort_by(f64::total_cmp);
+        FeatureReference {
+            name: name.to_string(),
+            kind,
+            edges,
+            categories: HashMap::new(),
+            expected,
+            sorted,
+        }
+    }
+}
+
+/// The champion's reference distributions: every feature over its training rows, and its score
+/// over its holdout predictions.
+pub struct DriftReference {
+    pub run: String,
+    pub features: Vec<FeatureReference>,
+    pub score: FeatureReference,
+}
+
+/// The one number per prediction whose distribution is watched: P(second class) for binary,
+/// the top probability for multiclass, the value for regression.
+pub fn watched_score(task: Task, scores: &[f64]) -> f64 {
+    match task {
+        Task::Binary => scores
+            .get(1)
+            .or(scores.first())
+            .copied()
+            .unwrap_or(f64::NAN),
+        Task::Multiclass => scores.iter().copied().fold(f64::NAN, f64::max),
+        Task::Regression => scores.first().copied().unwrap_or(f64::NAN),
+    }
+}
+
+/// Builds the reference from a loaded version (its training rows) and the run's holdout scores
+/// (already reduced by [`watched_score`]).
+pub(crate) fn drift_reference(
+    run: &str,
+    loaded: &LoadedVersion,
+    holdout_scores: &[f64],
+) -> DriftReference {
+    let features = loaded.features();
+    let train = loaded.train_rows();
+    let mut out = Vec::new();
+    for (name, column) in features.names.iter().zip(&features.columns) {
+        let schema = loaded.schema.column(name).expect("feature in schema");
+        out.push(match column {
+            Column::Numeric(v) => {
+                FeatureReference::numeric(name, schema.kind, train.iter().map(|&r| v[r as usize]))
+            }
+            Column::Categorical { codes, cardinality } => {
+                let k = *cardinality as usize;
+                let mut expected = vec![0.0; k + 1];
+                for &r in &train {
+                    let c = codes[r as usize];
+                    expected[if c == u32::MAX { k } else { c as usize }] += 1.0;
+                }
+                FeatureReference {
+                    name: name.clone(),
+                    kind: ColumnKind::Categorical,
+                    edges: Vec::new(),
+                    categories: schema
+                        .categories
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (c.clone(), i))
+                        .collect(),
+                    expected,
+                    sorted: Vec::new(),
+                }
+            }
+        });
+    }
+    DriftReference {
+        run: run.to_string(),
+        features: out,
+        score: FeatureReference::numeric(
+            "score",
+            ColumnKind::Numeric,
+            holdout_scores.iter().copied(),
+        ),
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FeatureDrift {
+    pub feature: String,
+    pub kind: ColumnKind,
+    pub psi: f64,
+    /// stable, moderate or major (PSI's reading).
+    pub level: &'static str,
+    /// `wasserstein` (normed, numeric) or `jensen-shannon` (categorical).
+    pub method: &'static str,
+    pub distance: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ks: Option<drift::Ks>,
+    /// PSI major, or the distance above its threshold.
+    pub drifted: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Interval {
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelWatch {
+    pub model: String,
+    pub arm: String,
+    pub shadow: bool,
+    pub predictions: usize,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    /// Predictions with a feedback label.
+    pub labelled: usize,
+    /// accuracy (classification) or mae (regression), from feedback.
+    pub quality_metric: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Interval>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MonitorReport {
+    pub since: Option<String>,
+    pub champion: String,
+    /// Answered predictions (shadow ones not counted).
+    pub predictions: usize,
+    /// Whether there are enough answered rows ([`MIN_ROWS`]) to call drift.
+    pub enough_rows: bool,
+    pub feedback: usize,
+    pub models: Vec<ModelWatch>,
+    pub features: Vec<FeatureDrift>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_psi: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_level: Option<&'static str>,
+    /// Share of shadowed requests where the challenger's label differs from the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_disagreement: Option<Interval>,
+    pub errors: BTreeMap<u16, usize>,
+    pub findings: FindingChanges,
+}
+
+/// Wilson score interval (95%) for a proportion.
+fn wilson(successes: usize, n: usize) -> Interval {
+    let (k, n) = (successes as f64, n as f64);
+    let z = 1.959_963_984_540_054;
+    let p = k / n;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    Interval {
+        value: p,
+        low: (centre - half).max(0.0),
+        high: (centre + half).min(1.0),
+    }
+}
+
+fn percentile_ms(sorted_us: &[u64], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted_us.len() - 1) as f64 * q).round() as usize;
+    sorted_us[i] as f64 / 1000.0
+}
+
+/// `--since`: a duration back from now (`30m`, `2h`, `7d`) or a time (`2026-11-27`,
+/// `2026-11-27T10:00:00Z`), as RFC 3339 text comparable with the log's times.
+pub fn parse_since(text: &str) -> Result<String, AppError> {
+    if let Ok(d) = humantime::parse_duration(text) {
+        let t = std::time::SystemTime::now()
+            .checked_sub(d)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        return Ok(humantime::format_rfc3339_millis(t).to_string());
+    }
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_string()
+    };
+    match humantime::parse_rfc3339_weak(full.trim_end_matches('Z')) {
+        Ok(t) => Ok(humantime::format_rfc3339_millis(t).to_string()),
+        Err(_) => Err(AppError::invalid(format!(
+            "--since {text:?}: expected a duration (30m, 2h, 7d) or a time (2026-11-27, 2026-11-27T10:00:00Z)"
+        ))),
+    }
+}
+
+impl App {
+    /// The reference distributions of a run (alias or id).
+    pub fn drift_reference(&mut self, run: &str) -> Result<DriftReference, AppError> {
+        let record = self.resolve_run(run)?;
+        let loaded = self.load_version(&record.dataset, Some(&record.version))?;
+        let preds = self.run_predictions(&record, &loaded)?;
+        let k = crate::suites::outputs(loaded.schema.task, loaded.schema.classes.len());
+        let scores: Vec<f64> = preds
+            .scores
+            .chunks(k)
+            .map(|s| served_scores(loaded.schema.task, s))
+            .map(|s| watched_score(loaded.schema.task, &s))
+            .collect();
+        Ok(drift_reference(&record.id, &loaded, &scores))
+    }
+
+    /// `gyre monitor`: what the prediction log says since `since`.
+    pub fn monitor(&mut self, since: Option<&str>) -> Result<MonitorReport, AppError> {
+        let since = since.map(parse_since).transpose()?;
+        let champion = self
+            .alias_target(crate::ship::CHAMPION)?
+            .ok_or_else(|| AppError::invalid("no champion yet: promote a run first"))?;
+        let record = self.resolve_run(&champion)?;
+        let reference = self.drift_reference(&champion)?;
+        let schema = self
+            .load_version(&record.dataset, Some(&record.version))?
+            .schema;
+        let log = self.store.prediction_log()?;
+        let served = log.served(since.as_deref())?;
+        let feedback = log.feedback(0)?;
+        let errors_list = log.errors(since.as_deref())?;
+        drop(log);
+
+        // The latest feedback label per prediction id.
+        let labels: HashMap<&str, &str> = feedback
+            .iter()
+            .map(|f| (f.id.as_str(), f.label.as_str()))
+            .collect();
+
+        // Drift over answered rows.
+        let answered: Vec<&gyre_store::ServedRecord> =
+            served.iter().filter(|r| !r.shadow).collect();
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> = answered
+            .iter()
+            .map(|r| serde_json::from_str(&r.features).unwrap_or_default())
+            .collect();
+        let enough = rows.len() >= MIN_ROWS;
+        let mut features = Vec::new();
+        if !rows.is_empty() {
+            for f in &reference.features {
+                let mut actual = vec![0.0; f.bins()];
+                let mut values = Vec::new();
+                for row in &rows {
+                    let v = row.get(&f.name);
+                    actual[f.bin_of(v)] += 1.0;
+                    if !f.categorical() {
+                        let x = f.number(v);
+                        if !x.is_nan() {
+                            values.push(x);
+                        }
+                    }
+                }
+                values.sort_by(f64::total_cmp);
+                let psi = drift::psi(&f.expected, &actual);
+                let (method, distance, ks) = if f.categorical() {
+                    (
+                        "jensen-shannon",
+                        drift::js_distance(&f.expected, &actual),
+                        None,
+                    )
+                } else {
+                    (
+                        "wasserstein",
+                        drift::wasserstein_normed(&f.sorted, &values),
+                        Some(drift::ks_two_sample(&f.sorted, &values)),
+                    )
+                };
+                features.push(FeatureDrift {
+                    feature: f.name.clone(),
+                    kind: f.kind,
+                    psi,
+                    level: drift::psi_level(psi),
+                    method,
+                    distance,
+                    ks,
+                    drifted: enough
+                        && (psi > drift::PSI_MAJOR || distance > drift::DISTANCE_THRESHOLD),
+                });
+            }
+        }
+        let champion_scores: Vec<f64> = answered
+            .iter()
+            .filter(|r| r.model == champion)
+            .filter_map(|r| serde_json::from_str::<Vec<f64>>(&r.scores).ok())
+            .map(|s| watched_score(schema.task, &s))
+            .collect();
+        let score_psi = (!champion_scores.is_empty()).then(|| {
+            let mut actual = vec![0.0; reference.score.bins()];
+            for &s in &champion_scores {
+                actual[drift::numeric_bin(&reference.score.edges, s)] += 1.0;
+            }
+            drift::psi(&reference.score.expected, &actual)
+        });
+
+        // Per model and arm: volume, latency, quality from feedback.
+        let mut groups: BTreeMap<(String, String, bool), Vec<&gyre_store::ServedRecord>> =
+            BTreeMap::new();
+        for r in &served {
+            groups
+                .entry((r.model.clone(), r.arm.clone(), r.shadow))
+                .or_default()
+                .push(r);
+        }
+        let regression = schema.task == Task::Regression;
+        let models = groups
+            .into_iter()
+            .map(|((model, arm, shadow), rs)| {
+                let mut lat: Vec<u64> = rs.iter().map(|r| r.latency_us).collect();
+                lat.sort_unstable();
+                let judged: Vec<(&str, &str)> = rs
+                    .iter()
+                    .filter_map(|r| labels.get(r.id.as_str()).map(|l| (r.label.as_str(), *l)))
+                    .collect();
+                let quality = (!judged.is_empty()).then(|| {
+                    if regression {
+                        let errs: Vec<f64> = judged
+                            .iter()
+                            .filter_map(|(p, t)| {
+                                Some((p.parse::<f64>().ok()? - t.parse::<f64>().ok()?).abs())
+                            })
+                            .collect();
+                        let n = errs.len().max(1) as f64;
+                        let mean = errs.iter().sum::<f64>() / n;
+                        let sd = (errs.iter().map(|e| (e - mean).powi(2)).sum::<f64>()
+                            / (n - 1.0).max(1.0))
+                        .sqrt();
+                        let half = 1.96 * sd / n.sqrt();
+                        Interval {
+                            value: mean,
+                            low: mean - half,
+                            high: mean + half,
+                        }
+                    } else {
+                        wilson(judged.iter().filter(|(p, t)| p == t).count(), judged.len())
+                    }
+                });
+                ModelWatch {
+                    model,
+                    arm,
+                    shadow,
+                    predictions: rs.len(),
+                    latency_p50_ms: percentile_ms(&lat, 0.5),
+                    latency_p99_ms: percentile_ms(&lat, 0.99),
+                    labelled: judged.len(),
+                    quality_metric: if regression { "mae" } else { "accuracy" },
+                    quality,
+                }
+            })
+            .collect();
+
+        // Shadow: the challenger's label against the answer, request by request.
+        let answers: HashMap<&str, &str> = answered
+            .iter()
+            .map(|r| (r.id.as_str(), r.label.as_str()))
+            .collect();
+        let pairs: Vec<bool> = served
+            .iter()
+            .filter(|r| r.shadow)
+            .filter_map(|r| answers.get(r.id.as_str()).map(|a| *a != r.label))
+            .collect();
+        let shadow_disagreement =
+            (!pairs.is_empty()).then(|| wilson(pairs.iter().filter(|d| **d).count(), pairs.len()));
+
+        let mut errors = BTreeMap::new();
+        for e in &errors_list {
+            *errors.entry(e.status).or_insert(0) += 1;
+        }
+        let findings = if enough {
+            self.findings_after_monitor(&record, &features)?
+        } else {
+            FindingChanges::default()
+        };
+        Ok(MonitorReport {
+            since,
+            champion,
+            predictions: answered.len(),
+            enough_rows: enough,
+            feedback: feedback.len(),
+            models,
+            features,
+            score_psi,
+            score_level: score_psi.map(drift::psi_level),
+            shadow_disagreement,
+            errors,
+            findings,
+        })
+    }
+
+    /// Drifted features become findings; earlier drift findings whose feature is stable again
+    /// are marked fixed.
+    fn findings_after_monitor(
+        &mut self,
+        champion: &gyre_store::RunRecord,
+        features: &[FeatureDrift],
+    ) -> Result<FindingChanges, AppError> {
+        let mut records = Vec::new();
+        for f in features.iter().filter(|f| f.drifted) {
+            records.push(FindingRecord {
+                id: 0,
+                kind: "drift".into(),
+                key: format!("drift:{}:{}", champion.dataset, f.feature),
+                title: format!(
+                    "served {} drifted from training (PSI {:.2}, {} {:.2})",
+                    f.feature, f.psi, f.method, f.distance
+                ),
+                detail: serde_json::to_string(&FindingDetail::Drift {
+                    dataset: champion.dataset.clone(),
+                    feature: f.feature.clone(),
+                    psi: f.psi,
+                    method: f.method.to_string(),
+                    distance: f.distance,
+                })
+                .expect("serializes"),
+                run: champion.id.clone(),
+                created_at: now(),
+            });
+        }
+        let mut fixed = Vec::new();
+        for f in self
+            .findings()?
+            .findings
+            .into_iter()
+            .filter(|f| f.state != "fixed" && f.kind == "drift")
+        {
+            if let Ok(FindingDetail::Drift {
+                dataset, feature, ..
+            }) = serde_json::from_value::<FindingDetail>(f.detail.clone())
+                && dataset == champion.dataset
+                && features.iter().any(|d| d.feature == feature && !d.drifted)
+            {
+                fixed.push(f.id);
+            }
+        }
+        self.commit_findings(champion, &records, &fixed)
+    }
+}
+
+/// Scores as the server returns them: both class probabilities for binary.
+pub(crate) fn served_scores(task: Task, s: &[f64]) -> Vec<f64> {
+    match task {
+        Task::Binary => vec![1.0 - s[0], s[0]],
+        _ => s.to_vec(),
+    }
+}
+
+/// Parses a prediction id as the API shows it.
+pub fn parse_prediction_id(text: &str) -> Option<PredictionId> {
+    PredictionId::parse(text)
+}

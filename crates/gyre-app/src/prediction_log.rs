@@ -1,0 +1,199 @@
+//! The server's side of the prediction log: requests hand their records to a writer thread, which
+//! commits them in batches (gyre-store's `PredictionLog`, one transaction a batch).
+//!
+//! The bound, as documented for users: a batch is committed when it holds [`BATCH_MAX`] records
+//! or its oldest record has waited [`FLUSH_EVERY`], whichever comes first, and on shutdown. A
+//! crash (even `kill -9`, even of the machine) loses at most the records not yet committed, so
+//! at most the last [`FLUSH_EVERY`] of traffic; committed batches are never corrupted.
+//! `flushed_through` tells a client which prediction ids are safe.
+
+use crate::{App, AppError, now};
+use gyre_store::{ErrorRecord, LogBatch, PredictionId, PredictionLog, ServedRecord};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The longest a record waits before its batch is committed.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// The most records in one batch.
+pub const BATCH_MAX: usize = 4096;
+
+enum Record {
+    Served(PredictionId, ServedRecord),
+    Feedback(PredictionId, String, String),
+    Error(ErrorRecord),
+}
+
+/// A handle the server's request handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct LogWriter {
+    tx: Arc<Mutex<Option<Sender<Record>>>>,
+    pub session: i64,
+    next: Arc<AtomicI64>,
+    /// The highest request number of this session whose records are all committed, plus one.
+    flushed: Arc<AtomicI64>,
+    failures: Arc<AtomicU64>,
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl App {
+    /// Opens the prediction log, starts a new session in it (committed before returning) and the
+    /// writer thread.
+    pub fn prediction_log_writer(
+        &mut self,
+        champion: &str,
+        challenger: Option<&str>,
+        mode: Option<&str>,
+    ) -> Result<LogWriter, AppError> {
+        let mut log = self.store.prediction_log()?;
+        let session = log.start_session(&now(), champion, challenger, mode)?;
+        let (tx, rx) = channel();
+        let flushed = Arc::new(AtomicI64::new(0));
+        let failures = Arc::new(AtomicU64::new(0));
+        let next = Arc::new(AtomicI64::new(0));
+        let thread = {
+            let (flushed, failures) = (flushed.clone(), failures.clone());
+            std::thread::Builder::new()
+                .name("gyre-log".into())
+                .spawn(move || write_loop(log, rx, &flushed, &failures))
+                .map_err(|e| AppError::invalid(format!("cannot start the log writer: {e}")))?
+        };
+        Ok(LogWriter {
+            tx: Arc::new(Mutex::new(Some(tx))),
+            session,
+            next,
+            flushed,
+            failures,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+}
+
+fn write_loop(
+    mut log: PredictionLog,
+    rx: Receiver<Record>,
+    flushed: &AtomicI64,
+    failures: &AtomicU64,
+) {
+    let mut batch = LogBatch::default();
+    let mut oldest: Option<Instant> = None;
+    let mut open = true;
+    // Request numbers committed above the contiguous prefix `flushed` (records can arrive out of
+    // order when requests run in parallel).
+    let mut ahead = std::collections::BTreeSet::new();
+    while open {
+        let wait = oldest.map_or(Duration::from_secs(3600), |t| {
+            FLUSH_EVERY.saturating_sub(t.elapsed())
+        });
+        match rx.recv_timeout(wait) {
+            Ok(r) => {
+                oldest.get_or_insert_with(Instant::now);
+                push(&mut batch, r);
+                // Take whatever else is waiting without blocking.
+                while batch.len() < BATCH_MAX {
+                    match rx.try_recv() {
+                        Ok(r) => push(&mut batch, r),
+                        Err(_) => break,
+                    }
+                }
+                if batch.len() < BATCH_MAX && oldest.is_some_and(|t| t.elapsed() < FLUSH_EVERY) {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => open = false,
+        }
+        if !batch.is_empty() {
+            match log.append(&batch) {
+                Ok(()) => {
+                    ahead.extend(batch.served.iter().map(|(id, _)| id.n));
+                    let mut prefix = flushed.load(Ordering::Acquire);
+                    while ahead.remove(&prefix) {
+                        prefix += 1;
+                    }
+                    flushed.store(prefix, Ordering::Release);
+                }
+                Err(e) => {
+                    failures.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    eprintln!("gyre serve: the prediction log could not be written: {e}");
+                }
+            }
+            batch = LogBatch::default();
+            oldest = None;
+        }
+    }
+}
+
+fn push(batch: &mut LogBatch, r: Record) {
+    match r {
+        Record::Served(id, s) => batch.served.push((id, s)),
+        Record::Feedback(id, label, time) => batch.feedback.push((id, label, time)),
+        Record::Error(e) => batch.errors.push(e),
+    }
+}
+
+impl LogWriter {
+    /// Numbers `count` predictions of one request. Take them once the predictions exist and send
+    /// every one's record with [`LogWriter::served`] right away: `flushed_through` waits for each
+    /// number taken.
+    pub fn take_ids(&self, count: usize) -> Vec<PredictionId> {
+        let first = self.next.fetch_add(count as i64, Ordering::AcqRel);
+        (first..first + count as i64)
+            .map(|n| PredictionId {
+                session: self.session,
+                n,
+            })
+            .collect()
+    }
+
+    fn send(&self, r: Record) {
+        if let Some(tx) = self.tx.lock().expect("log sender").as_ref() {
+            let _ = tx.send(r);
+        }
+    }
+
+    pub fn served(&self, id: PredictionId, record: ServedRecord) {
+        self.send(Record::Served(id, record));
+    }
+
+    pub fn feedback(&self, id: PredictionId, label: String) {
+        self.send(Record::Feedback(id, label, now()));
+    }
+
+    pub fn error(&self, status: u16, message: String) {
+        self.send(Record::Error(ErrorRecord {
+            time: now(),
+            status,
+            message,
+        }));
+    }
+
+    /// Predictions of this session numbered below this have been handed out.
+    pub fn issued(&self) -> i64 {
+        self.next.load(Ordering::Acquire)
+    }
+
+    /// Predictions of this session numbered below this are committed.
+    pub fn flushed_through(&self) -> i64 {
+        self.flushed.load(Ordering::Acquire)
+    }
+
+    /// Records that could not be written (disk full, ...), for `/metrics`.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Commits what is pending and stops the writer.
+    pub fn finish(&self) {
+        self.tx.lock().expect("log sender").take();
+        if let Some(t) = self.thread.lock().expect("log thread").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The time now, as the log records it.
+pub fn timestamp() -> String {
+    now()
+}
