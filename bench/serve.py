@@ -5,10 +5,17 @@ Usage: bench/serve.sh [runs] [seconds]   (defaults 3 runs of 10 s per measuremen
 
 Both servers serve a model of Adult trained the same way (200 trees, learning rate 0.05, 31
 leaves) and answer the same JSON request (one holdout row). For each run, alternating the
-servers: a 2 s warm-up, then wrk at a fixed rate of about 5,000 requests/s (50 connections, each
-pausing 10 ms between requests; wrk 4 has no rate option), then wrk at saturation (64
-connections, no pause). wrk runs one thread (`-t1`) so that it takes one core at most of the two.
-gyre logs every prediction to its SQLite prediction log; the Python server logs nothing.
+servers, after a 2 s warm-up at saturation and a 3 s pause:
+
+- fixed rate, even: 5,000 requests/s evenly spaced over 4 keep-alive connections, by our
+  open-loop generator (crates/gyre-server/examples/pace.rs), latency counted from each request's
+  scheduled time (as wrk2 does);
+- fixed rate, wrk: Debian's wrk 4 has no rate option; 14 connections each pausing 2 ms (its
+  timers count whole milliseconds, so requests leave in bursts at each tick) give about 5,000/s;
+- saturation: wrk with 64 connections, no pause.
+
+wrk runs one thread (`-t1`) so that it takes one core at most of the two. gyre logs every
+prediction to its SQLite prediction log; the Python server logs nothing.
 Prints throughput, p50 and p99 latency per measurement and their medians.
 """
 import gzip
@@ -28,7 +35,8 @@ GYRE = os.path.join(ROOT, "target", "release", "gyre")
 ADULT = os.path.join(ROOT, "data", "adult", "adult.csv.gz")
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
-RATE, RATE_CONNS, SAT_CONNS = 5000, 50, 64
+RATE, RATE_CONNS, RATE_DELAY_MS, SAT_CONNS = 5000, 14, 2, 64
+PACE = os.path.join(ROOT, "target", "release", "examples", "pace")
 GYRE_PORT, PY_PORT = 18471, 18472
 
 
@@ -57,8 +65,14 @@ def to_ms(text):
     return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
 
-def wrk(port, body, conns, rate, seconds):
-    env = dict(os.environ, BODY_FILE=body, RATE=str(rate), CONNS=str(conns))
+def pace(port, body, rate, seconds):
+    out = subprocess.run([PACE, f"127.0.0.1:{port}", body, str(rate), str(seconds), "4"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def wrk(port, body, conns, delay_ms, seconds):
+    env = dict(os.environ, BODY_FILE=body, DELAY_MS=str(delay_ms))
     out = subprocess.run(
         ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
          "-s", os.path.join(HERE, "wrk_predict.lua"), f"http://127.0.0.1:{port}/v1/predict"],
@@ -108,7 +122,7 @@ def main():
             cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     }
     ports = {"gyre": GYRE_PORT, "python": PY_PORT}
-    results = {name: {"rate": [], "saturation": []} for name in servers}
+    results = {name: {"even": [], "rate": [], "saturation": []} for name in servers}
     for r in range(RUNS):
         for name, start in servers.items():
             proc = start()
@@ -116,22 +130,27 @@ def main():
                 wait_port(ports[name], proc)
                 time.sleep(1.0 if name == "gyre" else 3.0)  # uvicorn workers train first
                 wrk(ports[name], body, SAT_CONNS, 0, 2)  # warm-up
-                fixed = wrk(ports[name], body, RATE_CONNS, RATE, SECONDS)
+                time.sleep(3.0)  # let gyre's log writer commit the warm-up's records
+                even = pace(ports[name], body, RATE, SECONDS)
+                fixed = wrk(ports[name], body, RATE_CONNS, RATE_DELAY_MS, SECONDS)
                 sat = wrk(ports[name], body, SAT_CONNS, 0, SECONDS)
             finally:
                 proc.terminate()
                 proc.wait()
+            results[name]["even"].append(even)
             results[name]["rate"].append(fixed)
             results[name]["saturation"].append(sat)
-            print(f"run {r + 1} {name:6}  ~5k/s: {fixed['rps']:8.0f} req/s  p50 {fixed['p50_ms']:.3f} ms"
+            print(f"run {r + 1} {name:6}  even 5k/s: {even['rps']:6.0f} req/s p50 {even['p50_ms']:.3f} ms"
+                  f" p99 {even['p99_ms']:.3f} ms missed {even['missed']}  |  wrk ~5k/s: {fixed['rps']:6.0f} req/s  p50 {fixed['p50_ms']:.3f} ms"
                   f"  p99 {fixed['p99_ms']:.3f} ms  |  saturation: {sat['rps']:8.0f} req/s"
                   f"  p50 {sat['p50_ms']:.3f} ms  p99 {sat['p99_ms']:.3f} ms"
-                  f"  non-2xx {fixed['non_2xx'] + sat['non_2xx']}", flush=True)
+                  f"  non-2xx {even['non_2xx'] + fixed['non_2xx'] + sat['non_2xx']}", flush=True)
     logged = gyre(project, "monitor")["predictions"]
     med = lambda name, mode, key: statistics.median(x[key] for x in results[name][mode])
     print("\nmedians")
     for name in servers:
-        print(f"  {name:6}  ~5k/s: {med(name, 'rate', 'rps'):8.0f} req/s  p50 {med(name, 'rate', 'p50_ms'):.3f} ms"
+        print(f"  {name:6}  even 5k/s: {med(name, 'even', 'rps'):6.0f} req/s p50 {med(name, 'even', 'p50_ms'):.3f} ms"
+              f" p99 {med(name, 'even', 'p99_ms'):.3f} ms  |  wrk ~5k/s: {med(name, 'rate', 'rps'):6.0f} req/s  p50 {med(name, 'rate', 'p50_ms'):.3f} ms"
               f"  p99 {med(name, 'rate', 'p99_ms'):.3f} ms  |  saturation {med(name, 'saturation', 'rps'):8.0f} req/s"
               f"  p99 {med(name, 'saturation', 'p99_ms'):.3f} ms")
     ratio = med("gyre", "saturation", "rps") / med("python", "saturation", "rps")

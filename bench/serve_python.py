@@ -18,7 +18,7 @@ ADULT = os.path.join(HERE, "..", "data", "adult", "adult.csv.gz")
 frame = pd.read_csv(ADULT, na_values=["?"])
 train = frame[frame["split"] == "train"]
 FEATURES = [c for c in frame.columns if c not in ("income", "split")]
-CATEGORICAL = [c for c in FEATURES if frame[c].dtype == object]
+CATEGORICAL = [c for c in FEATURES if not pd.api.types.is_numeric_dtype(frame[c])]
 CODES = {c: {v: i for i, v in enumerate(sorted(frame[c].dropna().unique()))} for c in CATEGORICAL}
 CLASSES = sorted(frame["income"].unique())
 

@@ -161,12 +161,15 @@ impl App {
                 .collect()
         };
         let mut suites = Vec::new();
+        let mut bootstrap_s = 0.0;
         for s in &suite_list {
             let mask = suite_mask(s.as_ref(), &latest, &row_ids);
             let l = subset(&mask, &labels, 1);
             let prepared_b = Prepared::new(task, classes, &l, &subset(&mask, &sb, k));
             let prepared_c = Prepared::new(task, classes, &l, &subset(&mask, &sc, k));
+            let tb = std::time::Instant::now();
             let metrics = compare::compare_metrics(&prepared_b, &prepared_c, resamples, seed);
+            bootstrap_s += tb.elapsed().as_secs_f64();
             let (flips, p) = if task.is_classification() {
                 let f = compare::flips(&prepared_b.right(), &prepared_c.right());
                 let p = compare::mcnemar_exact(f.negative, f.positive);
@@ -203,6 +206,7 @@ impl App {
                 .map(|i| ((sc[i] - labels[i]).powi(2) - (sb[i] - labels[i]).powi(2)).max(0.0))
                 .collect()
         };
+        let ts = std::time::Instant::now();
         let names = latest.data.feature_names();
         let discrete = slicing::discretize(&latest.data.batch, &schema, &names, &table_rows);
         let regressed_slices = slicing::top_slices(
@@ -214,6 +218,7 @@ impl App {
                 ..Default::default()
             },
         );
+        let slices_s = ts.elapsed().as_secs_f64();
         let flipped_rows = (req.rows && task.is_classification()).then(|| {
             let kb = if task == Task::Binary { 2 } else { classes };
             let predb = gyre_eval::metrics::predicted_classes(task, kb, &sb);
@@ -240,6 +245,8 @@ impl App {
         let mut timings = BTreeMap::new();
         timings.insert("load_s".to_string(), load_s);
         timings.insert("compare_s".to_string(), t1.elapsed().as_secs_f64());
+        timings.insert("bootstrap_s".to_string(), bootstrap_s);
+        timings.insert("slices_s".to_string(), slices_s);
         Ok(DiffReport {
             timings,
             base: base.id.clone(),

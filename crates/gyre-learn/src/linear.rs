@@ -586,28 +586,34 @@ impl Model for LinearModel {
     }
 
     fn predict(&self, features: &Features, rows: &[u32]) -> Vec<f64> {
-        crate::in_pool(|| {
-            let k = self.task.outputs();
-            let enc = &self.encoder;
-            let width = 1 + enc.dim;
-            let mut out = vec![0.0; rows.len() * k];
-            out.par_chunks_mut(k * 256)
-                .zip(rows.par_chunks(256))
-                .for_each(|(o, rows)| {
-                    let mut dense = vec![0.0; enc.dense];
-                    let mut cats = vec![u32::MAX; enc.categorical.len()];
-                    for (o, &r) in o.chunks_mut(k).zip(rows) {
-                        enc.encode(features, r as usize, &mut dense, &mut cats);
-                        row_scores(&self.coef, width, &dense, &cats, o);
-                    }
-                });
-            if self.task == Task::Regression {
-                out.iter_mut()
-                    .for_each(|v| *v = *v * self.y_scale + self.y_mean);
+        let k = self.task.outputs();
+        let enc = &self.encoder;
+        let width = 1 + enc.dim;
+        let block = |o: &mut [f64], rows: &[u32]| {
+            let mut dense = vec![0.0; enc.dense];
+            let mut cats = vec![u32::MAX; enc.categorical.len()];
+            for (o, &r) in o.chunks_mut(k).zip(rows) {
+                enc.encode(features, r as usize, &mut dense, &mut cats);
+                row_scores(&self.coef, width, &dense, &cats, o);
             }
-            objective::transform(self.task, &mut out);
-            out
-        })
+        };
+        let mut out = vec![0.0; rows.len() * k];
+        if rows.len() <= 256 {
+            // A served request: on this thread, without a hop to the pool.
+            block(&mut out, rows);
+        } else {
+            crate::in_pool(|| {
+                out.par_chunks_mut(k * 256)
+                    .zip(rows.par_chunks(256))
+                    .for_each(|(o, rows)| block(o, rows))
+            });
+        }
+        if self.task == Task::Regression {
+            out.iter_mut()
+                .for_each(|v| *v = *v * self.y_scale + self.y_mean);
+        }
+        objective::transform(self.task, &mut out);
+        out
     }
 
     fn save(&self) -> Vec<u8> {

@@ -330,25 +330,44 @@ impl GbdtModel {
     /// Raw scores before the link function (log-odds, class logits, values), row-major.
     pub fn predict_raw(&self, features: &Features, rows: &[u32]) -> Vec<f64> {
         let k = self.task.outputs();
-        let nf = self.feature_names.len().max(1);
         let mut out = vec![0.0; rows.len() * k];
-        out.par_chunks_mut(PREDICT_CHUNK * k)
-            .zip(rows.par_chunks(PREDICT_CHUNK))
-            .for_each_init(Vec::new, |buf, (out, rows)| {
-                self.fill_rows(features, rows, buf);
-                for o in out.chunks_mut(k) {
-                    o.copy_from_slice(&self.init_score);
-                }
-                // Tree-major over a block of rows keeps one tree hot in cache and lets the independent
-                // walks of neighbouring rows overlap. Each row still adds trees in a fixed order, so the
-                // sum never depends on scheduling.
-                for (t, tree) in self.runtime.iter().enumerate() {
-                    for (o, row) in out.chunks_mut(k).zip(buf.chunks(nf)) {
-                        o[t % k] += tree.leaf_value[tree.leaf(row)];
-                    }
-                }
-            });
+        if rows.len() <= PREDICT_CHUNK {
+            // One block (a served request): on this thread, without a hop to the pool.
+            self.predict_block(features, rows, &mut out, &mut Vec::new());
+            return out;
+        }
+        crate::in_pool(|| {
+            out.par_chunks_mut(PREDICT_CHUNK * k)
+                .zip(rows.par_chunks(PREDICT_CHUNK))
+                .for_each_init(Vec::new, |buf, (out, rows)| {
+                    self.predict_block(features, rows, out, buf)
+                })
+        });
         out
+    }
+
+    /// Raw scores of a block of rows into `out`; `buf` is scratch space for their features.
+    fn predict_block(
+        &self,
+        features: &Features,
+        rows: &[u32],
+        out: &mut [f64],
+        buf: &mut Vec<f64>,
+    ) {
+        let k = self.task.outputs();
+        let nf = self.feature_names.len().max(1);
+        self.fill_rows(features, rows, buf);
+        for o in out.chunks_mut(k) {
+            o.copy_from_slice(&self.init_score);
+        }
+        // Tree-major over a block of rows keeps one tree hot in cache and lets the independent
+        // walks of neighbouring rows overlap. Each row still adds trees in a fixed order, so the
+        // sum never depends on scheduling or on the block a row falls in.
+        for (t, tree) in self.runtime.iter().enumerate() {
+            for (o, row) in out.chunks_mut(k).zip(buf.chunks(nf)) {
+                o[t % k] += tree.leaf_value[tree.leaf(row)];
+            }
+        }
     }
 
     /// The leaf each row reaches in each tree, row-major (`rows.len() * num_trees()`).
@@ -407,7 +426,7 @@ impl Model for GbdtModel {
     }
 
     fn predict(&self, features: &Features, rows: &[u32]) -> Vec<f64> {
-        let mut raw = crate::in_pool(|| self.predict_raw(features, rows));
+        let mut raw = self.predict_raw(features, rows);
         objective::transform(self.task, &mut raw);
         raw
     }
