@@ -160,65 +160,83 @@ impl App {
                 .flat_map(|(i, _)| v[i * width..(i + 1) * width].iter().copied())
                 .collect()
         };
-        let mut suites = Vec::new();
-        let mut bootstrap_s = 0.0;
-        for s in &suite_list {
-            let mask = suite_mask(s.as_ref(), &latest, &row_ids);
-            let l = subset(&mask, &labels, 1);
-            let prepared_b = Prepared::new(task, classes, &l, &subset(&mask, &sb, k));
-            let prepared_c = Prepared::new(task, classes, &l, &subset(&mask, &sc, k));
-            let tb = std::time::Instant::now();
-            let metrics = compare::compare_metrics(&prepared_b, &prepared_c, resamples, seed);
-            bootstrap_s += tb.elapsed().as_secs_f64();
-            let (flips, p) = if task.is_classification() {
-                let f = compare::flips(&prepared_b.right(), &prepared_c.right());
-                let p = compare::mcnemar_exact(f.negative, f.positive);
-                (Some(f), Some(p))
-            } else {
-                (None, None)
-            };
-            let name = s.as_ref().map_or("holdout".to_string(), |s| s.name.clone());
-            suites.push(SuiteDiff {
-                name,
-                rows: l.len(),
-                metrics,
-                flips,
-                mcnemar_p: p,
-            });
-        }
-        // The headline numbers: holdout's, or the one suite asked for.
-        let first = suites[0].clone();
-        let (metrics, flips, mcnemar_p, rows) =
-            (first.metrics, first.flips, first.mcnemar_p, first.rows);
-
         // Where the candidate got worse: slices of the negative-flip indicator (classification),
-        // or of the increase in squared error (regression).
-        let pbf = Prepared::new(task, classes, &labels, &sb);
-        let pcf = Prepared::new(task, classes, &labels, &sc);
+        // or of the increase in squared error (regression). Found on a thread of its own while
+        // the bootstrap runs on the pool.
         let worse: Vec<f64> = if task.is_classification() {
-            pbf.right()
-                .iter()
-                .zip(pcf.right())
-                .map(|(&b, c)| f64::from(u8::from(b && !c)))
+            let kb = if task == Task::Binary { 2 } else { classes };
+            let predb = gyre_eval::metrics::predicted_classes(task, kb, &sb);
+            let predc = gyre_eval::metrics::predicted_classes(task, kb, &sc);
+            (0..labels.len())
+                .map(|i| {
+                    let (b, c) = (
+                        f64::from(predb[i]) == labels[i],
+                        f64::from(predc[i]) == labels[i],
+                    );
+                    f64::from(u8::from(b && !c))
+                })
                 .collect()
         } else {
             (0..labels.len())
                 .map(|i| ((sc[i] - labels[i]).powi(2) - (sb[i] - labels[i]).powi(2)).max(0.0))
                 .collect()
         };
-        let ts = std::time::Instant::now();
-        let names = latest.data.feature_names();
-        let discrete = slicing::discretize(&latest.data.batch, &schema, &names, &table_rows);
-        let regressed_slices = slicing::top_slices(
-            &discrete,
-            &worse,
-            &SliceParams {
-                k: 5,
-                min_support: 16,
-                ..Default::default()
-            },
-        );
-        let slices_s = ts.elapsed().as_secs_f64();
+        let find_regressed = || {
+            let ts = std::time::Instant::now();
+            let names = latest.data.feature_names();
+            let discrete = slicing::discretize(&latest.data.batch, &schema, &names, &table_rows);
+            let slices = slicing::top_slices(
+                &discrete,
+                &worse,
+                &SliceParams {
+                    k: 5,
+                    min_support: 16,
+                    ..Default::default()
+                },
+            );
+            (slices, ts.elapsed().as_secs_f64())
+        };
+        let compare_suites = || {
+            let mut suites = Vec::new();
+            let mut bootstrap_s = 0.0;
+            for s in &suite_list {
+                let mask = suite_mask(s.as_ref(), &latest, &row_ids);
+                let l = subset(&mask, &labels, 1);
+                let prepared_b = Prepared::new(task, classes, &l, &subset(&mask, &sb, k));
+                let prepared_c = Prepared::new(task, classes, &l, &subset(&mask, &sc, k));
+                let tb = std::time::Instant::now();
+                let metrics = compare::compare_metrics(&prepared_b, &prepared_c, resamples, seed);
+                bootstrap_s += tb.elapsed().as_secs_f64();
+                let (flips, p) = if task.is_classification() {
+                    let f = compare::flips(&prepared_b.right(), &prepared_c.right());
+                    let p = compare::mcnemar_exact(f.negative, f.positive);
+                    (Some(f), Some(p))
+                } else {
+                    (None, None)
+                };
+                let name = s.as_ref().map_or("holdout".to_string(), |s| s.name.clone());
+                suites.push(SuiteDiff {
+                    name,
+                    rows: l.len(),
+                    metrics,
+                    flips,
+                    mcnemar_p: p,
+                });
+            }
+            (suites, bootstrap_s)
+        };
+        let ((suites, bootstrap_s), (regressed_slices, slices_s)) = std::thread::scope(|scope| {
+            let slicer = scope.spawn(find_regressed);
+            let compared = compare_suites();
+            (
+                compared,
+                slicer.join().expect("slice finding does not panic"),
+            )
+        });
+        // The headline numbers: holdout's, or the one suite asked for.
+        let first = suites[0].clone();
+        let (metrics, flips, mcnemar_p, rows) =
+            (first.metrics, first.flips, first.mcnemar_p, first.rows);
         let flipped_rows = (req.rows && task.is_classification()).then(|| {
             let kb = if task == Task::Binary { 2 } else { classes };
             let predb = gyre_eval::metrics::predicted_classes(task, kb, &sb);

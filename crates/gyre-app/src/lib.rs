@@ -62,6 +62,8 @@ pub struct App {
     store: Store,
     user: String,
     command: String,
+    /// The last version materialized, by dataset (see `load_version`).
+    loaded: Option<(String, table_view::LoadedVersion)>,
 }
 
 /// Where to look for the project.
@@ -108,6 +110,7 @@ impl App {
             store: Store::open(&root)?,
             user: current_user(),
             command: command.to_string(),
+            loaded: None,
         })
     }
 

@@ -11,7 +11,8 @@ use gyre_data::version::Materialized;
 use gyre_learn::{Column, Features};
 use gyre_store::{StoreError, VersionRecord};
 
-/// One dataset version, materialized.
+/// One dataset version, materialized. Cloning shares the Arrow columns.
+#[derive(Clone)]
 pub struct LoadedVersion {
     pub version: String,
     pub schema: DatasetSchema,
@@ -161,6 +162,14 @@ impl App {
         version: Option<&str>,
     ) -> Result<LoadedVersion, AppError> {
         let entry = self.version_entry(dataset, version)?;
+        // A version is named by its content, so one materialized earlier in this command (train
+        // evaluates suites and findings on the version it just trained on) is reused as it is.
+        if let Some((d, cached)) = &self.loaded
+            && d == dataset
+            && cached.version == entry.id
+        {
+            return Ok(cached.clone());
+        }
         let mut data = self.base_table(dataset)?;
         let edits = match entry.edit {
             Some(upto) => self.edits_upto(dataset, Some(upto))?,
@@ -169,11 +178,13 @@ impl App {
         for e in gyre_core::edit::effective(&edits) {
             self.apply_edit(&mut data, &e.kind)?;
         }
-        Ok(LoadedVersion {
+        let loaded = LoadedVersion {
             version: entry.id,
             schema: data.schema.clone(),
             data,
-        })
+        };
+        self.loaded = Some((dataset.to_string(), loaded.clone()));
+        Ok(loaded)
     }
 }
 

@@ -91,17 +91,19 @@ pub struct Prepared {
     /// sums them (computing the logarithms once saves most of the bootstrap's time).
     row_log_loss: Vec<f64>,
     row_brier: Vec<f64>,
-    /// 1.0 where the prediction is right.
-    right_f: Vec<f64>,
+    /// 1 where the prediction is right.
+    right_bit: Vec<u8>,
+    /// 1 where the label is the second class (binary).
+    label_bit: Vec<u8>,
     /// For each AUC curve (one for binary, one per class for multiclass): rows sorted by score,
     /// whether each is a positive, and the starts of runs of equal scores.
     auc_orders: Vec<Curve>,
 }
 
-struct Curve {
+pub(crate) struct Curve {
     order: Vec<u32>,
-    /// 1.0 for a positive row, 0.0 otherwise, in sorted order.
-    positive: Vec<f64>,
+    /// 1 for a positive row, 0 otherwise, in sorted order.
+    positive: Vec<u8>,
     starts: Vec<u32>,
 }
 
@@ -118,10 +120,7 @@ impl Prepared {
                     starts.push(i as u32);
                 }
             }
-            let positive = order
-                .iter()
-                .map(|&r| f64::from(u8::from(pos(r as usize))))
-                .collect();
+            let positive = order.iter().map(|&r| u8::from(pos(r as usize))).collect();
             Curve {
                 order,
                 positive,
@@ -140,11 +139,12 @@ impl Prepared {
         } else {
             predicted_classes(task, k, scores)
         };
-        let right_f: Vec<f64> = predicted
+        let right_bit: Vec<u8> = predicted
             .iter()
             .zip(labels)
-            .map(|(&p, &y)| f64::from(u8::from(f64::from(p) == y)))
+            .map(|(&p, &y)| u8::from(f64::from(p) == y))
             .collect();
+        let label_bit: Vec<u8> = labels.iter().map(|&y| u8::from(y == 1.0)).collect();
         let (mut row_log_loss, mut row_brier) = (Vec::new(), Vec::new());
         if task != Task::Regression {
             for i in 0..n {
@@ -172,7 +172,8 @@ impl Prepared {
             labels: labels.to_vec(),
             scores: scores.to_vec(),
             predicted,
-            right_f,
+            right_bit,
+            label_bit,
             row_log_loss,
             row_brier,
             auc_orders,
@@ -188,35 +189,45 @@ impl Prepared {
             .collect()
     }
 
-    /// All metrics with row weights (resample counts); the same numbers as `metrics::metrics`.
-    pub fn metrics(&self, w: &[f64]) -> Metrics {
-        self.values(w)
+    /// All metrics with every row counted once; the same numbers as `metrics::metrics`.
+    pub fn metrics(&self) -> Metrics {
+        self.values(&vec![1; self.labels.len()], true)
             .into_iter()
             .filter(|(_, v)| !v.is_nan())
             .map(|(k, v)| (k.to_string(), v))
             .collect()
     }
 
-    /// The metrics in a fixed order (NaN where undefined): the bootstrap's inner loop, so it
-    /// allocates no map and the row loops have no data-dependent branches.
-    fn values(&self, w: &[f64]) -> Vec<(&'static str, f64)> {
-        let wsum: f64 = w.iter().sum();
-        if wsum == 0.0 {
+    /// The metrics in a fixed order (NaN where undefined) with each row counted `w[row]` times:
+    /// the bootstrap's inner loop. Counts are small integers, so every count-based sum (and the
+    /// AUC's pair counts) is exact integer arithmetic, whose one-cycle additions keep the loops
+    /// fast; only log loss, Brier and regression errors are floating-point sums.
+    fn values(&self, w: &[u8], with_auc: bool) -> Vec<(&'static str, f64)> {
+        let wsum: u64 = w.iter().map(|&x| u64::from(x)).sum();
+        if wsum == 0 {
             return Vec::new();
         }
+        let wsum_f = wsum as f64;
         if self.task == Task::Regression {
-            let mean = self.labels.iter().zip(w).map(|(y, w)| y * w).sum::<f64>() / wsum;
+            let mean = self
+                .labels
+                .iter()
+                .zip(w)
+                .map(|(y, &w)| y * f64::from(w))
+                .sum::<f64>()
+                / wsum_f;
             let (mut se, mut ae, mut tot) = (0.0, 0.0, 0.0);
             for i in 0..self.labels.len() {
+                let wi = f64::from(w[i]);
                 let e = self.scores[i] - self.labels[i];
-                se += w[i] * e * e;
-                ae += w[i] * e.abs();
-                tot += w[i] * (self.labels[i] - mean).powi(2);
+                se += wi * e * e;
+                ae += wi * e.abs();
+                tot += wi * (self.labels[i] - mean).powi(2);
             }
             return vec![
-                ("mae", ae / wsum),
+                ("mae", ae / wsum_f),
                 ("r2", if tot > 0.0 { 1.0 - se / tot } else { f64::NAN }),
-                ("rmse", (se / wsum).sqrt()),
+                ("rmse", (se / wsum_f).sqrt()),
             ];
         }
         let k = if self.task == Task::Binary {
@@ -229,27 +240,73 @@ impl Prepared {
         let mut fp = vec![0.0; k];
         let mut support = vec![0.0; k];
         if self.task == Task::Binary {
-            // Two classes: every count is a sum of products kept in registers (indexed
-            // accumulators chain through memory when neighbouring rows share a class).
-            let (mut pos, mut tp1, mut fp1) = (0.0, 0.0, 0.0);
-            for i in 0..self.labels.len() {
-                let (wi, y, r) = (w[i], self.labels[i], self.right_f[i]);
-                pos += wi * y;
-                tp1 += wi * r * y;
-                fp1 += wi * (1.0 - r) * (1.0 - y);
-                correct += wi * r;
-                ll += wi * self.row_log_loss[i];
-                brier += wi * self.row_brier[i];
+            // Counts in 32-bit integer lanes (a replicate's counts stay far below 2^32) and the
+            // two float sums in four lanes each: no long chains of dependent additions, and the
+            // compiler vectorizes the chunks.
+            let (mut pos, mut tp1, mut fp1, mut right) =
+                ([0u32; 8], [0u32; 8], [0u32; 8], [0u32; 8]);
+            let (mut lls, mut brs) = ([0.0f64; 8], [0.0f64; 8]);
+            let n = self.labels.len();
+            let body = n - n % 8;
+            let (wc, yc, rc) = (
+                w[..body].chunks_exact(8),
+                self.label_bit[..body].chunks_exact(8),
+                self.right_bit[..body].chunks_exact(8),
+            );
+            let (lc, bc) = (
+                self.row_log_loss[..body].chunks_exact(8),
+                self.row_brier[..body].chunks_exact(8),
+            );
+            for ((((w8, y8), r8), l8), b8) in wc.zip(yc).zip(rc).zip(lc).zip(bc) {
+                for l in 0..8 {
+                    let wi = u32::from(w8[l]);
+                    let (y, r) = (u32::from(y8[l]), u32::from(r8[l]));
+                    pos[l] += wi * y;
+                    tp1[l] += wi * r * y;
+                    fp1[l] += wi * (1 - r) * (1 - y);
+                    right[l] += wi * r;
+                    let wf = f64::from(w8[l]);
+                    lls[l] += wf * l8[l];
+                    brs[l] += wf * b8[l];
+                }
             }
-            support = vec![wsum - pos, pos];
+            for i in body..n {
+                let wi = u32::from(w[i]);
+                let (y, r) = (u32::from(self.label_bit[i]), u32::from(self.right_bit[i]));
+                pos[0] += wi * y;
+                tp1[0] += wi * r * y;
+                fp1[0] += wi * (1 - r) * (1 - y);
+                right[0] += wi * r;
+                lls[0] += f64::from(w[i]) * self.row_log_loss[i];
+                brs[0] += f64::from(w[i]) * self.row_brier[i];
+            }
+            let total = |v: [u32; 8]| v.iter().map(|&x| u64::from(x)).sum::<u64>();
+            let (pos, tp1, fp1, right) = (total(pos), total(tp1), total(fp1), total(right));
+            let lls = [
+                lls[0] + lls[4],
+                lls[1] + lls[5],
+                lls[2] + lls[6],
+                lls[3] + lls[7],
+            ];
+            let brs = [
+                brs[0] + brs[4],
+                brs[1] + brs[5],
+                brs[2] + brs[6],
+                brs[3] + brs[7],
+            ];
+            ll = (lls[0] + lls[1]) + (lls[2] + lls[3]);
+            brier = (brs[0] + brs[1]) + (brs[2] + brs[3]);
+            correct = right as f64;
+            let (pos, tp1, fp1) = (pos as f64, tp1 as f64, fp1 as f64);
+            support = vec![wsum_f - pos, pos];
             tp = vec![correct - tp1, tp1];
-            fp = vec![(wsum - correct) - fp1, fp1];
+            fp = vec![(wsum_f - correct) - fp1, fp1];
         } else {
             for i in 0..self.labels.len() {
-                let wi = w[i];
+                let wi = f64::from(w[i]);
                 let y = self.labels[i] as usize;
                 let p = self.predicted[i] as usize;
-                let r = self.right_f[i];
+                let r = f64::from(self.right_bit[i]);
                 support[y] += wi;
                 tp[y] += wi * r;
                 fp[p] += wi * (1.0 - r);
@@ -258,16 +315,20 @@ impl Prepared {
                 brier += wi * self.row_brier[i];
             }
         }
+        let wsum = wsum_f;
         let present: Vec<usize> = (0..k).filter(|&c| support[c] > 0.0).collect();
         let f1 = |c: usize| {
             let d = 2.0 * tp[c] + fp[c] + (support[c] - tp[c]);
             if d == 0.0 { 0.0 } else { 2.0 * tp[c] / d }
         };
-        let aucs: Vec<f64> = self
-            .auc_orders
-            .iter()
-            .filter_map(|c| weighted_auc(c, w))
-            .collect();
+        let aucs: Vec<f64> = if with_auc {
+            self.auc_orders
+                .iter()
+                .filter_map(|c| weighted_auc(c, w))
+                .collect()
+        } else {
+            Vec::new()
+        };
         vec![
             ("accuracy", correct / wsum),
             (
@@ -296,35 +357,40 @@ impl Prepared {
     }
 }
 
-/// AUC over presorted rows with weights, ties counted half; `None` when a class is absent.
-fn weighted_auc(c: &Curve, w: &[f64]) -> Option<f64> {
-    let (mut neg_below, mut area, mut pos_total, mut neg_total) = (0.0, 0.0, 0.0, 0.0);
+/// AUC over presorted rows with row counts, ties counted half; `None` when a class is absent.
+/// Pair counts are integers: exact, and a one-cycle add carries the running count of negatives.
+fn weighted_auc(c: &Curve, w: &[u8]) -> Option<f64> {
+    let (mut neg_below, mut pos_total) = (0u64, 0u64);
+    // Twice the area, so tied pairs (counted half) stay integers.
+    let mut area2 = 0u64;
     if c.starts.len() == c.order.len() {
         // No ties (the usual case for model scores): one tight pass, no groups.
         for (&r, &pos) in c.order.iter().zip(&c.positive) {
-            let wr = w[r as usize];
-            area += wr * pos * neg_below;
-            neg_below += wr * (1.0 - pos);
-            pos_total += wr * pos;
+            let wr = u64::from(w[r as usize]);
+            let p = u64::from(pos);
+            area2 += wr * p * neg_below;
+            neg_below += wr * (1 - p);
+            pos_total += wr * p;
         }
-        neg_total = neg_below;
-        return (pos_total > 0.0 && neg_total > 0.0).then(|| area / (pos_total * neg_total));
-    }
-    for (g, &s) in c.starts.iter().enumerate() {
-        let e = c.starts.get(g + 1).map_or(c.order.len(), |&x| x as usize);
-        let (mut pt, mut nt) = (0.0, 0.0);
-        for j in s as usize..e {
-            let wr = w[c.order[j] as usize];
-            let pos = c.positive[j];
-            pt += wr * pos;
-            nt += wr * (1.0 - pos);
+        area2 *= 2;
+    } else {
+        for (g, &s) in c.starts.iter().enumerate() {
+            let e = c.starts.get(g + 1).map_or(c.order.len(), |&x| x as usize);
+            let (mut pt, mut nt) = (0u64, 0u64);
+            for j in s as usize..e {
+                let wr = u64::from(w[c.order[j] as usize]);
+                let p = u64::from(c.positive[j]);
+                pt += wr * p;
+                nt += wr * (1 - p);
+            }
+            area2 += pt * (2 * neg_below + nt);
+            neg_below += nt;
+            pos_total += pt;
         }
-        area += pt * (neg_below + nt / 2.0);
-        neg_below += nt;
-        pos_total += pt;
-        neg_total += nt;
     }
-    (pos_total > 0.0 && neg_total > 0.0).then(|| area / (pos_total * neg_total))
+    let neg_total = neg_below;
+    (pos_total > 0 && neg_total > 0)
+        .then(|| area2 as f64 / (2.0 * pos_total as f64 * neg_total as f64))
 }
 
 /// A well-mixed start for replicate `b`. SplitMix64 walks a fixed sequence, so starts that differ
@@ -336,12 +402,118 @@ fn replicate_seed(seed: u64, b: u64) -> u64 {
     SplitMix64::new(h.next_u64() ^ b.wrapping_mul(0xD6E8_FEB8_6659_FD93)).next_u64()
 }
 
+/// The standard normal's 97.5% quantile.
+const Z95: f64 = 1.959_963_984_540_054;
+
+/// Midranks (1-based, ties get their average rank) of the rows `order` lists in ascending score
+/// order, written to `out[row]`.
+fn midranks(order: &[u32], score: &[f64], out: &mut [f64]) {
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i + 1;
+        while j < order.len() && score[order[j] as usize] == score[order[i] as usize] {
+            j += 1;
+        }
+        let rank = (i + 1 + j) as f64 / 2.0;
+        for &r in &order[i..j] {
+            out[r as usize] = rank;
+        }
+        i = j;
+    }
+}
+
+/// DeLong, DeLong & Clarke-Pearson (Biometrics 44(3), 1988): the two runs' AUCs and the
+/// variance of their difference on the same rows, from the structural components of each AUC,
+/// computed with midranks as in Sun & Xu (IEEE Signal Processing Letters 21(11), 2014):
+/// V10 of a positive = (rank among all - rank among positives) / negatives, V01 of a negative =
+/// 1 - (rank among all - rank among negatives) / positives. `None` when a class is absent.
+pub(crate) fn delong_paired(
+    a: &Curve,
+    b: &Curve,
+    sa: &[f64],
+    sb: &[f64],
+) -> Option<(f64, f64, f64)> {
+    let n = a.order.len();
+    let mut positive = vec![false; n];
+    for (&r, &p) in a.order.iter().zip(&a.positive) {
+        positive[r as usize] = p == 1;
+    }
+    let m_pos = positive.iter().filter(|&&p| p).count();
+    let m_neg = n - m_pos;
+    if m_pos < 2 || m_neg < 2 {
+        return None;
+    }
+    // Structural components of one run: (V10 per positive, V01 per negative), in row order.
+    let components = |c: &Curve, s: &[f64]| {
+        let mut all = vec![0.0; n];
+        midranks(&c.order, s, &mut all);
+        let pos_order: Vec<u32> = c
+            .order
+            .iter()
+            .copied()
+            .filter(|&r| positive[r as usize])
+            .collect();
+        let neg_order: Vec<u32> = c
+            .order
+            .iter()
+            .copied()
+            .filter(|&r| !positive[r as usize])
+            .collect();
+        let mut within = vec![0.0; n];
+        midranks(&pos_order, s, &mut within);
+        midranks(&neg_order, s, &mut within);
+        let mut v10 = Vec::with_capacity(m_pos);
+        let mut v01 = Vec::with_capacity(m_neg);
+        for r in 0..n {
+            if positive[r] {
+                v10.push((all[r] - within[r]) / m_neg as f64);
+            } else {
+                v01.push(1.0 - (all[r] - within[r]) / m_pos as f64);
+            }
+        }
+        (v10, v01)
+    };
+    let (a10, a01) = components(a, sa);
+    let (b10, b01) = components(b, sb);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (auc_a, auc_b) = (mean(&a10), mean(&b10));
+    // Variance of the difference: the covariance structure collapses to the sample variance of
+    // the per-row differences of the components.
+    let var_of_diff = |x: &[f64], y: &[f64]| {
+        let d: Vec<f64> = x.iter().zip(y).map(|(p, q)| p - q).collect();
+        let md = mean(&d);
+        d.iter().map(|v| (v - md).powi(2)).sum::<f64>() / (d.len() - 1) as f64
+    };
+    let var = var_of_diff(&a10, &b10) / m_pos as f64 + var_of_diff(&a01, &b01) / m_neg as f64;
+    Some((auc_a, auc_b, var))
+}
+
+/// `floor(P(X <= k) * 65536)` for X ~ Poisson(1), k = 0..6.
+const POISSON1_CDF16: [u16; 7] = [24109, 48218, 60273, 64291, 65296, 65497, 65530];
+
+/// Bootstrap counts by the Poisson bootstrap: each row is drawn Poisson(1) times, independently
+/// (Hanley & MacGibbon 2006, "Creating non-parametric bootstrap samples using Poisson
+/// frequencies"; Chamandy et al. 2012 use it at scale). It has the multinomial bootstrap's
+/// asymptotics, and is generated in one sequential pass, four rows per random number, where
+/// the multinomial needs a random scatter of n draws. Counts above 7 (probability 1e-5) are 7.
+pub fn poisson_counts(rng: &mut SplitMix64, n: usize) -> Vec<u8> {
+    let mut w = vec![0u8; n];
+    for chunk in w.chunks_mut(4) {
+        let bits = rng.next_u64();
+        for (l, x) in chunk.iter_mut().enumerate() {
+            let u = (bits >> (16 * l)) as u16;
+            *x = POISSON1_CDF16.iter().map(|&t| u8::from(u >= t)).sum();
+        }
+    }
+    w
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricDelta {
     pub base: f64,
     pub candidate: f64,
     pub delta: f64,
-    /// 95% paired bootstrap interval of `delta`.
+    /// 95% interval of `delta`: paired bootstrap; for a binary task's AUC, DeLong's.
     pub ci95: [f64; 2],
 }
 
@@ -353,18 +525,26 @@ pub fn compare_metrics(
     seed: u64,
 ) -> std::collections::BTreeMap<String, MetricDelta> {
     let n = base.labels.len();
-    let ones = vec![1.0; n];
-    let mb = base.metrics(&ones);
-    let mc = cand.metrics(&ones);
+    let mb = base.metrics();
+    let mc = cand.metrics();
+    // Binary AUC: DeLong's analytic interval instead of resampling the curve (ALGORITHMS.md).
+    let delong = base.task == Task::Binary;
+    let auc_interval = if delong {
+        delong_paired(
+            &base.auc_orders[0],
+            &cand.auc_orders[0],
+            &base.scores,
+            &cand.scores,
+        )
+    } else {
+        None
+    };
     let deltas: Vec<Vec<(&'static str, f64)>> = (0..resamples)
         .into_par_iter()
         .map(|b| {
             let mut rng = SplitMix64::new(replicate_seed(seed, b as u64));
-            let mut w = vec![0.0; n];
-            for _ in 0..n {
-                w[rng.below(n as u64) as usize] += 1.0;
-            }
-            let (x, y) = (base.values(&w), cand.values(&w));
+            let w = poisson_counts(&mut rng, n);
+            let (x, y) = (base.values(&w, !delong), cand.values(&w, !delong));
             x.iter()
                 .zip(y)
                 .map(|((k, b), (_, c))| (*k, c - b))
@@ -380,6 +560,22 @@ pub fn compare_metrics(
             .filter(|v| !v.is_nan())
             .collect();
         ds.sort_by(f64::total_cmp);
+        if name == "auc" && delong {
+            let Some((_, _, var)) = auc_interval else {
+                continue;
+            };
+            let half = Z95 * var.max(0.0).sqrt();
+            out.insert(
+                name.clone(),
+                MetricDelta {
+                    base: b,
+                    candidate: c,
+                    delta: c - b,
+                    ci95: [c - b - half, c - b + half],
+                },
+            );
+            continue;
+        }
         let q = |p: f64| {
             if ds.is_empty() {
                 c - b
@@ -404,6 +600,67 @@ pub fn compare_metrics(
 mod tests {
     use super::*;
     use crate::metrics::{Scores, metrics};
+
+    #[test]
+    fn delong_agrees_with_the_auc_and_with_a_bootstrap_of_it() {
+        let mut rng = SplitMix64::new(11);
+        let n = 3000;
+        let labels: Vec<f64> = (0..n).map(|_| rng.below(2) as f64).collect();
+        // Scores with ties (rounded), so midranks matter.
+        let noisy = |rng: &mut SplitMix64, y: f64, spread: f64| {
+            ((y + rng.below(1000) as f64 / spread) * 50.0).round() / 50.0
+        };
+        let a: Vec<f64> = labels.iter().map(|&y| noisy(&mut rng, y, 700.0)).collect();
+        let b: Vec<f64> = labels.iter().map(|&y| noisy(&mut rng, y, 500.0)).collect();
+        let pa = Prepared::new(Task::Binary, 2, &labels, &a);
+        let pb = Prepared::new(Task::Binary, 2, &labels, &b);
+        let (auc_a, auc_b, var) =
+            delong_paired(&pa.auc_orders[0], &pb.auc_orders[0], &a, &b).unwrap();
+        assert!((auc_a - pa.metrics()["auc"]).abs() < 1e-12);
+        assert!((auc_b - pb.metrics()["auc"]).abs() < 1e-12);
+        // The bootstrap's spread of the AUC difference, with the multinomial resample.
+        let mut diffs = Vec::new();
+        for rep in 0..400 {
+            let mut r = SplitMix64::new(replicate_seed(5, rep));
+            let mut w = vec![0u8; n];
+            for _ in 0..n {
+                w[r.below(n as u64) as usize] += 1;
+            }
+            let x = weighted_auc(&pa.auc_orders[0], &w).unwrap();
+            let y = weighted_auc(&pb.auc_orders[0], &w).unwrap();
+            diffs.push(y - x);
+        }
+        let m = diffs.iter().sum::<f64>() / diffs.len() as f64;
+        let sd =
+            (diffs.iter().map(|d| (d - m).powi(2)).sum::<f64>() / (diffs.len() - 1) as f64).sqrt();
+        let ratio = var.sqrt() / sd;
+        assert!(
+            (0.85..1.15).contains(&ratio),
+            "DeLong sd {} vs bootstrap sd {sd}",
+            var.sqrt()
+        );
+        // And compare_metrics reports DeLong's interval around the delta.
+        let cmp = compare_metrics(&pa, &pb, 50, 1);
+        let auc = &cmp["auc"];
+        let half = (auc.ci95[1] - auc.ci95[0]) / 2.0;
+        assert!((half - Z95 * var.sqrt()).abs() < 1e-12);
+        assert!((auc.delta - (auc_b - auc_a)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn poisson_counts_have_poisson_frequencies() {
+        let mut rng = SplitMix64::new(9);
+        let w = poisson_counts(&mut rng, 400_000);
+        let n = w.len() as f64;
+        let share = |k: u8| w.iter().filter(|&&x| x == k).count() as f64 / n;
+        let e = std::f64::consts::E;
+        assert!((share(0) - 1.0 / e).abs() < 0.003);
+        assert!((share(1) - 1.0 / e).abs() < 0.003);
+        assert!((share(2) - 0.5 / e).abs() < 0.003);
+        assert!((share(3) - 1.0 / (6.0 * e)).abs() < 0.002);
+        let mean = w.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+        assert!((mean - 1.0).abs() < 0.005, "{mean}");
+    }
 
     #[test]
     fn mcnemar_matches_hand_values() {
@@ -431,9 +688,52 @@ mod tests {
             scores: &scores,
             weights: None,
         });
-        let fast = Prepared::new(Task::Binary, 2, &labels, &scores).metrics(&vec![1.0; n]);
+        let fast = Prepared::new(Task::Binary, 2, &labels, &scores).metrics();
         for (k, v) in &plain {
             assert!((v - fast[k]).abs() < 1e-12, "{k}: {v} vs {}", fast[k]);
+        }
+    }
+
+    #[test]
+    fn prepared_metrics_equal_plain_metrics_without_ties_and_for_multiclass() {
+        let mut rng = SplitMix64::new(3);
+        let n = 777;
+        let labels: Vec<f64> = (0..n).map(|_| rng.below(2) as f64).collect();
+        // Distinct scores: the AUC's no-ties pass.
+        let scores: Vec<f64> = (0..n)
+            .map(|i| (labels[i] + (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) / 2.0)
+            .collect();
+        let plain = metrics(&Scores {
+            task: Task::Binary,
+            classes: 2,
+            labels: &labels,
+            scores: &scores,
+            weights: None,
+        });
+        let fast = Prepared::new(Task::Binary, 2, &labels, &scores).metrics();
+        for (k, v) in &plain {
+            assert!((v - fast[k]).abs() < 1e-12, "{k}: {v} vs {}", fast[k]);
+        }
+        let k = 3;
+        let labels: Vec<f64> = (0..n).map(|_| rng.below(k) as f64).collect();
+        let mut scores = Vec::new();
+        for &y in &labels {
+            let raw: Vec<f64> = (0..k)
+                .map(|c| rng.below(100) as f64 + if c as f64 == y { 60.0 } else { 1.0 })
+                .collect();
+            let total: f64 = raw.iter().sum();
+            scores.extend(raw.iter().map(|r| r / total));
+        }
+        let plain = metrics(&Scores {
+            task: Task::Multiclass,
+            classes: k as usize,
+            labels: &labels,
+            scores: &scores,
+            weights: None,
+        });
+        let fast = Prepared::new(Task::Multiclass, k as usize, &labels, &scores).metrics();
+        for (m, v) in &plain {
+            assert!((v - fast[m]).abs() < 1e-12, "{m}: {v} vs {}", fast[m]);
         }
     }
 
@@ -455,7 +755,11 @@ mod tests {
         assert_eq!(x, y);
         let auc = &x["auc"];
         assert!(auc.ci95[0] <= auc.delta && auc.delta <= auc.ci95[1]);
-        assert_ne!(compare_metrics(&pa, &pb, 300, 8)["auc"].ci95, auc.ci95);
+        // The resampled intervals depend on the seed (the binary AUC's is analytic).
+        assert_ne!(
+            compare_metrics(&pa, &pb, 300, 8)["log_loss"].ci95,
+            x["log_loss"].ci95
+        );
         // The accuracy interval is as wide as the discordant pairs say: the delta's standard
         // error is about sqrt(discordant) / n, so the 95% interval spans about 3.9 of them.
         let right_a = pa.right();
