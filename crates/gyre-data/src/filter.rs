@@ -59,6 +59,13 @@ fn eval(pred: &Predicate, batch: &RecordBatch) -> Vec<Tri> {
                 .collect()
         }
         Predicate::Compare { column, op, value } => {
+            if let Literal::Number(b) = value
+                && let Some(out) = numeric_leaf(batch, column, |x| {
+                    x.partial_cmp(b).is_some_and(|o| op.holds(o))
+                })
+            {
+                return out;
+            }
             leaf(batch, column, &|v| compare(v, *op, value))
         }
         Predicate::In {
@@ -76,11 +83,19 @@ fn eval(pred: &Predicate, batch: &RecordBatch) -> Vec<Tri> {
             low,
             high,
             negated,
-        } => leaf(batch, column, &|v| {
-            let inside = matches!(cmp_value(v, low), Some(Ordering::Greater | Ordering::Equal))
-                && matches!(cmp_value(v, high), Some(Ordering::Less | Ordering::Equal));
-            inside != *negated
-        }),
+        } => {
+            if let (Literal::Number(lo), Literal::Number(hi)) = (low, high)
+                && let Some(out) =
+                    numeric_leaf(batch, column, |x| (x >= *lo && x <= *hi) != *negated)
+            {
+                return out;
+            }
+            leaf(batch, column, &|v| {
+                let inside = matches!(cmp_value(v, low), Some(Ordering::Greater | Ordering::Equal))
+                    && matches!(cmp_value(v, high), Some(Ordering::Less | Ordering::Equal));
+                inside != *negated
+            })
+        }
         Predicate::Like {
             column,
             pattern,
@@ -120,6 +135,18 @@ fn column_array<'a>(batch: &'a RecordBatch, name: &str) -> &'a dyn Array {
 }
 
 /// Applies a test to every present cell of a column; missing cells are unknown.
+/// A numeric column against number literals, with the test inlined (the general `leaf` calls
+/// its test through a pointer per row); `None` when the column is not Float64.
+fn numeric_leaf(batch: &RecordBatch, column: &str, test: impl Fn(f64) -> bool) -> Option<Vec<Tri>> {
+    let f = column_array(batch, column).as_primitive_opt::<Float64Type>()?;
+    let one = |x: f64| if x.is_finite() { Tri::from(test(x)) } else { U };
+    Some(if f.null_count() == 0 {
+        f.values().iter().map(|&x| one(x)).collect()
+    } else {
+        f.iter().map(|v| v.map_or(U, one)).collect()
+    })
+}
+
 fn leaf(batch: &RecordBatch, column: &str, test: &dyn Fn(&Val<'_>) -> bool) -> Vec<Tri> {
     let a = column_array(batch, column);
     if let Some(d) = a.as_dictionary_opt::<Int32Type>() {

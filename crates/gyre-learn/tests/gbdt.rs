@@ -150,6 +150,29 @@ fn multiclass_deterministic_across_threads() {
 }
 
 #[test]
+fn rows_walked_together_reach_the_same_leaves_as_rows_walked_alone() {
+    // A batch walks rows eight at a time, level by level; one row walks alone. Same numbers.
+    for (task, d) in [
+        (Task::Binary, adult()),
+        (
+            Task::Multiclass {
+                classes: kdd().classes.len(),
+            },
+            kdd(),
+        ),
+    ] {
+        let m = fit("gbdt", &[("trees", "20")], task, d, &d.train, None, 9);
+        let rows: Vec<u32> = d.test.iter().copied().take(301).collect();
+        let together = m.predict(&d.features, &rows);
+        let alone: Vec<f64> = rows
+            .iter()
+            .flat_map(|&r| m.predict(&d.features, &[r]))
+            .collect();
+        assert_eq!(bits(&together), bits(&alone));
+    }
+}
+
+#[test]
 fn save_load_round_trip_is_bit_identical() {
     for (task, d) in [
         (Task::Binary, adult()),

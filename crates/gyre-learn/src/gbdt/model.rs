@@ -236,21 +236,51 @@ impl RuntimeTree {
         let mut i = 0usize;
         loop {
             let n = &self.nodes[i];
-            let x = row[n.feature as usize];
-            let left = if n.cat_start == u32::MAX {
-                // Non-short-circuit operators keep this branch-free: the comparison is false for NaN.
-                (x <= n.threshold) | (x.is_nan() & n.default_left)
-            } else if x.is_nan() || (x as u32) / 32 >= n.cat_len {
-                n.default_left
-            } else {
-                let c = x as u32;
-                self.cat_bits[(n.cat_start + c / 32) as usize] >> (c % 32) & 1 == 1
-            };
-            let next = n.children[(!left) as usize];
+            let next = n.children[usize::from(!self.goes_left(n, row[n.feature as usize]))];
             if next < 0 {
                 return !next as usize;
             }
             i = next as usize;
+        }
+    }
+
+    /// Whether value `x` goes left at node `n`.
+    #[inline(always)]
+    fn goes_left(&self, n: &Node, x: f64) -> bool {
+        if n.cat_start == u32::MAX {
+            // Non-short-circuit operators keep this branch-free: the comparison is false for NaN.
+            (x <= n.threshold) | (x.is_nan() & n.default_left)
+        } else if x.is_nan() || (x as u32) / 32 >= n.cat_len {
+            n.default_left
+        } else {
+            let c = x as u32;
+            self.cat_bits[(n.cat_start + c / 32) as usize] >> (c % 32) & 1 == 1
+        }
+    }
+
+    /// The leaves of `LANES` rows (row-major in `rows`, `nf` values each), walked down the tree
+    /// together, one level per step. The walks are independent, so each row's next node load
+    /// overlaps the others' instead of the core waiting on one dependent chain at a time and
+    /// mispredicting where each walk ends. A finished row keeps its leaf (a conditional move).
+    #[inline]
+    fn leaves<const LANES: usize>(&self, rows: &[f64], nf: usize) -> [usize; LANES] {
+        if self.nodes.is_empty() {
+            return [0; LANES];
+        }
+        let mut at = [0i32; LANES];
+        loop {
+            let mut active = false;
+            for (l, a) in at.iter_mut().enumerate() {
+                let i = (*a).max(0) as usize;
+                let n = &self.nodes[i];
+                let next =
+                    n.children[usize::from(!self.goes_left(n, rows[l * nf + n.feature as usize]))];
+                *a = if *a >= 0 { next } else { *a };
+                active |= *a >= 0;
+            }
+            if !active {
+                return at.map(|a| !a as usize);
+            }
         }
     }
 }
@@ -363,8 +393,21 @@ impl GbdtModel {
         // Tree-major over a block of rows keeps one tree hot in cache and lets the independent
         // walks of neighbouring rows overlap. Each row still adds trees in a fixed order, so the
         // sum never depends on scheduling or on the block a row falls in.
+        const LANES: usize = 8;
+        let full = rows.len() - rows.len() % LANES;
+        let (out_full, out_rest) = out.split_at_mut(full * k);
+        let (buf_full, buf_rest) = buf.split_at(full * nf);
         for (t, tree) in self.runtime.iter().enumerate() {
-            for (o, row) in out.chunks_mut(k).zip(buf.chunks(nf)) {
+            for (o, group) in out_full
+                .chunks_mut(LANES * k)
+                .zip(buf_full.chunks(LANES * nf))
+            {
+                let leaves = tree.leaves::<LANES>(group, nf);
+                for (l, leaf) in leaves.into_iter().enumerate() {
+                    o[l * k + t % k] += tree.leaf_value[leaf];
+                }
+            }
+            for (o, row) in out_rest.chunks_mut(k).zip(buf_rest.chunks(nf)) {
                 o[t % k] += tree.leaf_value[tree.leaf(row)];
             }
         }
