@@ -9,7 +9,7 @@ use crate::predictions::{self, Predictions};
 use crate::suites::{outputs, suite_mask};
 use crate::{App, AppError, now};
 use gyre_core::{ContentHash, Split};
-use gyre_eval::compare::{MetricDelta, Prepared, compare_metrics};
+use gyre_eval::compare::{MetricDelta, Prepared, compare_metric};
 use gyre_learn::{NoProgress, TrainSet};
 use gyre_store::NewJournalEntry;
 use serde::Serialize;
@@ -73,6 +73,7 @@ impl App {
 
         // Versions without each edit, and cached predictions where they exist.
         let mut variants = Vec::new();
+        let mut base_table: Option<gyre_data::version::Materialized> = None;
         for e in &effective {
             let key = ContentHash::of_parts(&[
                 b"gyre-ablate-v1",
@@ -91,7 +92,14 @@ impl App {
                 )?),
                 None => None,
             };
-            let mut data = self.base_table(&record.dataset)?;
+            let mut data = match &base_table {
+                Some(b) => Clone::clone(b),
+                None => {
+                    let b = self.base_table(&record.dataset)?;
+                    base_table = Some(b.clone());
+                    b
+                }
+            };
             for x in &effective {
                 if x.id != e.id {
                     self.apply_edit(&mut data, &x.kind)?;
@@ -198,8 +206,13 @@ impl App {
                 let labels = pick(&base_preds.labels, 1);
                 let a = Prepared::new(task, classes, &labels, &pick(&base_preds.scores, k));
                 let b = Prepared::new(task, classes, &labels, &pick(&without.scores, k));
-                let m = compare_metrics(&a, &b, gate.bootstrap_resamples, gate.bootstrap_seed);
-                let Some(d) = m.get(&primary).cloned() else {
+                let Some(d) = compare_metric(
+                    &a,
+                    &b,
+                    &primary,
+                    gate.bootstrap_resamples,
+                    gate.bootstrap_seed,
+                ) else {
                     continue;
                 };
                 match s {

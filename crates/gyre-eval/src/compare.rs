@@ -517,6 +517,33 @@ pub struct MetricDelta {
     pub ci95: [f64; 2],
 }
 
+/// One metric of both runs with the interval of the difference: for a binary task's AUC by
+/// DeLong alone (no resampling at all), otherwise as [`compare_metrics`] gives it.
+pub fn compare_metric(
+    base: &Prepared,
+    cand: &Prepared,
+    metric: &str,
+    resamples: usize,
+    seed: u64,
+) -> Option<MetricDelta> {
+    if metric == "auc" && base.task == Task::Binary {
+        let (b, c, var) = delong_paired(
+            &base.auc_orders[0],
+            &cand.auc_orders[0],
+            &base.scores,
+            &cand.scores,
+        )?;
+        let half = Z95 * var.max(0.0).sqrt();
+        return Some(MetricDelta {
+            base: b,
+            candidate: c,
+            delta: c - b,
+            ci95: [c - b - half, c - b + half],
+        });
+    }
+    compare_metrics(base, cand, resamples, seed).remove(metric)
+}
+
 /// Every metric of both runs with the paired bootstrap interval of the difference.
 pub fn compare_metrics(
     base: &Prepared,
