@@ -700,6 +700,21 @@ mod tests {
         assert!(mcnemar_exact(5000, 5300) > 0.0);
     }
 
+    /// The bootstrap's fast metrics with unit weights equal `metrics::metrics`.
+    fn assert_prepared_matches_plain(task: Task, classes: usize, labels: &[f64], scores: &[f64]) {
+        let plain = metrics(&Scores {
+            task,
+            classes,
+            labels,
+            scores,
+            weights: None,
+        });
+        let fast = Prepared::new(task, classes, labels, scores).metrics();
+        for (k, v) in &plain {
+            assert!((v - fast[k]).abs() < 1e-12, "{k}: {v} vs {}", fast[k]);
+        }
+    }
+
     #[test]
     fn prepared_metrics_equal_plain_metrics() {
         let mut rng = SplitMix64::new(1);
@@ -708,17 +723,7 @@ mod tests {
         let scores: Vec<f64> = (0..n)
             .map(|i| ((rng.below(1000) as f64 / 1000.0) + labels[i]) / 2.0)
             .collect();
-        let plain = metrics(&Scores {
-            task: Task::Binary,
-            classes: 2,
-            labels: &labels,
-            scores: &scores,
-            weights: None,
-        });
-        let fast = Prepared::new(Task::Binary, 2, &labels, &scores).metrics();
-        for (k, v) in &plain {
-            assert!((v - fast[k]).abs() < 1e-12, "{k}: {v} vs {}", fast[k]);
-        }
+        assert_prepared_matches_plain(Task::Binary, 2, &labels, &scores);
     }
 
     #[test]
@@ -730,17 +735,7 @@ mod tests {
         let scores: Vec<f64> = (0..n)
             .map(|i| (labels[i] + (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) / 2.0)
             .collect();
-        let plain = metrics(&Scores {
-            task: Task::Binary,
-            classes: 2,
-            labels: &labels,
-            scores: &scores,
-            weights: None,
-        });
-        let fast = Prepared::new(Task::Binary, 2, &labels, &scores).metrics();
-        for (k, v) in &plain {
-            assert!((v - fast[k]).abs() < 1e-12, "{k}: {v} vs {}", fast[k]);
-        }
+        assert_prepared_matches_plain(Task::Binary, 2, &labels, &scores);
         let k = 3;
         let labels: Vec<f64> = (0..n).map(|_| rng.below(k) as f64).collect();
         let mut scores = Vec::new();
@@ -751,17 +746,7 @@ mod tests {
             let total: f64 = raw.iter().sum();
             scores.extend(raw.iter().map(|r| r / total));
         }
-        let plain = metrics(&Scores {
-            task: Task::Multiclass,
-            classes: k as usize,
-            labels: &labels,
-            scores: &scores,
-            weights: None,
-        });
-        let fast = Prepared::new(Task::Multiclass, k as usize, &labels, &scores).metrics();
-        for (m, v) in &plain {
-            assert!((v - fast[m]).abs() < 1e-12, "{m}: {v} vs {}", fast[m]);
-        }
+        assert_prepared_matches_plain(Task::Multiclass, k as usize, &labels, &scores);
     }
 
     #[test]

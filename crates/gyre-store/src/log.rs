@@ -146,6 +146,15 @@ pub struct PredictionLog {
     conn: Connection,
 }
 
+/// The prediction id in columns `first` (session) and `first + 1` (number) of a result row.
+fn id_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<String> {
+    Ok(PredictionId {
+        session: r.get(first)?,
+        n: r.get(first + 1)?,
+    }
+    .to_string())
+}
+
 impl PredictionLog {
     /// Opens (creating if absent) the log of the project whose state directory is `state`.
     pub fn open(state: &Path) -> Result<PredictionLog, StoreError> {
@@ -233,11 +242,7 @@ impl PredictionLog {
         )?;
         let rows = stmt.query_map([since.unwrap_or("")], |r| {
             Ok(ServedRecord {
-                id: PredictionId {
-                    session: r.get(0)?,
-                    n: r.get(1)?,
-                }
-                .to_string(),
+                id: id_at(r, 0)?,
                 time: r.get(2)?,
                 model: r.get(3)?,
                 arm: r.get(4)?,
@@ -261,11 +266,7 @@ impl PredictionLog {
         let rows = stmt.query_map([after], |r| {
             Ok(FeedbackRecord {
                 seq: r.get(0)?,
-                id: PredictionId {
-                    session: r.get(1)?,
-                    n: r.get(2)?,
-                }
-                .to_string(),
+                id: id_at(r, 1)?,
                 label: r.get(3)?,
                 time: r.get(4)?,
             })
