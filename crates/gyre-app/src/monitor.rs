@@ -212,6 +212,10 @@ pub struct MonitorReport {
     /// Share of shadowed requests where the challenger's label differs from the answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow_disagreement: Option<Interval>,
+    /// Under an A/B split, with feedback on both arms: accuracy of each arm and the always-valid
+    /// p-value of their difference (mSPRT), safe to read at any time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ab_test: Option<gyre_eval::online::Msprt>,
     pub errors: BTreeMap<u16, usize>,
     pub findings: FindingChanges,
 }
@@ -434,6 +438,23 @@ impl App {
         let shadow_disagreement =
             (!pairs.is_empty()).then(|| wilson(pairs.iter().filter(|d| **d).count(), pairs.len()));
 
+        // A/B: outcomes of answered predictions in the order their feedback arrived.
+        let ab_test = if regression {
+            None
+        } else {
+            let answered_by_id: HashMap<&str, &gyre_store::ServedRecord> =
+                answered.iter().map(|r| (r.id.as_str(), *r)).collect();
+            let mut seen = std::collections::HashSet::new();
+            let outcomes: Vec<(bool, bool)> = feedback
+                .iter()
+                .filter(|f| seen.insert(f.id.as_str()))
+                .filter_map(|f| {
+                    let r = answered_by_id.get(f.id.as_str())?;
+                    Some((r.arm == "challenger", r.label == labels[f.id.as_str()]))
+                })
+                .collect();
+            gyre_eval::online::msprt(outcomes, gyre_eval::online::DEFAULT_TAU)
+        };
         let mut errors = BTreeMap::new();
         for e in &errors_list {
             *errors.entry(e.status).or_insert(0) += 1;
@@ -454,6 +475,7 @@ impl App {
             score_psi,
             score_level: score_psi.map(drift::psi_level),
             shadow_disagreement,
+            ab_test,
             errors,
             findings,
         })

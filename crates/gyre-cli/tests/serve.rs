@@ -268,11 +268,21 @@ fn the_ab_split_holds_its_share_keys_stick_and_shadow_is_logged_only() {
     let row = holdout_rows(1).remove(0).1;
     let n = 400;
     let mut to_challenger = 0;
-    for _ in 0..n {
+    for i in 0..n {
         let (s, b) = post(&addr, "/v1/predict", &serde_json::json!({ "rows": [row] }));
         assert_eq!(s, 200, "{b}");
         if b["predictions"][0]["model"] == challenger.as_str() {
             to_challenger += 1;
+        }
+        // The true label comes back for the first 100 answers.
+        if i < 100 {
+            let id = b["predictions"][0]["id"].as_str().unwrap();
+            let (s, _) = post(
+                &addr,
+                "/v1/feedback",
+                &serde_json::json!({ "id": id, "label": "<=50K" }),
+            );
+            assert_eq!(s, 200);
         }
     }
     // Binomial(400, 0.3): standard deviation 0.023; allow four of them.
@@ -318,6 +328,15 @@ fn the_ab_split_holds_its_share_keys_stick_and_shadow_is_logged_only() {
         .expect("a shadow arm");
     assert_eq!(shadow["model"], challenger.as_str());
     assert_eq!(shadow["predictions"], 150);
+    // The A/B test over the split session's feedback: both arms, 100 outcomes, a p-value.
+    let ab = &m["ab_test"];
+    assert_eq!(
+        ab["n_champion"].as_u64().unwrap() + ab["n_challenger"].as_u64().unwrap(),
+        100,
+        "{ab}"
+    );
+    let p = ab["p_value"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
     let d = &m["shadow_disagreement"];
     assert!(d["low"].as_f64().unwrap() <= d["value"].as_f64().unwrap());
     assert!(d["value"].as_f64().unwrap() < 0.5, "{d}");

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod drift;
 pub mod label_issues;
 pub mod metrics;
+pub mod online;
 pub mod slices;
 
 pub use metrics::{Metrics, Scores, classification_metrics, regression_metrics};

@@ -53,6 +53,22 @@ pub fn run(cli: &Cli, since: Option<&str>) -> anyhow::Result<ExitCode> {
             100.0 * d.high
         ));
     }
+    if let Some(t) = &r.ab_test {
+        s.push_str(&format!(
+            "  A/B: champion right on {:.1}% of {} labelled answers, challenger on {:.1}% of {}; \
+             always-valid p = {:.3}{}\n",
+            100.0 * t.champion_rate,
+            t.n_champion,
+            100.0 * t.challenger_rate,
+            t.n_challenger,
+            t.p_value,
+            if t.p_value < 0.05 {
+                " (a real difference; safe to stop the test)"
+            } else {
+                " (no difference shown yet; keep the test running)"
+            }
+        ));
+    }
     s.push_str(&format!(
         "\ndrift of served inputs against the champion's training rows (PSI: <0.1 stable, 0.1-0.25 moderate, >0.25 major)\n  {:<20} {:>7} {:<9} {:<15} {:>8}\n",
         "feature", "PSI", "level", "distance", ""
