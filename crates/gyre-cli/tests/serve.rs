@@ -481,6 +481,11 @@ fn feedback_round_trip_becomes_a_new_source() {
     assert_eq!(sources.len(), 2);
     assert_eq!(sources[1]["rows"], 20);
     assert_eq!(sources[1]["first_row_id"], 48842);
+    let text = stdout(&p.run(&["data"]));
+    assert!(
+        text.contains("48,842 rows (+20 in 1 added source)"),
+        "{text}"
+    );
     assert_error(
         &p.run(&["feedback", "import", "--why", "again"]),
         &["no new feedback"],

@@ -27,8 +27,26 @@ pub fn run(
     }
     let mut s = String::new();
     for d in &report.datasets {
+        // The statistics describe the first source; rows appended by add-source are counted apart.
+        let added: Vec<u64> = d
+            .sources
+            .iter()
+            .skip(1)
+            .filter(|s| s.joined_on.is_none())
+            .map(|s| s.rows)
+            .collect();
+        let more = if added.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (+{} in {} added source{})",
+                count(added.iter().sum()),
+                added.len(),
+                if added.len() == 1 { "" } else { "s" }
+            )
+        };
         s.push_str(&format!(
-            "dataset {}: {} rows, {} on \"{}\"\n",
+            "dataset {}: {} rows{more}, {} on \"{}\"\n",
             d.name,
             count(d.stats.rows as u64),
             d.task,
