@@ -159,7 +159,7 @@ async fn predict(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respo
         arm: arm.to_string(),
         shadow,
         key: req.key.clone(),
-        features: serde_json::Value::Object(req.rows[row].clone()).to_string(),
+        features: serde_json::to_string(&req.rows[row]).expect("a JSON object serializes"),
         label: p.label.clone(),
         scores: serde_json::to_string(&p.scores).expect("scores serialize"),
         unseen: (!p.unseen.is_empty())

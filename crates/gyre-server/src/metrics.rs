@@ -43,7 +43,8 @@ impl Metrics {
     ) {
         let secs = latency.as_secs_f64();
         let mut models = self.models.lock().expect("metrics lock");
-        let s = models.entry((model.to_string(), arm, shadow)).or_default();
+        let key = (model.to_string(), arm, shadow);
+        let s = models.entry(key).or_default();
         s.requests += 1;
         s.predictions += rows as u64;
         s.sum_seconds += secs;

@@ -41,7 +41,6 @@ CREATE TABLE IF NOT EXISTS served (
     latency_us INTEGER NOT NULL,
     PRIMARY KEY (session, n, shadow)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS served_time ON served(time);
 CREATE TABLE IF NOT EXISTS feedback (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     session INTEGER NOT NULL,
@@ -234,7 +233,8 @@ impl PredictionLog {
         Ok(())
     }
 
-    /// Served predictions at or after `since` (RFC 3339 text, compared as text), in order.
+    /// Served predictions at or after `since` (RFC 3339 text, compared as text), in order. A
+    /// scan: an index on time would cost every insert at serving rate, for a query run by hand.
     pub fn served(&self, since: Option<&str>) -> Result<Vec<ServedRecord>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT session, n, time, model, arm, shadow, key, features, label, scores, unseen,
