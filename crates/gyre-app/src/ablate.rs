@@ -127,33 +127,42 @@ impl App {
                     .map(|&i| {
                         let lv = features_of(&variants[i].2);
                         let learner = &learner;
+                        // Each retrain on a thread of its own; the OS shares the cores.
                         s.spawn(move || {
-                            let features = lv.features();
-                            let labels = lv.labels();
-                            let train = lv.train_rows();
-                            let holdout: Vec<u32> = (0..lv.splits().len() as u32)
-                                .filter(|&r| lv.splits()[r as usize] == Split::Holdout)
-                                .collect();
-                            let model = learner.fit(
-                                learn_task,
-                                &TrainSet {
-                                    features: &features,
-                                    rows: &train,
-                                    labels: &labels,
-                                    weights: lv.weights(),
-                                },
-                                seed,
-                                &NoProgress,
-                            )?;
-                            let ids = lv.row_ids();
-                            Ok::<_, gyre_learn::LearnError>((
-                                i,
-                                Predictions {
-                                    row_ids: holdout.iter().map(|&r| ids[r as usize].0).collect(),
-                                    labels: holdout.iter().map(|&r| labels[r as usize]).collect(),
-                                    scores: model.predict(&features, &holdout),
-                                },
-                            ))
+                            gyre_learn::on_own_threads(1, || {
+                                let features = lv.features();
+                                let labels = lv.labels();
+                                let train = lv.train_rows();
+                                let holdout: Vec<u32> = (0..lv.splits().len() as u32)
+                                    .filter(|&r| lv.splits()[r as usize] == Split::Holdout)
+                                    .collect();
+                                let model = learner.fit(
+                                    learn_task,
+                                    &TrainSet {
+                                        features: &features,
+                                        rows: &train,
+                                        labels: &labels,
+                                        weights: lv.weights(),
+                                    },
+                                    seed,
+                                    &NoProgress,
+                                )?;
+                                let ids = lv.row_ids();
+                                Ok::<_, gyre_learn::LearnError>((
+                                    i,
+                                    Predictions {
+                                        row_ids: holdout
+                                            .iter()
+                                            .map(|&r| ids[r as usize].0)
+                                            .collect(),
+                                        labels: holdout
+                                            .iter()
+                                            .map(|&r| labels[r as usize])
+                                            .collect(),
+                                        scores: model.predict(&features, &holdout),
+                                    },
+                                ))
+                            })
                         })
                     })
                     .collect();

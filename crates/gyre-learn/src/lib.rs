@@ -172,6 +172,21 @@ pub(crate) fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// Runs `f` on a pool of its own with `threads` workers: for several fits at once (ablation), each
+/// on one thread, instead of all of them sharing the one pool, where a worker waiting on its
+/// own parallel step steals another fit's whole job and the fits delay each other. Results do
+/// not depend on the thread count.
+pub fn on_own_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("gyre-job-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
+}
+
 /// The learners [`learner`] knows, by name.
 pub const LEARNERS: &[&str] = &["gbdt", "linear"];
 
