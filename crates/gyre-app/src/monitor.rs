@@ -307,32 +307,38 @@ impl App {
         // Drift over answered rows.
         let answered: Vec<&gyre_store::ServedRecord> =
             served.iter().filter(|r| !r.shadow).collect();
-        let rows: Vec<serde_json::Map<String, serde_json::Value>> = answered
+        // Each served row is parsed once and binned into every feature's counts right away, so
+        // memory holds counts and numbers, not parsed rows.
+        let mut actual: Vec<Vec<f64>> = reference
+            .features
             .iter()
-            .map(|r| serde_json::from_str(&r.features).unwrap_or_default())
+            .map(|f| vec![0.0; f.bins()])
             .collect();
-        let enough = rows.len() >= MIN_ROWS;
-        let mut features = Vec::new();
-        if !rows.is_empty() {
-            for f in &reference.features {
-                let mut actual = vec![0.0; f.bins()];
-                let mut values = Vec::new();
-                for row in &rows {
-                    let v = row.get(&f.name);
-                    actual[f.bin_of(v)] += 1.0;
-                    if !f.categorical() {
-                        let x = f.number(v);
-                        if !x.is_nan() {
-                            values.push(x);
-                        }
+        let mut values: Vec<Vec<f64>> = vec![Vec::new(); reference.features.len()];
+        for r in &answered {
+            let row: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&r.features).unwrap_or_default();
+            for (j, f) in reference.features.iter().enumerate() {
+                let v = row.get(&f.name);
+                actual[j][f.bin_of(v)] += 1.0;
+                if !f.categorical() {
+                    let x = f.number(v);
+                    if !x.is_nan() {
+                        values[j].push(x);
                     }
                 }
+            }
+        }
+        let enough = answered.len() >= MIN_ROWS;
+        let mut features = Vec::new();
+        if !answered.is_empty() {
+            for ((f, actual), mut values) in reference.features.iter().zip(&actual).zip(values) {
                 values.sort_by(f64::total_cmp);
-                let psi = drift::psi(&f.expected, &actual);
+                let psi = drift::psi(&f.expected, actual);
                 let (method, distance, ks) = if f.categorical() {
                     (
                         "jensen-shannon",
-                        drift::js_distance(&f.expected, &actual),
+                        drift::js_distance(&f.expected, actual),
                         None,
                     )
                 } else {
