@@ -122,31 +122,35 @@ impl App {
                                 (&rows, &fold_of, &features, &labels);
                             let learner = &learner;
                             let weights = loaded.weights();
+                            // Each fold on a one-thread pool of its own (see ablate).
                             s.spawn(move || {
-                                let train: Vec<u32> = rows
-                                    .iter()
-                                    .zip(fold_of)
-                                    .filter(|(_, g)| **g != f)
-                                    .map(|(r, _)| *r)
-                                    .collect();
-                                let held: Vec<usize> =
-                                    (0..rows.len()).filter(|&i| fold_of[i] == f).collect();
-                                let held_rows: Vec<u32> = held.iter().map(|&i| rows[i]).collect();
-                                let model = learner.fit(
-                                    task,
-                                    &TrainSet {
-                                        features,
-                                        rows: &train,
-                                        labels,
-                                        weights,
-                                    },
-                                    record.seed,
-                                    &NoProgress,
-                                )?;
-                                Ok::<_, gyre_learn::LearnError>((
-                                    held,
-                                    model.predict(features, &held_rows),
-                                ))
+                                gyre_learn::on_own_threads(1, || {
+                                    let train: Vec<u32> = rows
+                                        .iter()
+                                        .zip(fold_of)
+                                        .filter(|(_, g)| **g != f)
+                                        .map(|(r, _)| *r)
+                                        .collect();
+                                    let held: Vec<usize> =
+                                        (0..rows.len()).filter(|&i| fold_of[i] == f).collect();
+                                    let held_rows: Vec<u32> =
+                                        held.iter().map(|&i| rows[i]).collect();
+                                    let model = learner.fit(
+                                        task,
+                                        &TrainSet {
+                                            features,
+                                            rows: &train,
+                                            labels,
+                                            weights,
+                                        },
+                                        record.seed,
+                                        &NoProgress,
+                                    )?;
+                                    Ok::<_, gyre_learn::LearnError>((
+                                        held,
+                                        model.predict(features, &held_rows),
+                                    ))
+                                })
                             })
                         })
                         .collect();
