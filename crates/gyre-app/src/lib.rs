@@ -42,9 +42,9 @@ pub use journal::LogReport;
 pub use label_issues::{LabelIssueRow, LabelIssuesReport};
 pub use monitor::{
     DriftReference, FeatureDrift, FeatureReference, MIN_ROWS as MONITOR_MIN_ROWS, MonitorReport,
-    parse_prediction_id, watched_score,
+    watched_score,
 };
-pub use prediction_log::{BATCH_MAX, FLUSH_EVERY, LogWriter, timestamp};
+pub use prediction_log::{LogWriter, timestamp};
 pub use predictions::PredictionsReport;
 pub use runs::RunsReport;
 pub use serving::{FieldError, ServedPrediction, ServingModel};

@@ -9,7 +9,7 @@ use crate::{App, AppError, now};
 use gyre_core::{ColumnKind, Task};
 use gyre_eval::drift;
 use gyre_learn::Column;
-use gyre_store::{FindingRecord, PredictionId};
+use gyre_store::FindingRecord;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -86,7 +86,6 @@ impl FeatureReference {
 /// The champion's reference distributions: every feature over its training rows, and its score
 /// over its holdout predictions.
 pub struct DriftReference {
-    pub run: String,
     pub features: Vec<FeatureReference>,
     pub score: FeatureReference,
 }
@@ -107,11 +106,7 @@ pub fn watched_score(task: Task, scores: &[f64]) -> f64 {
 
 /// Builds the reference from a loaded version (its training rows) and the run's holdout scores
 /// (already reduced by [`watched_score`]).
-pub(crate) fn drift_reference(
-    run: &str,
-    loaded: &LoadedVersion,
-    holdout_scores: &[f64],
-) -> DriftReference {
+pub(crate) fn drift_reference(loaded: &LoadedVersion, holdout_scores: &[f64]) -> DriftReference {
     let features = loaded.features();
     let train = loaded.train_rows();
     let mut out = Vec::new();
@@ -145,7 +140,6 @@ pub(crate) fn drift_reference(
         });
     }
     DriftReference {
-        run: run.to_string(),
         features: out,
         score: FeatureReference::numeric(
             "score",
@@ -202,6 +196,7 @@ pub struct MonitorReport {
     pub predictions: usize,
     /// Whether there are enough answered rows ([`MIN_ROWS`]) to call drift.
     pub enough_rows: bool,
+    /// Feedback labels received in all (`--since` selects predictions, not feedback).
     pub feedback: usize,
     pub models: Vec<ModelWatch>,
     pub features: Vec<FeatureDrift>,
@@ -278,7 +273,7 @@ impl App {
             .map(|s| served_scores(loaded.schema.task, s))
             .map(|s| watched_score(loaded.schema.task, &s))
             .collect();
-        Ok(drift_reference(&record.id, &loaded, &scores))
+        Ok(drift_reference(&loaded, &scores))
     }
 
     /// `gyre monitor`: what the prediction log says since `since`.
@@ -432,14 +427,12 @@ impl App {
             .collect();
 
         // Shadow: the challenger's label against the answer, request by request.
-        let answers: HashMap<&str, &str> = answered
-            .iter()
-            .map(|r| (r.id.as_str(), r.label.as_str()))
-            .collect();
+        let answers: HashMap<&str, &gyre_store::ServedRecord> =
+            answered.iter().map(|r| (r.id.as_str(), *r)).collect();
         let pairs: Vec<bool> = served
             .iter()
             .filter(|r| r.shadow)
-            .filter_map(|r| answers.get(r.id.as_str()).map(|a| *a != r.label))
+            .filter_map(|r| answers.get(r.id.as_str()).map(|a| a.label != r.label))
             .collect();
         let shadow_disagreement =
             (!pairs.is_empty()).then(|| wilson(pairs.iter().filter(|d| **d).count(), pairs.len()));
@@ -448,14 +441,12 @@ impl App {
         let ab_test = if regression {
             None
         } else {
-            let answered_by_id: HashMap<&str, &gyre_store::ServedRecord> =
-                answered.iter().map(|r| (r.id.as_str(), *r)).collect();
             let mut seen = std::collections::HashSet::new();
             let outcomes: Vec<(bool, bool)> = feedback
                 .iter()
                 .filter(|f| seen.insert(f.id.as_str()))
                 .filter_map(|f| {
-                    let r = answered_by_id.get(f.id.as_str())?;
+                    let r = answers.get(f.id.as_str())?;
                     Some((r.arm == "challenger", r.label == labels[f.id.as_str()]))
                 })
                 .collect();
@@ -542,9 +533,4 @@ pub(crate) fn served_scores(task: Task, s: &[f64]) -> Vec<f64> {
         Task::Binary => vec![1.0 - s[0], s[0]],
         _ => s.to_vec(),
     }
-}
-
-/// Parses a prediction id as the API shows it.
-pub fn parse_prediction_id(text: &str) -> Option<PredictionId> {
-    PredictionId::parse(text)
 }

@@ -25,16 +25,16 @@ enum Record {
     Error(ErrorRecord),
 }
 
-/// A handle the server's request handlers share; cheap to clone.
-#[derive(Clone)]
+/// The handle the server's request handlers share (behind the server's `Arc`).
 pub struct LogWriter {
-    tx: Arc<Mutex<Option<Sender<Record>>>>,
+    /// Taken by [`LogWriter::finish`], which closes the channel so the writer commits and ends.
+    tx: Mutex<Option<Sender<Record>>>,
     pub session: i64,
-    next: Arc<AtomicI64>,
+    next: AtomicI64,
     /// The highest request number of this session whose records are all committed, plus one.
     flushed: Arc<AtomicI64>,
     failures: Arc<AtomicU64>,
-    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl App {
@@ -51,7 +51,6 @@ impl App {
         let (tx, rx) = channel();
         let flushed = Arc::new(AtomicI64::new(0));
         let failures = Arc::new(AtomicU64::new(0));
-        let next = Arc::new(AtomicI64::new(0));
         let thread = {
             let (flushed, failures) = (flushed.clone(), failures.clone());
             std::thread::Builder::new()
@@ -60,12 +59,12 @@ impl App {
                 .map_err(|e| AppError::invalid(format!("cannot start the log writer: {e}")))?
         };
         Ok(LogWriter {
-            tx: Arc::new(Mutex::new(Some(tx))),
+            tx: Mutex::new(Some(tx)),
             session,
-            next,
+            next: AtomicI64::new(0),
             flushed,
             failures,
-            thread: Arc::new(Mutex::new(Some(thread))),
+            thread: Mutex::new(Some(thread)),
         })
     }
 }
@@ -116,7 +115,14 @@ fn write_loop(
         if !batch.is_empty() {
             match log.append(&batch) {
                 Ok(()) => {
-                    ahead.extend(batch.served.iter().map(|(id, _)| id.n));
+                    // The answer is what a client holds; its shadow row does not count.
+                    ahead.extend(
+                        batch
+                            .served
+                            .iter()
+                            .filter(|(_, r)| !r.shadow)
+                            .map(|(id, _)| id.n),
+                    );
                     let mut prefix = flushed.load(Ordering::Acquire);
                     while ahead.remove(&prefix) {
                         prefix += 1;

@@ -166,7 +166,7 @@ impl ServingModel {
                     Task::Regression => (gyre_data::infer::format_number(s[0]), vec![s[0]]),
                     Task::Binary => (
                         self.classes[usize::from(s[0] >= 0.5)].clone(),
-                        vec![1.0 - s[0], s[0]],
+                        crate::monitor::served_scores(self.task, s),
                     ),
                     Task::Multiclass => {
                         let c = gyre_eval::metrics::predicted_classes(self.task, k, s)[0];

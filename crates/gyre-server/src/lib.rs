@@ -147,8 +147,14 @@ async fn predict(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respo
     let latency = start.elapsed();
     let latency_us = latency.as_micros() as u64;
     let time = gyre_app::timestamp();
+    // Each row's JSON once, for its answer and for its shadow.
+    let mut features: Vec<String> = req
+        .rows
+        .iter()
+        .map(|r| serde_json::to_string(r).expect("a JSON object serializes"))
+        .collect();
     let record = |id: PredictionId,
-                  row: usize,
+                  features: String,
                   model: &str,
                   arm: &str,
                   shadow: bool,
@@ -159,27 +165,29 @@ async fn predict(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respo
         arm: arm.to_string(),
         shadow,
         key: req.key.clone(),
-        features: serde_json::to_string(&req.rows[row]).expect("a JSON object serializes"),
+        features,
         label: p.label.clone(),
         scores: serde_json::to_string(&p.scores).expect("scores serialize"),
         unseen: (!p.unseen.is_empty())
             .then(|| serde_json::to_string(&p.unseen).expect("names serialize")),
         latency_us,
     };
-    for (row, (id, p)) in ids.iter().zip(&preds).enumerate() {
-        s.log
-            .served(*id, record(*id, row, &answer.run, arm, false, p));
-        models
-            .drift
-            .observe(&req.rows[row], (arm == "champion").then_some(p));
-    }
     if let Some((c, sp)) = &shadowed {
         for (row, (id, p)) in ids.iter().zip(sp).enumerate() {
+            let f = features[row].clone();
             s.log
-                .served(*id, record(*id, row, &c.run, "challenger", true, p));
+                .served(*id, record(*id, f, &c.run, "challenger", true, p));
         }
         s.metrics
             .predicted(&c.run, "challenger", true, sp.len(), latency);
+    }
+    for (row, (id, p)) in ids.iter().zip(&preds).enumerate() {
+        let f = std::mem::take(&mut features[row]);
+        s.log
+            .served(*id, record(*id, f, &answer.run, arm, false, p));
+        models
+            .drift
+            .observe(&req.rows[row], (arm == "champion").then_some(p));
     }
     s.metrics
         .predicted(&answer.run, arm, false, preds.len(), latency);
