@@ -180,6 +180,9 @@ fn served_predictions_equal_offline_ones_and_bad_requests_get_4xx() {
     // Bad requests: 4xx naming the problem, and the server keeps serving.
     let (s, b) = http(&addr, "POST", "/v1/predict", b"{not json");
     assert_eq!(s, 400, "{b}");
+    let (s, b) = http(&addr, "POST", "/v1/predict", b"{\"rows\": []}");
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("empty"), "{b}");
     let mut missing = rows[0].1.clone();
     missing.as_object_mut().unwrap().remove("age");
     let (s, b) = http(
@@ -239,7 +242,7 @@ fn served_predictions_equal_offline_ones_and_bad_requests_get_4xx() {
         format!("gyre_predictions_total{{model=\"{run}\",arm=\"champion\",shadow=\"false\"}} 41"),
         "gyre_request_duration_seconds_bucket{".into(),
         "le=\"+Inf\"} 2".into(),
-        "gyre_errors_total{status=\"400\"} 1".into(),
+        "gyre_errors_total{status=\"400\"} 2".into(),
         "gyre_errors_total{status=\"408\"} 1".into(),
         "gyre_errors_total{status=\"413\"} 1".into(),
         "gyre_errors_total{status=\"422\"} 2".into(),
@@ -697,5 +700,23 @@ fn serving_without_a_champion_says_how_to_get_one() {
     assert_error(
         &p.run(&["serve", "--addr", "127.0.0.1:0"]),
         &["no champion", "gyre promote"],
+    );
+    assert_error(&p.run(&["monitor"]), &["no champion", "promote"]);
+    assert_error(
+        &p.run(&["feedback", "import", "--why", "labels"]),
+        &["no champion"],
+    );
+    // Bad serve flags are refused before anything starts.
+    assert_error(
+        &p.run(&["serve", "--challenger", "latest"]),
+        &["--split", "--shadow"],
+    );
+    assert_error(
+        &p.run(&["serve", "--challenger", "latest", "--split", "1.5"]),
+        &["--split 1.5", "between 0 and 1"],
+    );
+    assert_error(
+        &p.run(&["monitor", "--since", "last tuesday"]),
+        &["--since", "expected a duration"],
     );
 }
