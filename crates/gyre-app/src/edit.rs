@@ -98,13 +98,7 @@ impl App {
                 path,
                 key: Some(key),
             } => {
-                let sources = self.store.read(|tx| tx.sources(&dataset))?;
-                let first = sources.first().ok_or_else(|| {
-                    gyre_store::StoreError::Corrupt(format!("dataset {dataset} has no source"))
-                })?;
-                let opts: ImportOptions = serde_json::from_str(&first.options).map_err(|e| {
-                    gyre_store::StoreError::Corrupt(format!("import options of {dataset}: {e}"))
-                })?;
+                let (sources, opts) = self.sources_and_options(&dataset)?;
                 if schema.column(key).is_none() {
                     return Err(AppError::NotFound {
                         what: "key column",
@@ -161,14 +155,7 @@ impl App {
                 }
             }
             EditSpec::AddSource { path, key: None } => {
-                let sources = self.store.read(|tx| tx.sources(&dataset))?;
-                let first = sources.first().ok_or_else(|| {
-                    gyre_store::StoreError::Corrupt(format!("dataset {dataset} has no source"))
-                })?;
-                let mut opts: ImportOptions =
-                    serde_json::from_str(&first.options).map_err(|e| {
-                        gyre_store::StoreError::Corrupt(format!("import options of {dataset}: {e}"))
-                    })?;
+                let (sources, mut opts) = self.sources_and_options(&dataset)?;
                 let first_task = opts.task;
                 // Row ids continue after every row any source ever had: never reused.
                 opts.first_row_id = sources

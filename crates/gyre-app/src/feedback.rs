@@ -66,16 +66,7 @@ impl App {
         }
         let current = self.load_version(&dataset, None)?;
         let schema = &current.schema;
-        let sources = self.store.read(|tx| tx.sources(&dataset))?;
-        let opts: gyre_data::ImportOptions = serde_json::from_str(
-            &sources
-                .first()
-                .ok_or_else(|| gyre_store::StoreError::Corrupt(format!("{dataset} has no source")))?
-                .options,
-        )
-        .map_err(|e| {
-            gyre_store::StoreError::Corrupt(format!("import options of {dataset}: {e}"))
-        })?;
+        let (_, opts) = self.sources_and_options(&dataset)?;
         let split_column = match &opts.split {
             SplitSpec::Column { column } => Some(column.clone()),
             _ => None,

@@ -155,6 +155,21 @@ impl App {
         Ok(gyre_data::table::from_parquet(bytes.into())?)
     }
 
+    /// The dataset's sources in order, and the import options of its first one (which later
+    /// sources follow).
+    pub(crate) fn sources_and_options(
+        &mut self,
+        dataset: &str,
+    ) -> Result<(Vec<gyre_store::SourceRecord>, gyre_data::ImportOptions), AppError> {
+        let sources = self.store.read(|tx| tx.sources(dataset))?;
+        let first = sources
+            .first()
+            .ok_or_else(|| StoreError::Corrupt(format!("dataset {dataset} has no source")))?;
+        let opts = serde_json::from_str(&first.options)
+            .map_err(|e| StoreError::Corrupt(format!("import options of {dataset}: {e}")))?;
+        Ok((sources, opts))
+    }
+
     /// Materializes a version (a unique prefix of its id), or the dataset's latest.
     pub(crate) fn load_version(
         &mut self,
