@@ -240,64 +240,21 @@ impl Prepared {
         let mut fp = vec![0.0; k];
         let mut support = vec![0.0; k];
         if self.task == Task::Binary {
-            // Counts in 32-bit integer lanes (a replicate's counts stay far below 2^32) and the
-            // two float sums in four lanes each: no long chains of dependent additions, and the
-            // compiler vectorizes the chunks.
-            let (mut pos, mut tp1, mut fp1, mut right) =
-                ([0u32; 8], [0u32; 8], [0u32; 8], [0u32; 8]);
-            let (mut lls, mut brs) = ([0.0f64; 8], [0.0f64; 8]);
-            let n = self.labels.len();
-            let body = n - n % 8;
-            let (wc, yc, rc) = (
-                w[..body].chunks_exact(8),
-                self.label_bit[..body].chunks_exact(8),
-                self.right_bit[..body].chunks_exact(8),
-            );
-            let (lc, bc) = (
-                self.row_log_loss[..body].chunks_exact(8),
-                self.row_brier[..body].chunks_exact(8),
-            );
-            for ((((w8, y8), r8), l8), b8) in wc.zip(yc).zip(rc).zip(lc).zip(bc) {
-                for l in 0..8 {
-                    let wi = u32::from(w8[l]);
-                    let (y, r) = (u32::from(y8[l]), u32::from(r8[l]));
-                    pos[l] += wi * y;
-                    tp1[l] += wi * r * y;
-                    fp1[l] += wi * (1 - r) * (1 - y);
-                    right[l] += wi * r;
-                    let wf = f64::from(w8[l]);
-                    lls[l] += wf * l8[l];
-                    brs[l] += wf * b8[l];
-                }
-            }
-            for i in body..n {
+            // Counts as integers (a replicate's counts stay far below 2^32); only the log loss
+            // and Brier sums are floating point.
+            let (mut pos, mut tp1, mut fp1, mut right) = (0u32, 0u32, 0u32, 0u32);
+            for i in 0..self.labels.len() {
                 let wi = u32::from(w[i]);
                 let (y, r) = (u32::from(self.label_bit[i]), u32::from(self.right_bit[i]));
-                pos[0] += wi * y;
-                tp1[0] += wi * r * y;
-                fp1[0] += wi * (1 - r) * (1 - y);
-                right[0] += wi * r;
-                lls[0] += f64::from(w[i]) * self.row_log_loss[i];
-                brs[0] += f64::from(w[i]) * self.row_brier[i];
+                pos += wi * y;
+                tp1 += wi * r * y;
+                fp1 += wi * (1 - r) * (1 - y);
+                right += wi * r;
+                ll += f64::from(w[i]) * self.row_log_loss[i];
+                brier += f64::from(w[i]) * self.row_brier[i];
             }
-            let total = |v: [u32; 8]| v.iter().map(|&x| u64::from(x)).sum::<u64>();
-            let (pos, tp1, fp1, right) = (total(pos), total(tp1), total(fp1), total(right));
-            let lls = [
-                lls[0] + lls[4],
-                lls[1] + lls[5],
-                lls[2] + lls[6],
-                lls[3] + lls[7],
-            ];
-            let brs = [
-                brs[0] + brs[4],
-                brs[1] + brs[5],
-                brs[2] + brs[6],
-                brs[3] + brs[7],
-            ];
-            ll = (lls[0] + lls[1]) + (lls[2] + lls[3]);
-            brier = (brs[0] + brs[1]) + (brs[2] + brs[3]);
-            correct = right as f64;
-            let (pos, tp1, fp1) = (pos as f64, tp1 as f64, fp1 as f64);
+            correct = f64::from(right);
+            let (pos, tp1, fp1) = (f64::from(pos), f64::from(tp1), f64::from(fp1));
             support = vec![wsum_f - pos, pos];
             tp = vec![correct - tp1, tp1];
             fp = vec![(wsum_f - correct) - fp1, fp1];
