@@ -218,7 +218,7 @@ pub struct MonitorReport {
 /// Wilson score interval (95%) for a proportion.
 fn wilson(successes: usize, n: usize) -> Interval {
     let (k, n) = (successes as f64, n as f64);
-    let z = 1.959_963_984_540_054;
+    let z = gyre_eval::compare::Z95;
     let p = k / n;
     let denom = 1.0 + z * z / n;
     let centre = (p + z * z / (2.0 * n)) / denom;
@@ -402,7 +402,7 @@ impl App {
                         let sd = (errs.iter().map(|e| (e - mean).powi(2)).sum::<f64>()
                             / (n - 1.0).max(1.0))
                         .sqrt();
-                        let half = 1.96 * sd / n.sqrt();
+                        let half = gyre_eval::compare::Z95 * sd / n.sqrt();
                         Interval {
                             value: mean,
                             low: mean - half,

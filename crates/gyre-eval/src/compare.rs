@@ -360,7 +360,7 @@ fn replicate_seed(seed: u64, b: u64) -> u64 {
 }
 
 /// The standard normal's 97.5% quantile.
-const Z95: f64 = 1.959_963_984_540_054;
+pub const Z95: f64 = 1.959_963_984_540_054;
 
 /// Midranks (1-based, ties get their average rank) of the rows `order` lists in ascending score
 /// order, written to `out[row]`.
@@ -474,6 +474,23 @@ pub struct MetricDelta {
     pub ci95: [f64; 2],
 }
 
+/// A binary task's AUC of both runs with DeLong's 95% interval of the difference.
+fn delong_delta(base: &Prepared, cand: &Prepared) -> Option<MetricDelta> {
+    let (b, c, var) = delong_paired(
+        &base.auc_orders[0],
+        &cand.auc_orders[0],
+        &base.scores,
+        &cand.scores,
+    )?;
+    let half = Z95 * var.max(0.0).sqrt();
+    Some(MetricDelta {
+        base: b,
+        candidate: c,
+        delta: c - b,
+        ci95: [c - b - half, c - b + half],
+    })
+}
+
 /// One metric of both runs with the interval of the difference: for a binary task's AUC by
 /// DeLong alone (no resampling at all), otherwise as [`compare_metrics`] gives it.
 pub fn compare_metric(
@@ -484,19 +501,7 @@ pub fn compare_metric(
     seed: u64,
 ) -> Option<MetricDelta> {
     if metric == "auc" && base.task == Task::Binary {
-        let (b, c, var) = delong_paired(
-            &base.auc_orders[0],
-            &cand.auc_orders[0],
-            &base.scores,
-            &cand.scores,
-        )?;
-        let half = Z95 * var.max(0.0).sqrt();
-        return Some(MetricDelta {
-            base: b,
-            candidate: c,
-            delta: c - b,
-            ci95: [c - b - half, c - b + half],
-        });
+        return delong_delta(base, cand);
     }
     compare_metrics(base, cand, resamples, seed).remove(metric)
 }
@@ -513,13 +518,8 @@ pub fn compare_metrics(
     let mc = cand.metrics();
     // Binary AUC: DeLong's analytic interval instead of resampling the curve (ALGORITHMS.md).
     let delong = base.task == Task::Binary;
-    let auc_interval = if delong {
-        delong_paired(
-            &base.auc_orders[0],
-            &cand.auc_orders[0],
-            &base.scores,
-            &cand.scores,
-        )
+    let auc_delta = if delong {
+        delong_delta(base, cand)
     } else {
         None
     };
@@ -545,19 +545,9 @@ pub fn compare_metrics(
             .collect();
         ds.sort_by(f64::total_cmp);
         if name == "auc" && delong {
-            let Some((_, _, var)) = auc_interval else {
-                continue;
-            };
-            let half = Z95 * var.max(0.0).sqrt();
-            out.insert(
-                name.clone(),
-                MetricDelta {
-                    base: b,
-                    candidate: c,
-                    delta: c - b,
-                    ci95: [c - b - half, c - b + half],
-                },
-            );
+            if let Some(d) = &auc_delta {
+                out.insert(name.clone(), d.clone());
+            }
             continue;
         }
         let q = |p: f64| {
