@@ -73,7 +73,8 @@ impl App {
 
         // Versions without each edit, and cached predictions where they exist.
         let mut variants = Vec::new();
-        let mut base_table: Option<gyre_data::version::Materialized> = None;
+        // Decoded once; each variant starts from a copy.
+        let base_table = self.base_table(&record.dataset)?;
         for e in &effective {
             let key = ContentHash::of_parts(&[
                 b"gyre-ablate-v1",
@@ -92,14 +93,7 @@ impl App {
                 )?),
                 None => None,
             };
-            let mut data = match &base_table {
-                Some(b) => Clone::clone(b),
-                None => {
-                    let b = self.base_table(&record.dataset)?;
-                    base_table = Some(b.clone());
-                    b
-                }
-            };
+            let mut data = base_table.clone();
             for x in &effective {
                 if x.id != e.id {
                     self.apply_edit(&mut data, &x.kind)?;

@@ -163,10 +163,17 @@ impl App {
         // Where the candidate got worse: slices of the negative-flip indicator (classification),
         // or of the increase in squared error (regression). Found on a thread of its own while
         // the bootstrap runs on the pool.
-        let worse: Vec<f64> = if task.is_classification() {
+        // Predicted classes of both runs (classification), for the flips indicator and --rows.
+        let (predb, predc) = if task.is_classification() {
             let kb = if task == Task::Binary { 2 } else { classes };
-            let predb = gyre_eval::metrics::predicted_classes(task, kb, &sb);
-            let predc = gyre_eval::metrics::predicted_classes(task, kb, &sc);
+            (
+                gyre_eval::metrics::predicted_classes(task, kb, &sb),
+                gyre_eval::metrics::predicted_classes(task, kb, &sc),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let worse: Vec<f64> = if task.is_classification() {
             (0..labels.len())
                 .map(|i| {
                     let (b, c) = (
@@ -238,9 +245,6 @@ impl App {
         let (metrics, flips, mcnemar_p, rows) =
             (first.metrics, first.flips, first.mcnemar_p, first.rows);
         let flipped_rows = (req.rows && task.is_classification()).then(|| {
-            let kb = if task == Task::Binary { 2 } else { classes };
-            let predb = gyre_eval::metrics::predicted_classes(task, kb, &sb);
-            let predc = gyre_eval::metrics::predicted_classes(task, kb, &sc);
             (0..labels.len())
                 .filter(|&i| {
                     predb[i] != predc[i]
