@@ -3,8 +3,9 @@
 //!
 //! The bound, as documented for users: a batch is committed when it holds [`BATCH_MAX`] records
 //! or its oldest record has waited [`FLUSH_EVERY`], whichever comes first, and on shutdown. A
-//! crash (even `kill -9`, even of the machine) loses at most the records not yet committed, so
-//! at most the last [`FLUSH_EVERY`] of traffic; committed batches are never corrupted.
+//! crash (even `kill -9`, even of the machine) loses the records not yet committed: normally the
+//! last [`FLUSH_EVERY`] of traffic, more if the writer has fallen behind (the channel is
+//! unbounded, so a request never waits for the disk); committed batches are never corrupted.
 //! `flushed_through` tells a client which prediction ids are safe.
 
 use crate::{App, AppError, now};
