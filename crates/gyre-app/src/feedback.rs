@@ -49,19 +49,19 @@ impl App {
             ));
         }
         let through = feedback.last().map_or(after, |f| f.seq);
-        let served: HashMap<String, gyre_store::ServedRecord> = log
+        let served: HashMap<gyre_store::PredictionId, gyre_store::ServedRecord> = log
             .served(None)?
             .into_iter()
             .filter(|r| !r.shadow)
-            .map(|r| (r.id.clone(), r))
+            .map(|r| (r.id, r))
             .collect();
         drop(log);
         // The latest label per prediction, in order of first arrival.
         let mut order = Vec::new();
-        let mut latest: HashMap<&str, &str> = HashMap::new();
+        let mut latest: HashMap<gyre_store::PredictionId, &str> = HashMap::new();
         for f in &feedback {
-            if latest.insert(f.id.as_str(), f.label.as_str()).is_none() {
-                order.push(f.id.as_str());
+            if latest.insert(f.id, f.label.as_str()).is_none() {
+                order.push(f.id);
             }
         }
         let current = self.load_version(&dataset, None)?;
@@ -90,7 +90,7 @@ impl App {
         out.write_record(&header).map_err(csv_err)?;
         let (mut rows, mut unmatched) = (0, 0);
         for id in &order {
-            let Some(record) = served.get(*id) else {
+            let Some(record) = served.get(id) else {
                 unmatched += 1;
                 continue;
             };
@@ -106,7 +106,7 @@ impl App {
                         Some(serde_json::Value::Number(n)) => n.to_string(),
                         Some(serde_json::Value::Bool(b)) => b.to_string(),
                         _ if Some(&c.name) == schema.time_column.as_ref() => record.time.clone(),
-                        _ if Some(&c.name) == schema.id_column.as_ref() => record.id.clone(),
+                        _ if Some(&c.name) == schema.id_column.as_ref() => record.id.to_string(),
                         _ => missing.clone(),
                     }
                 };

@@ -9,7 +9,7 @@ use crate::{App, AppError, now};
 use gyre_core::{ColumnKind, Task};
 use gyre_eval::drift;
 use gyre_learn::Column;
-use gyre_store::FindingRecord;
+use gyre_store::{FindingRecord, PredictionId};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -294,10 +294,8 @@ impl App {
         drop(log);
 
         // The latest feedback label per prediction id.
-        let labels: HashMap<&str, &str> = feedback
-            .iter()
-            .map(|f| (f.id.as_str(), f.label.as_str()))
-            .collect();
+        let labels: HashMap<PredictionId, &str> =
+            feedback.iter().map(|f| (f.id, f.label.as_str())).collect();
 
         // Drift over answered rows.
         let answered: Vec<&gyre_store::ServedRecord> =
@@ -387,7 +385,7 @@ impl App {
                 lat.sort_unstable();
                 let judged: Vec<(&str, &str)> = rs
                     .iter()
-                    .filter_map(|r| labels.get(r.id.as_str()).map(|l| (r.label.as_str(), *l)))
+                    .filter_map(|r| labels.get(&r.id).map(|l| (r.label.as_str(), *l)))
                     .collect();
                 let quality = (!judged.is_empty()).then(|| {
                     if regression {
@@ -427,12 +425,12 @@ impl App {
             .collect();
 
         // Shadow: the challenger's label against the answer, request by request.
-        let answers: HashMap<&str, &gyre_store::ServedRecord> =
-            answered.iter().map(|r| (r.id.as_str(), *r)).collect();
+        let answers: HashMap<PredictionId, &gyre_store::ServedRecord> =
+            answered.iter().map(|r| (r.id, *r)).collect();
         let pairs: Vec<bool> = served
             .iter()
             .filter(|r| r.shadow)
-            .filter_map(|r| answers.get(r.id.as_str()).map(|a| a.label != r.label))
+            .filter_map(|r| answers.get(&r.id).map(|a| a.label != r.label))
             .collect();
         let shadow_disagreement =
             (!pairs.is_empty()).then(|| wilson(pairs.iter().filter(|d| **d).count(), pairs.len()));
@@ -444,10 +442,10 @@ impl App {
             let mut seen = std::collections::HashSet::new();
             let outcomes: Vec<(bool, bool)> = feedback
                 .iter()
-                .filter(|f| seen.insert(f.id.as_str()))
+                .filter(|f| seen.insert(f.id))
                 .filter_map(|f| {
-                    let r = answers.get(f.id.as_str())?;
-                    Some((r.arm == "challenger", r.label == labels[f.id.as_str()]))
+                    let r = answers.get(&f.id)?;
+                    Some((r.arm == "challenger", r.label == labels[&f.id]))
                 })
                 .collect();
             gyre_eval::online::msprt(outcomes, gyre_eval::online::DEFAULT_TAU)

@@ -21,7 +21,7 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 pub const BATCH_MAX: usize = 4096;
 
 enum Record {
-    Served(PredictionId, ServedRecord),
+    Served(ServedRecord),
     Feedback(PredictionId, String, String),
     Error(ErrorRecord),
 }
@@ -117,13 +117,7 @@ fn write_loop(
             match log.append(&batch) {
                 Ok(()) => {
                     // The answer is what a client holds; its shadow row does not count.
-                    ahead.extend(
-                        batch
-                            .served
-                            .iter()
-                            .filter(|(_, r)| !r.shadow)
-                            .map(|(id, _)| id.n),
-                    );
+                    ahead.extend(batch.served.iter().filter(|r| !r.shadow).map(|r| r.id.n));
                     let mut prefix = flushed.load(Ordering::Acquire);
                     while ahead.remove(&prefix) {
                         prefix += 1;
@@ -153,7 +147,7 @@ fn lower_priority() {
 
 fn push(batch: &mut LogBatch, r: Record) {
     match r {
-        Record::Served(id, s) => batch.served.push((id, s)),
+        Record::Served(s) => batch.served.push(s),
         Record::Feedback(id, label, time) => batch.feedback.push((id, label, time)),
         Record::Error(e) => batch.errors.push(e),
     }
@@ -179,8 +173,8 @@ impl LogWriter {
         }
     }
 
-    pub fn served(&self, id: PredictionId, record: ServedRecord) {
-        self.send(Record::Served(id, record));
+    pub fn served(&self, record: ServedRecord) {
+        self.send(Record::Served(record));
     }
 
     pub fn feedback(&self, id: PredictionId, label: String) {

@@ -553,7 +553,7 @@ fn kill_9_under_load_loses_nothing_that_was_committed() {
         .served(None)
         .unwrap()
         .into_iter()
-        .map(|r| r.id)
+        .map(|r| r.id.to_string())
         .collect();
     drop(log);
     let mut safe = 0;

@@ -159,7 +159,7 @@ async fn predict(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respo
                   arm: &str,
                   shadow: bool,
                   p: &gyre_app::ServedPrediction| ServedRecord {
-        id: id.to_string(),
+        id,
         time: time.clone(),
         model: model.to_string(),
         arm: arm.to_string(),
@@ -175,16 +175,14 @@ async fn predict(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respo
     if let Some((c, sp)) = &shadowed {
         for (row, (id, p)) in ids.iter().zip(sp).enumerate() {
             let f = features[row].clone();
-            s.log
-                .served(*id, record(*id, f, &c.run, "challenger", true, p));
+            s.log.served(record(*id, f, &c.run, "challenger", true, p));
         }
         s.metrics
             .predicted(&c.run, "challenger", true, sp.len(), latency);
     }
     for (row, (id, p)) in ids.iter().zip(&preds).enumerate() {
         let f = std::mem::take(&mut features[row]);
-        s.log
-            .served(*id, record(*id, f, &answer.run, arm, false, p));
+        s.log.served(record(*id, f, &answer.run, arm, false, p));
         models
             .drift
             .observe(&req.rows[row], (arm == "champion").then_some(p));

@@ -12,7 +12,7 @@
 //! committed transaction, so an id handed out before a crash is never reused after it.
 
 use crate::StoreError;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 use std::path::Path;
 
@@ -89,9 +89,9 @@ impl std::fmt::Display for PredictionId {
 }
 
 /// One served prediction. A shadow prediction has the id of the answer it shadowed.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct ServedRecord {
-    pub id: String,
+    pub id: PredictionId,
     pub time: String,
     pub model: String,
     /// `champion` or `challenger`.
@@ -108,10 +108,10 @@ pub struct ServedRecord {
     pub latency_us: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct FeedbackRecord {
     pub seq: i64,
-    pub id: String,
+    pub id: PredictionId,
     pub label: String,
     pub time: String,
 }
@@ -126,7 +126,7 @@ pub struct ErrorRecord {
 /// What one batch appends.
 #[derive(Default)]
 pub struct LogBatch {
-    pub served: Vec<(PredictionId, ServedRecord)>,
+    pub served: Vec<ServedRecord>,
     pub feedback: Vec<(PredictionId, String, String)>,
     pub errors: Vec<ErrorRecord>,
 }
@@ -146,12 +146,11 @@ pub struct PredictionLog {
 }
 
 /// The prediction id in columns `first` (session) and `first + 1` (number) of a result row.
-fn id_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<String> {
+fn id_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<PredictionId> {
     Ok(PredictionId {
         session: r.get(first)?,
         n: r.get(first + 1)?,
-    }
-    .to_string())
+    })
 }
 
 impl PredictionLog {
@@ -180,19 +179,6 @@ impl PredictionLog {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Whether `session` exists (a feedback id from another log is refused).
-    pub fn has_session(&self, session: i64) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT 1 FROM sessions WHERE id = ?1",
-                [session],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-    }
-
     /// Appends a batch in one transaction: all of it or none of it.
     pub fn append(&mut self, batch: &LogBatch) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
@@ -201,10 +187,10 @@ impl PredictionLog {
                 "INSERT INTO served (session, n, time, model, arm, shadow, key, features, label,
                  scores, unseen, latency_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
-            for (id, r) in &batch.served {
+            for r in &batch.served {
                 served.execute(params![
-                    id.session,
-                    id.n,
+                    r.id.session,
+                    r.id.n,
                     r.time,
                     r.model,
                     r.arm,
@@ -294,24 +280,20 @@ impl PredictionLog {
 mod tests {
     use super::*;
 
-    fn served(n: i64) -> (PredictionId, ServedRecord) {
-        let id = PredictionId { session: 1, n };
-        (
-            id,
-            ServedRecord {
-                id: id.to_string(),
-                time: format!("2026-01-01T00:00:{n:02}Z"),
-                model: "m".into(),
-                arm: "champion".into(),
-                shadow: false,
-                key: None,
-                features: "{}".into(),
-                label: "a".into(),
-                scores: "[1.0]".into(),
-                unseen: None,
-                latency_us: 5,
-            },
-        )
+    fn served(n: i64) -> ServedRecord {
+        ServedRecord {
+            id: PredictionId { session: 1, n },
+            time: format!("2026-01-01T00:00:{n:02}Z"),
+            model: "m".into(),
+            arm: "champion".into(),
+            shadow: false,
+            key: None,
+            features: "{}".into(),
+            label: "a".into(),
+            scores: "[1.0]".into(),
+            unseen: None,
+            latency_us: 5,
+        }
     }
 
     #[test]
@@ -332,13 +314,13 @@ mod tests {
         assert!(log.append(&bad).is_err());
         let rows = log.served(None).unwrap();
         assert_eq!(rows.len(), 3);
+        assert_eq!(rows[2].id, PredictionId { session: 1, n: 2 });
         assert_eq!(log.served(Some("2026-01-01T00:00:02Z")).unwrap().len(), 1);
         assert!(log.conn.execute("DELETE FROM served", []).is_err());
         drop(log);
         let mut again = PredictionLog::open(dir.path()).unwrap();
         assert_eq!(again.served(None).unwrap().len(), 3);
         assert_eq!(again.start_session("t", "run", None, None).unwrap(), 2);
-        assert!(again.has_session(1).unwrap() && !again.has_session(9).unwrap());
     }
 
     #[test]
