@@ -178,6 +178,8 @@ pub struct ModelWatch {
     pub arm: String,
     pub shadow: bool,
     pub predictions: usize,
+    /// Time inside the server's handler, from the parsed request to the response (network and
+    /// queueing before the handler are not included; the load test measures those).
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     /// Predictions with a feedback label.

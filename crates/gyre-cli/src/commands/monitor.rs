@@ -1,7 +1,7 @@
 //! `gyre monitor [--since T]`, `gyre feedback import --why TEXT`.
 
 use crate::cli::Cli;
-use crate::output::{self, short};
+use crate::output::{self, count, short};
 use std::process::ExitCode;
 
 pub fn run(cli: &Cli, since: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -13,12 +13,12 @@ pub fn run(cli: &Cli, since: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut s = format!(
         "champion {}: {} predictions answered{}, {} feedback labels\n",
         short(&r.champion),
-        r.predictions,
+        count(r.predictions as u64),
         r.since
             .as_ref()
             .map(|t| format!(" since {t}"))
             .unwrap_or_default(),
-        r.feedback
+        count(r.feedback as u64)
     );
     if r.predictions == 0 {
         s.push_str("nothing served yet: start `gyre serve` and send POST /v1/predict\n");
@@ -35,11 +35,11 @@ pub fn run(cli: &Cli, since: Option<&str>) -> anyhow::Result<ExitCode> {
             None => "no feedback yet".into(),
         };
         s.push_str(&format!(
-            "  {} {:<10}{} {:>7} predictions  p50 {:.2} ms  p99 {:.2} ms  {}\n",
+            "  {} {:<10}{} {:>9} predictions  handler p50 {:.2} ms  p99 {:.2} ms  {}\n",
             short(&m.model),
             m.arm,
             if m.shadow { " (shadow)" } else { "         " },
-            m.predictions,
+            count(m.predictions as u64),
             m.latency_p50_ms,
             m.latency_p99_ms,
             quality
@@ -58,9 +58,9 @@ pub fn run(cli: &Cli, since: Option<&str>) -> anyhow::Result<ExitCode> {
             "  A/B: champion right on {:.1}% of {} labelled answers, challenger on {:.1}% of {}; \
              always-valid p = {:.3}{}\n",
             100.0 * t.champion_rate,
-            t.n_champion,
+            count(t.n_champion as u64),
             100.0 * t.challenger_rate,
-            t.n_challenger,
+            count(t.n_challenger as u64),
             t.p_value,
             if t.p_value < 0.05 {
                 " (a real difference; safe to stop the test)"
@@ -71,7 +71,7 @@ pub fn run(cli: &Cli, since: Option<&str>) -> anyhow::Result<ExitCode> {
     }
     s.push_str(&format!(
         "\ndrift of served inputs against the champion's training rows (PSI: <0.1 stable, 0.1-0.25 moderate, >0.25 major)\n  {:<20} {:>7} {:<9} {:<15} {:>8}\n",
-        "feature", "PSI", "level", "distance", ""
+        "feature", "PSI", "level", "method", "distance"
     ));
     if !r.enough_rows {
         s.push_str(&format!(
