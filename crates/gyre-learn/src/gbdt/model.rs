@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::GbdtParams;
+use super::runtime::Runtime;
 use super::tree::{BinSplit, Tree};
 use crate::binning::{BinMap, FeatureBins};
 use crate::{Column, Features, LearnError, MODEL_FORMAT, MODEL_VERSION, Model, Task, objective};
@@ -16,39 +17,19 @@ const PREDICT_CHUNK: usize = 256;
 /// internal nodes and `< 0` are leaf `!child`; a tree without internal nodes is the single leaf 0.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct FlatTree {
-    feature: Vec<u32>,
+    pub(super) feature: Vec<u32>,
     /// Numeric nodes send finite values `<= threshold` left.
-    threshold: Vec<f64>,
+    pub(super) threshold: Vec<f64>,
     /// `-1` for numeric nodes, else the index of the node's category set in `cat_offsets`.
-    cat: Vec<i32>,
+    pub(super) cat: Vec<i32>,
     /// Where missing values (and, for categorical nodes, codes beyond the set) go.
-    default_left: Vec<bool>,
-    left: Vec<i32>,
-    right: Vec<i32>,
+    pub(super) default_left: Vec<bool>,
+    pub(super) left: Vec<i32>,
+    pub(super) right: Vec<i32>,
     /// Category set `i` is `cat_bits[cat_offsets[i]..cat_offsets[i + 1]]`: bit `c` set means code `c` goes left.
-    cat_offsets: Vec<u32>,
-    cat_bits: Vec<u32>,
-    leaf_value: Vec<f64>,
-}
-
-/// The in-memory node used while predicting; one cache line holds two.
-#[derive(Clone, Copy, Debug)]
-struct Node {
-    threshold: f64,
-    /// Left then right child, indexed by "goes right" so the walk needs no branch.
-    children: [i32; 2],
-    feature: u32,
-    /// `u32::MAX` for numeric nodes, else the start of the category set in `cat_bits`.
-    cat_start: u32,
-    cat_len: u32,
-    default_left: bool,
-}
-
-#[derive(Clone, Debug)]
-struct RuntimeTree {
-    nodes: Vec<Node>,
-    cat_bits: Vec<u32>,
-    leaf_value: Vec<f64>,
+    pub(super) cat_offsets: Vec<u32>,
+    pub(super) cat_bits: Vec<u32>,
+    pub(super) leaf_value: Vec<f64>,
 }
 
 /// A gradient-boosted tree ensemble: `init_score` plus, per iteration, one tree per output.
@@ -59,10 +40,8 @@ pub struct GbdtModel {
     feature_names: Vec<String>,
     init_score: Vec<f64>,
     trees: Vec<FlatTree>,
-    runtime: Vec<RuntimeTree>,
-    /// Per feature, whether the trees split it as categorical (`None` when unused), so a column of
-    /// the other kind can read as missing.
-    categorical: Vec<Option<bool>>,
+    /// The trees as prediction walks them (see `runtime`).
+    runtime: Runtime,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -195,48 +174,27 @@ impl FlatTree {
         Ok(())
     }
 
-    fn runtime(&self) -> RuntimeTree {
-        let nodes = (0..self.feature.len())
-            .map(|i| {
-                let (cat_start, cat_len) = if self.cat[i] < 0 {
-                    (u32::MAX, 0)
-                } else {
-                    let k = self.cat[i] as usize;
-                    (
-                        self.cat_offsets[k],
-                        self.cat_offsets[k + 1] - self.cat_offsets[k],
-                    )
-                };
-                Node {
-                    threshold: self.threshold[i],
-                    feature: self.feature[i],
-                    children: [self.left[i], self.right[i]],
-                    cat_start,
-                    cat_len,
-                    default_left: self.default_left[i],
-                }
-            })
-            .collect();
-        RuntimeTree {
-            nodes,
-            cat_bits: self.cat_bits.clone(),
-            leaf_value: self.leaf_value.clone(),
-        }
-    }
-}
-
-impl RuntimeTree {
-    /// The leaf reached by one row given as one value per feature: numeric values with NaN for
-    /// missing, category codes as f64 with NaN for missing (see `GbdtModel::fill_rows`).
-    #[inline]
-    fn leaf(&self, row: &[f64]) -> usize {
-        if self.nodes.is_empty() {
+    /// The leaf a row of real values reaches, straight from the stored arrays (NaN for missing,
+    /// category codes as f64): the reference the prediction engine is tested against.
+    fn leaf_by_value(&self, row: &[f64]) -> usize {
+        if self.feature.is_empty() {
             return 0;
         }
         let mut i = 0usize;
         loop {
-            let n = &self.nodes[i];
-            let next = n.children[usize::from(!self.goes_left(n, row[n.feature as usize]))];
+            let x = row[self.feature[i] as usize];
+            let left = if x.is_nan() {
+                self.default_left[i]
+            } else if self.cat[i] < 0 {
+                x <= self.threshold[i]
+            } else {
+                let c = x as u32;
+                match self.set(i).get((c / 32) as usize) {
+                    Some(w) => w >> (c % 32) & 1 == 1,
+                    None => self.default_left[i],
+                }
+            };
+            let next = if left { self.left[i] } else { self.right[i] };
             if next < 0 {
                 return !next as usize;
             }
@@ -244,44 +202,10 @@ impl RuntimeTree {
         }
     }
 
-    /// Whether value `x` goes left at node `n`.
-    #[inline(always)]
-    fn goes_left(&self, n: &Node, x: f64) -> bool {
-        if n.cat_start == u32::MAX {
-            // Non-short-circuit operators keep this branch-free: the comparison is false for NaN.
-            (x <= n.threshold) | (x.is_nan() & n.default_left)
-        } else if x.is_nan() || (x as u32) / 32 >= n.cat_len {
-            n.default_left
-        } else {
-            let c = x as u32;
-            self.cat_bits[(n.cat_start + c / 32) as usize] >> (c % 32) & 1 == 1
-        }
-    }
-
-    /// The leaves of `LANES` rows (row-major in `rows`, `nf` values each), walked down the tree
-    /// together, one level per step. The walks are independent, so each row's next node load
-    /// overlaps the others' instead of the core waiting on one dependent chain at a time and
-    /// mispredicting where each walk ends. A finished row keeps its leaf (a conditional move).
-    #[inline]
-    fn leaves<const LANES: usize>(&self, rows: &[f64], nf: usize) -> [usize; LANES] {
-        if self.nodes.is_empty() {
-            return [0; LANES];
-        }
-        let mut at = [0i32; LANES];
-        loop {
-            let mut active = false;
-            for (l, a) in at.iter_mut().enumerate() {
-                let i = (*a).max(0) as usize;
-                let n = &self.nodes[i];
-                let next =
-                    n.children[usize::from(!self.goes_left(n, rows[l * nf + n.feature as usize]))];
-                *a = if *a >= 0 { next } else { *a };
-                active |= *a >= 0;
-            }
-            if !active {
-                return at.map(|a| !a as usize);
-            }
-        }
+    /// The category set of categorical node `i`, as words over category codes.
+    pub(super) fn set(&self, i: usize) -> &[u32] {
+        let k = self.cat[i] as usize;
+        &self.cat_bits[self.cat_offsets[k] as usize..self.cat_offsets[k + 1] as usize]
     }
 }
 
@@ -293,13 +217,15 @@ impl GbdtModel {
         init_score: Vec<f64>,
         trees: Vec<FlatTree>,
     ) -> GbdtModel {
-        let runtime = trees.iter().map(FlatTree::runtime).collect();
+        // Per feature, whether the trees split it as categorical (`None` when unused), so a column
+        // of the other kind can read as missing.
         let mut categorical = vec![None; feature_names.len()];
         for t in &trees {
             for (f, c) in t.feature.iter().zip(&t.cat) {
                 categorical[*f as usize] = Some(*c >= 0);
             }
         }
+        let runtime = Runtime::new(&trees, &categorical);
         GbdtModel {
             task,
             params,
@@ -307,7 +233,6 @@ impl GbdtModel {
             init_score,
             trees,
             runtime,
-            categorical,
         }
     }
 
@@ -326,35 +251,6 @@ impl GbdtModel {
 
     pub fn num_trees(&self) -> usize {
         self.trees.len()
-    }
-
-    /// Copies rows into a row-major buffer of one f64 per feature, so walking a tree reads one
-    /// contiguous row instead of a column per node. Missing values, non-finite numbers, missing
-    /// category codes and columns of the wrong kind all become NaN.
-    fn fill_rows(&self, features: &Features, rows: &[u32], buf: &mut Vec<f64>) {
-        let nf = self.feature_names.len();
-        buf.clear();
-        buf.resize(rows.len() * nf.max(1), f64::NAN);
-        for f in 0..nf {
-            let Some(cat) = self.categorical[f] else {
-                continue;
-            };
-            match (features.columns.get(f), cat) {
-                (Some(Column::Numeric(v)), false) => {
-                    for (i, &r) in rows.iter().enumerate() {
-                        let x = v[r as usize];
-                        buf[i * nf + f] = if x.is_finite() { x } else { f64::NAN };
-                    }
-                }
-                (Some(Column::Categorical { codes, .. }), true) => {
-                    for (i, &r) in rows.iter().enumerate() {
-                        let c = codes[r as usize];
-                        buf[i * nf + f] = if c == u32::MAX { f64::NAN } else { c as f64 };
-                    }
-                }
-                _ => {}
-            }
-        }
     }
 
     /// Raw scores before the link function (log-odds, class logits, values), row-major.
@@ -376,17 +272,42 @@ impl GbdtModel {
         out
     }
 
+    /// Raw scores computed the slow, obvious way: each row's real values walked down each stored
+    /// tree in turn. For tests of the prediction engine, which must agree bit for bit.
+    #[doc(hidden)]
+    pub fn predict_raw_reference(&self, features: &Features, rows: &[u32]) -> Vec<f64> {
+        let k = self.task.outputs();
+        let mut out = Vec::with_capacity(rows.len() * k);
+        for &r in rows {
+            let row: Vec<f64> = (0..self.feature_names.len())
+                .map(|f| match features.columns.get(f) {
+                    Some(Column::Numeric(v)) if v[r as usize].is_finite() => v[r as usize],
+                    Some(Column::Categorical { codes, .. }) if codes[r as usize] != u32::MAX => {
+                        f64::from(codes[r as usize])
+                    }
+                    _ => f64::NAN,
+                })
+                .collect();
+            let mut o = self.init_score.clone();
+            for (t, tree) in self.trees.iter().enumerate() {
+                o[t % k] += tree.leaf_value[tree.leaf_by_value(&row)];
+            }
+            out.extend(o);
+        }
+        out
+    }
+
     /// Raw scores of a block of rows into `out`; `buf` is scratch space for their features.
     fn predict_block(
         &self,
         features: &Features,
         rows: &[u32],
         out: &mut [f64],
-        buf: &mut Vec<f64>,
+        buf: &mut Vec<u32>,
     ) {
         let k = self.task.outputs();
-        let nf = self.feature_names.len().max(1);
-        self.fill_rows(features, rows, buf);
+        let nf = self.runtime.num_features().max(1);
+        self.runtime.code_rows(features, rows, buf);
         for o in out.chunks_mut(k) {
             o.copy_from_slice(&self.init_score);
         }
@@ -394,29 +315,40 @@ impl GbdtModel {
         // walks of neighbouring rows overlap. Each row still adds trees in a fixed order, so the
         // sum never depends on scheduling or on the block a row falls in.
         const LANES: usize = 8;
+        let nt = self.runtime.num_trees();
         let full = rows.len() - rows.len() % LANES;
         let (out_full, out_rest) = out.split_at_mut(full * k);
         let (buf_full, buf_rest) = buf.split_at(full * nf);
-        for (t, tree) in self.runtime.iter().enumerate() {
+        for t in 0..nt {
             for (o, group) in out_full
                 .chunks_mut(LANES * k)
                 .zip(buf_full.chunks(LANES * nf))
             {
-                let leaves = tree.leaves::<LANES>(group, nf);
+                let leaves = self.runtime.leaves::<LANES>(t, group, nf);
                 for (l, leaf) in leaves.into_iter().enumerate() {
-                    o[l * k + t % k] += tree.leaf_value[leaf];
+                    o[l * k + t % k] += self.runtime.leaf_value(t, leaf);
                 }
             }
-            for (o, row) in out_rest.chunks_mut(k).zip(buf_rest.chunks(nf)) {
-                o[t % k] += tree.leaf_value[tree.leaf(row)];
+        }
+        // The last rows of the block (all of a served request's) walk alone, LANES trees at once.
+        let trees_full = nt - nt % LANES;
+        for (o, row) in out_rest.chunks_mut(k).zip(buf_rest.chunks(nf)) {
+            for first in (0..trees_full).step_by(LANES) {
+                let leaves = self.runtime.leaves_of_trees::<LANES>(first, row);
+                for (l, leaf) in leaves.into_iter().enumerate() {
+                    o[(first + l) % k] += self.runtime.leaf_value(first + l, leaf);
+                }
+            }
+            for t in trees_full..nt {
+                o[t % k] += self.runtime.leaf_value(t, self.runtime.leaf(t, row));
             }
         }
     }
 
     /// The leaf each row reaches in each tree, row-major (`rows.len() * num_trees()`).
     pub fn leaf_indices(&self, features: &Features, rows: &[u32]) -> Vec<u32> {
-        let nt = self.runtime.len();
-        let nf = self.feature_names.len().max(1);
+        let nt = self.runtime.num_trees();
+        let nf = self.runtime.num_features().max(1);
         let mut out = vec![0u32; rows.len() * nt];
         if nt == 0 {
             return out;
@@ -424,10 +356,10 @@ impl GbdtModel {
         out.par_chunks_mut(PREDICT_CHUNK * nt)
             .zip(rows.par_chunks(PREDICT_CHUNK))
             .for_each_init(Vec::new, |buf, (out, rows)| {
-                self.fill_rows(features, rows, buf);
+                self.runtime.code_rows(features, rows, buf);
                 for (o, row) in out.chunks_mut(nt).zip(buf.chunks(nf)) {
-                    for (slot, tree) in o.iter_mut().zip(&self.runtime) {
-                        *slot = tree.leaf(row) as u32;
+                    for (t, slot) in o.iter_mut().enumerate() {
+                        *slot = self.runtime.leaf(t, row) as u32;
                     }
                 }
             });

@@ -1,0 +1,302 @@
+//! The prediction engine: the model's trees over small integer codes instead of real values.
+//!
+//! Every numeric feature's values are cut only at the thresholds the trees use, so a value can be
+//! replaced by its code: 0 for missing, else 1 + the number of thresholds below it. A numeric node
+//! then sends a row left when the code lies in an interval, which also encodes where missing goes
+//! (`x <= t_j` holds exactly when the code is at most `j + 1`, and code 0 is inside the interval
+//! only when missing goes left). A categorical feature's code is 0 for missing, 1 + the category
+//! code below the largest set any node spells out, and one code for every category past it (all
+//! of them follow each node's default side); a node's set over these codes is a 64-bit mask, or
+//! words in a side table when the feature has more than 62 such categories.
+//!
+//! A row is then one small integer per feature, and a step down a tree is one node load, one code load and integer
+//! arithmetic without a branch on the node's kind (trees mix kinds, so such a branch mispredicts).
+//! Predictions are the same as walking real values by the stored thresholds, bit for bit (tested,
+//! and checked against the binned training scores in debug builds).
+
+use super::model::FlatTree;
+use crate::{Column, Features};
+
+/// How a feature's values become codes.
+#[derive(Clone, Debug)]
+enum Coding {
+    /// No node reads the feature: every row gets code 0.
+    Unused,
+    /// Code = 1 + the number of `cuts` below the value; 0 for missing and non-finite values.
+    Numeric { cuts: Vec<f64> },
+    /// Code = 1 + category for categories below `limit`, `limit + 1` for the others, 0 for missing.
+    Categorical { limit: u32 },
+}
+
+const NUMERIC: u8 = 0;
+const SMALL_SET: u8 = 1;
+const LARGE_SET: u8 = 2;
+
+/// One internal node.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    /// Numeric: the interval's low code (low 32 bits) and its width (high 32 bits). Small set: bit
+    /// `code` set means the row goes left. Large set: the first word of the set in `large_sets`.
+    bits: u64,
+    /// Left then right child, indexed by "goes right": a node (`>= 0`) or leaf `!child`.
+    children: [i32; 2],
+    feature: u32,
+    kind: u8,
+}
+
+/// A tree's internal nodes, then one node per leaf whose children are the node itself, so a
+/// walk that reaches a leaf stays there and every walk takes `depth` steps.
+#[derive(Clone, Debug)]
+struct Tree {
+    nodes: Vec<Node>,
+    leaf_value: Vec<f64>,
+    /// Internal nodes; leaf `l` is node `internal + l`.
+    internal: usize,
+    /// Internal nodes on the longest path from the root.
+    depth: usize,
+}
+
+/// The trees of a model, ready to walk coded rows.
+#[derive(Clone, Debug)]
+pub(crate) struct Runtime {
+    coding: Vec<Coding>,
+    trees: Vec<Tree>,
+    large_sets: Vec<u64>,
+}
+
+impl Runtime {
+    /// `categorical[f]` says how the trees split feature `f` (`None`: not at all).
+    pub(crate) fn new(trees: &[FlatTree], categorical: &[Option<bool>]) -> Runtime {
+        let mut coding: Vec<Coding> = categorical
+            .iter()
+            .map(|c| match c {
+                None => Coding::Unused,
+                Some(false) => Coding::Numeric { cuts: Vec::new() },
+                Some(true) => Coding::Categorical { limit: 0 },
+            })
+            .collect();
+        for t in trees {
+            for i in 0..t.feature.len() {
+                match &mut coding[t.feature[i] as usize] {
+                    Coding::Numeric { cuts } => cuts.push(t.threshold[i]),
+                    Coding::Categorical { limit } => {
+                        *limit = (*limit).max(32 * t.set(i).len() as u32)
+                    }
+                    Coding::Unused => unreachable!("every split feature has a coding"),
+                }
+            }
+        }
+        for c in &mut coding {
+            if let Coding::Numeric { cuts } = c {
+                cuts.sort_by(f64::total_cmp);
+                cuts.dedup();
+            }
+        }
+        let mut large_sets = Vec::new();
+        let trees = trees
+            .iter()
+            .map(|t| {
+                let internal = t.feature.len();
+                let to_node = |c: i32| if c >= 0 { c } else { internal as i32 + !c };
+                let mut nodes: Vec<Node> = (0..internal)
+                    .map(|i| {
+                        let mut n = node(t, i, &coding[t.feature[i] as usize], &mut large_sets);
+                        n.children = n.children.map(to_node);
+                        n
+                    })
+                    .collect();
+                nodes.extend((0..t.leaf_value.len()).map(|l| {
+                    let me = (internal + l) as i32;
+                    Node {
+                        bits: 0,
+                        children: [me, me],
+                        feature: 0,
+                        kind: NUMERIC,
+                    }
+                }));
+                Tree {
+                    depth: depth(t),
+                    nodes,
+                    leaf_value: t.leaf_value.clone(),
+                    internal,
+                }
+            })
+            .collect();
+        Runtime {
+            coding,
+            trees,
+            large_sets,
+        }
+    }
+
+    pub(crate) fn num_features(&self) -> usize {
+        self.coding.len()
+    }
+
+    /// Codes `rows` of `features` into `buf`, row-major, one code per feature. Columns of the
+    /// wrong kind, and absent ones, read as missing.
+    pub(crate) fn code_rows(&self, features: &Features, rows: &[u32], buf: &mut Vec<u32>) {
+        let nf = self.coding.len().max(1);
+        buf.clear();
+        buf.resize(rows.len() * nf, 0);
+        for (f, coding) in self.coding.iter().enumerate() {
+            match (coding, features.columns.get(f)) {
+                (Coding::Numeric { cuts }, Some(Column::Numeric(v))) => {
+                    for (i, &r) in rows.iter().enumerate() {
+                        let x = v[r as usize];
+                        if x.is_finite() {
+                            buf[i * nf + f] = 1 + cuts.partition_point(|&c| c < x) as u32;
+                        }
+                    }
+                }
+                (Coding::Categorical { limit }, Some(Column::Categorical { codes, .. })) => {
+                    for (i, &r) in rows.iter().enumerate() {
+                        let c = codes[r as usize];
+                        if c != u32::MAX {
+                            buf[i * nf + f] = 1 + c.min(*limit);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(crate) fn num_trees(&self) -> usize {
+        self.trees.len()
+    }
+
+    pub(crate) fn leaf_value(&self, tree: usize, leaf: usize) -> f64 {
+        self.trees[tree].leaf_value[leaf]
+    }
+
+    #[inline(always)]
+    fn goes_left(&self, n: &Node, code: u32) -> bool {
+        if n.kind == LARGE_SET {
+            let w = self.large_sets[n.bits as usize + (code / 64) as usize];
+            return w >> (code % 64) & 1 == 1;
+        }
+        // Both answers from registers, then a select: no branch on the (mixed) node kinds.
+        let numeric = code.wrapping_sub(n.bits as u32) <= (n.bits >> 32) as u32;
+        let in_set = n.bits >> (code % 64) & 1 == 1;
+        if n.kind == NUMERIC { numeric } else { in_set }
+    }
+
+    /// The leaf one coded row reaches in tree `t`.
+    #[inline]
+    pub(crate) fn leaf(&self, t: usize, row: &[u32]) -> usize {
+        let tree = &self.trees[t];
+        let mut i = 0usize;
+        while i < tree.internal {
+            let n = &tree.nodes[i];
+            i = n.children[usize::from(!self.goes_left(n, row[n.feature as usize]))] as usize;
+        }
+        i - tree.internal
+    }
+
+    /// The leaves of `LANES` coded rows (row-major in `rows`, `nf` codes each) in tree `t`,
+    /// walked down together, one level per step. The walks are independent, so each row's next
+    /// node load overlaps the others' instead of the core waiting on one dependent chain at a
+    /// time. Every walk takes the tree's depth in steps (a leaf leads to itself), so nothing
+    /// asks whether a walk has ended and the loop's end is known in advance.
+    #[inline]
+    pub(crate) fn leaves<const LANES: usize>(
+        &self,
+        t: usize,
+        rows: &[u32],
+        nf: usize,
+    ) -> [usize; LANES] {
+        let tree = &self.trees[t];
+        let mut at = [0usize; LANES];
+        for _ in 0..tree.depth {
+            for (l, a) in at.iter_mut().enumerate() {
+                let n = &tree.nodes[*a];
+                *a = n.children[usize::from(!self.goes_left(n, rows[l * nf + n.feature as usize]))]
+                    as usize;
+            }
+        }
+        at.map(|a| a - tree.internal)
+    }
+
+    /// The leaves one coded row reaches in trees `first..first + LANES`, walked together the
+    /// same way as `leaves` walks rows: for a lone row (a served request), the trees' walks are
+    /// the independent chains that overlap.
+    #[inline]
+    pub(crate) fn leaves_of_trees<const LANES: usize>(
+        &self,
+        first: usize,
+        row: &[u32],
+    ) -> [usize; LANES] {
+        let trees: &[Tree; LANES] = self.trees[first..first + LANES]
+            .try_into()
+            .expect("LANES trees");
+        let depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
+        let mut at = [0usize; LANES];
+        for _ in 0..depth {
+            for (a, tree) in at.iter_mut().zip(trees) {
+                let n = &tree.nodes[*a];
+                *a = n.children[usize::from(!self.goes_left(n, row[n.feature as usize]))] as usize;
+            }
+        }
+        std::array::from_fn(|l| at[l] - trees[l].internal)
+    }
+}
+
+/// Internal nodes on the longest path from the root of `t`.
+fn depth(t: &FlatTree) -> usize {
+    fn below(t: &FlatTree, c: i32) -> usize {
+        if c < 0 {
+            0
+        } else {
+            1 + below(t, t.left[c as usize]).max(below(t, t.right[c as usize]))
+        }
+    }
+    if t.feature.is_empty() { 0 } else { below(t, 0) }
+}
+
+/// Node `i` of `t` over the codes of its feature.
+fn node(t: &FlatTree, i: usize, coding: &Coding, large_sets: &mut Vec<u64>) -> Node {
+    let default_left = t.default_left[i];
+    let (kind, bits) =
+        match coding {
+            Coding::Numeric { cuts } => {
+                let j = cuts
+                    .binary_search_by(|c| c.total_cmp(&t.threshold[i]))
+                    .expect("every threshold is a cut") as u64;
+                let low = u64::from(!default_left);
+                (NUMERIC, low | (j + 1 - low) << 32)
+            }
+            Coding::Categorical { limit } => {
+                let set = t.set(i);
+                // Codes past the stored words follow the default side (see `FlatTree`).
+                let goes_left = |code: u32| match code {
+                    0 => default_left,
+                    _ => {
+                        let c = code - 1;
+                        match set.get((c / 32) as usize) {
+                            Some(w) if c < *limit => w >> (c % 32) & 1 == 1,
+                            _ => default_left,
+                        }
+                    }
+                };
+                let codes = limit + 2;
+                if codes <= 64 {
+                    let mask = (0..codes).fold(0u64, |m, c| m | u64::from(goes_left(c)) << c);
+                    (SMALL_SET, mask)
+                } else {
+                    let start = large_sets.len() as u64;
+                    large_sets.extend((0..codes.div_ceil(64)).map(|w| {
+                        (0..64).fold(0u64, |m, b| m | u64::from(goes_left(w * 64 + b)) << b)
+                    }));
+                    (LARGE_SET, start)
+                }
+            }
+            Coding::Unused => unreachable!("every split feature has a coding"),
+        };
+    Node {
+        bits,
+        children: [t.left[i], t.right[i]],
+        feature: t.feature[i],
+        kind,
+    }
+}
