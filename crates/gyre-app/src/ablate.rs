@@ -110,7 +110,8 @@ impl App {
         let learn_task = with.learn_task();
         let seed = record.seed;
         // Retrain what is not cached, `jobs` at a time; fits share one thread pool.
-        let mut fresh: Vec<Option<Predictions>> = (0..variants.len()).map(|_| None).collect();
+        let mut fresh: Vec<Option<(Predictions, Vec<u8>)>> =
+            (0..variants.len()).map(|_| None).collect();
         let todo: Vec<usize> = (0..variants.len())
             .filter(|&i| variants[i].3.is_none())
             .collect();
@@ -122,15 +123,16 @@ impl App {
                         let lv = features_of(&variants[i].2);
                         let learner = &learner;
                         // Each retrain on a thread of its own; the OS shares the cores.
+                        let schema = &schema;
                         s.spawn(move || {
-                            gyre_learn::on_own_threads(1, || {
-                                let features = lv.features();
-                                let labels = lv.labels();
-                                let train = lv.train_rows();
-                                let holdout: Vec<u32> = (0..lv.splits().len() as u32)
-                                    .filter(|&r| lv.splits()[r as usize] == Split::Holdout)
-                                    .collect();
-                                let model = learner.fit(
+                            let features = lv.features();
+                            let labels = lv.labels();
+                            let train = lv.train_rows();
+                            let holdout: Vec<u32> = (0..lv.splits().len() as u32)
+                                .filter(|&r| lv.splits()[r as usize] == Split::Holdout)
+                                .collect();
+                            let model = gyre_learn::on_own_threads(1, || {
+                                learner.fit(
                                     learn_task,
                                     &TrainSet {
                                         features: &features,
@@ -140,23 +142,18 @@ impl App {
                                     },
                                     seed,
                                     &NoProgress,
-                                )?;
-                                let ids = lv.row_ids();
-                                Ok::<_, gyre_learn::LearnError>((
-                                    i,
-                                    Predictions {
-                                        row_ids: holdout
-                                            .iter()
-                                            .map(|&r| ids[r as usize].0)
-                                            .collect(),
-                                        labels: holdout
-                                            .iter()
-                                            .map(|&r| labels[r as usize])
-                                            .collect(),
-                                        scores: model.predict(&features, &holdout),
-                                    },
-                                ))
-                            })
+                                )
+                            })?;
+                            // The holdout prediction goes to the shared pool: the last retrain to
+                            // finish would otherwise predict on one core while the other idles.
+                            let ids = lv.row_ids();
+                            let p = Predictions {
+                                row_ids: holdout.iter().map(|&r| ids[r as usize].0).collect(),
+                                labels: holdout.iter().map(|&r| labels[r as usize]).collect(),
+                                scores: model.predict(&features, &holdout),
+                            };
+                            let bytes = predictions::to_parquet(&p, schema)?;
+                            Ok::<_, AppError>((i, p, bytes))
                         })
                     })
                     .collect();
@@ -165,13 +162,32 @@ impl App {
                     .map(|h| h.join().expect("a retrain does not panic"))
                     .collect::<Result<Vec<_>, _>>()
             })?;
-            for (i, p) in out {
-                fresh[i] = Some(p);
+            for (i, p, bytes) in out {
+                fresh[i] = Some((p, bytes));
             }
         }
 
         // Compare each variant with the run, scored against the run's own labels.
+        // Per suite (None: the whole holdout), its rows and the run's own side of each comparison,
+        // prepared once for all variants.
         let suites_all = self.suites()?.suites;
+        let mut all_suites: Vec<Option<&crate::suites::Suite>> = vec![None];
+        all_suites.extend(
+            suites_all
+                .iter()
+                .filter(|s| s.dataset == record.dataset)
+                .map(Some),
+        );
+        let sides: Vec<_> = all_suites
+            .into_iter()
+            .map(|s| {
+                let mask = suite_mask(s, &with, &base_preds.row_ids);
+                let labels = pick(&mask, &base_preds.labels, 1);
+                let base =
+                    Prepared::new(task, classes, &labels, &pick(&mask, &base_preds.scores, k));
+                (s, mask, labels, base)
+            })
+            .collect();
         let mut effects = Vec::new();
         let mut new_cache = Vec::new();
         for (i, (e, key, _, cached)) in variants.iter().enumerate() {
@@ -182,35 +198,18 @@ impl App {
                     labels: c.labels.clone(),
                     scores: c.scores.clone(),
                 },
-                (None, Some(p)) => {
-                    new_cache.push((key.clone(), predictions::to_parquet(&p, &schema)?));
+                (None, Some((p, bytes))) => {
+                    new_cache.push((key.clone(), bytes));
                     p
                 }
                 (None, None) => unreachable!("every variant is cached or retrained"),
             };
             let mut suites = Vec::new();
             let mut holdout_delta = None;
-            let mut all_suites: Vec<Option<&crate::suites::Suite>> = vec![None];
-            all_suites.extend(
-                suites_all
-                    .iter()
-                    .filter(|s| s.dataset == record.dataset)
-                    .map(Some),
-            );
-            for s in all_suites {
-                let mask = suite_mask(s, &with, &base_preds.row_ids);
-                let pick = |v: &[f64], w: usize| -> Vec<f64> {
-                    mask.iter()
-                        .enumerate()
-                        .filter(|(_, m)| **m)
-                        .flat_map(|(j, _)| v[j * w..(j + 1) * w].iter().copied())
-                        .collect()
-                };
-                let labels = pick(&base_preds.labels, 1);
-                let a = Prepared::new(task, classes, &labels, &pick(&base_preds.scores, k));
-                let b = Prepared::new(task, classes, &labels, &pick(&without.scores, k));
+            for (s, mask, labels, base) in &sides {
+                let b = Prepared::new(task, classes, labels, &pick(mask, &without.scores, k));
                 let Some(d) = compare_metric(
-                    &a,
+                    base,
                     &b,
                     &primary,
                     gate.bootstrap_resamples,
@@ -266,4 +265,13 @@ impl App {
             edits: effects,
         })
     }
+}
+
+/// The values of the rows `mask` keeps, `width` values per row.
+fn pick(mask: &[bool], v: &[f64], width: usize) -> Vec<f64> {
+    mask.iter()
+        .enumerate()
+        .filter(|(_, m)| **m)
+        .flat_map(|(j, _)| v[j * width..(j + 1) * width].iter().copied())
+        .collect()
 }
