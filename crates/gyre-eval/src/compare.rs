@@ -242,14 +242,34 @@ impl Prepared {
         if self.task == Task::Binary {
             // Counts as integers (a replicate's counts stay far below 2^32); only the log loss
             // and Brier sums are floating point.
+            let n = self.labels.len();
+            let (w, label_bit, right_bit) = (&w[..n], &self.label_bit[..n], &self.right_bit[..n]);
             let (mut pos, mut tp1, mut fp1, mut right) = (0u32, 0u32, 0u32, 0u32);
-            for i in 0..self.labels.len() {
-                let wi = u32::from(w[i]);
-                let (y, r) = (u32::from(self.label_bit[i]), u32::from(self.right_bit[i]));
+            for ((&wi, &y), &r) in w.iter().zip(label_bit).zip(right_bit) {
+                let (wi, y, r) = (u32::from(wi), u32::from(y), u32::from(r));
                 pos += wi * y;
                 tp1 += wi * r * y;
                 fp1 += wi * (1 - r) * (1 - y);
                 right += wi * r;
+            }
+            // The two float sums in LANES independent partial sums, added in a fixed order at
+            // the end: one running sum makes each row wait for the previous add.
+            const LANES: usize = 8;
+            let (mut ll_lanes, mut brier_lanes) = ([0.0f64; LANES], [0.0f64; LANES]);
+            let ww = w.chunks_exact(LANES);
+            let lls = self.row_log_loss[..n].chunks_exact(LANES);
+            let brs = self.row_brier[..n].chunks_exact(LANES);
+            let tail = n - n % LANES;
+            for ((wc, lc), bc) in ww.zip(lls).zip(brs) {
+                for l in 0..LANES {
+                    let wl = f64::from(wc[l]);
+                    ll_lanes[l] += wl * lc[l];
+                    brier_lanes[l] += wl * bc[l];
+                }
+            }
+            ll = ll_lanes.iter().sum();
+            brier = brier_lanes.iter().sum();
+            for i in tail..n {
                 ll += f64::from(w[i]) * self.row_log_loss[i];
                 brier += f64::from(w[i]) * self.row_brier[i];
             }
@@ -454,15 +474,18 @@ const POISSON1_CDF16: [u16; 7] = [24109, 48218, 60273, 64291, 65296, 65497, 6553
 /// asymptotics, and is generated in one sequential pass, four rows per random number, where
 /// the multinomial needs a random scatter of n draws. Counts above 7 (probability 1e-5) are 7.
 pub fn poisson_counts(rng: &mut SplitMix64, n: usize) -> Vec<u8> {
-    let mut w = vec![0u8; n];
-    for chunk in w.chunks_mut(4) {
+    // The random numbers first, then the counts in a separate pass the compiler vectorizes.
+    let mut u = vec![0u16; n.next_multiple_of(4)];
+    for chunk in u.chunks_exact_mut(4) {
         let bits = rng.next_u64();
         for (l, x) in chunk.iter_mut().enumerate() {
-            let u = (bits >> (16 * l)) as u16;
-            *x = POISSON1_CDF16.iter().map(|&t| u8::from(u >= t)).sum();
+            *x = (bits >> (16 * l)) as u16;
         }
     }
-    w
+    u[..n]
+        .iter()
+        .map(|&u| POISSON1_CDF16.iter().map(|&t| u8::from(u >= t)).sum())
+        .collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
