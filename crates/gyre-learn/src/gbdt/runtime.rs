@@ -220,7 +220,8 @@ impl Runtime {
 
     /// The leaves one coded row reaches in trees `first..first + LANES`, walked together the
     /// same way as `leaves` walks rows: for a lone row (a served request), the trees' walks are
-    /// the independent chains that overlap.
+    /// the independent chains that overlap. Eight trees differ more in depth than one tree's
+    /// rows do, so the walk stops once every lane sits on a leaf (checked every two steps).
     #[inline]
     pub(crate) fn leaves_of_trees<const LANES: usize>(
         &self,
@@ -232,10 +233,18 @@ impl Runtime {
             .expect("LANES trees");
         let depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
         let mut at = [0usize; LANES];
-        for _ in 0..depth {
-            for (a, tree) in at.iter_mut().zip(trees) {
-                let n = &tree.nodes[*a];
-                *a = n.children[usize::from(!self.goes_left(n, row[n.feature as usize]))] as usize;
+        let mut steps = 0;
+        while steps < depth {
+            for _ in 0..2 {
+                for (a, tree) in at.iter_mut().zip(trees) {
+                    let n = &tree.nodes[*a];
+                    *a = n.children[usize::from(!self.goes_left(n, row[n.feature as usize]))]
+                        as usize;
+                }
+            }
+            steps += 2;
+            if at.iter().zip(trees).all(|(&a, t)| a >= t.internal) {
+                break;
             }
         }
         std::array::from_fn(|l| at[l] - trees[l].internal)
