@@ -4,14 +4,15 @@
 //! The bound, as documented for users: a batch is committed when it holds [`BATCH_MAX`] records
 //! or its oldest record has waited [`FLUSH_EVERY`], whichever comes first, and on shutdown. A
 //! crash (even `kill -9`, even of the machine) loses the records not yet committed: normally the
-//! last [`FLUSH_EVERY`] of traffic, more if the writer has fallen behind (the channel is
-//! unbounded, so a request never waits for the disk); committed batches are never corrupted.
-//! `flushed_through` tells a client which prediction ids are safe.
+//! last [`FLUSH_EVERY`] of traffic; if the disk falls behind, at most [`QUEUE_MAX`] waiting
+//! records plus the batch being written, because then a request waits for room in the queue
+//! (back-pressure: the log stays complete and memory stays bounded). Committed batches are never
+//! corrupted. `flushed_through` tells a client which prediction ids are safe.
 
 use crate::{App, AppError, now};
 use gyre_store::{ErrorRecord, LogBatch, PredictionId, PredictionLog, ServedRecord};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,17 +20,23 @@ use std::time::{Duration, Instant};
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// The most records in one batch.
 pub const BATCH_MAX: usize = 4096;
+/// The most records waiting for the writer; a request that finds the queue full waits.
+pub const QUEUE_MAX: usize = 65_536;
 
 enum Record {
     Served(ServedRecord),
     Feedback(PredictionId, String, String),
     Error(ErrorRecord),
+    /// Commit what is pending and stop.
+    Finish,
 }
 
 /// The handle the server's request handlers share (behind the server's `Arc`).
 pub struct LogWriter {
-    /// Taken by [`LogWriter::finish`], which closes the channel so the writer commits and ends.
-    tx: Mutex<Option<Sender<Record>>>,
+    /// Shared by the request handlers without a lock.
+    tx: SyncSender<Record>,
+    /// Records handed to the writer and not yet committed (or failed), for `/metrics`.
+    pending: Arc<AtomicI64>,
     pub session: i64,
     next: AtomicI64,
     /// The highest request number of this session whose records are all committed, plus one.
@@ -49,18 +56,20 @@ impl App {
     ) -> Result<LogWriter, AppError> {
         let mut log = self.store.prediction_log()?;
         let session = log.start_session(&now(), champion, challenger, mode)?;
-        let (tx, rx) = channel();
+        let (tx, rx) = sync_channel(QUEUE_MAX);
         let flushed = Arc::new(AtomicI64::new(0));
         let failures = Arc::new(AtomicU64::new(0));
+        let pending = Arc::new(AtomicI64::new(0));
         let thread = {
-            let (flushed, failures) = (flushed.clone(), failures.clone());
+            let (flushed, failures, pending) = (flushed.clone(), failures.clone(), pending.clone());
             std::thread::Builder::new()
                 .name("gyre-log".into())
-                .spawn(move || write_loop(log, rx, &flushed, &failures))
+                .spawn(move || write_loop(log, rx, &flushed, &failures, &pending))
                 .map_err(|e| AppError::invalid(format!("cannot start the log writer: {e}")))?
         };
         Ok(LogWriter {
-            tx: Mutex::new(Some(tx)),
+            tx,
+            pending,
             session,
             next: AtomicI64::new(0),
             flushed,
@@ -75,6 +84,7 @@ fn write_loop(
     rx: Receiver<Record>,
     flushed: &AtomicI64,
     failures: &AtomicU64,
+    pending: &AtomicI64,
 ) {
     lower_priority();
     let mut batch = LogBatch::default();
@@ -85,15 +95,19 @@ fn write_loop(
     while open {
         // Park until the first record of a batch: one wake-up per batch, not one per request.
         match rx.recv() {
+            Ok(Record::Finish) | Err(_) => open = false,
             Ok(r) => push(&mut batch, r),
-            Err(_) => break,
         }
         let started = Instant::now();
         // Gather the rest without blocking the senders: drain, nap, drain, until the batch is
         // full or its first record has waited FLUSH_EVERY.
-        loop {
+        while open {
             loop {
                 match rx.try_recv() {
+                    Ok(Record::Finish) | Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
                     Ok(r) => {
                         push(&mut batch, r);
                         if batch.len() >= BATCH_MAX {
@@ -101,10 +115,6 @@ fn write_loop(
                         }
                     }
                     Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        open = false;
-                        break;
-                    }
                 }
             }
             let waited = started.elapsed();
@@ -114,6 +124,7 @@ fn write_loop(
             std::thread::sleep((FLUSH_EVERY - waited).min(Duration::from_millis(10)));
         }
         if !batch.is_empty() {
+            let records = batch.len() as i64;
             match log.append(&batch) {
                 Ok(()) => {
                     // The answer is what a client holds; its shadow row does not count.
@@ -129,6 +140,7 @@ fn write_loop(
                     eprintln!("gyre serve: the prediction log could not be written: {e}");
                 }
             }
+            pending.fetch_sub(records, Ordering::Relaxed);
             batch = LogBatch::default();
         }
     }
@@ -150,6 +162,7 @@ fn push(batch: &mut LogBatch, r: Record) {
         Record::Served(s) => batch.served.push(s),
         Record::Feedback(id, label, time) => batch.feedback.push((id, label, time)),
         Record::Error(e) => batch.errors.push(e),
+        Record::Finish => {}
     }
 }
 
@@ -167,9 +180,12 @@ impl LogWriter {
             .collect()
     }
 
+    /// Queues a record; waits while the queue is full. After `finish` the writer is gone and
+    /// the record is dropped (the server has stopped answering by then).
     fn send(&self, r: Record) {
-        if let Some(tx) = self.tx.lock().expect("log sender").as_ref() {
-            let _ = tx.send(r);
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(r).is_err() {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -204,10 +220,15 @@ impl LogWriter {
         self.failures.load(Ordering::Relaxed)
     }
 
+    /// Records queued or in the batch being written, not yet committed.
+    pub fn pending(&self) -> i64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
     /// Commits what is pending and stops the writer.
     pub fn finish(&self) {
-        self.tx.lock().expect("log sender").take();
         if let Some(t) = self.thread.lock().expect("log thread").take() {
+            let _ = self.tx.send(Record::Finish);
             let _ = t.join();
         }
     }

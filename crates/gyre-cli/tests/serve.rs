@@ -248,6 +248,7 @@ fn served_predictions_equal_offline_ones_and_bad_requests_get_4xx() {
         "gyre_errors_total{status=\"422\"} 2".into(),
         format!("gyre_feature_psi{{model=\"{run}\",feature=\"age\"}}"),
         "gyre_score_psi{".into(),
+        "gyre_log_pending_records ".into(),
     ] {
         assert!(
             metrics.contains(&needle),

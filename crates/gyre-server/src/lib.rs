@@ -266,7 +266,9 @@ async fn health(State(s): State<Arc<Shared>>) -> Response {
 
 async fn prometheus(State(s): State<Arc<Shared>>) -> Response {
     let m = s.models();
-    let text = s.metrics.render(&m.champion, &m.drift, s.log.failures());
+    let text = s
+        .metrics
+        .render(&m.champion, &m.drift, s.log.failures(), s.log.pending());
     (
         [(
             axum::http::header::CONTENT_TYPE,

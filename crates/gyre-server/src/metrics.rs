@@ -43,8 +43,15 @@ impl Metrics {
     ) {
         let secs = latency.as_secs_f64();
         let mut models = self.models.lock().expect("metrics lock");
-        let key = (model.to_string(), arm, shadow);
-        let s = models.entry(key).or_default();
+        // A handful of entries: a scan finds one without building an owned key per request.
+        let found = models
+            .iter_mut()
+            .find(|((m, a, sh), _)| m == model && *a == arm && *sh == shadow)
+            .map(|(_, s)| s);
+        let s = match found {
+            Some(s) => s,
+            None => models.entry((model.to_string(), arm, shadow)).or_default(),
+        };
         s.requests += 1;
         s.predictions += rows as u64;
         s.sum_seconds += secs;
@@ -74,7 +81,13 @@ impl Metrics {
         self.swaps.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn render(&self, champion: &ServingModel, live: &LiveDrift, log_failures: u64) -> String {
+    pub fn render(
+        &self,
+        champion: &ServingModel,
+        live: &LiveDrift,
+        log_failures: u64,
+        log_pending: i64,
+    ) -> String {
         let mut t = String::new();
         let models = self.models.lock().expect("metrics lock");
         let label = |(model, arm, shadow): &(String, &str, bool)| {
@@ -143,6 +156,10 @@ impl Metrics {
         let _ = writeln!(
             t,
             "# HELP gyre_log_write_failures_total Log records that could not be committed.\n# TYPE gyre_log_write_failures_total counter\ngyre_log_write_failures_total {log_failures}"
+        );
+        let _ = writeln!(
+            t,
+            "# HELP gyre_log_pending_records Log records waiting to be committed.\n# TYPE gyre_log_pending_records gauge\ngyre_log_pending_records {log_pending}"
         );
         let _ = writeln!(
             t,
