@@ -49,13 +49,6 @@ impl App {
             ));
         }
         let through = feedback.last().map_or(after, |f| f.seq);
-        let served: HashMap<gyre_store::PredictionId, gyre_store::ServedRecord> = log
-            .served(None)?
-            .into_iter()
-            .filter(|r| !r.shadow)
-            .map(|r| (r.id, r))
-            .collect();
-        drop(log);
         // The latest label per prediction, in order of first arrival.
         let mut order = Vec::new();
         let mut latest: HashMap<gyre_store::PredictionId, &str> = HashMap::new();
@@ -64,6 +57,14 @@ impl App {
                 order.push(f.id);
             }
         }
+        // Each labelled answer by its id (a key lookup), not a scan of everything served.
+        let mut served = HashMap::new();
+        for id in &order {
+            if let Some(r) = log.answer(*id)? {
+                served.insert(*id, r);
+            }
+        }
+        drop(log);
         let current = self.load_version(&dataset, None)?;
         let schema = &current.schema;
         let (_, opts) = self.sources_and_options(&dataset)?;

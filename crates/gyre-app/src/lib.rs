@@ -25,6 +25,7 @@ mod slicing;
 mod suites;
 mod table_view;
 mod train;
+mod watch_stats;
 mod why;
 
 pub use ablate::AblateReport;

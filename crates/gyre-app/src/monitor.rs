@@ -5,6 +5,7 @@
 
 use crate::findings::{FindingChanges, FindingDetail};
 use crate::table_view::LoadedVersion;
+use crate::watch_stats::{Latencies, Reservoir, Running};
 use crate::{App, AppError, now};
 use gyre_core::{ColumnKind, Task};
 use gyre_eval::drift;
@@ -15,6 +16,10 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Fewer served rows than this are too few to call drift.
 pub const MIN_ROWS: usize = 100;
+
+/// The most served values per numeric feature that KS and Wasserstein compare (a seeded uniform
+/// sample beyond that): both need the values sorted, PSI only bin counts.
+pub const DISTANCE_SAMPLE: usize = 1_000_000;
 
 /// One feature's reference distribution: bins fixed on the training rows.
 pub struct FeatureReference {
@@ -163,6 +168,10 @@ pub struct FeatureDrift {
     pub ks: Option<drift::Ks>,
     /// PSI major, or the distance above its threshold.
     pub drifted: bool,
+    /// KS and the distance used a uniform sample of [`DISTANCE_SAMPLE`] served values (there
+    /// were more); PSI and Jensen-Shannon always count every row.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sampled: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -170,6 +179,18 @@ pub struct Interval {
     pub value: f64,
     pub low: f64,
     pub high: f64,
+}
+
+/// One (model, arm, shadow) group's running figures while the log is read.
+#[derive(Default)]
+struct Group {
+    latency: Latencies,
+    labelled: usize,
+    /// Classification: labelled predictions judged, and how many were right.
+    judged: usize,
+    right: usize,
+    /// Regression: absolute errors against the feedback labels.
+    errors: Running,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -232,14 +253,6 @@ fn wilson(successes: usize, n: usize) -> Interval {
     }
 }
 
-fn percentile_ms(sorted_us: &[u64], q: f64) -> f64 {
-    if sorted_us.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted_us.len() - 1) as f64 * q).round() as usize;
-    sorted_us[i] as f64 / 1000.0
-}
-
 /// `--since`: a duration back from now (`30m`, `2h`, `7d`) or a time (`2026-11-27`,
 /// `2026-11-27T10:00:00Z`), as RFC 3339 text comparable with the log's times.
 pub fn parse_since(text: &str) -> Result<String, AppError> {
@@ -290,27 +303,66 @@ impl App {
             .load_version(&record.dataset, Some(&record.version))?
             .schema;
         let log = self.store.prediction_log()?;
-        let served = log.served(since.as_deref())?;
         let feedback = log.feedback(0)?;
         let errors_list = log.errors(since.as_deref())?;
-        drop(log);
-
         // The latest feedback label per prediction id.
         let labels: HashMap<PredictionId, &str> =
             feedback.iter().map(|f| (f.id, f.label.as_str())).collect();
+        let regression = schema.task == Task::Regression;
 
-        // Drift over answered rows.
-        let answered: Vec<&gyre_store::ServedRecord> =
-            served.iter().filter(|r| !r.shadow).collect();
-        // Each served row is parsed once and binned into every feature's counts right away, so
-        // memory holds counts and numbers, not parsed rows.
+        // One pass over the served rows, in id order (an answer, then its shadow row). Memory
+        // holds bin counts, latency counts, a bounded sample per numeric feature and the answers
+        // that have feedback, never the rows themselves.
+        let mut answered = 0usize;
         let mut actual: Vec<Vec<f64>> = reference
             .features
             .iter()
             .map(|f| vec![0.0; f.bins()])
             .collect();
-        let mut values: Vec<Vec<f64>> = vec![Vec::new(); reference.features.len()];
-        for r in &answered {
+        let mut values: Vec<Reservoir> = (0..reference.features.len())
+            .map(|j| Reservoir::new(DISTANCE_SAMPLE, 0x6d6f_6e69 + j as u64))
+            .collect();
+        let mut score_bins = vec![0.0; reference.score.bins()];
+        let mut scored = 0usize;
+        let mut groups: BTreeMap<(String, String, bool), Group> = BTreeMap::new();
+        // For the shadow pairs: the last answer read; for the A/B test: each labelled answer's
+        // arm and label.
+        let mut last_answer: Option<(PredictionId, String)> = None;
+        let (mut shadowed, mut disagreed) = (0usize, 0usize);
+        let mut labelled_answers: HashMap<PredictionId, (bool, String)> = HashMap::new();
+        log.served_each(since.as_deref(), |r| {
+            let g = match groups
+                .iter_mut()
+                .find(|((m, a, sh), _)| *m == r.model && *a == r.arm && *sh == r.shadow)
+            {
+                Some((_, g)) => g,
+                None => groups
+                    .entry((r.model.clone(), r.arm.clone(), r.shadow))
+                    .or_default(),
+            };
+            g.latency.add(r.latency_us);
+            if let Some(truth) = labels.get(&r.id) {
+                if regression {
+                    if let (Ok(p), Ok(t)) = (r.label.parse::<f64>(), truth.parse::<f64>()) {
+                        g.errors.add((p - t).abs());
+                    }
+                } else {
+                    g.judged += 1;
+                    g.right += usize::from(r.label == *truth);
+                }
+                g.labelled += 1;
+            }
+            if r.shadow {
+                if let Some((id, label)) = &last_answer
+                    && *id == r.id
+                {
+                    shadowed += 1;
+                    disagreed += usize::from(*label != r.label);
+                }
+                return;
+            }
+            answered += 1;
+            // Each served row is parsed once and binned into every feature's counts.
             let row: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(&r.features).unwrap_or_default();
             for (j, f) in reference.features.iter().enumerate() {
@@ -319,15 +371,30 @@ impl App {
                 if !f.categorical() {
                     let x = f.number(v);
                     if !x.is_nan() {
-                        values[j].push(x);
+                        values[j].add(x);
                     }
                 }
             }
-        }
-        let enough = answered.len() >= MIN_ROWS;
+            if r.model == champion
+                && let Ok(s) = serde_json::from_str::<Vec<f64>>(&r.scores)
+            {
+                let s = watched_score(schema.task, &s);
+                score_bins[drift::numeric_bin(&reference.score.edges, s)] += 1.0;
+                scored += 1;
+            }
+            if labels.contains_key(&r.id) {
+                labelled_answers.insert(r.id, (r.arm == "challenger", r.label.clone()));
+            }
+            last_answer = Some((r.id, r.label));
+        })?;
+        drop(log);
+
+        let enough = answered >= MIN_ROWS;
         let mut features = Vec::new();
-        if !answered.is_empty() {
-            for ((f, actual), mut values) in reference.features.iter().zip(&actual).zip(values) {
+        if answered > 0 {
+            for ((f, actual), values) in reference.features.iter().zip(&actual).zip(values) {
+                let sampled = values.sampled();
+                let mut values = values.values;
                 values.sort_by(f64::total_cmp);
                 let psi = drift::psi(&f.expected, actual);
                 let (method, distance, ks) = if f.categorical() {
@@ -353,73 +420,37 @@ impl App {
                     ks,
                     drifted: enough
                         && (psi > drift::PSI_MAJOR || distance > drift::DISTANCE_THRESHOLD),
+                    sampled,
                 });
             }
         }
-        let champion_scores: Vec<f64> = answered
-            .iter()
-            .filter(|r| r.model == champion)
-            .filter_map(|r| serde_json::from_str::<Vec<f64>>(&r.scores).ok())
-            .map(|s| watched_score(schema.task, &s))
-            .collect();
-        let score_psi = (!champion_scores.is_empty()).then(|| {
-            let mut actual = vec![0.0; reference.score.bins()];
-            for &s in &champion_scores {
-                actual[drift::numeric_bin(&reference.score.edges, s)] += 1.0;
-            }
-            drift::psi(&reference.score.expected, &actual)
-        });
+        let score_psi = (scored > 0).then(|| drift::psi(&reference.score.expected, &score_bins));
 
         // Per model and arm: volume, latency, quality from feedback.
-        let mut groups: BTreeMap<(String, String, bool), Vec<&gyre_store::ServedRecord>> =
-            BTreeMap::new();
-        for r in &served {
-            groups
-                .entry((r.model.clone(), r.arm.clone(), r.shadow))
-                .or_default()
-                .push(r);
-        }
-        let regression = schema.task == Task::Regression;
         let models = groups
             .into_iter()
-            .map(|((model, arm, shadow), rs)| {
-                let mut lat: Vec<u64> = rs.iter().map(|r| r.latency_us).collect();
-                lat.sort_unstable();
-                let judged: Vec<(&str, &str)> = rs
-                    .iter()
-                    .filter_map(|r| labels.get(&r.id).map(|l| (r.label.as_str(), *l)))
-                    .collect();
-                let quality = (!judged.is_empty()).then(|| {
+            .map(|((model, arm, shadow), mut g)| {
+                let quality = (g.labelled > 0).then(|| {
                     if regression {
-                        let errs: Vec<f64> = judged
-                            .iter()
-                            .filter_map(|(p, t)| {
-                                Some((p.parse::<f64>().ok()? - t.parse::<f64>().ok()?).abs())
-                            })
-                            .collect();
-                        let n = errs.len().max(1) as f64;
-                        let mean = errs.iter().sum::<f64>() / n;
-                        let sd = (errs.iter().map(|e| (e - mean).powi(2)).sum::<f64>()
-                            / (n - 1.0).max(1.0))
-                        .sqrt();
-                        let half = gyre_eval::compare::Z95 * sd / n.sqrt();
+                        let n = g.errors.n.max(1) as f64;
+                        let half = gyre_eval::compare::Z95 * g.errors.sd() / n.sqrt();
                         Interval {
-                            value: mean,
-                            low: mean - half,
-                            high: mean + half,
+                            value: g.errors.mean(),
+                            low: g.errors.mean() - half,
+                            high: g.errors.mean() + half,
                         }
                     } else {
-                        wilson(judged.iter().filter(|(p, t)| p == t).count(), judged.len())
+                        wilson(g.right, g.judged)
                     }
                 });
                 ModelWatch {
                     model,
                     arm,
                     shadow,
-                    predictions: rs.len(),
-                    latency_p50_ms: percentile_ms(&lat, 0.5),
-                    latency_p99_ms: percentile_ms(&lat, 0.99),
-                    labelled: judged.len(),
+                    predictions: g.latency.len() as usize,
+                    latency_p50_ms: g.latency.percentile_ms(0.5),
+                    latency_p99_ms: g.latency.percentile_ms(0.99),
+                    labelled: g.labelled,
                     quality_metric: if regression { "mae" } else { "accuracy" },
                     quality,
                 }
@@ -427,15 +458,7 @@ impl App {
             .collect();
 
         // Shadow: the challenger's label against the answer, request by request.
-        let answers: HashMap<PredictionId, &gyre_store::ServedRecord> =
-            answered.iter().map(|r| (r.id, *r)).collect();
-        let pairs: Vec<bool> = served
-            .iter()
-            .filter(|r| r.shadow)
-            .filter_map(|r| answers.get(&r.id).map(|a| a.label != r.label))
-            .collect();
-        let shadow_disagreement =
-            (!pairs.is_empty()).then(|| wilson(pairs.iter().filter(|d| **d).count(), pairs.len()));
+        let shadow_disagreement = (shadowed > 0).then(|| wilson(disagreed, shadowed));
 
         // A/B: outcomes of answered predictions in the order their feedback arrived.
         let ab_test = if regression {
@@ -446,8 +469,8 @@ impl App {
                 .iter()
                 .filter(|f| seen.insert(f.id))
                 .filter_map(|f| {
-                    let r = answers.get(&f.id)?;
-                    Some((r.arm == "challenger", r.label == labels[&f.id]))
+                    let (challenger, label) = labelled_answers.get(&f.id)?;
+                    Some((*challenger, *label == labels[&f.id]))
                 })
                 .collect();
             gyre_eval::online::msprt(outcomes, gyre_eval::online::DEFAULT_TAU)
@@ -464,7 +487,7 @@ impl App {
         Ok(MonitorReport {
             since,
             champion,
-            predictions: answered.len(),
+            predictions: answered,
             enough_rows: enough,
             feedback: feedback.len(),
             models,

@@ -146,6 +146,26 @@ pub struct PredictionLog {
 }
 
 /// The prediction id in columns `first` (session) and `first + 1` (number) of a result row.
+const SERVED_COLUMNS: &str =
+    "session, n, time, model, arm, shadow, key, features, label, scores, unseen, latency_us";
+
+/// A `served` row selected as [`SERVED_COLUMNS`].
+fn served_at(r: &rusqlite::Row) -> rusqlite::Result<ServedRecord> {
+    Ok(ServedRecord {
+        id: id_at(r, 0)?,
+        time: r.get(2)?,
+        model: r.get(3)?,
+        arm: r.get(4)?,
+        shadow: r.get(5)?,
+        key: r.get(6)?,
+        features: r.get(7)?,
+        label: r.get(8)?,
+        scores: r.get(9)?,
+        unseen: r.get(10)?,
+        latency_us: r.get::<_, i64>(11)? as u64,
+    })
+}
+
 fn id_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<PredictionId> {
     Ok(PredictionId {
         session: r.get(first)?,
@@ -222,26 +242,38 @@ impl PredictionLog {
     /// Served predictions at or after `since` (RFC 3339 text, compared as text), in order. A
     /// scan: an index on time would cost every insert at serving rate, for a query run by hand.
     pub fn served(&self, since: Option<&str>) -> Result<Vec<ServedRecord>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT session, n, time, model, arm, shadow, key, features, label, scores, unseen,
-             latency_us FROM served WHERE time >= ?1 ORDER BY session, n, shadow",
-        )?;
-        let rows = stmt.query_map([since.unwrap_or("")], |r| {
-            Ok(ServedRecord {
-                id: id_at(r, 0)?,
-                time: r.get(2)?,
-                model: r.get(3)?,
-                arm: r.get(4)?,
-                shadow: r.get(5)?,
-                key: r.get(6)?,
-                features: r.get(7)?,
-                label: r.get(8)?,
-                scores: r.get(9)?,
-                unseen: r.get(10)?,
-                latency_us: r.get::<_, i64>(11)? as u64,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut out = Vec::new();
+        self.served_each(since, |r| out.push(r))?;
+        Ok(out)
+    }
+
+    /// Hands each served prediction at or after `since` to `f` as it is read, in id order (an
+    /// answer, then its shadow row): for reports over more rows than memory holds.
+    pub fn served_each(
+        &self,
+        since: Option<&str>,
+        mut f: impl FnMut(ServedRecord),
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {SERVED_COLUMNS} FROM served WHERE time >= ?1 ORDER BY session, n, shadow"
+        ))?;
+        let mut rows = stmt.query([since.unwrap_or("")])?;
+        while let Some(r) = rows.next()? {
+            f(served_at(r)?);
+        }
+        Ok(())
+    }
+
+    /// The answer given under prediction `id` (not its shadow row), if it is in the log.
+    pub fn answer(&self, id: PredictionId) -> Result<Option<ServedRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SERVED_COLUMNS} FROM served WHERE session = ?1 AND n = ?2 AND shadow = 0"
+        ))?;
+        let mut rows = stmt.query([id.session, id.n])?;
+        Ok(match rows.next()? {
+            Some(r) => Some(served_at(r)?),
+            None => None,
+        })
     }
 
     /// Feedback in arrival order, after the feedback numbered `after` (0 for all).
