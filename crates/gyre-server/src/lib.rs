@@ -385,26 +385,136 @@ pub fn serve(
             .name("gyre-alias-watch".into())
             .spawn(move || watch(app, &options, &shared, &stop))?
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let served = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        ready(listener.local_addr()?);
-        axum::serve(listener, router(shared.clone()))
-            .with_graceful_shutdown(async {
+    // One single-threaded runtime per core. The first also accepts connections and hands them
+    // out in turn; a connection then lives on one thread, so its requests never hop between
+    // threads (the wake-ups of a work-stealing scheduler cost more than the handler on a small
+    // machine).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let serve_on = |listener: Handoff, mut stop: tokio::sync::watch::Receiver<bool>| {
+        std::future::IntoFuture::into_future(
+            axum::serve(listener, router(shared.clone())).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }),
+        )
+    };
+    let first_rt = runtime()?;
+    let listener = first_rt.block_on(tokio::net::TcpListener::bind(addr))?;
+    let bound = listener.local_addr()?;
+    let mut senders = Vec::new();
+    let mut handoffs = Vec::new();
+    for _ in 0..threads {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        senders.push(tx);
+        handoffs.push(Handoff {
+            incoming: rx,
+            local: bound,
+        });
+    }
+    let served =
+        std::thread::scope(|scope| -> std::io::Result<()> {
+            let mut handoffs = handoffs.into_iter();
+            let mine = handoffs.next().expect("at least one thread");
+            let mut handles = Vec::new();
+            for h in handoffs {
+                let (stop, serve_on) = (stop_rx.clone(), &serve_on);
+                handles.push(scope.spawn(move || -> std::io::Result<()> {
+                    runtime()?.block_on(serve_on(h, stop))
+                }));
+            }
+            ready(bound);
+            let stop_tx = &stop_tx;
+            let result = first_rt.block_on(async {
+                let accept = tokio::spawn(hand_out(listener, senders, stop_rx.clone()));
+                // SIGTERM or Ctrl-C stops every thread's server; each finishes its in-flight requests.
                 let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("SIGTERM handler");
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
-                }
-            })
-            .await
-    });
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                let signals = tokio::spawn(async move {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = tokio::signal::ctrl_c() => {},
+                    }
+                });
+                let serve = serve_on(mine, stop_rx.clone());
+                tokio::pin!(serve);
+                let r = tokio::select! {
+                    r = &mut serve => r,
+                    _ = signals => {
+                        let _ = stop_tx.send(true);
+                        serve.await
+                    }
+                };
+                let _ = accept.await;
+                r
+            });
+            let _ = stop_tx.send(true);
+            for h in handles {
+                h.join().expect("a server thread does not panic")?;
+            }
+            result
+        });
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     shared.log.finish();
     served
+}
+
+/// Connections accepted on the first thread, handed to another thread's runtime.
+struct Handoff {
+    incoming: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, std::net::SocketAddr)>,
+    local: std::net::SocketAddr,
+}
+
+impl axum::serve::Listener for Handoff {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.incoming.recv().await {
+                // Registered with this thread's runtime here.
+                Some((stream, peer)) => match tokio::net::TcpStream::from_std(stream) {
+                    Ok(s) => return (s, peer),
+                    Err(e) => eprintln!("gyre serve: cannot take a connection from {peer}: {e}"),
+                },
+                // The acceptor has stopped: no more connections, the server is shutting down.
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Accepts connections and hands them to the threads in turn, until stopped.
+async fn hand_out(
+    listener: tokio::net::TcpListener,
+    threads: Vec<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, std::net::SocketAddr)>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut next = 0;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match accepted.and_then(|(s, peer)| Ok((s.into_std()?, peer))) {
+            Ok(conn) => {
+                let _ = threads[next].send(conn);
+                next = (next + 1) % threads.len();
+            }
+            // Out of file descriptors and the like: report, pause, go on (as axum does).
+            Err(e) => {
+                eprintln!("gyre serve: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
