@@ -62,6 +62,8 @@ pub struct ServeOptions {
 
 struct Shared {
     models: RwLock<Arc<Models>>,
+    /// Bumped after each swap, so a thread knows when its view of `models` is stale.
+    generation: AtomicU64,
     traffic: Option<Traffic>,
     log: LogWriter,
     metrics: Metrics,
@@ -95,6 +97,26 @@ impl Shared {
         self.models.read().expect("models lock").clone()
     }
 
+    /// Runs `f` on the models being served, as this thread last saw them: on a request's path
+    /// it touches no shared lock or reference count (both are cache lines every thread writes),
+    /// only the generation, which changes when a swap happens.
+    fn with_models<R>(&self, f: impl FnOnce(&Models) -> R) -> R {
+        std::thread_local! {
+            /// This thread's view: (server, generation, models).
+            static SEEN: std::cell::RefCell<Option<(usize, u64, Arc<Models>)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let me = self as *const Shared as usize;
+        let generation = self.generation.load(Ordering::Acquire);
+        SEEN.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            if !matches!(&*seen, Some((s, g, _)) if *s == me && *g == generation) {
+                *seen = Some((me, generation, self.models()));
+            }
+            f(&seen.as_ref().expect("set just above").2)
+        })
+    }
+
     fn error(&self, status: StatusCode, message: String) -> Response {
         self.metrics.error(status.as_u16());
         self.log.error(status.as_u16(), message.clone());
@@ -116,7 +138,11 @@ async fn predict(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respo
     if req.rows.is_empty() {
         return s.error(StatusCode::BAD_REQUEST, "\"rows\" is empty".into());
     }
-    let models = s.models();
+    s.with_models(|models| answer(&s, models, &req, start))
+}
+
+/// The rest of `predict`, with the models to use.
+fn answer(s: &Shared, models: &Models, req: &PredictRequest, start: Instant) -> Response {
     let n = s.requests.fetch_add(1, Ordering::Relaxed);
     let (answer, arm, shadow) = match (&models.challenger, s.traffic) {
         (Some(c), Some(Traffic::Split(share)))
@@ -353,6 +379,7 @@ fn watch(mut app: App, options: &ServeOptions, shared: &Shared, stop: &AtomicBoo
                     challenger: cl,
                     drift,
                 });
+                shared.generation.fetch_add(1, Ordering::Release);
                 shared.metrics.swapped();
             }
             (Err(e), _) | (_, Err(e)) => eprintln!("gyre serve: cannot load a new model: {e}"),
@@ -372,6 +399,7 @@ pub fn serve(
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
         models: RwLock::new(Arc::new(models)),
+        generation: AtomicU64::new(0),
         traffic: options.traffic,
         log,
         metrics: Metrics::default(),

@@ -165,16 +165,16 @@ impl Metrics {
             t,
             "# HELP gyre_observed_rows Served rows binned for drift since the champion started serving.\n# TYPE gyre_observed_rows gauge\ngyre_observed_rows{{model=\"{}\"}} {}",
             champion.run,
-            live.rows.load(Ordering::Relaxed)
+            live.rows()
         );
         t.push_str("# HELP gyre_feature_psi Population stability index of served inputs against the champion's training rows.\n# TYPE gyre_feature_psi gauge\n");
-        for (f, counts) in champion.reference.features.iter().zip(&live.features) {
+        for (j, f) in champion.reference.features.iter().enumerate() {
             let _ = writeln!(
                 t,
                 "gyre_feature_psi{{model=\"{}\",feature=\"{}\"}} {}",
                 champion.run,
                 escape(&f.name),
-                live_psi(&f.expected, counts)
+                drift::psi(&f.expected, &live.feature(j))
             );
         }
         t.push_str("# HELP gyre_score_psi Population stability index of the champion's served scores against its holdout scores.\n# TYPE gyre_score_psi gauge\n");
@@ -182,7 +182,7 @@ impl Metrics {
             t,
             "gyre_score_psi{{model=\"{}\"}} {}",
             champion.run,
-            live_psi(&champion.reference.score.expected, &live.score)
+            drift::psi(&champion.reference.score.expected, &live.score())
         );
         t
     }
@@ -194,19 +194,28 @@ fn escape(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn live_psi(expected: &[f64], counts: &[AtomicU64]) -> f64 {
-    let actual: Vec<f64> = counts
-        .iter()
-        .map(|c| c.load(Ordering::Relaxed) as f64)
-        .collect();
-    drift::psi(expected, &actual)
+/// Counter shards: each serving thread counts into its own, so threads do not fight over the
+/// same cache lines on every request; a reader sums them.
+const SHARDS: usize = 8;
+
+std::thread_local! {
+    /// This thread's shard, assigned in turn as threads first count.
+    static SHARD: usize = {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) as usize % SHARDS
+    };
+}
+
+/// One shard's bin counts: per feature, then the score's.
+struct Counts {
+    rows: AtomicU64,
+    features: Vec<Vec<AtomicU64>>,
+    score: Vec<AtomicU64>,
 }
 
 /// Bin counts of the inputs and scores served since the champion started serving.
 pub struct LiveDrift {
-    rows: AtomicU64,
-    features: Vec<Vec<AtomicU64>>,
-    score: Vec<AtomicU64>,
+    shards: Vec<Counts>,
     champion: std::sync::Arc<ServingModel>,
 }
 
@@ -214,13 +223,27 @@ fn zeros(n: usize) -> Vec<AtomicU64> {
     (0..n).map(|_| AtomicU64::new(0)).collect()
 }
 
+fn sum(shards: &[Counts], counts: impl Fn(&Counts) -> &[AtomicU64]) -> Vec<f64> {
+    let mut out = vec![0.0; counts(&shards[0]).len()];
+    for s in shards {
+        for (o, c) in out.iter_mut().zip(counts(s)) {
+            *o += c.load(Ordering::Relaxed) as f64;
+        }
+    }
+    out
+}
+
 impl LiveDrift {
     pub fn new(champion: &std::sync::Arc<ServingModel>) -> LiveDrift {
         let r = &champion.reference;
         LiveDrift {
-            rows: AtomicU64::new(0),
-            features: r.features.iter().map(|f| zeros(f.bins())).collect(),
-            score: zeros(r.score.bins()),
+            shards: (0..SHARDS)
+                .map(|_| Counts {
+                    rows: AtomicU64::new(0),
+                    features: r.features.iter().map(|f| zeros(f.bins())).collect(),
+                    score: zeros(r.score.bins()),
+                })
+                .collect(),
             champion: champion.clone(),
         }
     }
@@ -232,13 +255,31 @@ impl LiveDrift {
         p: Option<&ServedPrediction>,
     ) {
         let r = &self.champion.reference;
-        self.rows.fetch_add(1, Ordering::Relaxed);
-        for (f, counts) in r.features.iter().zip(&self.features) {
+        let shard = &self.shards[SHARD.with(|s| *s)];
+        shard.rows.fetch_add(1, Ordering::Relaxed);
+        for (f, counts) in r.features.iter().zip(&shard.features) {
             counts[f.bin_of(row.get(&f.name))].fetch_add(1, Ordering::Relaxed);
         }
         if let Some(p) = p {
             let s = watched_score(self.champion.task, &p.scores);
-            self.score[drift::numeric_bin(&r.score.edges, s)].fetch_add(1, Ordering::Relaxed);
+            shard.score[drift::numeric_bin(&r.score.edges, s)].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Rows observed, over all shards.
+    fn rows(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.rows.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Feature `j`'s bin counts, over all shards.
+    fn feature(&self, j: usize) -> Vec<f64> {
+        sum(&self.shards, |s| &s.features[j])
+    }
+
+    fn score(&self) -> Vec<f64> {
+        sum(&self.shards, |s| &s.score)
     }
 }
