@@ -18,6 +18,7 @@ mod label_issues;
 mod monitor;
 mod prediction_log;
 mod predictions;
+mod request_row;
 mod runs;
 mod serving;
 mod ship;
@@ -47,6 +48,7 @@ pub use monitor::{
 };
 pub use prediction_log::{LogWriter, timestamp};
 pub use predictions::PredictionsReport;
+pub use request_row::{FieldValue, RequestRow};
 pub use runs::RunsReport;
 pub use serving::{FieldError, ServedPrediction, ServingModel};
 pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};

@@ -4,6 +4,7 @@
 //! `drift` (ALGORITHMS.md "Drift"). A feature whose drift is major becomes a finding.
 
 use crate::findings::{FindingChanges, FindingDetail};
+use crate::request_row::{FieldValue, RequestRow};
 use crate::table_view::LoadedVersion;
 use crate::watch_stats::{Latencies, Reservoir, Running};
 use crate::{App, AppError, now};
@@ -44,24 +45,18 @@ impl FeatureReference {
         self.kind == ColumnKind::Categorical
     }
 
-    /// The value a JSON field holds, as a number (NaN for missing) for numeric features.
-    pub fn number(&self, v: Option<&serde_json::Value>) -> f64 {
-        match v {
-            Some(serde_json::Value::Number(x)) => x.as_f64().unwrap_or(f64::NAN),
-            Some(serde_json::Value::Bool(b)) => f64::from(u8::from(*b)),
-            _ => f64::NAN,
-        }
+    /// The value a served field holds, as a number (NaN for missing) for numeric features.
+    pub fn number(&self, v: Option<&FieldValue>) -> f64 {
+        v.map_or(f64::NAN, FieldValue::number)
     }
 
     /// The bin a served value falls in.
-    pub fn bin_of(&self, v: Option<&serde_json::Value>) -> usize {
+    pub fn bin_of(&self, v: Option<&FieldValue>) -> usize {
         if self.categorical() {
             let missing = self.bins() - 1;
-            match v {
-                Some(serde_json::Value::String(s)) => {
-                    self.categories.get(s).copied().unwrap_or(missing)
-                }
-                _ => missing,
+            match v.and_then(FieldValue::text) {
+                Some(s) => self.categories.get(s).copied().unwrap_or(missing),
+                None => missing,
             }
         } else {
             drift::numeric_bin(&self.edges, self.number(v))
@@ -362,11 +357,12 @@ impl App {
                 return;
             }
             answered += 1;
-            // Each served row is parsed once and binned into every feature's counts.
-            let row: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&r.features).unwrap_or_default();
+            // Each served row is parsed once and binned into every feature's counts (a row that
+            // does not parse counts as all missing).
+            let row = RequestRow::parse(&r.features).ok();
+            let row = row.as_ref();
             for (j, f) in reference.features.iter().enumerate() {
-                let v = row.get(&f.name);
+                let v = row.and_then(|row| row.get(&f.name));
                 actual[j][f.bin_of(v)] += 1.0;
                 if !f.categorical() {
                     let x = f.number(v);

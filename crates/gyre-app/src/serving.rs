@@ -2,6 +2,7 @@
 //! JSON rows into features: kinds checked per field, categories coded as in training, unseen
 //! categories treated as missing and reported.
 
+use crate::request_row::{FieldValue, RequestRow};
 use crate::{App, AppError};
 use gyre_core::{ColumnKind, ContentHash, Task};
 use gyre_learn::{Column, Features, Model};
@@ -104,11 +105,7 @@ impl ServingModel {
 
     /// Predicts JSON rows: every feature must be present (null means missing), with a value of
     /// its kind: a number, a string (categorical) or a boolean.
-    pub fn predict(
-        &self,
-        rows: &[serde_json::Map<String, serde_json::Value>],
-    ) -> Result<Vec<ServedPrediction>, FieldError> {
-        use serde_json::Value;
+    pub fn predict(&self, rows: &[RequestRow]) -> Result<Vec<ServedPrediction>, FieldError> {
         let n = rows.len();
         let mut columns = Vec::with_capacity(self.fields.len());
         let mut unseen: Vec<Vec<String>> = vec![Vec::new(); n];
@@ -125,8 +122,8 @@ impl ServingModel {
                     .get(&f.name)
                     .ok_or_else(|| bad("missing (send null for a missing value)"))?;
                 match (f.kind, v) {
-                    (ColumnKind::Categorical, Value::Null) => codes.push(u32::MAX),
-                    (ColumnKind::Categorical, Value::String(s)) => match f.codes.get(s) {
+                    (ColumnKind::Categorical, FieldValue::Null) => codes.push(u32::MAX),
+                    (ColumnKind::Categorical, FieldValue::Text(s)) => match f.codes.get(&**s) {
                         Some(&c) => codes.push(c),
                         None => {
                             unseen[r].push(f.name.clone());
@@ -134,11 +131,13 @@ impl ServingModel {
                         }
                     },
                     (ColumnKind::Categorical, _) => return Err(bad("expected a string or null")),
-                    (ColumnKind::Boolean, Value::Bool(b)) => nums.push(f64::from(u8::from(*b))),
-                    (ColumnKind::Boolean, Value::Null) => nums.push(f64::NAN),
+                    (ColumnKind::Boolean, FieldValue::Bool(b)) => {
+                        nums.push(f64::from(u8::from(*b)))
+                    }
+                    (ColumnKind::Boolean, FieldValue::Null) => nums.push(f64::NAN),
                     (ColumnKind::Boolean, _) => return Err(bad("expected true, false or null")),
-                    (_, Value::Number(x)) => nums.push(x.as_f64().unwrap_or(f64::NAN)),
-                    (_, Value::Null) => nums.push(f64::NAN),
+                    (_, FieldValue::Number(x)) => nums.push(*x),
+                    (_, FieldValue::Null) => nums.push(f64::NAN),
                     (_, _) => return Err(bad("expected a number or null")),
                 }
             }

@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gyre_app::{App, LogWriter, ServingModel};
+use gyre_app::{App, LogWriter, RequestRow, ServingModel};
 use gyre_store::{PredictionId, ServedRecord};
 use metrics::{LiveDrift, Metrics};
 use serde::{Deserialize, Serialize};
@@ -72,8 +72,11 @@ struct Shared {
 }
 
 #[derive(Deserialize)]
-struct PredictRequest {
-    rows: Vec<serde_json::Map<String, serde_json::Value>>,
+struct PredictRequest<'a> {
+    /// Each row's JSON text, borrowed from the body: read into a `RequestRow` next, and kept
+    /// as sent for the prediction log.
+    #[serde(borrow)]
+    rows: Vec<&'a serde_json::value::RawValue>,
     key: Option<String>,
 }
 
@@ -138,22 +141,38 @@ async fn predict(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respo
     if req.rows.is_empty() {
         return s.error(StatusCode::BAD_REQUEST, "\"rows\" is empty".into());
     }
-    s.with_models(|models| answer(&s, models, &req, start))
+    let mut rows = Vec::with_capacity(req.rows.len());
+    for (i, raw) in req.rows.iter().enumerate() {
+        match RequestRow::parse(raw.get()) {
+            Ok(r) => rows.push(r),
+            Err(e) => {
+                return s.error(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid request body: row {i}: {e}"),
+                );
+            }
+        }
+    }
+    s.with_models(|models| answer(&s, models, &rows, req.key.as_deref(), start))
 }
 
 /// The rest of `predict`, with the models to use.
-fn answer(s: &Shared, models: &Models, req: &PredictRequest, start: Instant) -> Response {
+fn answer(
+    s: &Shared,
+    models: &Models,
+    rows: &[RequestRow],
+    key: Option<&str>,
+    start: Instant,
+) -> Response {
     let n = s.requests.fetch_add(1, Ordering::Relaxed);
     let (answer, arm, shadow) = match (&models.challenger, s.traffic) {
-        (Some(c), Some(Traffic::Split(share)))
-            if routing::to_challenger(req.key.as_deref(), n, share) =>
-        {
+        (Some(c), Some(Traffic::Split(share))) if routing::to_challenger(key, n, share) => {
             (c, "challenger", None)
         }
         (Some(c), Some(Traffic::Shadow)) => (&models.champion, "champion", Some(c)),
         _ => (&models.champion, "champion", None),
     };
-    let preds = match answer.predict(&req.rows) {
+    let preds = match answer.predict(rows) {
         Ok(p) => p,
         Err(e) => {
             return s.error(
@@ -162,7 +181,7 @@ fn answer(s: &Shared, models: &Models, req: &PredictRequest, start: Instant) -> 
             );
         }
     };
-    let shadowed = shadow.and_then(|c| match c.predict(&req.rows) {
+    let shadowed = shadow.and_then(|c| match c.predict(rows) {
         Ok(p) => Some((c, p)),
         Err(_) => {
             s.metrics.shadow_error();
@@ -173,12 +192,8 @@ fn answer(s: &Shared, models: &Models, req: &PredictRequest, start: Instant) -> 
     let latency = start.elapsed();
     let latency_us = latency.as_micros() as u64;
     let time = gyre_app::timestamp();
-    // Each row's JSON once, for its answer and for its shadow.
-    let mut features: Vec<String> = req
-        .rows
-        .iter()
-        .map(|r| serde_json::to_string(r).expect("a JSON object serializes"))
-        .collect();
+    // Each row's JSON as sent, once, for its answer and for its shadow.
+    let mut features: Vec<String> = rows.iter().map(|r| r.json.to_string()).collect();
     let record = |id: PredictionId,
                   features: String,
                   model: &str,
@@ -190,7 +205,7 @@ fn answer(s: &Shared, models: &Models, req: &PredictRequest, start: Instant) -> 
         model: model.to_string(),
         arm: arm.to_string(),
         shadow,
-        key: req.key.clone(),
+        key: key.map(str::to_string),
         features,
         label: p.label.clone(),
         scores: serde_json::to_string(&p.scores).expect("scores serialize"),
@@ -211,7 +226,7 @@ fn answer(s: &Shared, models: &Models, req: &PredictRequest, start: Instant) -> 
         s.log.served(record(*id, f, &answer.run, arm, false, p));
         models
             .drift
-            .observe(&req.rows[row], (arm == "champion").then_some(p));
+            .observe(&rows[row], (arm == "champion").then_some(p));
     }
     s.metrics
         .predicted(&answer.run, arm, false, preds.len(), latency);

@@ -249,11 +249,7 @@ impl LiveDrift {
     }
 
     /// Counts a served row; `p` is the champion's prediction for it (none when another arm answered).
-    pub fn observe(
-        &self,
-        row: &serde_json::Map<String, serde_json::Value>,
-        p: Option<&ServedPrediction>,
-    ) {
+    pub fn observe(&self, row: &gyre_app::RequestRow, p: Option<&ServedPrediction>) {
         let r = &self.champion.reference;
         let shard = &self.shards[SHARD.with(|s| *s)];
         shard.rows.fetch_add(1, Ordering::Relaxed);
