@@ -548,7 +548,12 @@ async fn hand_out(
             a = listener.accept() => a,
             _ = stop.wait_for(|s| *s) => return,
         };
-        match accepted.and_then(|(s, peer)| Ok((s.into_std()?, peer))) {
+        // Answers go out as soon as they are written (no Nagle wait behind an unacknowledged one).
+        let accepted = accepted.and_then(|(s, peer)| {
+            s.set_nodelay(true)?;
+            Ok((s.into_std()?, peer))
+        });
+        match accepted {
             Ok(conn) => {
                 let _ = threads[next].send(conn);
                 next = (next + 1) % threads.len();
