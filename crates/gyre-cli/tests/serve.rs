@@ -721,3 +721,52 @@ fn serving_without_a_champion_says_how_to_get_one() {
         &["--since", "expected a duration"],
     );
 }
+
+#[test]
+fn sigterm_lets_requests_in_flight_on_every_thread_finish_and_commits_them() {
+    let p = Project::new();
+    p.import_adult();
+    let run = train(&p, "10");
+    p.json(&["promote", &run, "--why", "serve it"]);
+    let (mut server, addr, _) = start(&p, &[]);
+    // Connections are handed to the server's threads in turn: four cover every thread of a
+    // small machine. Each sends its headers and half its body, so its request is in flight.
+    let rows = holdout_rows(4);
+    let mut conns: Vec<(TcpStream, Vec<u8>)> = rows
+        .iter()
+        .map(|(_, row)| {
+            let body = serde_json::json!({ "rows": [row] }).to_string().into_bytes();
+            let mut s = TcpStream::connect(&addr).unwrap();
+            let head = format!(
+                "POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(&body[..body.len() / 2]).unwrap();
+            (s, body)
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = server.0.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The server stops accepting at once, but every request already in flight gets its answer.
+    for (s, body) in &mut conns {
+        s.write_all(&body[body.len() / 2..]).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("\"predictions\""), "{answer}");
+    }
+    assert_eq!(server.0.wait().unwrap().code(), Some(0));
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "still accepting after exit"
+    );
+    // And the log holds all four answers.
+    let log = gyre_store::PredictionLog::open(&p.path().join(".gyre")).unwrap();
+    assert_eq!(log.served(None).unwrap().len(), 4);
+}
