@@ -176,7 +176,7 @@ impl FlatTree {
 
     /// The leaf a row of real values reaches, straight from the stored arrays (NaN for missing,
     /// category codes as f64): the reference the prediction engine is tested against.
-    fn leaf_by_value(&self, row: &[f64]) -> usize {
+    pub(super) fn leaf_by_value(&self, row: &[f64]) -> usize {
         if self.feature.is_empty() {
             return 0;
         }

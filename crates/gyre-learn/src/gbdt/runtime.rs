@@ -88,8 +88,10 @@ impl Runtime {
         }
         for c in &mut coding {
             if let Coding::Numeric { cuts } = c {
+                // By bits, as the lookup below is by `total_cmp`: -0.0 and 0.0 stay two cuts
+                // (`x <= t` treats them alike, and so do their codes).
                 cuts.sort_by(f64::total_cmp);
-                cuts.dedup();
+                cuts.dedup_by(|a, b| a.to_bits() == b.to_bits());
             }
         }
         let mut large_sets = Vec::new();
@@ -307,5 +309,65 @@ fn node(t: &FlatTree, i: usize, coding: &Coding, large_sets: &mut Vec<u64>) -> N
         children: [t.left[i], t.right[i]],
         feature: t.feature[i],
         kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree over one numeric feature: node 0 splits at `a`, its right child at `b`.
+    fn stump(a: f64, b: f64, default_left: [bool; 2]) -> FlatTree {
+        FlatTree {
+            feature: vec![0, 0],
+            threshold: vec![a, b],
+            cat: vec![-1, -1],
+            default_left: default_left.to_vec(),
+            left: vec![!0, !1],
+            right: vec![1, !2],
+            cat_offsets: vec![0],
+            cat_bits: Vec::new(),
+            leaf_value: vec![1.0, 2.0, 3.0],
+        }
+    }
+
+    #[test]
+    fn signed_zero_thresholds_and_missing_go_where_the_stored_tree_says() {
+        // -0.0 and 0.0 are equal to `<=` but differ in bits: both must stay cuts.
+        let trees = [
+            stump(-0.0, 0.0, [true, false]),
+            stump(0.0, 1.5, [false, true]),
+            stump(-1.0, -0.0, [false, false]),
+        ];
+        let rt = Runtime::new(&trees, &[Some(false)]);
+        let column = vec![
+            -2.0,
+            -1.0,
+            -0.0,
+            0.0,
+            1.0,
+            1.5,
+            2.0,
+            f64::NAN,
+            f64::INFINITY,
+        ];
+        let features = crate::Features {
+            names: vec!["x".into()],
+            rows: column.len(),
+            columns: vec![crate::Column::Numeric(column.clone())],
+        };
+        let rows: Vec<u32> = (0..column.len() as u32).collect();
+        let mut codes = Vec::new();
+        rt.code_rows(&features, &rows, &mut codes);
+        for (t, tree) in trees.iter().enumerate() {
+            for (r, &x) in column.iter().enumerate() {
+                let x = if x.is_finite() { x } else { f64::NAN };
+                assert_eq!(
+                    rt.leaf(t, &codes[r..r + 1]),
+                    tree.leaf_by_value(&[x]),
+                    "tree {t}, x {x}"
+                );
+            }
+        }
     }
 }
