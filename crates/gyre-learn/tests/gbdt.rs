@@ -253,6 +253,44 @@ fn corrupt_models_are_rejected() {
     ));
     let broken = s.replacen("\"left\":[", "\"left\":[77,", 1);
     assert!(load_model(broken.as_bytes()).is_err());
+
+    // A numeric node moved onto a feature other nodes split as categorical.
+    let mut v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    let trees = v["trees"].as_array_mut().unwrap();
+    let nodes = |t: &serde_json::Value| -> Vec<(u64, i64)> {
+        let f = t["feature"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap());
+        let c = t["cat"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_i64().unwrap());
+        f.zip(c).collect()
+    };
+    let categorical = trees
+        .iter()
+        .flat_map(nodes)
+        .find(|(_, c)| *c >= 0)
+        .map(|(f, _)| f)
+        .expect("Adult's trees split a category");
+    let (t, i) = (0..trees.len())
+        .find_map(|t| {
+            nodes(&trees[t])
+                .iter()
+                .position(|(_, c)| *c < 0)
+                .map(|i| (t, i))
+        })
+        .expect("and a number");
+    trees[t]["feature"][i] = serde_json::json!(categorical);
+    match load_model(v.to_string().as_bytes()) {
+        Err(gyre_learn::LearnError::CorruptModel(m)) => {
+            assert!(m.contains("both as numeric and as categorical"), "{m}")
+        }
+        other => panic!("loaded: {:?}", other.map(|m| m.learner())),
+    }
 }
 
 #[test]

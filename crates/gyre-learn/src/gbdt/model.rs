@@ -377,9 +377,22 @@ impl GbdtModel {
                 "gbdt model does not have {k} outputs"
             )));
         }
+        // A feature is split one way in every tree (its binning decides): the prediction engine
+        // codes each feature once.
+        let mut kind: Vec<Option<bool>> = vec![None; s.feature_names.len()];
         for (i, t) in s.trees.iter().enumerate() {
             t.validate(s.feature_names.len())
                 .map_err(|e| LearnError::CorruptModel(format!("tree {i}: {e}")))?;
+            for (&f, &c) in t.feature.iter().zip(&t.cat) {
+                let k = &mut kind[f as usize];
+                if k.is_some_and(|was| was != (c >= 0)) {
+                    return Err(LearnError::CorruptModel(format!(
+                        "tree {i}: feature {:?} is split both as numeric and as categorical",
+                        s.feature_names[f as usize]
+                    )));
+                }
+                *k = Some(c >= 0);
+            }
         }
         Ok(GbdtModel::new(
             s.task,
