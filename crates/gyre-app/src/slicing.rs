@@ -36,6 +36,8 @@ pub struct SliceRow {
 pub struct SlicesReport {
     pub run: String,
     pub suite: String,
+    /// Read from the cache of slice results (runs never change, so neither do their slices).
+    pub cached: bool,
     /// What the error is: `error` (0/1, classification) or `squared_error` (regression).
     pub error_metric: &'static str,
     pub rows: usize,
@@ -43,6 +45,50 @@ pub struct SlicesReport {
     pub slices: Vec<SliceRow>,
     /// Seconds in this process: loading the run and its version, and finding the slices.
     pub timings: std::collections::BTreeMap<String, f64>,
+}
+
+/// A slice search's result as the cache keeps it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StoredSlices {
+    pub error_metric: String,
+    pub rows: usize,
+    pub average_error: f64,
+    pub slices: Vec<SliceRow>,
+}
+
+/// The cache key of a slice search: the run, the suite's name and definition, the error and the
+/// parameters. (A run's predictions and version never change.)
+pub(crate) fn slices_cache_key(
+    run: &str,
+    suite: Option<&crate::suites::Suite>,
+    error: &str,
+    p: &SliceParams,
+) -> String {
+    let definition = suite.map_or_else(String::new, |s| {
+        serde_json::to_string(&(&s.predicate, &s.rows)).expect("a suite serializes")
+    });
+    gyre_core::ContentHash::of_parts(&[
+        b"gyre-slices-v1",
+        run.as_bytes(),
+        suite
+            .map_or(crate::suites::HOLDOUT, |s| s.name.as_str())
+            .as_bytes(),
+        definition.as_bytes(),
+        error.as_bytes(),
+        &(p.k as u64).to_le_bytes(),
+        &(p.max_level as u64).to_le_bytes(),
+        &(p.min_support as u64).to_le_bytes(),
+        &p.alpha.to_bits().to_le_bytes(),
+    ])
+    .to_string()
+}
+
+fn error_metric_name(name: &str) -> &'static str {
+    match name {
+        "squared_error" => "squared_error",
+        "log_loss" => "log_loss",
+        _ => "error",
+    }
 }
 
 /// Rounds to two significant digits, so that bin edges read like numbers people write.
@@ -299,11 +345,35 @@ impl App {
             )));
         }
         let t0 = std::time::Instant::now();
-        let scored = self.scored_run(&req.run, req.suite.as_deref())?;
+        let error = req.error.as_deref().unwrap_or("error");
+        let record = self.resolve_run(&req.run)?;
+        let suite_name = req.suite.as_deref().unwrap_or(crate::suites::HOLDOUT);
+        let suite = self.suite_named(suite_name)?;
+        let key = slices_cache_key(&record.id, suite.as_ref(), error, &req.params);
+        if let Some(obj) = self.store.read(|tx| tx.cache(&key))?
+            && let Some(hash) = gyre_core::ContentHash::parse(&obj)
+            && let Ok(stored) =
+                serde_json::from_slice::<StoredSlices>(&self.store.objects().get(&hash)?)
+        {
+            let mut timings = std::collections::BTreeMap::new();
+            timings.insert("load_s".to_string(), t0.elapsed().as_secs_f64());
+            timings.insert("slices_s".to_string(), 0.0);
+            return Ok(SlicesReport {
+                run: record.id,
+                suite: suite_name.to_string(),
+                cached: true,
+                error_metric: error_metric_name(&stored.error_metric),
+                rows: stored.rows,
+                average_error: stored.average_error,
+                slices: stored.slices,
+                timings,
+            });
+        }
+        let scored = self.scored_run(&record.id, req.suite.as_deref())?;
         let load_s = t0.elapsed().as_secs_f64();
         let t1 = std::time::Instant::now();
-        let (errs, error_metric) = match req.error.as_deref() {
-            None | Some("error") => (
+        let (errs, error_metric) = match error {
+            "error" => (
                 errors(scored.task, scored.classes, &scored.labels, &scored.scores),
                 if scored.task == Task::Regression {
                     "squared_error"
@@ -311,11 +381,11 @@ impl App {
                     "error"
                 },
             ),
-            Some("log_loss") if scored.task.is_classification() => (
+            "log_loss" if scored.task.is_classification() => (
                 log_losses(scored.task, scored.classes, &scored.labels, &scored.scores),
                 "log_loss",
             ),
-            Some(other) => {
+            other => {
                 return Err(AppError::invalid(format!(
                     "--error {other}: choose error (0/1, or squared error for regression) or log_loss (classification)"
                 )));
@@ -333,14 +403,40 @@ impl App {
         let mut timings = std::collections::BTreeMap::new();
         timings.insert("load_s".to_string(), load_s);
         timings.insert("slices_s".to_string(), t1.elapsed().as_secs_f64());
+        let stored = StoredSlices {
+            error_metric: error_metric.to_string(),
+            rows: errs.len(),
+            average_error,
+            slices,
+        };
+        self.cache_slices(&key, &stored)?;
         Ok(SlicesReport {
             timings,
             run: scored.run,
             suite: scored.suite,
+            cached: false,
             error_metric,
-            rows: errs.len(),
+            rows: stored.rows,
             average_error,
-            slices,
+            slices: stored.slices,
         })
+    }
+}
+
+impl App {
+    /// Keeps a slice search's result under `key` (an object and a cache row).
+    pub(crate) fn cache_slices(
+        &mut self,
+        key: &str,
+        stored: &StoredSlices,
+    ) -> Result<(), AppError> {
+        let obj = self
+            .store
+            .objects()
+            .put(&serde_json::to_vec(stored).expect("slices serialize"))?;
+        let time = crate::now();
+        self.store
+            .write(|tx| tx.put_cache(key, "slices", obj.as_str(), &time))?;
+        Ok(())
     }
 }

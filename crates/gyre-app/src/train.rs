@@ -158,6 +158,7 @@ impl App {
 
         let mut reports = Vec::new();
         let mut first_slices = Vec::new();
+        let mut default_slices = None;
         let mut slices_s = 0.0;
         let mut holdout_correct: Vec<Vec<bool>> = Vec::new();
         for k in 0..req.seeds {
@@ -195,11 +196,22 @@ impl App {
                     slicing::discretize(&loaded.data.batch, &loaded.schema, &names, &table_rows);
                 let errs =
                     slicing::errors(task, loaded.schema.classes.len(), &holdout_labels, &scores);
-                let params = gyre_eval::slices::SliceParams {
-                    k: 3,
-                    ..Default::default()
-                };
-                first_slices = slicing::top_slices(&discrete, &errs, &params);
+                // The search `gyre slices RUN` makes by default, kept for it in the cache; the
+                // run's report and its findings take the top three.
+                let found = slicing::top_slices(&discrete, &errs, &Default::default());
+                let average_error = errs.iter().sum::<f64>() / errs.len().max(1) as f64;
+                first_slices = found.iter().take(3).cloned().collect();
+                default_slices = Some(slicing::StoredSlices {
+                    error_metric: if task == gyre_core::Task::Regression {
+                        "squared_error"
+                    } else {
+                        "error"
+                    }
+                    .to_string(),
+                    rows: errs.len(),
+                    average_error,
+                    slices: found,
+                });
                 slices_s = t3.elapsed().as_secs_f64();
             }
             if task.is_classification() {
@@ -276,6 +288,15 @@ impl App {
         let floor = group_id
             .as_ref()
             .map(|g| seed_floor(g, &reports, &holdout_correct));
+        let slices_cache = match &default_slices {
+            Some(stored) => Some((
+                slicing::slices_cache_key(&reports[0].id, None, "error", &Default::default()),
+                self.store
+                    .objects()
+                    .put(&serde_json::to_vec(stored).expect("slices serialize"))?,
+            )),
+            None => None,
+        };
         let (user, command) = (self.user.clone(), self.command.clone());
         self.store.write(|tx| {
             if let (Some(g), Some(f)) = (&group_id, &floor) {
@@ -284,6 +305,9 @@ impl App {
                     summary: serde_json::to_string(f).expect("floor serializes"),
                     created_at: now(),
                 })?;
+            }
+            if let Some((key, obj)) = &slices_cache {
+                tx.put_cache(key, "slices", obj.as_str(), &now())?;
             }
             let mut objects = Vec::new();
             for r in &mut reports {

@@ -302,11 +302,28 @@ fn suites_are_scored_lazily_and_requirements_gate_the_exit_code() {
 #[test]
 fn printed_slices_paste_into_suites_and_select_the_same_rows() {
     let p = adult_project();
-    let run = p.json(&["train", "-p", "num_iterations=30"])["run"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let trained = p.json(&["train", "-p", "num_iterations=30"]);
+    let run = trained["run"].as_str().unwrap().to_string();
     let slices = p.json(&["slices", &run, "--k", "5"]);
+    assert_eq!(slices["cached"], false);
+    // A run never changes, so the same search is answered from the cache, identically; the
+    // default search was made (and cached) by `train` itself, and its top three are the run's.
+    let again = p.json(&["slices", &run, "--k", "5"]);
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["slices"], slices["slices"]);
+    let default = p.json(&["slices", &run]);
+    assert_eq!(default["cached"], true);
+    let top: Vec<&serde_json::Value> = default["slices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(3)
+        .collect();
+    let in_run: Vec<&serde_json::Value> = trained["slices"].as_array().unwrap().iter().collect();
+    assert_eq!(
+        top.iter().map(|s| &s["predicate"]).collect::<Vec<_>>(),
+        in_run.iter().map(|s| &s["predicate"]).collect::<Vec<_>>()
+    );
     let list = slices["slices"].as_array().unwrap();
     assert!(!list.is_empty());
     for (i, s) in list.iter().enumerate() {

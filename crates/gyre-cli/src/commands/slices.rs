@@ -23,12 +23,17 @@ pub fn run(cli: &Cli, args: &SlicesArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut s = format!(
-        "slices of run {} on {} ({} rows, average {} {:.4})\n",
+        "slices of run {} on {} ({} rows, average {} {:.4}){}\n",
         short(&r.run),
         r.suite,
         count(r.rows as u64),
         r.error_metric,
-        r.average_error
+        r.average_error,
+        if r.cached {
+            " [found before, read from the cache]"
+        } else {
+            ""
+        }
     );
     if r.slices.is_empty() {
         s.push_str("  no slice is clearly worse than average\n");
