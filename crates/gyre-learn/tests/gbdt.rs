@@ -172,9 +172,9 @@ fn rows_walked_together_reach_the_same_leaves_as_rows_walked_alone() {
     }
 }
 
-#[test]
-fn save_load_round_trip_is_bit_identical() {
-    for (task, d) in [
+/// One dataset per task: Adult (binary), Bike (regression), KDD (multiclass).
+fn every_task() -> [(Task, &'static Dataset); 3] {
+    [
         (Task::Binary, adult()),
         (Task::Regression, bike()),
         (
@@ -183,7 +183,12 @@ fn save_load_round_trip_is_bit_identical() {
             },
             kdd(),
         ),
-    ] {
+    ]
+}
+
+#[test]
+fn save_load_round_trip_is_bit_identical() {
+    for (task, d) in every_task() {
         let m = fit("gbdt", &[("trees", "10")], task, d, &d.train, None, 5);
         let bytes = m.save();
         let head: serde_json_head::Head = serde_json_head::parse(&bytes);
@@ -689,16 +694,7 @@ fn prediction_engine_agrees_with_a_plain_walk_of_the_stored_trees() {
     // reference walks real values down the stored arrays. Same numbers, bit for bit, on held-out
     // rows, on rows with values knocked out, and on rows with categories no tree has seen.
     // KDD's `service` has more categories than one 64-bit mask holds (the side-table path).
-    for (task, d) in [
-        (Task::Binary, adult()),
-        (Task::Regression, bike()),
-        (
-            Task::Multiclass {
-                classes: kdd().classes.len(),
-            },
-            kdd(),
-        ),
-    ] {
+    for (task, d) in every_task() {
         let binned = gyre_learn::bin_features(&d.features, 255);
         let m = gyre_learn::Gbdt::new(
             gyre_learn::GbdtParams::parse(&params(&[("trees", "30"), ("num_leaves", "63")]))
