@@ -43,8 +43,8 @@ pub use import::{ImportReport, ImportRequest};
 pub use journal::LogReport;
 pub use label_issues::{LabelIssueRow, LabelIssuesReport};
 pub use monitor::{
-    DriftReference, FeatureDrift, FeatureReference, MIN_ROWS as MONITOR_MIN_ROWS, MonitorReport,
-    watched_score,
+    DISTANCE_SAMPLE as MONITOR_DISTANCE_SAMPLE, DriftReference, FeatureDrift, FeatureReference,
+    MIN_ROWS as MONITOR_MIN_ROWS, MonitorReport, watched_score,
 };
 pub use prediction_log::{LogWriter, timestamp};
 pub use predictions::PredictionsReport;

@@ -92,6 +92,12 @@ pub fn run(cli: &Cli, since: Option<&str>) -> anyhow::Result<ExitCode> {
             if f.drifted { "  DRIFT" } else { "" }
         ));
     }
+    if r.features.iter().any(|f| f.sampled) {
+        s.push_str(&format!(
+            "  (distances of numeric features on a uniform sample of {} served values each; PSI counts every row)\n",
+            count(gyre_app::MONITOR_DISTANCE_SAMPLE as u64)
+        ));
+    }
     if let (Some(p), Some(level)) = (r.score_psi, r.score_level) {
         s.push_str(&format!(
             "  score PSI against the holdout's scores: {p:.3} ({level})\n"
