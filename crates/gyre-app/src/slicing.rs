@@ -350,10 +350,11 @@ impl App {
         let suite_name = req.suite.as_deref().unwrap_or(crate::suites::HOLDOUT);
         let suite = self.suite_named(suite_name)?;
         let key = slices_cache_key(&record.id, suite.as_ref(), error, &req.params);
+        // A cache entry that cannot be read (its object gone, say) is a miss: the search runs.
         if let Some(obj) = self.store.read(|tx| tx.cache(&key))?
             && let Some(hash) = gyre_core::ContentHash::parse(&obj)
-            && let Ok(stored) =
-                serde_json::from_slice::<StoredSlices>(&self.store.objects().get(&hash)?)
+            && let Ok(bytes) = self.store.objects().get(&hash)
+            && let Ok(stored) = serde_json::from_slice::<StoredSlices>(&bytes)
         {
             let mut timings = std::collections::BTreeMap::new();
             timings.insert("load_s".to_string(), t0.elapsed().as_secs_f64());
@@ -409,7 +410,9 @@ impl App {
             average_error,
             slices,
         };
-        self.cache_slices(&key, &stored)?;
+        // Keeping the result is a convenience: a store that cannot take it now (busy, read-only)
+        // does not fail a command that reads.
+        let _ = self.cache_slices(&key, &stored);
         Ok(SlicesReport {
             timings,
             run: scored.run,

@@ -770,3 +770,13 @@ fn sigterm_lets_requests_in_flight_on_every_thread_finish_and_commits_them() {
     let log = gyre_store::PredictionLog::open(&p.path().join(".gyre")).unwrap();
     assert_eq!(log.served(None).unwrap().len(), 4);
 }
+
+#[test]
+fn sigterm_right_after_the_ready_line_is_a_graceful_stop() {
+    let p = Project::new();
+    p.import_adult();
+    let run = train(&p, "5");
+    p.json(&["promote", &run, "--why", "serve it"]);
+    let (mut server, _, _) = start(&p, &[]);
+    assert_eq!(stop(&mut server), Some(0));
+}

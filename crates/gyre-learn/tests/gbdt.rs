@@ -758,3 +758,44 @@ fn prediction_engine_agrees_with_a_plain_walk_of_the_stored_trees() {
         );
     }
 }
+
+#[test]
+fn a_model_whose_nodes_share_children_loads_in_linear_time() {
+    // A stored tree may have a node whose two children are the same node: 60 such nodes in a
+    // chain have 2^60 root-to-leaf walks by recursion. Loading must not explore them.
+    let d = adult();
+    let m = fit(
+        "gbdt",
+        &[("trees", "1")],
+        Task::Binary,
+        d,
+        &d.train[..2000],
+        None,
+        1,
+    );
+    let mut v: serde_json::Value = serde_json::from_slice(&m.save()).unwrap();
+    let n = 60;
+    let tree = serde_json::json!({
+        "feature": vec![0; n],
+        "threshold": (0..n).map(|i| i as f64).collect::<Vec<_>>(),
+        "cat": vec![-1; n],
+        "default_left": vec![true; n],
+        "left": (0..n).map(|i| if i + 1 < n { (i + 1) as i64 } else { !0 }).collect::<Vec<_>>(),
+        "right": (0..n).map(|i| if i + 1 < n { (i + 1) as i64 } else { !1 }).collect::<Vec<_>>(),
+        "cat_offsets": [0],
+        "cat_bits": [],
+        "leaf_value": (0..=n).map(|i| i as f64).collect::<Vec<_>>(),
+    });
+    v["trees"] = serde_json::json!([tree]);
+    let loaded = load_model(v.to_string().as_bytes()).unwrap();
+    // Every row walks the chain to the last node, which sends age <= 59 to leaf 0 (value 0) and
+    // older rows to leaf 1 (value 1): their log-odds differ by exactly 1.
+    let Column::Numeric(age) = &d.features.columns[0] else {
+        panic!("age is numeric")
+    };
+    let young = *d.test.iter().find(|&&r| age[r as usize] <= 59.0).unwrap();
+    let old = *d.test.iter().find(|&&r| age[r as usize] > 59.0).unwrap();
+    let p = loaded.predict(&d.features, &[young, old]);
+    let logit = |p: f64| (p / (1.0 - p)).ln();
+    assert!((logit(p[1]) - logit(p[0]) - 1.0).abs() < 1e-9, "{p:?}");
+}

@@ -64,6 +64,8 @@ struct Shared {
     models: RwLock<Arc<Models>>,
     /// Bumped after each swap, so a thread knows when its view of `models` is stale.
     generation: AtomicU64,
+    /// This server's number in the process (a thread's cached view names the server it is of).
+    id: u64,
     traffic: Option<Traffic>,
     log: LogWriter,
     metrics: Metrics,
@@ -106,10 +108,10 @@ impl Shared {
     fn with_models<R>(&self, f: impl FnOnce(&Models) -> R) -> R {
         std::thread_local! {
             /// This thread's view: (server, generation, models).
-            static SEEN: std::cell::RefCell<Option<(usize, u64, Arc<Models>)>> =
+            static SEEN: std::cell::RefCell<Option<(u64, u64, Arc<Models>)>> =
                 const { std::cell::RefCell::new(None) };
         }
-        let me = self as *const Shared as usize;
+        let me = self.id;
         let generation = self.generation.load(Ordering::Acquire);
         SEEN.with(|seen| {
             let mut seen = seen.borrow_mut();
@@ -415,6 +417,10 @@ pub fn serve(
     let shared = Arc::new(Shared {
         models: RwLock::new(Arc::new(models)),
         generation: AtomicU64::new(0),
+        id: {
+            static SERVERS: AtomicU64 = AtomicU64::new(0);
+            SERVERS.fetch_add(1, Ordering::Relaxed)
+        },
         traffic: options.traffic,
         log,
         metrics: Metrics::default(),
@@ -446,20 +452,30 @@ pub fn serve(
             }),
         )
     };
-    let first_rt = runtime()?;
-    let listener = first_rt.block_on(tokio::net::TcpListener::bind(addr))?;
-    let bound = listener.local_addr()?;
-    let mut senders = Vec::new();
-    let mut handoffs = Vec::new();
-    for _ in 0..threads {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        senders.push(tx);
-        handoffs.push(Handoff {
-            incoming: rx,
-            local: bound,
-        });
-    }
-    let served =
+    // Whatever happens here, the watcher is stopped and the log committed below.
+    let served = (|| -> std::io::Result<()> {
+        let first_rt = runtime()?;
+        let listener = first_rt.block_on(tokio::net::TcpListener::bind(addr))?;
+        let bound = listener.local_addr()?;
+        // The handlers exist before the address is announced: a SIGTERM or Ctrl-C right after it
+        // is a graceful stop, not the default action.
+        let (mut term, mut interrupt) = first_rt.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            ))
+        })?;
+        let mut senders = Vec::new();
+        let mut handoffs = Vec::new();
+        for _ in 0..threads {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            senders.push(tx);
+            handoffs.push(Handoff {
+                incoming: rx,
+                local: bound,
+            });
+        }
         std::thread::scope(|scope| -> std::io::Result<()> {
             let mut handoffs = handoffs.into_iter();
             let mine = handoffs.next().expect("at least one thread");
@@ -474,13 +490,11 @@ pub fn serve(
             let stop_tx = &stop_tx;
             let result = first_rt.block_on(async {
                 let accept = tokio::spawn(hand_out(listener, senders, stop_rx.clone()));
-                // SIGTERM or Ctrl-C stops every thread's server; each finishes its in-flight requests.
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                // Either signal stops every thread's server; each finishes its requests in flight.
                 let signals = tokio::spawn(async move {
                     tokio::select! {
                         _ = term.recv() => {},
-                        _ = tokio::signal::ctrl_c() => {},
+                        _ = interrupt.recv() => {},
                     }
                 });
                 let serve = serve_on(mine, stop_rx.clone());
@@ -492,6 +506,7 @@ pub fn serve(
                         serve.await
                     }
                 };
+                let _ = stop_tx.send(true);
                 let _ = accept.await;
                 r
             });
@@ -500,7 +515,8 @@ pub fn serve(
                 h.join().expect("a server thread does not panic")?;
             }
             result
-        });
+        })
+    })();
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     shared.log.finish();
@@ -548,15 +564,23 @@ async fn hand_out(
             a = listener.accept() => a,
             _ = stop.wait_for(|s| *s) => return,
         };
-        // Answers go out as soon as they are written (no Nagle wait behind an unacknowledged one).
+        // Answers go out as soon as they are written (no Nagle wait behind an unacknowledged
+        // one); a connection that refuses the option is served without it.
         let accepted = accepted.and_then(|(s, peer)| {
-            s.set_nodelay(true)?;
+            let _ = s.set_nodelay(true);
             Ok((s.into_std()?, peer))
         });
         match accepted {
-            Ok(conn) => {
-                let _ = threads[next].send(conn);
-                next = (next + 1) % threads.len();
+            Ok(mut conn) => {
+                // A thread whose runtime is gone passes the connection on to the next one.
+                for _ in 0..threads.len() {
+                    let sent = threads[next].send(conn);
+                    next = (next + 1) % threads.len();
+                    match sent {
+                        Ok(()) => break,
+                        Err(back) => conn = back.0,
+                    }
+                }
             }
             // Out of file descriptors and the like: report, pause, go on (as axum does).
             Err(e) => {

@@ -254,15 +254,15 @@ impl Runtime {
 }
 
 /// Internal nodes on the longest path from the root of `t`.
+/// Children come after their parent (a stored tree is checked for it), so one backward pass
+/// has every child's depth before its parent: linear time, no recursion, whatever the shape.
 fn depth(t: &FlatTree) -> usize {
-    fn below(t: &FlatTree, c: i32) -> usize {
-        if c < 0 {
-            0
-        } else {
-            1 + below(t, t.left[c as usize]).max(below(t, t.right[c as usize]))
-        }
+    let mut below = vec![0usize; t.feature.len()];
+    for i in (0..t.feature.len()).rev() {
+        let child = |c: i32| if c < 0 { 0 } else { below[c as usize] };
+        below[i] = 1 + child(t.left[i]).max(child(t.right[i]));
     }
-    if t.feature.is_empty() { 0 } else { below(t, 0) }
+    below.first().copied().unwrap_or(0)
 }
 
 /// Node `i` of `t` over the codes of its feature.
