@@ -104,7 +104,8 @@ impl Shared {
 
     /// Runs `f` on the models being served, as this thread last saw them: on a request's path
     /// it touches no shared lock or reference count (both are cache lines every thread writes),
-    /// only the generation, which changes when a swap happens.
+    /// only the generation, which changes when a swap happens. (A thread that gets no request
+    /// after a swap keeps the old models alive until it does: at most one old set per thread.)
     fn with_models<R>(&self, f: impl FnOnce(&Models) -> R) -> R {
         std::thread_local! {
             /// This thread's view: (server, generation, models).
