@@ -143,14 +143,16 @@ fn served_predictions_equal_offline_ones_and_bad_requests_get_4xx() {
     let (status, body) = http(&addr, "GET", "/v1/health", b"");
     assert_eq!(status, 200, "{body}");
 
-    let rows = holdout_rows(40);
+    // 400 rows: a body over 64 KiB, worked off the connection's thread.
+    let rows = holdout_rows(400);
     let req =
         serde_json::json!({ "rows": rows.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>() });
+    assert!(req.to_string().len() > 64 * 1024);
     let (status, body) = http(&addr, "POST", "/v1/predict", req.to_string().as_bytes());
     assert_eq!(status, 200, "{body}");
     let served: serde_json::Value = serde_json::from_str(&body).unwrap();
     let preds = served["predictions"].as_array().unwrap();
-    assert_eq!(preds.len(), 40);
+    assert_eq!(preds.len(), 400);
     // Offline predictions of the same run for the same rows.
     let out = p.path().join("offline.csv");
     p.json(&["predictions", &run, "--out", out.to_str().unwrap()]);
@@ -239,7 +241,7 @@ fn served_predictions_equal_offline_ones_and_bad_requests_get_4xx() {
     assert_eq!(s, 200);
     for needle in [
         format!("gyre_requests_total{{model=\"{run}\",arm=\"champion\",shadow=\"false\"}} 2"),
-        format!("gyre_predictions_total{{model=\"{run}\",arm=\"champion\",shadow=\"false\"}} 41"),
+        format!("gyre_predictions_total{{model=\"{run}\",arm=\"champion\",shadow=\"false\"}} 401"),
         "gyre_request_duration_seconds_bucket{".into(),
         "le=\"+Inf\"} 2".into(),
         "gyre_errors_total{status=\"400\"} 2".into(),

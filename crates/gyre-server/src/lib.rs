@@ -130,9 +130,27 @@ impl Shared {
     }
 }
 
+/// Bodies larger than this (a few hundred rows) are worked on tokio's blocking pool: the
+/// connections handed to this request's thread keep being answered meanwhile.
+const INLINE_BODY_MAX: usize = 64 * 1024;
+
 async fn predict(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
     let start = Instant::now();
-    let req: PredictRequest = match serde_json::from_slice(&body) {
+    if body.len() <= INLINE_BODY_MAX {
+        return predict_body(&s, &body, start);
+    }
+    let shared = s.clone();
+    match tokio::task::spawn_blocking(move || predict_body(&shared, &body, start)).await {
+        Ok(r) => r,
+        Err(e) => s.error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request's worker failed: {e}"),
+        ),
+    }
+}
+
+fn predict_body(s: &Shared, body: &[u8], start: Instant) -> Response {
+    let req: PredictRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
             return s.error(
@@ -156,7 +174,7 @@ async fn predict(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respo
             }
         }
     }
-    s.with_models(|models| answer(&s, models, &rows, req.key.as_deref(), start))
+    s.with_models(|models| answer(s, models, &rows, req.key.as_deref(), start))
 }
 
 /// The rest of `predict`, with the models to use.
