@@ -5,13 +5,15 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::GbdtParams;
-use super::runtime::Runtime;
+use super::runtime::{Runtime, WalkSpace};
 use super::tree::{BinSplit, Tree};
 use crate::binning::{BinMap, FeatureBins};
 use crate::{Column, Features, LearnError, MODEL_FORMAT, MODEL_VERSION, Model, Task, objective};
 
 /// Rows per parallel prediction task.
-const PREDICT_CHUNK: usize = 256;
+const PREDICT_CHUNK: usize = 1024;
+/// From this many rows a block is walked node by node; fewer walk row by row.
+const BY_NODE_MIN_ROWS: usize = 16;
 
 /// One tree as stored: arrays over internal nodes, then leaf values. Child references `>= 0` are
 /// internal nodes and `< 0` are leaf `!child`; a tree without internal nodes is the single leaf 0.
@@ -311,28 +313,25 @@ impl GbdtModel {
         for o in out.chunks_mut(k) {
             o.copy_from_slice(&self.init_score);
         }
-        // Tree-major over a block of rows keeps one tree hot in cache and lets the independent
-        // walks of neighbouring rows overlap. Each row still adds trees in a fixed order, so the
-        // sum never depends on scheduling or on the block a row falls in.
-        const LANES: usize = 8;
         let nt = self.runtime.num_trees();
-        let full = rows.len() - rows.len() % LANES;
-        let (out_full, out_rest) = out.split_at_mut(full * k);
-        let (buf_full, buf_rest) = buf.split_at(full * nf);
-        for t in 0..nt {
-            for (o, group) in out_full
-                .chunks_mut(LANES * k)
-                .zip(buf_full.chunks(LANES * nf))
-            {
-                let leaves = self.runtime.leaves::<LANES>(t, group, nf);
-                for (l, leaf) in leaves.into_iter().enumerate() {
-                    o[l * k + t % k] += self.runtime.leaf_value(t, leaf);
+        // Blocks walk each tree node by node (`Runtime::leaves_by_node`); each row adds the trees
+        // in their order, so the sum never depends on scheduling or on the block a row falls in.
+        if rows.len() >= BY_NODE_MIN_ROWS {
+            let mut leaf_of = vec![0u32; rows.len()];
+            let mut space = WalkSpace::default();
+            for t in 0..nt {
+                self.runtime
+                    .leaves_by_node(t, buf, nf, rows.len(), &mut leaf_of, &mut space);
+                for (o, &leaf) in out.chunks_mut(k).zip(&leaf_of) {
+                    o[t % k] += self.runtime.leaf_value(t, leaf as usize);
                 }
             }
+            return;
         }
-        // The last rows of the block (all of a served request's) walk alone, LANES trees at once.
+        // A few rows (a served request) walk alone, LANES trees at once.
+        const LANES: usize = 8;
         let trees_full = nt - nt % LANES;
-        for (o, row) in out_rest.chunks_mut(k).zip(buf_rest.chunks(nf)) {
+        for (o, row) in out.chunks_mut(k).zip(buf.chunks(nf)) {
             for first in (0..trees_full).step_by(LANES) {
                 let leaves = self.runtime.leaves_of_trees::<LANES>(first, row);
                 for (l, leaf) in leaves.into_iter().enumerate() {
