@@ -212,30 +212,39 @@ impl FlatTree {
 }
 
 impl GbdtModel {
+    /// Fails (a corrupt model) when a feature is split both as numeric and as categorical: the
+    /// prediction engine codes each feature one way, as its binning in training does.
     pub(crate) fn new(
         task: Task,
         params: GbdtParams,
         feature_names: Vec<String>,
         init_score: Vec<f64>,
         trees: Vec<FlatTree>,
-    ) -> GbdtModel {
+    ) -> Result<GbdtModel, LearnError> {
         // Per feature, whether the trees split it as categorical (`None` when unused), so a column
         // of the other kind can read as missing.
-        let mut categorical = vec![None; feature_names.len()];
-        for t in &trees {
-            for (f, c) in t.feature.iter().zip(&t.cat) {
-                categorical[*f as usize] = Some(*c >= 0);
+        let mut categorical: Vec<Option<bool>> = vec![None; feature_names.len()];
+        for (i, t) in trees.iter().enumerate() {
+            for (&f, &c) in t.feature.iter().zip(&t.cat) {
+                let k = &mut categorical[f as usize];
+                if k.is_some_and(|was| was != (c >= 0)) {
+                    return Err(LearnError::CorruptModel(format!(
+                        "tree {i}: feature {:?} is split both as numeric and as categorical",
+                        feature_names[f as usize]
+                    )));
+                }
+                *k = Some(c >= 0);
             }
         }
         let runtime = Runtime::new(&trees, &categorical);
-        GbdtModel {
+        Ok(GbdtModel {
             task,
             params,
             feature_names,
             init_score,
             trees,
             runtime,
-        }
+        })
     }
 
     pub fn params(&self) -> &GbdtParams {
@@ -376,30 +385,11 @@ impl GbdtModel {
                 "gbdt model does not have {k} outputs"
             )));
         }
-        // A feature is split one way in every tree (its binning decides): the prediction engine
-        // codes each feature once.
-        let mut kind: Vec<Option<bool>> = vec![None; s.feature_names.len()];
         for (i, t) in s.trees.iter().enumerate() {
             t.validate(s.feature_names.len())
                 .map_err(|e| LearnError::CorruptModel(format!("tree {i}: {e}")))?;
-            for (&f, &c) in t.feature.iter().zip(&t.cat) {
-                let k = &mut kind[f as usize];
-                if k.is_some_and(|was| was != (c >= 0)) {
-                    return Err(LearnError::CorruptModel(format!(
-                        "tree {i}: feature {:?} is split both as numeric and as categorical",
-                        s.feature_names[f as usize]
-                    )));
-                }
-                *k = Some(c >= 0);
-            }
         }
-        Ok(GbdtModel::new(
-            s.task,
-            params,
-            s.feature_names,
-            s.init_score,
-            s.trees,
-        ))
+        GbdtModel::new(s.task, params, s.feature_names, s.init_score, s.trees)
     }
 }
 

@@ -9,8 +9,10 @@
 //! of them follow each node's default side); a node's set over these codes is a 64-bit mask, or
 //! words in a side table when the feature has more than 62 such categories.
 //!
-//! A row is then one small integer per feature, and a step down a tree is one node load, one code load and integer
-//! arithmetic without a branch on the node's kind (trees mix kinds, so such a branch mispredicts).
+//! A row is then one small integer per feature, and a step down a tree is one node load, one code
+//! load and integer arithmetic without a branch on the node's kind (trees mix kinds, so such a
+//! branch mispredicts). A block of rows goes down each tree node by node (`leaves_by_node`), a
+//! lone row down eight trees at once (`leaves_of_trees`).
 //! Predictions are the same as walking real values by the stored thresholds, bit for bit (tested,
 //! and checked against the binned training scores in debug builds).
 
@@ -38,14 +40,14 @@ struct Node {
     /// Numeric: the interval's low code (low 32 bits) and its width (high 32 bits). Small set: bit
     /// `code` set means the row goes left. Large set: the first word of the set in `large_sets`.
     bits: u64,
-    /// Left then right child, indexed by "goes right": a node (`>= 0`) or leaf `!child`.
+    /// Left then right child, indexed by "goes right" (a leaf is a node of its own, see `Tree`).
     children: [i32; 2],
     feature: u32,
     kind: u8,
 }
 
 /// A tree's internal nodes, then one node per leaf whose children are the node itself, so a
-/// walk that reaches a leaf stays there and every walk takes `depth` steps.
+/// walk that reaches a leaf stays there: lanes walking together need no test of which ended.
 #[derive(Clone, Debug)]
 struct Tree {
     nodes: Vec<Node>,
@@ -208,8 +210,8 @@ impl Runtime {
     /// (row-major `rows`, `nf` codes each). Node by node instead of row by row: the rows at a
     /// node are split into its two children's lists, so each row takes the steps of its own
     /// path (a lockstep walk of 8 rows took the tree's depth, 1.8x the steps on Adult), and the
-    /// loop over a node's rows
-    /// has no dependent loads and tests one node whose kind is known outside the loop.
+    /// loop over a node's rows has no dependent loads and tests one node whose kind is known
+    /// outside the loop.
     /// `space` is reused between calls.
     pub(crate) fn leaves_by_node(
         &self,
