@@ -83,6 +83,27 @@ pub(crate) fn slices_cache_key(
     .to_string()
 }
 
+/// What the default per-example error is: 0/1 for classification, squared for regression.
+pub(crate) fn error_name(task: Task) -> &'static str {
+    if task == Task::Regression {
+        "squared_error"
+    } else {
+        "error"
+    }
+}
+
+impl StoredSlices {
+    /// A search over `errs`, the run's errors of kind `error_metric`, as the cache keeps it.
+    pub(crate) fn new(error_metric: &str, errs: &[f64], slices: Vec<SliceRow>) -> StoredSlices {
+        StoredSlices {
+            error_metric: error_metric.to_string(),
+            rows: errs.len(),
+            average_error: errs.iter().sum::<f64>() / errs.len().max(1) as f64,
+            slices,
+        }
+    }
+}
+
 fn error_metric_name(name: &str) -> &'static str {
     match name {
         "squared_error" => "squared_error",
@@ -376,11 +397,7 @@ impl App {
         let (errs, error_metric) = match error {
             "error" => (
                 errors(scored.task, scored.classes, &scored.labels, &scored.scores),
-                if scored.task == Task::Regression {
-                    "squared_error"
-                } else {
-                    "error"
-                },
+                error_name(scored.task),
             ),
             "log_loss" if scored.task.is_classification() => (
                 log_losses(scored.task, scored.classes, &scored.labels, &scored.scores),
@@ -400,16 +417,10 @@ impl App {
             &scored.table_rows,
         );
         let slices = top_slices(&discrete, &errs, &req.params);
-        let average_error = errs.iter().sum::<f64>() / errs.len().max(1) as f64;
         let mut timings = std::collections::BTreeMap::new();
         timings.insert("load_s".to_string(), load_s);
         timings.insert("slices_s".to_string(), t1.elapsed().as_secs_f64());
-        let stored = StoredSlices {
-            error_metric: error_metric.to_string(),
-            rows: errs.len(),
-            average_error,
-            slices,
-        };
+        let stored = StoredSlices::new(error_metric, &errs, slices);
         // Keeping the result is a convenience: a store that cannot take it now (busy, read-only)
         // does not fail a command that reads.
         let _ = self.cache_slices(&key, &stored);
@@ -420,7 +431,7 @@ impl App {
             cached: false,
             error_metric,
             rows: stored.rows,
-            average_error,
+            average_error: stored.average_error,
             slices: stored.slices,
         })
     }

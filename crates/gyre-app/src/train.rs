@@ -199,19 +199,12 @@ impl App {
                 // The search `gyre slices RUN` makes by default, kept for it in the cache; the
                 // run's report and its findings take the top three.
                 let found = slicing::top_slices(&discrete, &errs, &Default::default());
-                let average_error = errs.iter().sum::<f64>() / errs.len().max(1) as f64;
                 first_slices = found.iter().take(3).cloned().collect();
-                default_slices = Some(slicing::StoredSlices {
-                    error_metric: if task == gyre_core::Task::Regression {
-                        "squared_error"
-                    } else {
-                        "error"
-                    }
-                    .to_string(),
-                    rows: errs.len(),
-                    average_error,
-                    slices: found,
-                });
+                default_slices = Some(slicing::StoredSlices::new(
+                    slicing::error_name(task),
+                    &errs,
+                    found,
+                ));
                 slices_s = t3.elapsed().as_secs_f64();
             }
             if task.is_classification() {

@@ -213,10 +213,9 @@ fn answer(
     let latency = start.elapsed();
     let latency_us = latency.as_micros() as u64;
     let time = gyre_app::timestamp();
-    // Each row's JSON as sent, once, for its answer and for its shadow.
-    let mut features: Vec<String> = rows.iter().map(|r| r.json.to_string()).collect();
+    // The log keeps each row's JSON as it was sent.
     let record = |id: PredictionId,
-                  features: String,
+                  row: &RequestRow,
                   model: &str,
                   arm: &str,
                   shadow: bool,
@@ -227,7 +226,7 @@ fn answer(
         arm: arm.to_string(),
         shadow,
         key: key.map(str::to_string),
-        features,
+        features: row.json.to_string(),
         label: p.label.clone(),
         scores: serde_json::to_string(&p.scores).expect("scores serialize"),
         unseen: (!p.unseen.is_empty())
@@ -235,19 +234,16 @@ fn answer(
         latency_us,
     };
     if let Some((c, sp)) = &shadowed {
-        for (row, (id, p)) in ids.iter().zip(sp).enumerate() {
-            let f = features[row].clone();
-            s.log.served(record(*id, f, &c.run, "challenger", true, p));
+        for ((id, p), row) in ids.iter().zip(sp).zip(rows) {
+            s.log
+                .served(record(*id, row, &c.run, "challenger", true, p));
         }
         s.metrics
             .predicted(&c.run, "challenger", true, sp.len(), latency);
     }
-    for (row, (id, p)) in ids.iter().zip(&preds).enumerate() {
-        let f = std::mem::take(&mut features[row]);
-        s.log.served(record(*id, f, &answer.run, arm, false, p));
-        models
-            .drift
-            .observe(&rows[row], (arm == "champion").then_some(p));
+    for ((id, p), row) in ids.iter().zip(&preds).zip(rows) {
+        s.log.served(record(*id, row, &answer.run, arm, false, p));
+        models.drift.observe(row, (arm == "champion").then_some(p));
     }
     s.metrics
         .predicted(&answer.run, arm, false, preds.len(), latency);
