@@ -185,6 +185,15 @@ fn served_predictions_equal_offline_ones_and_bad_requests_get_4xx() {
     let (s, b) = http(&addr, "POST", "/v1/predict", b"{\"rows\": []}");
     assert_eq!(s, 400, "{b}");
     assert!(b.contains("empty"), "{b}");
+    // A row that is not an object is named by its position.
+    let (s, b) = http(
+        &addr,
+        "POST",
+        "/v1/predict",
+        b"{\"rows\": [{\"age\": 1}, 3]}",
+    );
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("row 1"), "{b}");
     let mut missing = rows[0].1.clone();
     missing.as_object_mut().unwrap().remove("age");
     let (s, b) = http(
@@ -244,7 +253,7 @@ fn served_predictions_equal_offline_ones_and_bad_requests_get_4xx() {
         format!("gyre_predictions_total{{model=\"{run}\",arm=\"champion\",shadow=\"false\"}} 401"),
         "gyre_request_duration_seconds_bucket{".into(),
         "le=\"+Inf\"} 2".into(),
-        "gyre_errors_total{status=\"400\"} 2".into(),
+        "gyre_errors_total{status=\"400\"} 3".into(),
         "gyre_errors_total{status=\"408\"} 1".into(),
         "gyre_errors_total{status=\"413\"} 1".into(),
         "gyre_errors_total{status=\"422\"} 2".into(),
