@@ -6,7 +6,7 @@
 use crate::config::gate_config;
 use crate::label_issues::params_of;
 use crate::predictions::{self, Predictions};
-use crate::suites::{outputs, suite_mask};
+use crate::suites::{masked, outputs, suite_mask};
 use crate::{App, AppError, now};
 use gyre_core::{ContentHash, Split};
 use gyre_eval::compare::{MetricDelta, Prepared, compare_metric};
@@ -182,9 +182,13 @@ impl App {
             .into_iter()
             .map(|s| {
                 let mask = suite_mask(s, &with, &base_preds.row_ids);
-                let labels = pick(&mask, &base_preds.labels, 1);
-                let base =
-                    Prepared::new(task, classes, &labels, &pick(&mask, &base_preds.scores, k));
+                let labels = masked(&mask, &base_preds.labels, 1);
+                let base = Prepared::new(
+                    task,
+                    classes,
+                    &labels,
+                    &masked(&mask, &base_preds.scores, k),
+                );
                 (s, mask, labels, base)
             })
             .collect();
@@ -207,7 +211,7 @@ impl App {
             let mut suites = Vec::new();
             let mut holdout_delta = None;
             for (s, mask, labels, base) in &sides {
-                let b = Prepared::new(task, classes, labels, &pick(mask, &without.scores, k));
+                let b = Prepared::new(task, classes, labels, &masked(mask, &without.scores, k));
                 let Some(d) = compare_metric(
                     base,
                     &b,
@@ -265,13 +269,4 @@ impl App {
             edits: effects,
         })
     }
-}
-
-/// The values of the rows `mask` keeps, `width` values per row.
-fn pick(mask: &[bool], v: &[f64], width: usize) -> Vec<f64> {
-    mask.iter()
-        .enumerate()
-        .filter(|(_, m)| **m)
-        .flat_map(|(j, _)| v[j * width..(j + 1) * width].iter().copied())
-        .collect()
 }

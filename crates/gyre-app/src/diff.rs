@@ -5,7 +5,7 @@
 
 use crate::config::gate_config;
 use crate::slicing::{self, SliceRow};
-use crate::suites::{outputs, suite_mask};
+use crate::suites::{masked, outputs, suite_mask};
 use crate::{App, AppError};
 use gyre_core::Task;
 use gyre_eval::compare::{self, Flips, MetricDelta, Prepared};
@@ -153,13 +153,6 @@ impl App {
             let s = self.suite_named(only)?;
             suite_list = vec![s];
         }
-        let subset = |mask: &[bool], v: &[f64], width: usize| -> Vec<f64> {
-            mask.iter()
-                .enumerate()
-                .filter(|(_, m)| **m)
-                .flat_map(|(i, _)| v[i * width..(i + 1) * width].iter().copied())
-                .collect()
-        };
         // Where the candidate got worse: slices of the negative-flip indicator (classification),
         // or of the increase in squared error (regression). Found on a thread of its own while
         // the bootstrap runs on the pool.
@@ -208,9 +201,9 @@ impl App {
             let mut bootstrap_s = 0.0;
             for s in &suite_list {
                 let mask = suite_mask(s.as_ref(), &latest, &row_ids);
-                let l = subset(&mask, &labels, 1);
-                let prepared_b = Prepared::new(task, classes, &l, &subset(&mask, &sb, k));
-                let prepared_c = Prepared::new(task, classes, &l, &subset(&mask, &sc, k));
+                let l = masked(&mask, &labels, 1);
+                let prepared_b = Prepared::new(task, classes, &l, &masked(&mask, &sb, k));
+                let prepared_c = Prepared::new(task, classes, &l, &masked(&mask, &sc, k));
                 let tb = std::time::Instant::now();
                 let metrics = compare::compare_metrics(&prepared_b, &prepared_c, resamples, seed);
                 bootstrap_s += tb.elapsed().as_secs_f64();

@@ -345,6 +345,15 @@ pub(crate) fn outputs(task: Task, classes: usize) -> usize {
     if task == Task::Multiclass { classes } else { 1 }
 }
 
+/// The values of the rows `mask` keeps (a suite's, say), `width` values per row.
+pub(crate) fn masked(mask: &[bool], v: &[f64], width: usize) -> Vec<f64> {
+    mask.iter()
+        .enumerate()
+        .filter(|(_, m)| **m)
+        .flat_map(|(j, _)| v[j * width..(j + 1) * width].iter().copied())
+        .collect()
+}
+
 /// Which predicted rows belong to a suite (all of them for holdout).
 pub(crate) fn suite_mask(
     suite: Option<&Suite>,
