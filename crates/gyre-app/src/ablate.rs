@@ -7,8 +7,10 @@ use crate::config::gate_config;
 use crate::label_issues::params_of;
 use crate::predictions::{self, Predictions};
 use crate::suites::{masked, outputs, suite_mask};
+use crate::table_view::{LoadedVersion, SourceTables, apply_loaded};
 use crate::{App, AppError, now};
 use gyre_core::{ContentHash, Split};
+use gyre_data::version::Materialized;
 use gyre_eval::compare::{MetricDelta, Prepared, compare_metric};
 use gyre_learn::{NoProgress, TrainSet};
 use gyre_store::NewJournalEntry;
@@ -42,6 +44,9 @@ pub struct AblateReport {
     pub edits: Vec<EditEffect>,
 }
 
+/// One retrain's outcome: the variant's index, its holdout predictions and their Parquet bytes.
+type Retrained = Result<(usize, Predictions, Vec<u8>), AppError>;
+
 impl App {
     pub fn ablate(&mut self, run: &str, jobs: Option<usize>) -> Result<AblateReport, AppError> {
         if jobs == Some(0) {
@@ -57,24 +62,30 @@ impl App {
             .into_iter()
             .cloned()
             .collect();
-        let with = self.load_version(&record.dataset, Some(&record.version))?;
+        // The base table is decoded once: the run's version and every variant start from a copy.
+        let base_table = self.base_table(&record.dataset)?;
+        let mut tables = SourceTables::new();
+        self.load_source_tables(effective.iter().map(|e| &e.kind), &mut tables)?;
+        let with = {
+            let mut data = base_table.clone();
+            for e in &effective {
+                apply_loaded(&mut data, &e.kind, &tables)?;
+            }
+            LoadedVersion {
+                version: entry.id.clone(),
+                schema: data.schema.clone(),
+                data,
+            }
+        };
         let schema = with.schema.clone();
         let task = schema.task;
         let classes = schema.classes.len();
         let k = outputs(task, classes);
-        let base_preds = self.run_predictions(&record, &with)?;
-        let gate = gate_config(&self.store.config_path())?;
-        let primary = gate
-            .primary_metric
-            .clone()
-            .unwrap_or_else(|| gyre_eval::metrics::primary(task).name.to_string());
         let params = params_of(&serde_json::from_str(&record.params).unwrap_or_default());
         let learner = gyre_learn::learner(&record.learner, &params)?;
 
-        // Versions without each edit, and cached predictions where they exist.
+        // Cached predictions of the versions without each edit, where they exist.
         let mut variants = Vec::new();
-        // Decoded once; each variant starts from a copy.
-        let base_table = self.base_table(&record.dataset)?;
         for e in &effective {
             let key = ContentHash::of_parts(&[
                 b"gyre-ablate-v1",
@@ -93,180 +104,209 @@ impl App {
                 )?),
                 None => None,
             };
-            let mut data = base_table.clone();
-            for x in &effective {
-                if x.id != e.id {
-                    self.apply_edit(&mut data, &x.kind)?;
-                }
-            }
-            variants.push((e, key, data, cached));
+            variants.push((e, key, cached));
         }
-        let features_of = |d: &gyre_data::version::Materialized| crate::table_view::LoadedVersion {
-            version: String::new(),
-            schema: d.schema.clone(),
-            data: d.clone(),
-        };
-        let jobs = jobs.unwrap_or(variants.len().max(1));
+        let todo: Vec<usize> = (0..variants.len())
+            .filter(|&i| variants[i].2.is_none())
+            .collect();
+        let jobs = jobs.unwrap_or(todo.len()).clamp(1, todo.len().max(1));
         let learn_task = with.learn_task();
         let seed = record.seed;
-        // Retrain what is not cached, `jobs` at a time; fits share one thread pool.
-        let mut fresh: Vec<Option<(Predictions, Vec<u8>)>> =
-            (0..variants.len()).map(|_| None).collect();
-        let todo: Vec<usize> = (0..variants.len())
-            .filter(|&i| variants[i].3.is_none())
-            .collect();
-        for chunk in todo.chunks(jobs) {
-            let out = std::thread::scope(|s| {
-                let handles: Vec<_> = chunk
-                    .iter()
-                    .map(|&i| {
-                        let lv = features_of(&variants[i].2);
-                        let learner = &learner;
-                        // Each retrain on a thread of its own; the OS shares the cores.
-                        let schema = &schema;
-                        s.spawn(move || {
-                            let features = lv.features();
-                            let labels = lv.labels();
-                            let train = lv.train_rows();
-                            let holdout: Vec<u32> = (0..lv.splits().len() as u32)
-                                .filter(|&r| lv.splits()[r as usize] == Split::Holdout)
-                                .collect();
-                            let model = gyre_learn::on_own_threads(1, || {
-                                learner.fit(
-                                    learn_task,
-                                    &TrainSet {
-                                        features: &features,
-                                        rows: &train,
-                                        labels: &labels,
-                                        weights: lv.weights(),
-                                    },
-                                    seed,
-                                    &NoProgress,
-                                )
-                            })?;
-                            // The holdout prediction goes to the shared pool: the last retrain to
-                            // finish would otherwise predict on one core while the other idles.
-                            let ids = lv.row_ids();
-                            let p = Predictions {
-                                row_ids: holdout.iter().map(|&r| ids[r as usize].0).collect(),
-                                labels: holdout.iter().map(|&r| labels[r as usize]).collect(),
-                                scores: model.predict(&features, &holdout),
-                            };
-                            let bytes = predictions::to_parquet(&p, schema)?;
-                            Ok::<_, AppError>((i, p, bytes))
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a retrain does not panic"))
-                    .collect::<Result<Vec<_>, _>>()
-            })?;
-            for (i, p, bytes) in out {
-                fresh[i] = Some((p, bytes));
-            }
-        }
 
-        // Compare each variant with the run, scored against the run's own labels.
-        // Per suite (None: the whole holdout), its rows and the run's own side of each comparison,
-        // prepared once for all variants.
-        let suites_all = self.suites()?.suites;
-        let mut all_suites: Vec<Option<&crate::suites::Suite>> = vec![None];
-        all_suites.extend(
-            suites_all
-                .iter()
-                .filter(|s| s.dataset == record.dataset)
-                .map(Some),
-        );
-        let sides: Vec<_> = all_suites
-            .into_iter()
-            .map(|s| {
-                let mask = suite_mask(s, &with, &base_preds.row_ids);
-                let labels = masked(&mask, &base_preds.labels, 1);
-                let base = Prepared::new(
-                    task,
-                    classes,
-                    &labels,
-                    &masked(&mask, &base_preds.scores, k),
-                );
-                (s, mask, labels, base)
-            })
-            .collect();
-        let mut effects = Vec::new();
-        let mut new_cache = Vec::new();
-        for (i, (e, key, _, cached)) in variants.iter().enumerate() {
-            let was_cached = cached.is_some();
-            let without = match (cached, fresh[i].take()) {
-                (Some(c), _) => Predictions {
-                    row_ids: c.row_ids.clone(),
-                    labels: c.labels.clone(),
-                    scores: c.scores.clone(),
-                },
-                (None, Some((p, bytes))) => {
-                    new_cache.push((key.clone(), bytes));
-                    p
-                }
-                (None, None) => unreachable!("every variant is cached or retrained"),
-            };
-            let mut suites = Vec::new();
-            let mut holdout_delta = None;
-            for (s, mask, labels, base) in &sides {
-                let b = Prepared::new(task, classes, labels, &masked(mask, &without.scores, k));
-                let Some(d) = compare_metric(
-                    base,
-                    &b,
-                    &primary,
-                    gate.bootstrap_resamples,
-                    gate.bootstrap_seed,
-                ) else {
-                    continue;
-                };
-                match s {
-                    None => holdout_delta = Some(d),
-                    Some(s) => suites.push(SuiteEffect {
-                        suite: s.name.clone(),
-                        rows: labels.len(),
-                        delta_without: d,
-                    }),
-                }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| -> Result<AblateReport, AppError> {
+            // `jobs` workers take the variants still to retrain in turn; each builds its version
+            // from the base table, fits on one thread of its own (the OS shares the cores) and
+            // predicts the holdout on the shared pool (the last retrain to finish would otherwise
+            // predict on one core while the other idles). Meanwhile this thread prepares the
+            // run's side of the comparisons, and compares each retrain as it arrives.
+            let (tx, rx) = std::sync::mpsc::channel::<Retrained>();
+            for _ in 0..if todo.is_empty() { 0 } else { jobs } {
+                let tx = tx.clone();
+                let (next, todo, variants) = (&next, &todo, &variants);
+                let (base_table, effective, tables) = (&base_table, &effective, &tables);
+                let (learner, schema) = (&learner, &schema);
+                s.spawn(move || {
+                    loop {
+                        let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&i) = todo.get(at) else { break };
+                        let without = variants[i].0.id;
+                        let out = retrain(
+                            base_table,
+                            effective.iter().filter(|x| x.id != without),
+                            tables,
+                            learner.as_ref(),
+                            learn_task,
+                            seed,
+                            schema,
+                        )
+                        .map(|(p, bytes)| (i, p, bytes));
+                        let failed = out.is_err();
+                        if tx.send(out).is_err() || failed {
+                            break;
+                        }
+                    }
+                });
             }
-            effects.push(EditEffect {
-                edit: e.id,
-                kind: e.kind.name(),
-                description: e.kind.describe(),
-                why: e.why.clone(),
-                metric_delta_without: holdout_delta.ok_or_else(|| {
-                    AppError::invalid(format!("{primary} is undefined on this run's holdout"))
-                })?,
-                suites,
-                cached: was_cached,
-            });
-        }
-        if !new_cache.is_empty() {
-            let mut stored = Vec::new();
-            for (key, bytes) in &new_cache {
-                stored.push((key.clone(), self.store.objects().put(bytes)?));
-            }
-            let time = now();
-            let (user, command) = (self.user.clone(), self.command.clone());
-            self.store.write(|tx| {
-                for (key, obj) in &stored {
-                    tx.put_cache(key, "ablation", obj.as_str(), &time)?;
-                }
-                tx.append_journal(&NewJournalEntry {
-                    time: &time,
-                    user: &user,
-                    command: &command,
-                    why: None,
-                    objects: &[format!("run:{}", record.id)],
+            drop(tx);
+
+            let gate = gate_config(&self.store.config_path())?;
+            let primary = gate
+                .primary_metric
+                .clone()
+                .unwrap_or_else(|| gyre_eval::metrics::primary(task).name.to_string());
+            let base_preds = self.run_predictions(&record, &with)?;
+            // Per suite (None: the whole holdout), its rows and the run's own side of each
+            // comparison, prepared once for all variants; variants are scored against the
+            // run's own labels.
+            let suites_all = self.suites()?.suites;
+            let mut all_suites: Vec<Option<&crate::suites::Suite>> = vec![None];
+            all_suites.extend(
+                suites_all
+                    .iter()
+                    .filter(|s| s.dataset == record.dataset)
+                    .map(Some),
+            );
+            let sides: Vec<_> = all_suites
+                .into_iter()
+                .map(|s| {
+                    let mask = suite_mask(s, &with, &base_preds.row_ids);
+                    let labels = masked(&mask, &base_preds.labels, 1);
+                    let base = Prepared::new(
+                        task,
+                        classes,
+                        &labels,
+                        &masked(&mask, &base_preds.scores, k),
+                    );
+                    (s, mask, labels, base)
                 })
-            })?;
-        }
-        Ok(AblateReport {
-            run: record.id,
-            version: record.version,
-            primary_metric: primary,
-            edits: effects,
+                .collect();
+            let effect = |i: usize, without: &Predictions| -> Result<EditEffect, AppError> {
+                let e = variants[i].0;
+                let mut suites = Vec::new();
+                let mut holdout_delta = None;
+                for (s, mask, labels, base) in &sides {
+                    let b = Prepared::new(task, classes, labels, &masked(mask, &without.scores, k));
+                    let Some(d) = compare_metric(
+                        base,
+                        &b,
+                        &primary,
+                        gate.bootstrap_resamples,
+                        gate.bootstrap_seed,
+                    ) else {
+                        continue;
+                    };
+                    match s {
+                        None => holdout_delta = Some(d),
+                        Some(s) => suites.push(SuiteEffect {
+                            suite: s.name.clone(),
+                            rows: labels.len(),
+                            delta_without: d,
+                        }),
+                    }
+                }
+                Ok(EditEffect {
+                    edit: e.id,
+                    kind: e.kind.name(),
+                    description: e.kind.describe(),
+                    why: e.why.clone(),
+                    metric_delta_without: holdout_delta.ok_or_else(|| {
+                        AppError::invalid(format!("{primary} is undefined on this run's holdout"))
+                    })?,
+                    suites,
+                    cached: variants[i].2.is_some(),
+                })
+            };
+            let mut effects: Vec<Option<EditEffect>> = (0..variants.len()).map(|_| None).collect();
+            for (i, v) in variants.iter().enumerate() {
+                if let Some(c) = &v.2 {
+                    effects[i] = Some(effect(i, c)?);
+                }
+            }
+            let mut new_cache = Vec::new();
+            for _ in 0..todo.len() {
+                let (i, p, bytes) = rx
+                    .recv()
+                    .map_err(|_| AppError::invalid("a retrain ended without a result"))??;
+                effects[i] = Some(effect(i, &p)?);
+                new_cache.push((variants[i].1.clone(), bytes));
+            }
+            let effects: Vec<EditEffect> = effects.into_iter().flatten().collect();
+            if !new_cache.is_empty() {
+                let mut stored = Vec::new();
+                for (key, bytes) in &new_cache {
+                    stored.push((key.clone(), self.store.objects().put(bytes)?));
+                }
+                let time = now();
+                let (user, command) = (self.user.clone(), self.command.clone());
+                self.store.write(|tx| {
+                    for (key, obj) in &stored {
+                        tx.put_cache(key, "ablation", obj.as_str(), &time)?;
+                    }
+                    tx.append_journal(&NewJournalEntry {
+                        time: &time,
+                        user: &user,
+                        command: &command,
+                        why: None,
+                        objects: &[format!("run:{}", record.id)],
+                    })
+                })?;
+            }
+            Ok(AblateReport {
+                run: record.id.clone(),
+                version: record.version.clone(),
+                primary_metric: primary,
+                edits: effects,
+            })
         })
     }
+}
+
+/// Fits the learner on the base table with `edits` applied, on one thread of its own, and
+/// predicts the version's holdout rows.
+fn retrain<'a>(
+    base_table: &Materialized,
+    edits: impl Iterator<Item = &'a gyre_core::Edit>,
+    tables: &SourceTables,
+    learner: &dyn gyre_learn::Learner,
+    learn_task: gyre_learn::Task,
+    seed: u64,
+    schema: &gyre_core::DatasetSchema,
+) -> Result<(Predictions, Vec<u8>), AppError> {
+    let mut data = base_table.clone();
+    for e in edits {
+        apply_loaded(&mut data, &e.kind, tables)?;
+    }
+    let lv = LoadedVersion {
+        version: String::new(),
+        schema: data.schema.clone(),
+        data,
+    };
+    let features = lv.features();
+    let labels = lv.labels();
+    let train = lv.train_rows();
+    let holdout: Vec<u32> = (0..lv.splits().len() as u32)
+        .filter(|&r| lv.splits()[r as usize] == Split::Holdout)
+        .collect();
+    let model = gyre_learn::on_own_threads(1, || {
+        learner.fit(
+            learn_task,
+            &TrainSet {
+                features: &features,
+                rows: &train,
+                labels: &labels,
+                weights: lv.weights(),
+            },
+            seed,
+            &NoProgress,
+        )
+    })?;
+    let ids = lv.row_ids();
+    let p = Predictions {
+        row_ids: holdout.iter().map(|&r| ids[r as usize].0).collect(),
+        labels: holdout.iter().map(|&r| labels[r as usize]).collect(),
+        scores: model.predict(&features, &holdout),
+    };
+    let bytes = predictions::to_parquet(&p, schema)?;
+    Ok((p, bytes))
 }

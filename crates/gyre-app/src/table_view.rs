@@ -126,18 +126,27 @@ impl App {
         data: &mut Materialized,
         kind: &EditKind,
     ) -> Result<u64, AppError> {
-        match kind {
-            EditKind::AddSource { source, key, .. } => {
+        let mut tables = SourceTables::new();
+        self.load_source_tables(std::slice::from_ref(kind), &mut tables)?;
+        apply_loaded(data, kind, &tables)
+    }
+
+    /// Loads the tables the add-source edits among `kinds` add, into `tables` (by source id), so
+    /// that [`apply_loaded`] can apply the edits without the store (on other threads).
+    pub(crate) fn load_source_tables<'a>(
+        &mut self,
+        kinds: impl IntoIterator<Item = &'a EditKind>,
+        tables: &mut SourceTables,
+    ) -> Result<(), AppError> {
+        for kind in kinds {
+            if let EditKind::AddSource { source, .. } = kind
+                && !tables.contains_key(source)
+            {
                 let batch = self.source_table(source)?;
-                let schema = data.schema.clone();
-                match key {
-                    Some(k) => data.join(&batch, k),
-                    None => data.append(&batch, &schema),
-                }
-                .map_err(|e| StoreError::Corrupt(format!("source {source}: {}", e.0)).into())
+                tables.insert(source.clone(), batch);
             }
-            k => Ok(data.apply(k)?),
         }
+        Ok(())
     }
 
     /// A stored source's table.
@@ -200,6 +209,31 @@ impl App {
         };
         self.loaded = Some((dataset.to_string(), loaded.clone()));
         Ok(loaded)
+    }
+}
+
+/// Added tables by source id, loaded by [`App::load_source_tables`].
+pub(crate) type SourceTables = std::collections::HashMap<String, arrow_array::RecordBatch>;
+
+/// Applies one edit to a materialized version; an add-source edit's table must be in `tables`.
+pub(crate) fn apply_loaded(
+    data: &mut Materialized,
+    kind: &EditKind,
+    tables: &SourceTables,
+) -> Result<u64, AppError> {
+    match kind {
+        EditKind::AddSource { source, key, .. } => {
+            let batch = tables
+                .get(source)
+                .ok_or_else(|| StoreError::Corrupt(format!("source {source} is not loaded")))?;
+            let schema = data.schema.clone();
+            match key {
+                Some(k) => data.join(batch, k),
+                None => data.append(batch, &schema),
+            }
+            .map_err(|e| StoreError::Corrupt(format!("source {source}: {}", e.0)).into())
+        }
+        k => Ok(data.apply(k)?),
     }
 }
 

@@ -697,3 +697,113 @@ fn add_source_with_a_key_joins_new_columns() {
         "min_data_in_leaf=1",
     ]);
 }
+
+/// A seeded binary dataset as CSV: `x` numeric, `color` categorical, `split`, `y`; `y` depends on
+/// both with noise, so a model and its metrics are not trivial.
+fn generated_csv(rows: usize, seed: u64, split: impl Fn(usize) -> &'static str) -> Vec<u8> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let mut out = String::from("x,color,split,y\n");
+    for i in 0..rows {
+        let x = (next() * 100.0).round();
+        let color = ["red", "green", "blue"][(next() * 3.0) as usize % 3];
+        let p = x / 100.0 * 0.6 + if color == "red" { 0.3 } else { 0.0 };
+        let y = if next() < p { "yes" } else { "no" };
+        out.push_str(&format!("{x},{color},{},{y}\n", split(i)));
+    }
+    out.into_bytes()
+}
+
+/// Ablation retrains exactly what a train on the version without the edit gives (here an
+/// add-source edit, applied on a worker thread from its preloaded table), and one worker
+/// (`--jobs 1`, taking the variants in turn) gives the same report as one per variant.
+#[test]
+fn ablate_matches_a_train_without_the_edit_whatever_the_jobs() {
+    let build = || {
+        let p = Project::new();
+        let first = p.write(
+            "a.csv",
+            &generated_csv(600, 7, |i| if i % 4 == 0 { "test" } else { "train" }),
+        );
+        p.json(&[
+            "import",
+            first.to_str().unwrap(),
+            "--target",
+            "y",
+            "--split-column",
+            "split",
+        ]);
+        let more = p.write("b.csv", &generated_csv(300, 8, |_| "train"));
+        let added = p.json(&[
+            "edit",
+            "add-source",
+            more.to_str().unwrap(),
+            "--why",
+            "more of the same",
+        ]);
+        let excluded = p.json(&[
+            "edit",
+            "exclude",
+            "--where",
+            "color = 'green' AND x < 30",
+            "--why",
+            "noisy corner",
+        ]);
+        let run = p.json(&["train", "-p", "num_iterations=15", "--seed", "3"])["run"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (p, run, added["edit"].clone(), excluded["edit"].clone())
+    };
+    let (a, run_a, added, excluded) = build();
+    let (b, run_b, _, _) = build();
+    let one = a.json(&["ablate", &run_a, "--jobs", "1"]);
+    let many = b.json(&["ablate", &run_b]);
+    let effects = |r: &serde_json::Value| -> Vec<(serde_json::Value, serde_json::Value)> {
+        r["edits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                assert_eq!(e["cached"], false);
+                (e["edit"].clone(), e["metric_delta_without"].clone())
+            })
+            .collect()
+    };
+    assert_eq!(effects(&one).len(), 2);
+    assert_eq!(effects(&one), effects(&many));
+
+    // By hand: revert the add-source edit and train with the same learner, params and seed.
+    a.json(&[
+        "edit",
+        "revert",
+        &added.to_string(),
+        "--why",
+        "what was it worth?",
+    ]);
+    let by_hand = a.json(&["train", "-p", "num_iterations=15", "--seed", "3"]);
+    let effect = one["edits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["edit"] == added)
+        .unwrap();
+    // The same model; the diff's AUC sums in another order than the run's metrics.
+    let (ablated, trained) = (
+        effect["metric_delta_without"]["candidate"]
+            .as_f64()
+            .unwrap(),
+        by_hand["metrics"]["holdout"]["auc"].as_f64().unwrap(),
+    );
+    assert!((ablated - trained).abs() < 1e-12, "{ablated} vs {trained}");
+    assert_ne!(
+        effect["metric_delta_without"]["candidate"], effect["metric_delta_without"]["base"],
+        "300 more training rows change the model"
+    );
+    assert!(effects(&one).iter().any(|(e, _)| *e == excluded));
+}
