@@ -14,6 +14,11 @@ servers, after a 2 s warm-up at saturation and a 3 s pause:
   timers count whole milliseconds, so requests leave in bursts at each tick) give about 5,000/s;
 - saturation: wrk with 64 connections, no pause.
 
+A third server, the HTTP floor (crates/gyre-server/examples/http_floor.rs: axum and hyper in
+gyre's runtime shape, answering a constant body without any work), is measured at saturation
+only, after the same warm-up: what the HTTP stack alone answers on this machine, so gyre's
+figure can be read as the floor minus the cost of the model, the log and the bookkeeping.
+
 wrk runs one thread (`-t1`) so that it takes one core at most of the two. gyre logs every
 prediction to its SQLite prediction log; the Python server logs nothing.
 Prints throughput, p50 and p99 latency per measurement and their medians.
@@ -37,7 +42,8 @@ RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 RATE, RATE_CONNS, RATE_DELAY_MS, SAT_CONNS = 5000, 14, 2, 64
 PACE = os.path.join(ROOT, "target", "release", "examples", "pace")
-GYRE_PORT, PY_PORT = 18471, 18472
+FLOOR = os.path.join(ROOT, "target", "release", "examples", "http_floor")
+GYRE_PORT, PY_PORT, FLOOR_PORT = 18471, 18472, 18473
 
 
 def gyre(project, *args):
@@ -123,6 +129,7 @@ def main():
     }
     ports = {"gyre": GYRE_PORT, "python": PY_PORT}
     results = {name: {"even": [], "rate": [], "saturation": []} for name in servers}
+    floor = []
     for r in range(RUNS):
         for name, start in servers.items():
             proc = start()
@@ -145,6 +152,19 @@ def main():
                   f"  p99 {fixed['p99_ms']:.3f} ms  |  saturation: {sat['rps']:8.0f} req/s"
                   f"  p50 {sat['p50_ms']:.3f} ms  p99 {sat['p99_ms']:.3f} ms"
                   f"  non-2xx {even['non_2xx'] + fixed['non_2xx'] + sat['non_2xx']}", flush=True)
+        proc = subprocess.Popen([FLOOR, f"127.0.0.1:{FLOOR_PORT}"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            wait_port(FLOOR_PORT, proc)
+            wrk(FLOOR_PORT, body, SAT_CONNS, 0, 2)  # warm-up
+            time.sleep(3.0)
+            sat = wrk(FLOOR_PORT, body, SAT_CONNS, 0, SECONDS)
+        finally:
+            proc.terminate()
+            proc.wait()
+        floor.append(sat)
+        print(f"run {r + 1} http floor (no work)  saturation: {sat['rps']:8.0f} req/s"
+              f"  p50 {sat['p50_ms']:.3f} ms  p99 {sat['p99_ms']:.3f} ms", flush=True)
     logged = gyre(project, "monitor")["predictions"]
     med = lambda name, mode, key: statistics.median(x[key] for x in results[name][mode])
     print("\nmedians")
@@ -153,10 +173,14 @@ def main():
               f" p99 {med(name, 'even', 'p99_ms'):.3f} ms  |  wrk ~5k/s: {med(name, 'rate', 'rps'):6.0f} req/s  p50 {med(name, 'rate', 'p50_ms'):.3f} ms"
               f"  p99 {med(name, 'rate', 'p99_ms'):.3f} ms  |  saturation {med(name, 'saturation', 'rps'):8.0f} req/s"
               f"  p99 {med(name, 'saturation', 'p99_ms'):.3f} ms")
+    floor_rps = statistics.median(x["rps"] for x in floor)
+    print(f"  http floor (no work)  saturation {floor_rps:8.0f} req/s")
     ratio = med("gyre", "saturation", "rps") / med("python", "saturation", "rps")
-    print(f"  throughput at saturation, gyre/python: {ratio:.1f}x")
+    print(f"  throughput at saturation, gyre/python: {ratio:.1f}x;"
+          f" gyre/http floor: {med('gyre', 'saturation', 'rps') / floor_rps:.2f};"
+          f" http floor/python: {floor_rps / med('python', 'saturation', 'rps'):.1f}x")
     print(f"  predictions in gyre's log: {logged}")
-    print(json.dumps({"results": results, "ratio": ratio, "logged": logged}))
+    print(json.dumps({"results": results, "floor": floor, "ratio": ratio, "logged": logged}))
 
 
 if __name__ == "__main__":

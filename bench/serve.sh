@@ -8,6 +8,6 @@ if ! command -v wrk >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk
 fi
 cargo build --release -q
-cargo build --release -q -p gyre-server --example pace
+cargo build --release -q -p gyre-server --example pace --example http_floor
 "$here/setup.sh"
 "$here/.venv/bin/python" "$here/serve.py" "$@"

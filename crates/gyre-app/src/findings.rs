@@ -260,7 +260,7 @@ impl App {
             .collect();
         let needs_eval = open.iter().any(|f| f.kind == "slice");
         let scored = if needs_eval {
-            Some(self.scored_run(&run.id, None)?)
+            Some(self.scored_run(run, crate::suites::HOLDOUT, None)?)
         } else {
             None
         };

@@ -391,7 +391,7 @@ impl App {
                 timings,
             });
         }
-        let scored = self.scored_run(&record.id, req.suite.as_deref())?;
+        let scored = self.scored_run(&record, suite_name, suite.as_ref())?;
         let load_s = t0.elapsed().as_secs_f64();
         let t1 = std::time::Instant::now();
         let (errs, error_metric) = match error {

@@ -227,18 +227,17 @@ impl App {
         }
     }
 
-    /// A run's predictions and its version, restricted to a suite's rows.
+    /// A run's predictions and its version, restricted to a suite's rows (`suite` is None for
+    /// the whole holdout); the caller has resolved both.
     pub(crate) fn scored_run(
         &mut self,
-        run: &str,
-        suite: Option<&str>,
+        record: &RunRecord,
+        suite_name: &str,
+        suite: Option<&Suite>,
     ) -> Result<ScoredRun, AppError> {
-        let record = self.resolve_run(run)?;
-        let suite_name = suite.unwrap_or(HOLDOUT).to_string();
-        let suite = self.suite_named(&suite_name)?;
         let loaded = self.load_version(&record.dataset, Some(&record.version))?;
-        let preds = self.run_predictions(&record, &loaded)?;
-        let keep = suite_mask(suite.as_ref(), &loaded, &preds.row_ids);
+        let preds = self.run_predictions(record, &loaded)?;
+        let keep = suite_mask(suite, &loaded, &preds.row_ids);
         let ids = gyre_data::table::row_ids(&loaded.data.batch);
         let k = outputs(loaded.schema.task, loaded.schema.classes.len());
         let mut table_rows = Vec::new();
@@ -259,8 +258,8 @@ impl App {
             scores.extend_from_slice(&preds.scores[i * k..(i + 1) * k]);
         }
         Ok(ScoredRun {
-            run: record.id,
-            suite: suite_name,
+            run: record.id.clone(),
+            suite: suite_name.to_string(),
             task: loaded.schema.task,
             classes: loaded.schema.classes.len(),
             loaded,

@@ -313,6 +313,28 @@ fn printed_slices_paste_into_suites_and_select_the_same_rows() {
     assert_eq!(again["slices"], slices["slices"]);
     let default = p.json(&["slices", &run]);
     assert_eq!(default["cached"], true);
+    // A cache entry whose object is gone or damaged is a miss: the search runs again, gives the
+    // same answer, and storing it heals the object.
+    let stored_searches: Vec<_> = files_under(&p.path().join(".gyre").join("objects"))
+        .into_iter()
+        .filter(|f| {
+            serde_json::from_slice::<serde_json::Value>(&std::fs::read(f).unwrap())
+                .is_ok_and(|v| v.get("slices").is_some() && v.get("error_metric").is_some())
+        })
+        .collect();
+    assert_eq!(stored_searches.len(), 2, "train's default search and --k 5");
+    std::fs::remove_file(&stored_searches[0]).unwrap();
+    std::fs::write(&stored_searches[1], b"not json").unwrap();
+    for cached in [false, true] {
+        let k5 = p.json(&["slices", &run, "--k", "5"]);
+        let k10 = p.json(&["slices", &run]);
+        assert_eq!(k5["slices"], slices["slices"]);
+        assert_eq!(k10["slices"], default["slices"]);
+        assert_eq!(
+            (&k5["cached"], &k10["cached"]),
+            (&cached.into(), &cached.into())
+        );
+    }
     let top: Vec<&serde_json::Value> = default["slices"]
         .as_array()
         .unwrap()

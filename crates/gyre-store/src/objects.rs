@@ -32,11 +32,13 @@ impl Objects {
         self.path(id).is_file()
     }
 
-    /// Stores bytes and returns their address; writes nothing when the object already exists.
+    /// Stores bytes and returns their address; writes nothing when the object already exists
+    /// with the right length. A file of another length at the address (truncated or damaged)
+    /// is replaced, so storing the bytes again heals it.
     pub fn put(&self, bytes: &[u8]) -> Result<ContentHash, StoreError> {
         let id = ContentHash::of(bytes);
         let dest = self.path(&id);
-        if dest.is_file() {
+        if fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64) {
             return Ok(id);
         }
         let tmp = self.temp_path();
@@ -99,5 +101,31 @@ fn process_alive(pid: u32) -> bool {
     } else {
         // Without /proc we cannot tell; keep the file rather than risk a live writer's data.
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storing_bytes_again_heals_a_damaged_object() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let objects = Objects::new(dir.path());
+        let bytes = b"a slice search, say".to_vec();
+        let id = objects.put(&bytes).unwrap();
+        let path = objects.path(&id);
+        fs::write(&path, b"trunc").unwrap();
+        assert_eq!(objects.put(&bytes).unwrap(), id);
+        assert_eq!(objects.get(&id).unwrap(), bytes);
+        fs::remove_file(&path).unwrap();
+        objects.put(&bytes).unwrap();
+        assert_eq!(objects.get(&id).unwrap(), bytes);
+        // An intact object is left as it is (same file, not rewritten).
+        let before = fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        objects.put(&bytes).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), before);
     }
 }
