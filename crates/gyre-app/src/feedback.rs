@@ -57,13 +57,8 @@ impl App {
                 order.push(f.id);
             }
         }
-        // Each labelled answer by its id (a key lookup), not a scan of everything served.
-        let mut served = HashMap::new();
-        for id in &order {
-            if let Some(r) = log.answer(*id)? {
-                served.insert(*id, r);
-            }
-        }
+        // The labelled answers by id: only the log batches that can hold them are read.
+        let served = log.answers(&order)?;
         drop(log);
         let current = self.load_version(&dataset, None)?;
         let schema = &current.schema;

@@ -10,6 +10,14 @@
 //!
 //! Prediction ids are `SESSION-N`: every server start takes a new session number in its own
 //! committed transaction, so an id handed out before a crash is never reused after it.
+//!
+//! Storage: a batch's served predictions are one row of `served_batches`, their records encoded
+//! as JSON arrays one after another and compressed with zstd (the request rows of one model
+//! repeat their field names, so a batch shrinks by an order of magnitude; one insert per batch
+//! instead of one per prediction). The row keeps the batch's session, its lowest and highest
+//! request numbers and its earliest and latest times, so a lookup by id or time decodes only the
+//! batches that can hold it. Logs written before this format keep their `served` table, read
+//! as before; new predictions are never written there.
 
 use crate::StoreError;
 use rusqlite::{Connection, params};
@@ -17,6 +25,114 @@ use serde::Serialize;
 use std::path::Path;
 
 const LOG_FILE: &str = "log.db";
+
+/// The log's layout version (`PRAGMA user_version`): 2 added `served_batches`.
+const LOG_VERSION: i64 = 2;
+/// The encoding of `served_batches.data` written by this gyre.
+const BATCH_FORMAT: i64 = 1;
+/// zstd level for batches: the fastest, since the writer shares the cores with the requests.
+const BATCH_LEVEL: i32 = 1;
+
+/// One served record in a batch: `[n, shadow, time, model, arm, key, features, label, scores,
+/// unseen, latency_us]` (the session is the batch's).
+#[derive(Serialize)]
+struct RecordOut<'a>(
+    i64,
+    bool,
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    u64,
+);
+
+#[derive(serde::Deserialize)]
+struct RecordIn(
+    i64,
+    bool,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    u64,
+);
+
+/// A batch's data: its records (all of one session) as JSON arrays, compressed.
+fn encode_batch(records: &[&ServedRecord]) -> Result<Vec<u8>, StoreError> {
+    let mut json = Vec::with_capacity(records.len() * 512);
+    for r in records {
+        serde_json::to_writer(
+            &mut json,
+            &RecordOut(
+                r.id.n,
+                r.shadow,
+                &r.time,
+                &r.model,
+                &r.arm,
+                r.key.as_deref(),
+                &r.features,
+                &r.label,
+                &r.scores,
+                r.unseen.as_deref(),
+                r.latency_us,
+            ),
+        )
+        .map_err(|e| StoreError::Corrupt(format!("a served record does not encode: {e}")))?;
+    }
+    zstd::bulk::compress(&json, BATCH_LEVEL)
+        .map_err(|e| StoreError::Corrupt(format!("a log batch does not compress: {e}")))
+}
+
+/// The records of one stored batch (`seq` names it in errors).
+fn decode_batch(
+    seq: i64,
+    session: i64,
+    format: i64,
+    records: i64,
+    data: &[u8],
+) -> Result<Vec<ServedRecord>, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt(format!("prediction log batch {seq}: {what}"));
+    if format != BATCH_FORMAT {
+        return Err(corrupt(format!(
+            "format {format} is not one this gyre reads (it reads {BATCH_FORMAT}); a newer gyre wrote it"
+        )));
+    }
+    // The decompressed size is bounded by the frame's own header; a damaged one fails here.
+    let json = zstd::stream::decode_all(data).map_err(|e| corrupt(e.to_string()))?;
+    let mut out = Vec::with_capacity(records.max(0) as usize);
+    for r in serde_json::Deserializer::from_slice(&json).into_iter::<RecordIn>() {
+        let RecordIn(n, shadow, time, model, arm, key, features, label, scores, unseen, latency_us) =
+            r.map_err(|e| corrupt(e.to_string()))?;
+        out.push(ServedRecord {
+            id: PredictionId { session, n },
+            time,
+            model,
+            arm,
+            shadow,
+            key,
+            features,
+            label,
+            scores,
+            unseen,
+            latency_us,
+        });
+    }
+    if out.len() as i64 != records {
+        return Err(corrupt(format!(
+            "{} records where {records} were written",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
@@ -41,6 +157,18 @@ CREATE TABLE IF NOT EXISTS served (
     latency_us INTEGER NOT NULL,
     PRIMARY KEY (session, n, shadow)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS served_batches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    session INTEGER NOT NULL,
+    first_n INTEGER NOT NULL,
+    last_n INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    first_time TEXT NOT NULL,
+    last_time TEXT NOT NULL,
+    format INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS served_batches_n ON served_batches(session, first_n);
 CREATE TABLE IF NOT EXISTS feedback (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     session INTEGER NOT NULL,
@@ -58,6 +186,10 @@ CREATE TABLE IF NOT EXISTS errors (
 CREATE TRIGGER IF NOT EXISTS served_append_only_u BEFORE UPDATE ON served
     BEGIN SELECT RAISE(ABORT, 'the prediction log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS served_append_only_d BEFORE DELETE ON served
+    BEGIN SELECT RAISE(ABORT, 'the prediction log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS served_batches_append_only_u BEFORE UPDATE ON served_batches
+    BEGIN SELECT RAISE(ABORT, 'the prediction log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS served_batches_append_only_d BEFORE DELETE ON served_batches
     BEGIN SELECT RAISE(ABORT, 'the prediction log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS feedback_append_only_u BEFORE UPDATE ON feedback
     BEGIN SELECT RAISE(ABORT, 'the prediction log is append-only'); END;
@@ -106,6 +238,35 @@ pub struct ServedRecord {
     /// Unseen categorical fields as a JSON array, when any.
     pub unseen: Option<String>,
     pub latency_us: u64,
+}
+
+/// A served record ordered by id, answer before its shadow row.
+struct InIdOrder(ServedRecord);
+
+impl InIdOrder {
+    fn key(&self) -> (PredictionId, bool) {
+        (self.0.id, self.0.shadow)
+    }
+}
+
+impl PartialEq for InIdOrder {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for InIdOrder {}
+
+impl PartialOrd for InIdOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InIdOrder {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -180,7 +341,18 @@ impl PredictionLog {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > LOG_VERSION {
+            return Err(StoreError::TooNew {
+                path: state.join(LOG_FILE),
+                found,
+                known: LOG_VERSION,
+            });
+        }
         conn.execute_batch(SCHEMA)?;
+        if found < LOG_VERSION {
+            conn.pragma_update(None, "user_version", LOG_VERSION)?;
+        }
         Ok(PredictionLog { conn })
     }
 
@@ -199,28 +371,41 @@ impl PredictionLog {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Appends a batch in one transaction: all of it or none of it.
+    /// Appends a batch in one transaction: all of it or none of it. Its served records become
+    /// one `served_batches` row per session; a batch that repeats a prediction id (an answer, or
+    /// a shadow row, twice) is refused whole.
     pub fn append(&mut self, batch: &LogBatch) -> Result<(), StoreError> {
+        let mut sessions: std::collections::BTreeMap<i64, Vec<&ServedRecord>> = Default::default();
+        for r in &batch.served {
+            sessions.entry(r.id.session).or_default().push(r);
+        }
         let tx = self.conn.transaction()?;
         {
             let mut served = tx.prepare_cached(
-                "INSERT INTO served (session, n, time, model, arm, shadow, key, features, label,
-                 scores, unseen, latency_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO served_batches (session, first_n, last_n, records, first_time,
+                 last_time, format, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
-            for r in &batch.served {
+            for (session, records) in &sessions {
+                let mut ids: Vec<(i64, bool)> =
+                    records.iter().map(|r| (r.id.n, r.shadow)).collect();
+                ids.sort_unstable();
+                if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+                    return Err(StoreError::Corrupt(format!(
+                        "a log batch repeats prediction {session}-{}{}",
+                        w[0].0,
+                        if w[0].1 { " (shadow)" } else { "" }
+                    )));
+                }
+                let times = records.iter().map(|r| r.time.as_str());
                 served.execute(params![
-                    r.id.session,
-                    r.id.n,
-                    r.time,
-                    r.model,
-                    r.arm,
-                    r.shadow,
-                    r.key,
-                    r.features,
-                    r.label,
-                    r.scores,
-                    r.unseen,
-                    r.latency_us as i64
+                    session,
+                    ids[0].0,
+                    ids[ids.len() - 1].0,
+                    records.len() as i64,
+                    times.clone().min(),
+                    times.max(),
+                    BATCH_FORMAT,
+                    encode_batch(records)?,
                 ])?;
             }
             let mut feedback = tx.prepare_cached(
@@ -248,32 +433,100 @@ impl PredictionLog {
     }
 
     /// Hands each served prediction at or after `since` to `f` as it is read, in id order (an
-    /// answer, then its shadow row): for reports over more rows than memory holds.
+    /// answer, then its shadow row): for reports over more rows than memory holds. Rows of the
+    /// `served` table of older logs come first (their sessions are the older ones).
     pub fn served_each(
         &self,
         since: Option<&str>,
         mut f: impl FnMut(ServedRecord),
     ) -> Result<(), StoreError> {
+        let since = since.unwrap_or("");
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {SERVED_COLUMNS} FROM served WHERE time >= ?1 ORDER BY session, n, shadow"
         ))?;
-        let mut rows = stmt.query([since.unwrap_or("")])?;
+        let mut rows = stmt.query([since])?;
         while let Some(r) = rows.next()? {
             f(served_at(r)?);
+        }
+        // Batches by their lowest number. Requests finish out of order, so a batch can hold a
+        // number below the highest of an earlier batch: records wait in a heap until no batch
+        // still to read can hold a smaller id (every later batch starts at or above this one).
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, session, first_n, records, format, data FROM served_batches
+             WHERE last_time >= ?1 ORDER BY session, first_n",
+        )?;
+        let mut rows = stmt.query([since])?;
+        let mut waiting = std::collections::BinaryHeap::new();
+        while let Some(r) = rows.next()? {
+            let (seq, session, first_n): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            while let Some(std::cmp::Reverse(InIdOrder(top))) = waiting.peek()
+                && (top.id.session, top.id.n) < (session, first_n)
+            {
+                let std::cmp::Reverse(InIdOrder(top)) = waiting.pop().expect("peeked");
+                f(top);
+            }
+            let data = r.get_ref(5)?.as_blob().map_err(rusqlite::Error::from)?;
+            for rec in decode_batch(seq, session, r.get(4)?, r.get(3)?, data)? {
+                if rec.time.as_str() >= since {
+                    waiting.push(std::cmp::Reverse(InIdOrder(rec)));
+                }
+            }
+        }
+        while let Some(std::cmp::Reverse(InIdOrder(rec))) = waiting.pop() {
+            f(rec);
         }
         Ok(())
     }
 
-    /// The answer given under prediction `id` (not its shadow row), if it is in the log.
-    pub fn answer(&self, id: PredictionId) -> Result<Option<ServedRecord>, StoreError> {
+    /// The answers given under `ids` (not their shadow rows) that are in the log, by id. Reads
+    /// the batches' id ranges first and decodes only the batches that can hold a wanted id.
+    pub fn answers(
+        &self,
+        ids: &[PredictionId],
+    ) -> Result<std::collections::HashMap<PredictionId, ServedRecord>, StoreError> {
+        let mut out = std::collections::HashMap::new();
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {SERVED_COLUMNS} FROM served WHERE session = ?1 AND n = ?2 AND shadow = 0"
         ))?;
-        let mut rows = stmt.query([id.session, id.n])?;
-        Ok(match rows.next()? {
-            Some(r) => Some(served_at(r)?),
-            None => None,
-        })
+        for id in ids {
+            if let Some(r) = stmt.query([id.session, id.n])?.next()? {
+                out.insert(*id, served_at(r)?);
+            }
+        }
+        let wanted: std::collections::BTreeSet<PredictionId> = ids
+            .iter()
+            .filter(|id| !out.contains_key(id))
+            .copied()
+            .collect();
+        if wanted.is_empty() {
+            return Ok(out);
+        }
+        let mut holding = Vec::new();
+        let mut ranges = self
+            .conn
+            .prepare("SELECT seq, session, first_n, last_n FROM served_batches")?;
+        let mut rows = ranges.query([])?;
+        while let Some(r) = rows.next()? {
+            let (session, first, last): (i64, i64, i64) = (r.get(1)?, r.get(2)?, r.get(3)?);
+            let range = PredictionId { session, n: first }..=PredictionId { session, n: last };
+            if wanted.range(range).next().is_some() {
+                holding.push(r.get::<_, i64>(0)?);
+            }
+        }
+        let mut batch = self.conn.prepare_cached(
+            "SELECT session, format, records, data FROM served_batches WHERE seq = ?1",
+        )?;
+        for seq in holding {
+            let mut rows = batch.query([seq])?;
+            let Some(r) = rows.next()? else { continue };
+            let data = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+            for rec in decode_batch(seq, r.get(0)?, r.get(1)?, r.get(2)?, data)? {
+                if !rec.shadow && wanted.contains(&rec.id) {
+                    out.insert(rec.id, rec);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Feedback in arrival order, after the feedback numbered `after` (0 for all).
@@ -338,21 +591,199 @@ mod tests {
             ..LogBatch::default()
         };
         log.append(&batch).unwrap();
-        // A batch with a duplicate id fails as a whole: nothing of it is kept.
+        // A batch that repeats an id fails as a whole: nothing of it is kept.
         let bad = LogBatch {
-            served: vec![served(3), served(0)],
+            served: vec![served(3), served(4), served(3)],
             ..LogBatch::default()
         };
-        assert!(log.append(&bad).is_err());
+        let err = log.append(&bad).unwrap_err().to_string();
+        assert!(err.contains("repeats prediction 1-3"), "{err}");
         let rows = log.served(None).unwrap();
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[2].id, PredictionId { session: 1, n: 2 });
         assert_eq!(log.served(Some("2026-01-01T00:00:02Z")).unwrap().len(), 1);
-        assert!(log.conn.execute("DELETE FROM served", []).is_err());
+        assert!(log.conn.execute("DELETE FROM served_batches", []).is_err());
+        assert!(
+            log.conn
+                .execute("UPDATE served_batches SET records = 0", [])
+                .is_err()
+        );
         drop(log);
         let mut again = PredictionLog::open(dir.path()).unwrap();
         assert_eq!(again.served(None).unwrap().len(), 3);
         assert_eq!(again.start_session("t", "run", None, None).unwrap(), 2);
+    }
+
+    fn shadow(n: i64) -> ServedRecord {
+        ServedRecord {
+            shadow: true,
+            arm: "challenger".into(),
+            ..served(n)
+        }
+    }
+
+    fn ids(records: &[ServedRecord]) -> Vec<(i64, i64, bool)> {
+        records
+            .iter()
+            .map(|r| (r.id.session, r.id.n, r.shadow))
+            .collect()
+    }
+
+    #[test]
+    fn records_come_back_in_id_order_across_batches_that_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PredictionLog::open(dir.path()).unwrap();
+        log.start_session("t", "run", None, None).unwrap();
+        // Requests finish out of order: 2 lands after 3 and 4; the shadow of 5 is in one batch
+        // and its answer in the next; a second session follows.
+        let batches = [
+            vec![served(0), served(1), served(3)],
+            vec![served(4), served(2), shadow(5)],
+            vec![served(5), served(6)],
+        ];
+        for b in &batches {
+            log.append(&LogBatch {
+                served: b.clone(),
+                ..LogBatch::default()
+            })
+            .unwrap();
+        }
+        let other = ServedRecord {
+            id: PredictionId { session: 2, n: 0 },
+            ..served(9)
+        };
+        log.append(&LogBatch {
+            served: vec![other],
+            ..LogBatch::default()
+        })
+        .unwrap();
+        let all = log.served(None).unwrap();
+        let mut want: Vec<(i64, i64, bool)> = (0..7).map(|n| (1, n, false)).collect();
+        want.insert(6, (1, 5, true));
+        want.push((2, 0, false));
+        assert_eq!(ids(&all), want);
+        assert_eq!(all[6].arm, "challenger");
+        // Every field survives the batch encoding.
+        assert_eq!(all[0].features, "{}");
+        assert_eq!(all[0].scores, "[1.0]");
+        assert_eq!(all[0].latency_us, 5);
+        // Times filter inside a batch too (record n has second n).
+        let late = log.served(Some("2026-01-01T00:00:04Z")).unwrap();
+        assert_eq!(
+            ids(&late),
+            vec![
+                (1, 4, false),
+                (1, 5, false),
+                (1, 5, true),
+                (1, 6, false),
+                (2, 0, false)
+            ]
+        );
+        // Answers by id: shadow rows are not answers; unknown ids are absent.
+        let wanted = [
+            PredictionId { session: 1, n: 2 },
+            PredictionId { session: 1, n: 5 },
+            PredictionId { session: 2, n: 0 },
+            PredictionId { session: 1, n: 99 },
+        ];
+        let found = log.answers(&wanted).unwrap();
+        assert_eq!(found.len(), 3);
+        assert!(!found[&wanted[1]].shadow);
+        assert_eq!(found[&wanted[2]].time, "2026-01-01T00:00:09Z");
+    }
+
+    #[test]
+    fn a_log_written_row_by_row_before_batches_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // The layout of the first format: one `served` row per prediction, no version.
+            let conn = Connection::open(dir.path().join(LOG_FILE)).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.pragma_update(None, "user_version", 0).unwrap();
+            for n in [1, 0] {
+                conn.execute(
+                    &format!(
+                        "INSERT INTO served ({SERVED_COLUMNS}) VALUES (1, ?1, ?2, 'm', 'champion', 0, NULL, '{{\"a\":1}}', 'yes', '[0.5]', NULL, 7)"
+                    ),
+                    params![n, format!("2026-01-01T00:00:0{n}Z")],
+                )
+                .unwrap();
+            }
+        }
+        let mut log = PredictionLog::open(dir.path()).unwrap();
+        let next = ServedRecord {
+            id: PredictionId { session: 2, n: 0 },
+            ..served(3)
+        };
+        log.append(&LogBatch {
+            served: vec![next],
+            ..LogBatch::default()
+        })
+        .unwrap();
+        let all = log.served(None).unwrap();
+        assert_eq!(ids(&all), vec![(1, 0, false), (1, 1, false), (2, 0, false)]);
+        assert_eq!(all[1].features, "{\"a\":1}");
+        let found = log
+            .answers(&[
+                PredictionId { session: 1, n: 1 },
+                PredictionId { session: 2, n: 0 },
+            ])
+            .unwrap();
+        assert_eq!(found.len(), 2);
+    }
+
+    #[test]
+    fn batches_are_compressed_and_a_damaged_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PredictionLog::open(dir.path()).unwrap();
+        let rows: Vec<ServedRecord> = (0..1000)
+            .map(|n| ServedRecord {
+                features: format!(
+                    "{{\"age\":{},\"workclass\":\"Private\",\"hours_per_week\":{}}}",
+                    20 + n % 50,
+                    n % 60
+                ),
+                ..served(n)
+            })
+            .collect();
+        let raw: usize = rows
+            .iter()
+            .map(|r| r.features.len() + r.time.len() + 20)
+            .sum();
+        log.append(&LogBatch {
+            served: rows,
+            ..LogBatch::default()
+        })
+        .unwrap();
+        let stored: i64 = log
+            .conn
+            .query_row("SELECT length(data) FROM served_batches", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            (stored as usize) * 5 < raw,
+            "{stored} bytes stored for {raw} of records"
+        );
+        assert_eq!(log.served(None).unwrap().len(), 1000);
+        // Damage the batch behind the append-only guard: reading names the batch.
+        log.conn
+            .execute_batch(
+                "DROP TRIGGER served_batches_append_only_u;
+                 UPDATE served_batches SET data = X'00010203';",
+            )
+            .unwrap();
+        let err = log.served(None).unwrap_err().to_string();
+        assert!(err.contains("prediction log batch 1"), "{err}");
+    }
+
+    #[test]
+    fn a_log_from_a_newer_gyre_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join(LOG_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", LOG_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = PredictionLog::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("newer gyre"), "{err}");
     }
 
     #[test]
