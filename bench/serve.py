@@ -27,6 +27,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -95,6 +96,14 @@ def wrk(port, body, conns, delay_ms, seconds):
 
 def main():
     work = tempfile.mkdtemp(prefix="gyre-serve-bench-")
+    try:
+        run_all(work)
+    finally:
+        # The log of a full run holds millions of predictions: never leave it behind.
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_all(work):
     project = os.path.join(work, "p")
     subprocess.run([GYRE, "init", project], check=True, capture_output=True)
     gyre(project, "import", ADULT, "--target", "income", "--split-column", "split")
