@@ -25,6 +25,18 @@ fn adult_rows() -> Vec<(String, f64, String)> {
         .collect()
 }
 
+/// Imports a generated CSV whose target is `y` and whose `split` column says train or test.
+fn import_with_split(p: &Project, file: &std::path::Path) -> serde_json::Value {
+    p.json(&[
+        "import",
+        file.to_str().unwrap(),
+        "--target",
+        "y",
+        "--split-column",
+        "split",
+    ])
+}
+
 fn versions(p: &Project) -> Vec<serde_json::Value> {
     p.json(&["data", "--versions"])["versions"]
         .as_array()
@@ -516,14 +528,7 @@ fn a_rows_story_and_what_each_edit_is_worth() {
 fn add_source_appends_rows_with_fresh_ids_and_reverts_cleanly() {
     let p = Project::new();
     let first = p.write("a.csv", b"x,color,split,y\n1,red,train,no\n2,blue,train,yes\n3,red,test,no\n4,blue,test,yes\n5,red,train,no\n6,blue,train,yes\n");
-    p.json(&[
-        "import",
-        first.to_str().unwrap(),
-        "--target",
-        "y",
-        "--split-column",
-        "split",
-    ]);
+    import_with_split(&p, &first);
     let v0 = p.json(&["data"])["datasets"][0]["version"].clone();
     // New rows, one with a colour the dataset has not seen.
     let more = p.write(
@@ -606,14 +611,7 @@ fn add_source_with_a_key_joins_new_columns() {
         "a.csv",
         b"id,color,split,y\n10,red,train,no\n11,blue,train,yes\n12,red,test,no\n13,blue,test,yes\n14,red,train,no\n15,blue,train,yes\n",
     );
-    p.json(&[
-        "import",
-        first.to_str().unwrap(),
-        "--target",
-        "y",
-        "--split-column",
-        "split",
-    ]);
+    import_with_split(&p, &first);
     let v0 = p.json(&["data"])["datasets"][0]["version"].clone();
     let extra = p.write(
         "extra.csv",
@@ -752,14 +750,7 @@ fn ablate_matches_a_train_without_the_edit_whatever_the_jobs() {
             "a.csv",
             &generated_csv(600, 7, |i| if i % 4 == 0 { "test" } else { "train" }),
         );
-        p.json(&[
-            "import",
-            first.to_str().unwrap(),
-            "--target",
-            "y",
-            "--split-column",
-            "split",
-        ]);
+        import_with_split(&p, &first);
         let more = p.write("b.csv", &generated_csv(300, 8, |_| "train"));
         let added = p.json(&[
             "edit",

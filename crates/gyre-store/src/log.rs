@@ -614,6 +614,14 @@ mod tests {
         assert_eq!(again.start_session("t", "run", None, None).unwrap(), 2);
     }
 
+    fn append(log: &mut PredictionLog, served: Vec<ServedRecord>) {
+        log.append(&LogBatch {
+            served,
+            ..LogBatch::default()
+        })
+        .unwrap();
+    }
+
     fn shadow(n: i64) -> ServedRecord {
         ServedRecord {
             shadow: true,
@@ -642,21 +650,13 @@ mod tests {
             vec![served(5), served(6)],
         ];
         for b in &batches {
-            log.append(&LogBatch {
-                served: b.clone(),
-                ..LogBatch::default()
-            })
-            .unwrap();
+            append(&mut log, b.clone());
         }
         let other = ServedRecord {
             id: PredictionId { session: 2, n: 0 },
             ..served(9)
         };
-        log.append(&LogBatch {
-            served: vec![other],
-            ..LogBatch::default()
-        })
-        .unwrap();
+        append(&mut log, vec![other]);
         let all = log.served(None).unwrap();
         let mut want: Vec<(i64, i64, bool)> = (0..7).map(|n| (1, n, false)).collect();
         want.insert(6, (1, 5, true));
@@ -715,11 +715,7 @@ mod tests {
             id: PredictionId { session: 2, n: 0 },
             ..served(3)
         };
-        log.append(&LogBatch {
-            served: vec![next],
-            ..LogBatch::default()
-        })
-        .unwrap();
+        append(&mut log, vec![next]);
         let all = log.served(None).unwrap();
         assert_eq!(ids(&all), vec![(1, 0, false), (1, 1, false), (2, 0, false)]);
         assert_eq!(all[1].features, "{\"a\":1}");
@@ -750,11 +746,7 @@ mod tests {
             .iter()
             .map(|r| r.features.len() + r.time.len() + 20)
             .sum();
-        log.append(&LogBatch {
-            served: rows,
-            ..LogBatch::default()
-        })
-        .unwrap();
+        append(&mut log, rows);
         let stored: i64 = log
             .conn
             .query_row("SELECT length(data) FROM served_batches", [], |r| r.get(0))
