@@ -173,7 +173,11 @@ def run_all(work):
             proc.wait()
         floor.append(sat)
         print(f"run {r + 1} http floor (no work)  saturation: {sat['rps']:8.0f} req/s"
-              f"  p50 {sat['p50_ms']:.3f} ms  p99 {sat['p99_ms']:.3f} ms", flush=True)
+              f"  p50 {sat['p50_ms']:.3f} ms  p99 {sat['p99_ms']:.3f} ms"
+              f"  non-2xx {sat['non_2xx']}  socket errors {sat['socket_errors'] or 'none'}",
+              flush=True)
+        if sat["non_2xx"]:
+            raise SystemExit("the HTTP floor answered errors: its throughput would mislead")
     logged = gyre(project, "monitor")["predictions"]
     med = lambda name, mode, key: statistics.median(x[key] for x in results[name][mode])
     print("\nmedians")

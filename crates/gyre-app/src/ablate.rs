@@ -113,13 +113,24 @@ impl App {
         let learn_task = with.learn_task();
         let seed = record.seed;
 
+        // What can fail is read before any retrain starts, so a bad config or a missing object
+        // is reported at once instead of after the fits.
+        let gate = gate_config(&self.store.config_path())?;
+        let primary = gate
+            .primary_metric
+            .clone()
+            .unwrap_or_else(|| gyre_eval::metrics::primary(task).name.to_string());
+        let base_preds = self.run_predictions(&record, &with)?;
+        let suites_all = self.suites()?.suites;
+
         let next = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|s| -> Result<AblateReport, AppError> {
             // `jobs` workers take the variants still to retrain in turn; each builds its version
             // from the base table, fits on one thread of its own (the OS shares the cores) and
             // predicts the holdout on the shared pool (the last retrain to finish would otherwise
             // predict on one core while the other idles). Meanwhile this thread prepares the
-            // run's side of the comparisons, and compares each retrain as it arrives.
+            // run's side of the comparisons, and compares each retrain as it arrives (so the
+            // comparisons' bootstrap runs beside the fits even with `--jobs 1`).
             let (tx, rx) = std::sync::mpsc::channel::<Retrained>();
             for _ in 0..if todo.is_empty() { 0 } else { jobs } {
                 let tx = tx.clone();
@@ -150,16 +161,9 @@ impl App {
             }
             drop(tx);
 
-            let gate = gate_config(&self.store.config_path())?;
-            let primary = gate
-                .primary_metric
-                .clone()
-                .unwrap_or_else(|| gyre_eval::metrics::primary(task).name.to_string());
-            let base_preds = self.run_predictions(&record, &with)?;
             // Per suite (None: the whole holdout), its rows and the run's own side of each
             // comparison, prepared once for all variants; variants are scored against the
             // run's own labels.
-            let suites_all = self.suites()?.suites;
             let mut all_suites: Vec<Option<&crate::suites::Suite>> = vec![None];
             all_suites.extend(
                 suites_all

@@ -65,8 +65,25 @@ struct RecordIn(
     u64,
 );
 
+/// Largest decompressed batch read back (4,096 records of up to 256 KiB each): a damaged frame
+/// header cannot make a read allocate more.
+const BATCH_DECODED_MAX: u64 = 1 << 30;
+
+/// The batch compressor: zstd at [`BATCH_LEVEL`] with a checksum of the content in every frame,
+/// so a damaged batch fails to read instead of decoding into other values.
+fn batch_compressor() -> Result<zstd::bulk::Compressor<'static>, StoreError> {
+    let fail = |e: std::io::Error| StoreError::Corrupt(format!("zstd: {e}"));
+    let mut c = zstd::bulk::Compressor::new(BATCH_LEVEL).map_err(fail)?;
+    c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+        .map_err(fail)?;
+    Ok(c)
+}
+
 /// A batch's data: its records (all of one session) as JSON arrays, compressed.
-fn encode_batch(records: &[&ServedRecord]) -> Result<Vec<u8>, StoreError> {
+fn encode_batch(
+    compressor: &mut zstd::bulk::Compressor<'static>,
+    records: &[&ServedRecord],
+) -> Result<Vec<u8>, StoreError> {
     let mut json = Vec::with_capacity(records.len() * 512);
     for r in records {
         serde_json::to_writer(
@@ -87,7 +104,8 @@ fn encode_batch(records: &[&ServedRecord]) -> Result<Vec<u8>, StoreError> {
         )
         .map_err(|e| StoreError::Corrupt(format!("a served record does not encode: {e}")))?;
     }
-    zstd::bulk::compress(&json, BATCH_LEVEL)
+    compressor
+        .compress(&json)
         .map_err(|e| StoreError::Corrupt(format!("a log batch does not compress: {e}")))
 }
 
@@ -105,9 +123,15 @@ fn decode_batch(
             "format {format} is not one this gyre reads (it reads {BATCH_FORMAT}); a newer gyre wrote it"
         )));
     }
-    // The decompressed size is bounded by the frame's own header; a damaged one fails here.
-    let json = zstd::stream::decode_all(data).map_err(|e| corrupt(e.to_string()))?;
-    let mut out = Vec::with_capacity(records.max(0) as usize);
+    // The output buffer is the size the frame header states, refused past a bound, so a
+    // damaged header cannot make the read allocate without limit; the checksum catches the rest.
+    let size = match zstd::zstd_safe::get_frame_content_size(data) {
+        Ok(Some(n)) if n <= BATCH_DECODED_MAX => n as usize,
+        Ok(Some(n)) => return Err(corrupt(format!("claims {n} bytes decompressed"))),
+        Ok(None) | Err(_) => return Err(corrupt("no readable zstd frame header".into())),
+    };
+    let json = zstd::bulk::decompress(data, size).map_err(|e| corrupt(e.to_string()))?;
+    let mut out = Vec::new();
     for r in serde_json::Deserializer::from_slice(&json).into_iter::<RecordIn>() {
         let RecordIn(n, shadow, time, model, arm, key, features, label, scores, unseen, latency_us) =
             r.map_err(|e| corrupt(e.to_string()))?;
@@ -168,7 +192,7 @@ CREATE TABLE IF NOT EXISTS served_batches (
     format INTEGER NOT NULL,
     data BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS served_batches_n ON served_batches(session, first_n);
+CREATE INDEX IF NOT EXISTS served_batches_n ON served_batches(session, first_n, last_n);
 CREATE TABLE IF NOT EXISTS feedback (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     session INTEGER NOT NULL,
@@ -304,6 +328,7 @@ impl LogBatch {
 
 pub struct PredictionLog {
     conn: Connection,
+    compressor: zstd::bulk::Compressor<'static>,
 }
 
 /// The prediction id in columns `first` (session) and `first + 1` (number) of a result row.
@@ -353,7 +378,10 @@ impl PredictionLog {
         if found < LOG_VERSION {
             conn.pragma_update(None, "user_version", LOG_VERSION)?;
         }
-        Ok(PredictionLog { conn })
+        Ok(PredictionLog {
+            conn,
+            compressor: batch_compressor()?,
+        })
     }
 
     /// Starts a server session, committed before the first request is answered.
@@ -379,33 +407,45 @@ impl PredictionLog {
         for r in &batch.served {
             sessions.entry(r.id.session).or_default().push(r);
         }
+        // Checked and encoded before the transaction, which then only writes.
+        let mut rows = Vec::with_capacity(sessions.len());
+        for (session, records) in &sessions {
+            let mut ids: Vec<(i64, bool)> = records.iter().map(|r| (r.id.n, r.shadow)).collect();
+            ids.sort_unstable();
+            if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+                return Err(StoreError::Corrupt(format!(
+                    "a log batch repeats prediction {session}-{}{}",
+                    w[0].0,
+                    if w[0].1 { " (shadow)" } else { "" }
+                )));
+            }
+            let times = records.iter().map(|r| r.time.as_str());
+            rows.push((
+                *session,
+                ids[0].0,
+                ids[ids.len() - 1].0,
+                records.len() as i64,
+                times.clone().min().unwrap_or_default(),
+                times.max().unwrap_or_default(),
+                encode_batch(&mut self.compressor, records)?,
+            ));
+        }
         let tx = self.conn.transaction()?;
         {
             let mut served = tx.prepare_cached(
                 "INSERT INTO served_batches (session, first_n, last_n, records, first_time,
                  last_time, format, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
-            for (session, records) in &sessions {
-                let mut ids: Vec<(i64, bool)> =
-                    records.iter().map(|r| (r.id.n, r.shadow)).collect();
-                ids.sort_unstable();
-                if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-                    return Err(StoreError::Corrupt(format!(
-                        "a log batch repeats prediction {session}-{}{}",
-                        w[0].0,
-                        if w[0].1 { " (shadow)" } else { "" }
-                    )));
-                }
-                let times = records.iter().map(|r| r.time.as_str());
+            for (session, first, last, records, first_time, last_time, data) in &rows {
                 served.execute(params![
                     session,
-                    ids[0].0,
-                    ids[ids.len() - 1].0,
-                    records.len() as i64,
-                    times.clone().min(),
-                    times.max(),
+                    first,
+                    last,
+                    records,
+                    first_time,
+                    last_time,
                     BATCH_FORMAT,
-                    encode_batch(records)?,
+                    data
                 ])?;
             }
             let mut feedback = tx.prepare_cached(
@@ -434,7 +474,9 @@ impl PredictionLog {
 
     /// Hands each served prediction at or after `since` to `f` as it is read, in id order (an
     /// answer, then its shadow row): for reports over more rows than memory holds. Rows of the
-    /// `served` table of older logs come first (their sessions are the older ones).
+    /// `served` table of older logs come first: their sessions are the older ones, unless a gyre
+    /// from before batches served again after this one (it would write rows that come first
+    /// here, out of session order, and would not see the batches at all).
     pub fn served_each(
         &self,
         since: Option<&str>,
@@ -502,12 +544,19 @@ impl PredictionLog {
             return Ok(out);
         }
         let mut holding = Vec::new();
-        let mut ranges = self
-            .conn
-            .prepare("SELECT seq, session, first_n, last_n FROM served_batches")?;
+        // From the index alone (it covers these columns): no page of batch data is read.
+        let mut ranges = self.conn.prepare(
+            "SELECT seq, session, first_n, last_n FROM served_batches INDEXED BY served_batches_n",
+        )?;
         let mut rows = ranges.query([])?;
         while let Some(r) = rows.next()? {
             let (session, first, last): (i64, i64, i64) = (r.get(1)?, r.get(2)?, r.get(3)?);
+            if first > last {
+                return Err(StoreError::Corrupt(format!(
+                    "prediction log batch {}: numbers {first} to {last}",
+                    r.get::<_, i64>(0)?
+                )));
+            }
             let range = PredictionId { session, n: first }..=PredictionId { session, n: last };
             if wanted.range(range).next().is_some() {
                 holding.push(r.get::<_, i64>(0)?);
@@ -756,15 +805,37 @@ mod tests {
             "{stored} bytes stored for {raw} of records"
         );
         assert_eq!(log.served(None).unwrap().len(), 1000);
-        // Damage the batch behind the append-only guard: reading names the batch.
+        // Damage the batch behind the append-only guard: reading names the batch, whether the
+        // damage hits the content (the frame's checksum), the header's size or the whole frame.
         log.conn
-            .execute_batch(
-                "DROP TRIGGER served_batches_append_only_u;
-                 UPDATE served_batches SET data = X'00010203';",
-            )
+            .execute_batch("DROP TRIGGER served_batches_append_only_u;")
             .unwrap();
-        let err = log.served(None).unwrap_err().to_string();
-        assert!(err.contains("prediction log batch 1"), "{err}");
+        let good: Vec<u8> = log
+            .conn
+            .query_row("SELECT data FROM served_batches", [], |r| r.get(0))
+            .unwrap();
+        let mut flipped = good.clone();
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0x10;
+        let huge = zstd::bulk::compress(&vec![b' '; 1 << 20], 1).unwrap();
+        let mut claims_more = huge.clone();
+        // The frame header's content size (a 4-byte field after magic and descriptor bytes
+        // for this size) raised past the bound.
+        claims_more[6..10].copy_from_slice(&u32::MAX.to_le_bytes());
+        for (damaged, why) in [
+            (flipped, ""),
+            (claims_more, "claims 4294967295 bytes"),
+            (vec![0, 1, 2, 3], "no readable zstd frame header"),
+        ] {
+            log.conn
+                .execute("UPDATE served_batches SET data = ?1", [&damaged])
+                .unwrap();
+            let err = log.served(None).unwrap_err().to_string();
+            assert!(
+                err.contains("prediction log batch 1") && err.contains(why),
+                "{err}"
+            );
+        }
     }
 
     #[test]
