@@ -4,7 +4,10 @@ prediction requests over loopback, measured with wrk (Debian's wrk 4.1).
 Usage: bench/serve.sh [runs] [seconds]   (defaults 3 runs of 10 s per measurement)
 
 Both servers serve a model of Adult trained the same way (200 trees, learning rate 0.05, 31
-leaves) and answer the same JSON request (one holdout row). For each run, alternating the
+leaves) and answer the same JSON requests: one holdout row each, the first 2,000 holdout rows in
+turn (bench/wrk_predict.lua and pace both cycle through them). Until 2026-11-27 every request
+carried the same row, which flattered gyre by about 18% (one path through the trees, one row
+repeated in its compressed log) and Python by about 3%. For each run, alternating the
 servers, after a 2 s warm-up at saturation and a 3 s pause:
 
 - fixed rate, even: 5,000 requests/s evenly spaced over 4 keep-alive connections, by our
@@ -42,6 +45,7 @@ ADULT = os.path.join(ROOT, "data", "adult", "adult.csv.gz")
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 RATE, RATE_CONNS, RATE_DELAY_MS, SAT_CONNS = 5000, 14, 2, 64
+BODIES = 2000
 PACE = os.path.join(ROOT, "target", "release", "examples", "pace")
 FLOOR = os.path.join(ROOT, "target", "release", "examples", "http_floor")
 GYRE_PORT, PY_PORT, FLOOR_PORT = 18471, 18472, 18473
@@ -110,21 +114,25 @@ def run_all(work):
     run = gyre(project, "train", "-p", "num_iterations=200", "-p", "learning_rate=0.05",
                "-p", "num_leaves=31")["run"]
     gyre(project, "promote", run, "--why", "serve benchmark")
-    # One holdout row as the request body.
+    # The request bodies: the first BODIES holdout rows, one row per request, taken in turn.
+    bodies = []
     with gzip.open(ADULT, "rt") as f:
         header = f.readline().strip().split(",")
         for line in f:
             values = line.strip().split(",")
-            if values[-1] == "test":
+            if values[-1] != "test":
+                continue
+            row = {}
+            for k, v in zip(header, values):
+                if k in ("income", "split"):
+                    continue
+                row[k] = None if v == "?" else (float(v) if re.fullmatch(r"-?[\d.]+", v) else v)
+            bodies.append(json.dumps({"rows": [row]}))
+            if len(bodies) == BODIES:
                 break
-    row = {}
-    for k, v in zip(header, values):
-        if k in ("income", "split"):
-            continue
-        row[k] = None if v == "?" else (float(v) if re.fullmatch(r"-?[\d.]+", v) else v)
-    body = os.path.join(work, "body.json")
+    body = os.path.join(work, "bodies.jsonl")
     with open(body, "w") as f:
-        json.dump({"rows": [row]}, f)
+        f.write("\n".join(bodies) + "\n")
 
     servers = {
         "gyre": lambda: subprocess.Popen(

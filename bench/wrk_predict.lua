@@ -1,13 +1,26 @@
--- wrk script: POST one prediction request (the body in $BODY_FILE). With $DELAY_MS set, each
--- connection waits that many milliseconds between requests (wrk 4 has no rate option; its timers
--- count whole milliseconds), so C connections send about C * 1000 / (DELAY_MS + latency)
--- requests per second; wrk's latency then excludes the wait.
+-- wrk script: POST prediction requests, the bodies taken in turn from $BODY_FILE (one JSON body
+-- per line: different rows, as real traffic has, so neither server sees one row's path through
+-- the trees, or one row repeated in its log). With $DELAY_MS set, each connection waits that
+-- many milliseconds between requests (wrk 4 has no rate option; its timers count whole
+-- milliseconds), so C connections send about C * 1000 / (DELAY_MS + latency) requests per
+-- second; wrk's latency then excludes the wait.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local f = assert(io.open(os.getenv("BODY_FILE"), "r"))
-wrk.body = f:read("*a")
-f:close()
+local bodies = {}
+for line in io.lines(os.getenv("BODY_FILE")) do
+  if #line > 0 then
+    bodies[#bodies + 1] = line
+  end
+end
+assert(#bodies > 0, "no request body in " .. os.getenv("BODY_FILE"))
+local i = 0
+function request()
+  i = i % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
 local pause = tonumber(os.getenv("DELAY_MS") or "0")
-function delay()
-  return pause
+if pause > 0 then
+  function delay()
+    return pause
+  end
 end

@@ -1,5 +1,6 @@
-//! An open-loop load generator for the serving benchmark (bench/serve.py): sends one request body
-//! at an even, fixed rate over keep-alive HTTP/1.1 connections and reports latency percentiles.
+//! An open-loop load generator for the serving benchmark (bench/serve.py): sends request bodies
+//! (one per line of BODIES_FILE, taken in turn) at an even, fixed rate over keep-alive HTTP/1.1
+//! connections and reports latency percentiles.
 //!
 //! Why our own: wrk 4 (Debian's) has no rate option, and its per-connection pause counts whole
 //! milliseconds, so "fixed rate" with wrk means bursts at each millisecond tick. wrk2 is not
@@ -7,7 +8,7 @@
 //! sent, so a slow answer that delays the next request is charged to the server (no coordinated
 //! omission).
 //!
-//! `cargo run --release -p gyre-server --example pace -- ADDR BODY_FILE RATE SECONDS [THREADS]`
+//! `cargo run --release -p gyre-server --example pace -- ADDR BODIES_FILE RATE SECONDS [THREADS]`
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -16,11 +17,27 @@ use std::time::{Duration, Instant};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        eprintln!("usage: pace ADDR BODY_FILE RATE SECONDS [THREADS]");
+        eprintln!("usage: pace ADDR BODIES_FILE RATE SECONDS [THREADS]");
         std::process::exit(2);
     }
     let addr = args[1].clone();
-    let body = std::fs::read(&args[2]).expect("body file");
+    let text = std::fs::read_to_string(&args[2]).expect("bodies file");
+    // Each request, ready to send: request k carries body k modulo their number.
+    let requests: Vec<Vec<u8>> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|body| {
+            let mut r = format!(
+                "POST /v1/predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(body.as_bytes());
+            r
+        })
+        .collect();
+    assert!(!requests.is_empty(), "no request body in {}", args[2]);
+    let requests = std::sync::Arc::new(requests);
     let rate: f64 = args[3].parse().expect("rate");
     let seconds: f64 = args[4].parse().expect("seconds");
     let threads: usize = args.get(5).map_or(4, |t| t.parse().expect("threads"));
@@ -32,17 +49,11 @@ fn main() {
     let interval = Duration::from_secs_f64(1.0 / rate);
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let (addr, body) = (addr.clone(), body.clone());
+            let (addr, requests) = (addr.clone(), requests.clone());
             std::thread::spawn(move || {
                 let mut stream = TcpStream::connect(&addr).expect("connect");
                 stream.set_nodelay(true).expect("nodelay");
                 let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let head = format!(
-                    "POST /v1/predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                let mut request = head.into_bytes();
-                request.extend_from_slice(&body);
                 let (mut latencies, mut errors, mut missed) = (Vec::new(), 0usize, 0usize);
                 let mut line = String::new();
                 for k in (t..total).step_by(threads) {
@@ -55,7 +66,9 @@ fn main() {
                     if scheduled > now {
                         std::thread::sleep(scheduled - now);
                     }
-                    stream.write_all(&request).expect("send");
+                    stream
+                        .write_all(&requests[k % requests.len()])
+                        .expect("send");
                     // Status line, headers up to the blank line, then Content-Length bytes.
                     let mut length = 0usize;
                     let mut status_ok = false;
