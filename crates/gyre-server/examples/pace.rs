@@ -83,10 +83,7 @@ fn main() {
                         if line == "\r\n" || line.is_empty() {
                             break;
                         }
-                        if let Some(v) = line
-                            .to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                        {
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                             length = v.trim().parse().expect("content-length");
                         }
                     }
