@@ -353,27 +353,6 @@ impl GbdtModel {
         }
     }
 
-    /// The leaf each row reaches in each tree, row-major (`rows.len() * num_trees()`).
-    pub fn leaf_indices(&self, features: &Features, rows: &[u32]) -> Vec<u32> {
-        let nt = self.runtime.num_trees();
-        let nf = self.runtime.num_features().max(1);
-        let mut out = vec![0u32; rows.len() * nt];
-        if nt == 0 {
-            return out;
-        }
-        out.par_chunks_mut(PREDICT_CHUNK * nt)
-            .zip(rows.par_chunks(PREDICT_CHUNK))
-            .for_each_init(Vec::new, |buf, (out, rows)| {
-                self.runtime.code_rows(features, rows, buf);
-                for (o, row) in out.chunks_mut(nt).zip(buf.chunks(nf)) {
-                    for (t, slot) in o.iter_mut().enumerate() {
-                        *slot = self.runtime.leaf(t, row) as u32;
-                    }
-                }
-            });
-        out
-    }
-
     pub(crate) fn load(bytes: &[u8]) -> Result<GbdtModel, LearnError> {
         let s: Saved = serde_json::from_slice(bytes)
             .map_err(|e| LearnError::CorruptModel(format!("gbdt model: {e}")))?;
