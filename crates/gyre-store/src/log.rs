@@ -331,7 +331,7 @@ pub struct PredictionLog {
     compressor: zstd::bulk::Compressor<'static>,
 }
 
-/// The prediction id in columns `first` (session) and `first + 1` (number) of a result row.
+/// The columns of a `served` row, in the order [`served_at`] reads them.
 const SERVED_COLUMNS: &str =
     "session, n, time, model, arm, shadow, key, features, label, scores, unseen, latency_us";
 
@@ -352,6 +352,7 @@ fn served_at(r: &rusqlite::Row) -> rusqlite::Result<ServedRecord> {
     })
 }
 
+/// The prediction id in columns `first` (session) and `first + 1` (number) of a result row.
 fn id_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<PredictionId> {
     Ok(PredictionId {
         session: r.get(first)?,
