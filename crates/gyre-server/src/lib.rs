@@ -525,7 +525,6 @@ pub fn serve(
                 let _ = accept.await;
                 r
             });
-            let _ = stop_tx.send(true);
             for h in handles {
                 h.join().expect("a server thread does not panic")?;
             }
