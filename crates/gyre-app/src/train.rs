@@ -281,15 +281,6 @@ impl App {
         let floor = group_id
             .as_ref()
             .map(|g| seed_floor(g, &reports, &holdout_correct));
-        let slices_cache = match &default_slices {
-            Some(stored) => Some((
-                slicing::slices_cache_key(&reports[0].id, None, "error", &Default::default()),
-                self.store
-                    .objects()
-                    .put(&serde_json::to_vec(stored).expect("slices serialize"))?,
-            )),
-            None => None,
-        };
         let (user, command) = (self.user.clone(), self.command.clone());
         self.store.write(|tx| {
             if let (Some(g), Some(f)) = (&group_id, &floor) {
@@ -298,9 +289,6 @@ impl App {
                     summary: serde_json::to_string(f).expect("floor serializes"),
                     created_at: now(),
                 })?;
-            }
-            if let Some((key, obj)) = &slices_cache {
-                tx.put_cache(key, "slices", obj.as_str(), &now())?;
             }
             let mut objects = Vec::new();
             for r in &mut reports {
@@ -319,6 +307,11 @@ impl App {
             })
             .map_err(AppError::from)
         })?;
+        if let Some(stored) = &default_slices {
+            // As `gyre slices` does: the cache is a convenience, its failure fails nothing.
+            let key = slicing::slices_cache_key(&reports[0].id, None, "error", &Default::default());
+            let _ = self.cache_slices(&key, stored);
+        }
         let mut runs: Vec<RunReport> = Vec::new();
         for r in &reports {
             runs.push(self.run_report_with_suites(r)?);
