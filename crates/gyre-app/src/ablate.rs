@@ -7,7 +7,7 @@ use crate::config::gate_config;
 use crate::label_issues::params_of;
 use crate::predictions::{self, Predictions};
 use crate::suites::{masked, outputs, suite_mask};
-use crate::table_view::{LoadedVersion, SourceTables, apply_loaded};
+use crate::table_view::{SourceTables, build_version};
 use crate::{App, AppError, now};
 use gyre_core::{ContentHash, Split};
 use gyre_data::version::Materialized;
@@ -66,17 +66,7 @@ impl App {
         let base_table = self.base_table(&record.dataset)?;
         let mut tables = SourceTables::new();
         self.load_source_tables(effective.iter().map(|e| &e.kind), &mut tables)?;
-        let with = {
-            let mut data = base_table.clone();
-            for e in &effective {
-                apply_loaded(&mut data, &e.kind, &tables)?;
-            }
-            LoadedVersion {
-                version: entry.id.clone(),
-                schema: data.schema.clone(),
-                data,
-            }
-        };
+        let with = build_version(base_table.clone(), entry.id.clone(), &effective, &tables)?;
         let schema = with.schema.clone();
         let task = schema.task;
         let classes = schema.classes.len();
@@ -277,15 +267,7 @@ fn retrain<'a>(
     seed: u64,
     schema: &gyre_core::DatasetSchema,
 ) -> Result<(Predictions, Vec<u8>), AppError> {
-    let mut data = base_table.clone();
-    for e in edits {
-        apply_loaded(&mut data, &e.kind, tables)?;
-    }
-    let lv = LoadedVersion {
-        version: String::new(),
-        schema: data.schema.clone(),
-        data,
-    };
+    let lv = build_version(base_table.clone(), String::new(), edits, tables)?;
     let features = lv.features();
     let labels = lv.labels();
     let train = lv.train_rows();

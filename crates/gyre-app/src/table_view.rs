@@ -194,19 +194,15 @@ impl App {
         {
             return Ok(cached.clone());
         }
-        let mut data = self.base_table(dataset)?;
+        let base = self.base_table(dataset)?;
         let edits = match entry.edit {
             Some(upto) => self.edits_upto(dataset, Some(upto))?,
             None => Vec::new(),
         };
-        for e in gyre_core::edit::effective(&edits) {
-            self.apply_edit(&mut data, &e.kind)?;
-        }
-        let loaded = LoadedVersion {
-            version: entry.id,
-            schema: data.schema.clone(),
-            data,
-        };
+        let effective = gyre_core::edit::effective(&edits);
+        let mut tables = SourceTables::new();
+        self.load_source_tables(effective.iter().map(|e| &e.kind), &mut tables)?;
+        let loaded = build_version(base, entry.id, effective, &tables)?;
         self.loaded = Some((dataset.to_string(), loaded.clone()));
         Ok(loaded)
     }
@@ -214,6 +210,24 @@ impl App {
 
 /// Added tables by source id, loaded by [`App::load_source_tables`].
 pub(crate) type SourceTables = std::collections::HashMap<String, arrow_array::RecordBatch>;
+
+/// A version: `base` (the decoded base table) with `edits` applied in order; the tables of any
+/// add-source edits must be in `tables`.
+pub(crate) fn build_version<'a>(
+    mut data: Materialized,
+    version: String,
+    edits: impl IntoIterator<Item = &'a Edit>,
+    tables: &SourceTables,
+) -> Result<LoadedVersion, AppError> {
+    for e in edits {
+        apply_loaded(&mut data, &e.kind, tables)?;
+    }
+    Ok(LoadedVersion {
+        version,
+        schema: data.schema.clone(),
+        data,
+    })
+}
 
 /// Applies one edit to a materialized version; an add-source edit's table must be in `tables`.
 pub(crate) fn apply_loaded(
