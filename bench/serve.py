@@ -42,8 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GYRE = os.path.join(ROOT, "target", "release", "gyre")
 ADULT = os.path.join(ROOT, "data", "adult", "adult.csv.gz")
-RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+RUNS, SECONDS = 3, 10  # defaults; main() reads them from the command line
 RATE, RATE_CONNS, RATE_DELAY_MS, SAT_CONNS = 5000, 14, 2, 64
 BODIES = 2000
 PACE = os.path.join(ROOT, "target", "release", "examples", "pace")
@@ -99,6 +98,9 @@ def wrk(port, body, conns, delay_ms, seconds):
 
 
 def main():
+    global RUNS, SECONDS
+    RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else RUNS
+    SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else SECONDS
     work = tempfile.mkdtemp(prefix="gyre-serve-bench-")
     try:
         run_all(work)
@@ -107,14 +109,19 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_all(work):
+def champion_project(work):
+    """An Adult project in `work` whose champion is the benchmark's model."""
     project = os.path.join(work, "p")
     subprocess.run([GYRE, "init", project], check=True, capture_output=True)
     gyre(project, "import", ADULT, "--target", "income", "--split-column", "split")
     run = gyre(project, "train", "-p", "num_iterations=200", "-p", "learning_rate=0.05",
                "-p", "num_leaves=31")["run"]
     gyre(project, "promote", run, "--why", "serve benchmark")
-    # The request bodies: the first BODIES holdout rows, one row per request, taken in turn.
+    return project
+
+
+def write_bodies(work):
+    """The request bodies, one per line: the first BODIES holdout rows, one row per request."""
     bodies = []
     with gzip.open(ADULT, "rt") as f:
         header = f.readline().strip().split(",")
@@ -133,6 +140,12 @@ def run_all(work):
     body = os.path.join(work, "bodies.jsonl")
     with open(body, "w") as f:
         f.write("\n".join(bodies) + "\n")
+    return body
+
+
+def run_all(work):
+    project = champion_project(work)
+    body = write_bodies(work)
 
     servers = {
         "gyre": lambda: subprocess.Popen(
