@@ -775,6 +775,10 @@ fn ablate_matches_a_train_without_the_edit_whatever_the_jobs() {
     };
     let (a, run_a, added, excluded) = build();
     let (b, run_b, _, _) = build();
+    assert_error(
+        &a.run(&["ablate", &run_a, "--jobs", "0"]),
+        &["--jobs must be at least 1"],
+    );
     let one = a.json(&["ablate", &run_a, "--jobs", "1"]);
     let many = b.json(&["ablate", &run_b]);
     let effects = |r: &serde_json::Value| -> Vec<(serde_json::Value, serde_json::Value)> {
