@@ -7,7 +7,7 @@
 //! errors of its rows. The error vector can be anything per row: 0/1 error, log loss, squared
 //! error, or a negative-flip indicator between two runs.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// One discretized feature: a value code per row (`None` = the row has no value code, which
 /// cannot happen for features where missing is its own value).
@@ -97,31 +97,74 @@ fn score_ub(
     best
 }
 
-struct Bits(Vec<u64>);
+/// The error vector in the form a row set's statistics are quickest to take from: a bitset when
+/// every error is 0 or 1 (0/1 error, the negative-flip indicator), so a slice's error sum is one
+/// more AND and popcount; otherwise the values, summed over the set's rows.
+enum Errors<'a> {
+    Bits(Vec<u64>),
+    Values(&'a [f64]),
+}
 
-impl Bits {
-    fn and(&self, other: &Bits) -> Bits {
-        Bits(self.0.iter().zip(&other.0).map(|(a, b)| a & b).collect())
+impl<'a> Errors<'a> {
+    fn new(errors: &'a [f64]) -> Errors<'a> {
+        if errors.iter().all(|&e| e == 0.0 || e == 1.0) {
+            let mut bits = vec![0u64; errors.len().div_ceil(64)];
+            for (r, &e) in errors.iter().enumerate() {
+                if e == 1.0 {
+                    bits[r / 64] |= 1 << (r % 64);
+                }
+            }
+            Errors::Bits(bits)
+        } else {
+            Errors::Values(errors)
+        }
     }
-    fn stats(&self, errors: &[f64]) -> Stats {
-        let mut s = Stats {
-            size: 0,
-            err_sum: 0.0,
-            err_max: 0.0,
-        };
-        for (w, &word) in self.0.iter().enumerate() {
-            let mut word = word;
-            s.size += word.count_ones() as usize;
-            while word != 0 {
-                let b = word.trailing_zeros() as usize;
-                let e = errors[w * 64 + b];
-                s.err_sum += e;
-                s.err_max = s.err_max.max(e);
-                word &= word - 1;
+
+    /// Size, error sum and largest error of the rows in `a AND b` (the same numbers, bit for
+    /// bit, whichever form the errors take: 0/1 sums are exact integers in an f64).
+    fn stats_and(&self, a: &[u64], b: &[u64]) -> Stats {
+        let mut size = 0u64;
+        match self {
+            Errors::Bits(e) => {
+                let mut err = 0u64;
+                for ((&x, &y), &z) in a.iter().zip(b).zip(e) {
+                    let w = x & y;
+                    size += u64::from(w.count_ones());
+                    err += u64::from((w & z).count_ones());
+                }
+                Stats {
+                    size: size as usize,
+                    err_sum: err as f64,
+                    err_max: if err > 0 { 1.0 } else { 0.0 },
+                }
+            }
+            Errors::Values(errors) => {
+                let (mut err_sum, mut err_max) = (0.0, 0.0f64);
+                for (w, (&x, &y)) in a.iter().zip(b).enumerate() {
+                    let mut word = x & y;
+                    size += u64::from(word.count_ones());
+                    while word != 0 {
+                        let e = errors[w * 64 + word.trailing_zeros() as usize];
+                        err_sum += e;
+                        err_max = err_max.max(e);
+                        word &= word - 1;
+                    }
+                }
+                Stats {
+                    size: size as usize,
+                    err_sum,
+                    err_max,
+                }
             }
         }
-        s
     }
+}
+
+/// A valid slice of the current level: its predicates, statistics and rows.
+struct Node {
+    key: Key,
+    stats: Stats,
+    bits: Vec<u64>,
 }
 
 /// The top-K slices by score (only slices scoring above 0, i.e. worse than average once size is
@@ -136,19 +179,21 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
         return Vec::new();
     }
     let words = n.div_ceil(64);
-    // Level 1: one bitset per feature value.
-    let mut basic: HashMap<(usize, u32), Bits> = HashMap::new();
-    for (f, feat) in features.iter().enumerate() {
-        let mut sets = vec![vec![0u64; words]; feat.values as usize];
-        for (r, &c) in feat.codes.iter().enumerate() {
-            if c < feat.values {
-                sets[c as usize][r / 64] |= 1 << (r % 64);
+    let errs = Errors::new(errors);
+    let all = vec![u64::MAX; words];
+    // Level 1: one bitset per feature value, `basic[feature][value]`.
+    let basic: Vec<Vec<Vec<u64>>> = features
+        .iter()
+        .map(|feat| {
+            let mut sets = vec![vec![0u64; words]; feat.values as usize];
+            for (r, &c) in feat.codes.iter().enumerate() {
+                if c < feat.values {
+                    sets[c as usize][r / 64] |= 1 << (r % 64);
+                }
             }
-        }
-        for (v, s) in sets.into_iter().enumerate() {
-            basic.insert((f, v as u32), Bits(s));
-        }
-    }
+            sets
+        })
+        .collect();
     // The top K with their row sets: a slice selecting exactly the rows of one already kept
     // (the same rows described another way, e.g. `protocol = 'icmp'` vs `service = 'ecr_i'`)
     // would only repeat it, so it is not kept.
@@ -160,113 +205,135 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
             top[p.k - 1].0.score
         }
     };
-    let consider = |top: &mut Vec<(Slice, Vec<u64>)>, key: &Key, st: &Stats, bits: &Bits| {
-        let sc = score(p.alpha, mean_err, n, st.size, st.err_sum);
-        if sc > 0.0
-            && st.size >= p.min_support
-            && (top.len() < p.k || sc > kth(top))
-            && !top.iter().any(|(s, b)| s.size == st.size && *b == bits.0)
-        {
-            top.push((
-                Slice {
-                    predicates: key.clone(),
-                    size: st.size,
-                    error: st.err_sum / st.size as f64,
-                    score: sc,
-                },
-                bits.0.clone(),
-            ));
-            top.sort_by(|a, b| {
-                b.0.score
-                    .total_cmp(&a.0.score)
-                    .then(a.0.predicates.len().cmp(&b.0.predicates.len()))
-                    .then(a.0.predicates.cmp(&b.0.predicates))
-            });
-            top.truncate(p.k);
-        }
-    };
+    let consider =
+        |top: &mut Vec<(Slice, Vec<u64>)>, key: &[(usize, u32)], st: &Stats, bits: &[u64]| {
+            let sc = score(p.alpha, mean_err, n, st.size, st.err_sum);
+            if sc > 0.0
+                && st.size >= p.min_support
+                && (top.len() < p.k || sc > kth(top))
+                && !top.iter().any(|(s, b)| s.size == st.size && b == bits)
+            {
+                top.push((
+                    Slice {
+                        predicates: key.to_vec(),
+                        size: st.size,
+                        error: st.err_sum / st.size as f64,
+                        score: sc,
+                    },
+                    bits.to_vec(),
+                ));
+                top.sort_by(|a, b| {
+                    b.0.score
+                        .total_cmp(&a.0.score)
+                        .then(a.0.predicates.len().cmp(&b.0.predicates.len()))
+                        .then(a.0.predicates.cmp(&b.0.predicates))
+                });
+                top.truncate(p.k);
+            }
+        };
 
-    // Valid slices of the current level: enough support and some error (else no child can score).
-    let mut level: HashMap<Key, (Stats, Bits)> = HashMap::new();
-    let mut keys: Vec<(usize, u32)> = basic.keys().copied().collect();
-    keys.sort_unstable();
-    for k in keys {
-        let st = basic[&k].stats(errors);
-        // A value every row has selects nothing: it would only repeat its children's parents.
-        if st.size >= p.min_support && st.size < n && st.err_sum > 0.0 {
-            let key = vec![k];
-            consider(&mut top, &key, &st, &basic[&k]);
-            level.insert(key, (st, Bits(basic[&k].0.clone())));
+    // Valid slices of the current level, sorted by key: enough support and some error (else no
+    // child can score).
+    let mut level: Vec<Node> = Vec::new();
+    for (f, sets) in basic.iter().enumerate() {
+        for (v, bits) in sets.iter().enumerate() {
+            let st = errs.stats_and(bits, &all);
+            // A value every row has selects nothing: it would only repeat its children's parents.
+            if st.size >= p.min_support && st.size < n && st.err_sum > 0.0 {
+                let key = vec![(f, v as u32)];
+                consider(&mut top, &key, &st, bits);
+                level.push(Node {
+                    key,
+                    stats: st,
+                    bits: bits.clone(),
+                });
+            }
         }
     }
 
+    let mut parent = Vec::new();
     for _l in 2..=p.max_level {
-        // Join parents that share all but one predicate (on different features).
-        let mut parents: Vec<&Key> = level.keys().collect();
-        parents.sort();
-        let mut candidates: HashMap<Key, ()> = HashMap::new();
-        for i in 0..parents.len() {
-            for j in i + 1..parents.len() {
-                let (a, b) = (parents[i], parents[j]);
-                let mut merged: Key = a.clone();
-                for x in b {
-                    if !merged.contains(x) {
-                        merged.push(*x);
+        let index: FxHashMap<&[(usize, u32)], usize> = level
+            .iter()
+            .enumerate()
+            .map(|(i, node)| (node.key.as_slice(), i))
+            .collect();
+        let mut next: Vec<Node> = Vec::new();
+        // Candidates as Apriori builds them (Agrawal & Srikant, VLDB 1994): two parents that
+        // share every predicate but the last, whose last predicates are on different
+        // features. Every child whose parents are all valid arises exactly once, in ascending
+        // key order, since the level is sorted.
+        let mut g = 0;
+        while g < level.len() {
+            let prefix = &level[g].key[..level[g].key.len() - 1];
+            let end = g + level[g..]
+                .iter()
+                .take_while(|x| &x.key[..x.key.len() - 1] == prefix)
+                .count();
+            for i in g..end {
+                for j in i + 1..end {
+                    let (a, b) = (&level[i], &level[j]);
+                    let (la, lb) = (a.key[a.key.len() - 1], b.key[b.key.len() - 1]);
+                    if la.0 == lb.0 {
+                        continue;
+                    }
+                    let mut cand: Key = Vec::with_capacity(a.key.len() + 1);
+                    cand.extend_from_slice(&a.key);
+                    cand.push(lb);
+                    // Bounds from all parents; a missing parent was invalid, so the child is
+                    // too. `a` and `b` are the parents without the last two predicates.
+                    let mut size_ub = a.stats.size.min(b.stats.size);
+                    let mut err_ub = a.stats.err_sum.min(b.stats.err_sum);
+                    let mut max_ub = a.stats.err_max.min(b.stats.err_max);
+                    let mut all_parents = true;
+                    for skip in 0..cand.len() - 2 {
+                        parent.clear();
+                        parent.extend(
+                            cand.iter()
+                                .enumerate()
+                                .filter(|(i, _)| *i != skip)
+                                .map(|(_, x)| *x),
+                        );
+                        match index.get(parent.as_slice()) {
+                            Some(&k) => {
+                                let st = &level[k].stats;
+                                size_ub = size_ub.min(st.size);
+                                err_ub = err_ub.min(st.err_sum);
+                                max_ub = max_ub.min(st.err_max);
+                            }
+                            None => {
+                                all_parents = false;
+                                break;
+                            }
+                        }
+                    }
+                    if !all_parents {
+                        continue;
+                    }
+                    let ub = score_ub(p, mean_err, n, size_ub, err_ub, max_ub);
+                    if ub <= kth(&top) {
+                        continue;
+                    }
+                    let st = errs.stats_and(&a.bits, &basic[lb.0][lb.1 as usize]);
+                    if st.size >= p.min_support && st.err_sum > 0.0 {
+                        let bits: Vec<u64> = a
+                            .bits
+                            .iter()
+                            .zip(&basic[lb.0][lb.1 as usize])
+                            .map(|(x, y)| x & y)
+                            .collect();
+                        consider(&mut top, &cand, &st, &bits);
+                        next.push(Node {
+                            key: cand,
+                            stats: st,
+                            bits,
+                        });
                     }
                 }
-                if merged.len() != a.len() + 1 {
-                    continue;
-                }
-                merged.sort_unstable();
-                let distinct_features = merged.windows(2).all(|w| w[0].0 != w[1].0);
-                if distinct_features {
-                    candidates.insert(merged, ());
-                }
             }
+            g = end;
         }
-        let mut cands: Vec<Key> = candidates.into_keys().collect();
-        cands.sort();
-        let mut next: HashMap<Key, (Stats, Bits)> = HashMap::new();
-        for cand in cands {
-            // Bounds from all parents; a missing parent was invalid, so the child is too.
-            let mut size_ub = usize::MAX;
-            let mut err_ub = f64::INFINITY;
-            let mut max_ub = f64::INFINITY;
-            let mut all_parents = true;
-            for skip in 0..cand.len() {
-                let parent: Key = cand
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != skip)
-                    .map(|(_, x)| *x)
-                    .collect();
-                match level.get(&parent) {
-                    Some((st, _)) => {
-                        size_ub = size_ub.min(st.size);
-                        err_ub = err_ub.min(st.err_sum);
-                        max_ub = max_ub.min(st.err_max);
-                    }
-                    None => {
-                        all_parents = false;
-                        break;
-                    }
-                }
-            }
-            if !all_parents {
-                continue;
-            }
-            let ub = score_ub(p, mean_err, n, size_ub, err_ub, max_ub);
-            if ub <= kth(&top) {
-                continue;
-            }
-            let parent: Key = cand[..cand.len() - 1].to_vec();
-            let bits = level[&parent].1.and(&basic[&cand[cand.len() - 1]]);
-            let st = bits.stats(errors);
-            if st.size >= p.min_support && st.err_sum > 0.0 {
-                consider(&mut top, &cand, &st, &bits);
-                next.insert(cand, (st, bits));
-            }
-        }
+        drop(index);
         if next.is_empty() {
             break;
         }
@@ -410,5 +477,87 @@ mod tests {
         let expect: Vec<Vec<(usize, u32)>> = scored.into_iter().take(5).map(|(_, k)| k).collect();
         let got: Vec<Vec<(usize, u32)>> = top.into_iter().map(|s| s.predicates).collect();
         assert_eq!(got, expect);
+    }
+
+    /// Every conjunction of up to `p.max_level` predicates on distinct features, scored
+    /// directly from the rows: the exact top K that SliceLine's pruning must reproduce.
+    fn brute_force(feats: &[SliceFeature], errors: &[f64], p: &SliceParams) -> Vec<Slice> {
+        let n = errors.len();
+        let mean = errors.iter().sum::<f64>() / n as f64;
+        let mut found = Vec::new();
+        let mut stack: Vec<Vec<(usize, u32)>> = vec![Vec::new()];
+        while let Some(key) = stack.pop() {
+            if !key.is_empty() {
+                let rows: Vec<usize> = (0..n)
+                    .filter(|&i| key.iter().all(|&(f, v)| feats[f].codes[i] == v))
+                    .collect();
+                let e: f64 = rows.iter().map(|&i| errors[i]).sum();
+                let sc = score(p.alpha, mean, n, rows.len(), e);
+                if rows.len() >= p.min_support && sc > 0.0 {
+                    found.push(Slice {
+                        predicates: key.clone(),
+                        size: rows.len(),
+                        error: e / rows.len() as f64,
+                        score: sc,
+                    });
+                }
+            }
+            if key.len() < p.max_level {
+                let from = key.last().map_or(0, |&(f, _)| f + 1);
+                for (f, feat) in feats.iter().enumerate().skip(from) {
+                    for v in 0..feat.values {
+                        let mut k = key.clone();
+                        k.push((f, v));
+                        stack.push(k);
+                    }
+                }
+            }
+        }
+        found.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.predicates.len().cmp(&b.predicates.len()))
+                .then(a.predicates.cmp(&b.predicates))
+        });
+        found.truncate(p.k);
+        found
+    }
+
+    #[test]
+    fn exact_top_k_at_three_levels_for_zero_one_and_real_errors() {
+        // A planted three-feature slice among five features; 0/1 errors take the bitset path,
+        // graded errors the per-row sums. Both must equal brute force, slice for slice.
+        let n = 2500;
+        let mut rng = SplitMix64::new(21);
+        let feats: Vec<SliceFeature> = (0..5)
+            .map(|f| SliceFeature {
+                codes: (0..n).map(|_| rng.below(2 + f as u64 % 3) as u32).collect(),
+                values: 2 + f as u32 % 3,
+            })
+            .collect();
+        let planted =
+            |i: usize| feats[0].codes[i] == 1 && feats[2].codes[i] == 0 && feats[4].codes[i] == 2;
+        let zero_one: Vec<f64> = (0..n)
+            .map(|i| f64::from(u8::from(rng.below(100) < if planted(i) { 70 } else { 15 })))
+            .collect();
+        let graded: Vec<f64> = zero_one
+            .iter()
+            .map(|&e| e * (0.25 + rng.below(1000) as f64 / 1000.0))
+            .collect();
+        let p = SliceParams {
+            k: 8,
+            max_level: 3,
+            min_support: 8,
+            alpha: 0.95,
+        };
+        for errors in [&zero_one, &graded] {
+            let got = find_slices(&feats, errors, &p);
+            assert_eq!(got, brute_force(&feats, errors, &p));
+            assert!(
+                got.iter()
+                    .any(|s| s.predicates == vec![(0, 1), (2, 0), (4, 2)]),
+                "{got:?}"
+            );
+        }
     }
 }
