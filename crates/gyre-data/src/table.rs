@@ -74,15 +74,9 @@ pub fn to_parquet(batch: &RecordBatch) -> Result<Vec<u8>, DataError> {
 
 /// Reads a stored table back into one batch.
 pub fn from_parquet(bytes: bytes::Bytes) -> Result<RecordBatch, DataError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| DataError::Parquet(e.to_string()))?;
-    // One batch for the whole table when it is small; the reader reserves (and zeroes) buffers
-    // for a whole batch per column, so a batch far larger than the table costs more than its
-    // decoding (a 48k-row table read with 1M-row batches: 60% of the time in memset and page
-    // faults).
-    let rows = builder.metadata().file_metadata().num_rows().max(1) as usize;
-    let reader = builder
-        .with_batch_size(rows.min(1 << 20))
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| DataError::Parquet(e.to_string()))?
+        .with_batch_size(1 << 20)
         .build()
         .map_err(|e| DataError::Parquet(e.to_string()))?;
     let schema = reader.schema();
