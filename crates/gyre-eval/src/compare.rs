@@ -334,6 +334,104 @@ impl Prepared {
     }
 }
 
+/// Two binary runs on the same rows, laid out for the paired bootstrap's inner loop: one pass
+/// over a replicate's counts gives every metric's difference. The counts of right predictions
+/// and true positives of both runs are integer sums of 0/1 columns; log loss and Brier enter
+/// only as their per-row differences (candidate minus base), since a replicate's difference of
+/// two weighted means over the same counts is the weighted mean of the differences.
+struct PairedBinary {
+    label_bit: Vec<u8>,
+    right_base: Vec<u8>,
+    tp_base: Vec<u8>,
+    right_cand: Vec<u8>,
+    tp_cand: Vec<u8>,
+    d_log_loss: Vec<f64>,
+    d_brier: Vec<f64>,
+}
+
+/// A binary run's count-based metrics from its weighted counts: total `w`, positives `pos`,
+/// right predictions `right`, true positives `tp` (as `Prepared::values` defines them).
+fn binary_counts_metrics(w: f64, pos: f64, right: f64, tp: f64) -> [f64; 3] {
+    let fp = w - pos - right + tp;
+    let support = [w - pos, pos];
+    let tps = [right - tp, tp];
+    let present: Vec<usize> = (0..2).filter(|&c| support[c] > 0.0).collect();
+    let balanced = present.iter().map(|&c| tps[c] / support[c]).sum::<f64>() / present.len() as f64;
+    let d = 2.0 * tp + fp + (pos - tp);
+    let f1 = if d == 0.0 { 0.0 } else { 2.0 * tp / d };
+    [right / w, balanced, f1]
+}
+
+impl PairedBinary {
+    fn new(base: &Prepared, cand: &Prepared) -> PairedBinary {
+        let and = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| x & y).collect();
+        let minus = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x - y).collect();
+        PairedBinary {
+            label_bit: base.label_bit.clone(),
+            right_base: base.right_bit.clone(),
+            tp_base: and(&base.right_bit, &base.label_bit),
+            right_cand: cand.right_bit.clone(),
+            tp_cand: and(&cand.right_bit, &cand.label_bit),
+            d_log_loss: minus(&cand.row_log_loss, &base.row_log_loss),
+            d_brier: minus(&cand.row_brier, &base.row_brier),
+        }
+    }
+
+    /// Candidate minus base of every metric but the AUC, each row counted `w[row]` times, in
+    /// `Prepared::values`' order; empty when every count is 0.
+    fn deltas(&self, w: &[u8]) -> Vec<(&'static str, f64)> {
+        let n = self.label_bit.len();
+        let w = &w[..n];
+        // Integer sums in a loop of their own, which the compiler vectorizes.
+        let (mut total, mut pos, mut rb, mut tb, mut rc, mut tc) =
+            (0u32, 0u32, 0u32, 0u32, 0u32, 0u32);
+        for i in 0..n {
+            let wi = u32::from(w[i]);
+            total += wi;
+            pos += wi * u32::from(self.label_bit[i]);
+            rb += wi * u32::from(self.right_base[i]);
+            tb += wi * u32::from(self.tp_base[i]);
+            rc += wi * u32::from(self.right_cand[i]);
+            tc += wi * u32::from(self.tp_cand[i]);
+        }
+        if total == 0 {
+            return Vec::new();
+        }
+        // The two float sums in LANES independent partial sums, added in a fixed order at the
+        // end: one running sum makes each row wait for the previous add.
+        const LANES: usize = 8;
+        let (mut ll, mut br) = ([0.0f64; LANES], [0.0f64; LANES]);
+        let tail = n - n % LANES;
+        for ((wc, lc), bc) in w
+            .chunks_exact(LANES)
+            .zip(self.d_log_loss.chunks_exact(LANES))
+            .zip(self.d_brier.chunks_exact(LANES))
+        {
+            for l in 0..LANES {
+                let wl = f64::from(wc[l]);
+                ll[l] += wl * lc[l];
+                br[l] += wl * bc[l];
+            }
+        }
+        let (mut ll, mut br): (f64, f64) = (ll.iter().sum(), br.iter().sum());
+        for i in tail..n {
+            ll += f64::from(w[i]) * self.d_log_loss[i];
+            br += f64::from(w[i]) * self.d_brier[i];
+        }
+        let (t, p) = (f64::from(total), f64::from(pos));
+        let b = binary_counts_metrics(t, p, f64::from(rb), f64::from(tb));
+        let c = binary_counts_metrics(t, p, f64::from(rc), f64::from(tc));
+        vec![
+            ("accuracy", c[0] - b[0]),
+            ("auc", f64::NAN),
+            ("balanced_accuracy", c[1] - b[1]),
+            ("brier", br / t),
+            ("f1", c[2] - b[2]),
+            ("log_loss", ll / t),
+        ]
+    }
+}
+
 /// AUC over presorted rows with row counts, ties counted half; `None` when a class is absent.
 /// Pair counts are integers: exact, and a one-cycle add carries the running count of negatives.
 fn weighted_auc(c: &Curve, w: &[u8]) -> Option<f64> {
@@ -482,10 +580,14 @@ pub fn poisson_counts(rng: &mut SplitMix64, n: usize) -> Vec<u8> {
             *x = (bits >> (16 * l)) as u16;
         }
     }
-    u[..n]
-        .iter()
-        .map(|&u| POISSON1_CDF16.iter().map(|&t| u8::from(u >= t)).sum())
-        .collect()
+    // One pass per threshold: each is a straight compare-and-add the compiler vectorizes.
+    let mut counts = vec![0u8; n];
+    for &t in &POISSON1_CDF16 {
+        for (c, &u) in counts.iter_mut().zip(&u[..n]) {
+            *c += u8::from(u >= t);
+        }
+    }
+    counts
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -546,12 +648,16 @@ pub fn compare_metrics(
     } else {
         None
     };
+    let paired = delong.then(|| PairedBinary::new(base, cand));
     let deltas: Vec<Vec<(&'static str, f64)>> = (0..resamples)
         .into_par_iter()
         .map(|b| {
             let mut rng = SplitMix64::new(replicate_seed(seed, b as u64));
             let w = poisson_counts(&mut rng, n);
-            let (x, y) = (base.values(&w, !delong), cand.values(&w, !delong));
+            if let Some(p) = &paired {
+                return p.deltas(&w);
+            }
+            let (x, y) = (base.values(&w, true), cand.values(&w, true));
             x.iter()
                 .zip(y)
                 .map(|((k, b), (_, c))| (*k, c - b))
@@ -717,6 +823,44 @@ mod tests {
             scores.extend(raw.iter().map(|r| r / total));
         }
         assert_prepared_matches_plain(Task::Multiclass, k as usize, &labels, &scores);
+    }
+
+    #[test]
+    fn paired_binary_deltas_equal_the_difference_of_each_runs_values() {
+        // The bootstrap's fused pass against the two runs computed apart, on resamples (ties
+        // and absent classes included): counts exactly, float means to rounding.
+        let mut rng = SplitMix64::new(5);
+        let n = 1001;
+        let labels: Vec<f64> = (0..n).map(|_| rng.below(2) as f64).collect();
+        let a: Vec<f64> = (0..n).map(|_| rng.below(20) as f64 / 20.0).collect();
+        let b: Vec<f64> = (0..n).map(|_| rng.below(1000) as f64 / 1000.0).collect();
+        let (pa, pb) = (
+            Prepared::new(Task::Binary, 2, &labels, &a),
+            Prepared::new(Task::Binary, 2, &labels, &b),
+        );
+        let paired = PairedBinary::new(&pa, &pb);
+        let only_negatives: Vec<u8> = labels.iter().map(|&y| u8::from(y == 0.0)).collect();
+        for w in [
+            poisson_counts(&mut rng, n),
+            poisson_counts(&mut rng, n),
+            only_negatives,
+        ] {
+            let (x, y) = (pa.values(&w, false), pb.values(&w, false));
+            let got = paired.deltas(&w);
+            assert_eq!(got.len(), x.len());
+            for ((name, d), ((k, vb), (_, vc))) in got.iter().zip(x.iter().zip(&y)) {
+                assert_eq!(name, k);
+                let want = vc - vb;
+                if want.is_nan() {
+                    assert!(d.is_nan(), "{name}");
+                } else if ["log_loss", "brier"].contains(name) {
+                    assert!((d - want).abs() < 1e-12, "{name}: {d} vs {want}");
+                } else {
+                    assert_eq!(*d, want, "{name}");
+                }
+            }
+        }
+        assert!(paired.deltas(&vec![0; n]).is_empty());
     }
 
     #[test]
