@@ -386,6 +386,12 @@ impl App {
             })?;
             Ok::<_, AppError>(id)
         })?;
+        if let Some((rec, _)) = &pending_source
+            && let Some(object) = gyre_core::ContentHash::parse(&rec.object)
+        {
+            // As at import: the added table's decoded form, cached for the commands that follow.
+            let _ = self.stored_table(&object);
+        }
         self.link_edit(id)?;
         Ok(EditReport {
             edit: id,

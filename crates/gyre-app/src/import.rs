@@ -193,6 +193,9 @@ impl App {
             })
             .map_err(AppError::from)
         })?;
+        // The decoded table goes into the cache now, so the commands that follow read it
+        // without decoding (and a command that fails later writes no cache entry of its own).
+        let _ = self.stored_table(&object);
         self.report_existing(&source, false)
     }
 

@@ -115,9 +115,38 @@ impl App {
             .ok_or_else(|| StoreError::Corrupt(format!("dataset {dataset} has no source")))?;
         let object = gyre_core::ContentHash::parse(&source.object)
             .ok_or_else(|| StoreError::Corrupt(format!("bad object id {}", source.object)))?;
-        let bytes = self.store.objects().get(&object)?;
-        let batch = gyre_data::table::from_parquet(bytes.into())?;
+        let batch = self.stored_table(&object)?;
         Ok(Materialized::base(batch, schema))
+    }
+
+    /// A stored table (zstd Parquet, the object of record), decoded. The decoded form is kept
+    /// in the cache as an Arrow IPC file, keyed by the Parquet object's address (immutable, so
+    /// never stale): every later command that loads the table reads it without decoding, which
+    /// is most of what an edit or a diff of a small dataset spends. A cache entry that cannot be
+    /// read is a miss, and a failure to cache fails nothing.
+    pub(crate) fn stored_table(
+        &mut self,
+        object: &gyre_core::ContentHash,
+    ) -> Result<arrow_array::RecordBatch, AppError> {
+        let key = format!("table-ipc-v1:{object}");
+        if let Some(obj) = self.store.read(|tx| tx.cache(&key))?
+            && let Some(hash) = gyre_core::ContentHash::parse(&obj)
+            && let Ok(bytes) = self.store.objects().get(&hash)
+            && let Ok(batch) = gyre_data::table::from_ipc(bytes)
+        {
+            return Ok(batch);
+        }
+        let bytes = self.store.objects().get(object)?;
+        let batch = gyre_data::table::from_parquet(bytes.into())?;
+        if let Ok(ipc) = gyre_data::table::to_ipc(&batch)
+            && let Ok(obj) = self.store.objects().put(&ipc)
+        {
+            let time = crate::now();
+            let _ = self
+                .store
+                .write(|tx| tx.put_cache(&key, "table", obj.as_str(), &time));
+        }
+        Ok(batch)
     }
 
     /// Applies one edit to a materialized version; add-source loads the added table.
@@ -160,8 +189,7 @@ impl App {
             .ok_or_else(|| StoreError::Corrupt(format!("source {source} is missing")))?;
         let object = gyre_core::ContentHash::parse(&rec.object)
             .ok_or_else(|| StoreError::Corrupt(format!("bad object id {}", rec.object)))?;
-        let bytes = self.store.objects().get(&object)?;
-        Ok(gyre_data::table::from_parquet(bytes.into())?)
+        self.stored_table(&object)
     }
 
     /// The dataset's sources in order, and the import options of its first one (which later

@@ -178,6 +178,7 @@ impl App {
             let train_s = t1.elapsed().as_secs_f64();
             let t2 = Instant::now();
             let scores = model.predict(&features, &holdout_rows);
+            let predict_s = t2.elapsed().as_secs_f64();
             let holdout_labels: Vec<f64> =
                 holdout_rows.iter().map(|&r| labels[r as usize]).collect();
             let scored = Scores {
@@ -240,6 +241,7 @@ impl App {
             timings.insert("load_s".to_string(), if k == 0 { load_s } else { 0.0 });
             timings.insert("train_s".to_string(), train_s);
             timings.insert("evaluate_s".to_string(), evaluate_s);
+            timings.insert("predict_s".to_string(), predict_s);
             if k == 0 {
                 timings.insert("slices_s".to_string(), slices_s);
             }

@@ -188,8 +188,12 @@ fn parquet_and_gzip_inputs_are_read() {
         r["task"], "binary",
         "two integer values make a binary target"
     );
-    // The stored object is Parquet: import it as a new dataset.
-    let objects = files_under(&p.path().join(".gyre/objects"));
+    // The stored object is Parquet (beside it, its decoded form cached as Arrow IPC): import
+    // it as a new dataset.
+    let objects: Vec<_> = files_under(&p.path().join(".gyre/objects"))
+        .into_iter()
+        .filter(|o| std::fs::read(o).unwrap().starts_with(b"PAR1"))
+        .collect();
     assert_eq!(objects.len(), 1);
     let pq = p.path().join("copy.parquet");
     std::fs::copy(&objects[0], &pq).unwrap();
@@ -415,4 +419,29 @@ fn project_is_found_from_a_subdirectory_and_by_flag() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn the_decoded_table_cache_is_only_a_shortcut() {
+    // Import caches the decoded table as an Arrow IPC object beside the Parquet of record. A
+    // damaged or deleted cache object is a miss: the answer is the same, and the object is
+    // written again.
+    let p = Project::new();
+    p.import_adult();
+    let ipc: Vec<_> = files_under(&p.path().join(".gyre/objects"))
+        .into_iter()
+        .filter(|o| std::fs::read(o).unwrap().starts_with(b"ARROW1"))
+        .collect();
+    assert_eq!(ipc.len(), 1, "one cached table after import");
+    let ipc = &ipc[0];
+    let good = std::fs::read(ipc).unwrap();
+    let row = |p: &Project| p.json(&["why", "48000"]);
+    let expected = row(&p);
+    assert_eq!(expected["values"][0], serde_json::json!(["age", "44"]), "{expected}");
+    std::fs::write(ipc, &good[..good.len() / 2]).unwrap();
+    assert_eq!(row(&p), expected);
+    assert_eq!(std::fs::read(ipc).unwrap(), good, "healed");
+    std::fs::remove_file(ipc).unwrap();
+    assert_eq!(row(&p), expected);
+    assert_eq!(std::fs::read(ipc).unwrap(), good, "written again");
 }

@@ -69,6 +69,8 @@ pub enum DataError {
     Invalid { path: PathBuf, message: String },
     #[error("parquet: {0}")]
     Parquet(String),
+    #[error("arrow ipc: {0}")]
+    Ipc(String),
 }
 
 impl DataError {

@@ -88,6 +88,62 @@ pub fn from_parquet(bytes: bytes::Bytes) -> Result<RecordBatch, DataError> {
     canonical_dictionaries(batch)
 }
 
+/// A table in the Arrow IPC file format, uncompressed: the form of a decoded table kept in the
+/// cache, which [`from_ipc`] reads back without decoding (4.7 MB for Adult's 48,842 rows,
+/// read in about 3 ms where its zstd Parquet takes 11 ms to decode).
+pub fn to_ipc(batch: &RecordBatch) -> Result<Vec<u8>, DataError> {
+    let ipc = |e: arrow_schema::ArrowError| DataError::Ipc(e.to_string());
+    let mut buf = Vec::new();
+    let mut w = arrow_ipc::writer::FileWriter::try_new(&mut buf, &batch.schema()).map_err(ipc)?;
+    w.write(batch).map_err(ipc)?;
+    w.finish().map_err(ipc)?;
+    drop(w);
+    Ok(buf)
+}
+
+/// Reads a table written by [`to_ipc`]. Its arrays are views of `bytes` (no copy); every array
+/// is validated, so damaged bytes are an error, not a bad table.
+pub fn from_ipc(bytes: Vec<u8>) -> Result<RecordBatch, DataError> {
+    let ipc = |e: arrow_schema::ArrowError| DataError::Ipc(e.to_string());
+    let bad = |what: &str| DataError::Ipc(format!("not an Arrow IPC table: {what}"));
+    let buffer = arrow_buffer::Buffer::from_vec(bytes);
+    let len = buffer.len();
+    if len < 10 {
+        return Err(bad("too short"));
+    }
+    let trailer: [u8; 10] = buffer[len - 10..].try_into().expect("10 bytes");
+    let footer_len = arrow_ipc::reader::read_footer_length(trailer).map_err(ipc)?;
+    let footer_start = (len - 10)
+        .checked_sub(footer_len)
+        .ok_or_else(|| bad("footer longer than the file"))?;
+    let footer = arrow_ipc::root_as_footer(&buffer[footer_start..len - 10])
+        .map_err(|e| bad(&e.to_string()))?;
+    let schema =
+        arrow_ipc::convert::try_fb_to_schema(footer.schema().ok_or_else(|| bad("no schema"))?)
+            .map_err(ipc)?;
+    let mut decoder = arrow_ipc::reader::FileDecoder::new(Arc::new(schema), footer.version());
+    let block_data = |b: &arrow_ipc::Block| {
+        let (start, n) = (b.offset(), b.metaDataLength() as i64 + b.bodyLength());
+        if start < 0 || n < 0 || (start + n) as usize > footer_start {
+            return Err(bad("a block lies outside the file"));
+        }
+        Ok(buffer.slice_with_length(start as usize, n as usize))
+    };
+    for b in footer.dictionaries().iter().flatten() {
+        decoder.read_dictionary(b, &block_data(b)?).map_err(ipc)?;
+    }
+    let mut batches = Vec::new();
+    for b in footer.recordBatches().iter().flatten() {
+        if let Some(batch) = decoder.read_record_batch(b, &block_data(b)?).map_err(ipc)? {
+            batches.push(batch);
+        }
+    }
+    match batches.len() {
+        1 => Ok(batches.pop().expect("one batch")),
+        n => Err(bad(&format!("{n} record batches, written as one"))),
+    }
+}
+
 /// Re-encodes every dictionary column so that its values are sorted and distinct and a key is a
 /// category's index in that order, as at import. Parquet keeps one dictionary per row group, so a
 /// table read back in several batches would otherwise carry merged dictionaries with other keys.
@@ -213,5 +269,33 @@ mod tests {
         for (i, k) in d.keys().values().iter().enumerate().step_by(997) {
             assert_eq!(vals.value(*k as usize), values[i]);
         }
+    }
+
+    #[test]
+    fn a_table_reads_back_from_ipc_equal_and_damage_is_an_error() {
+        let strings = StringArray::from(vec![Some("x"), None, Some("y"), Some("x")]);
+        let c = crate::infer::infer(&[Arc::new(strings) as ArrayRef], &Default::default());
+        let num = Arc::new(arrow_array::Float64Array::from(vec![
+            Some(1.5),
+            None,
+            Some(-2.0),
+            Some(f64::NAN),
+        ])) as ArrayRef;
+        let batch = assemble(
+            &[3, 5, 8, 13],
+            &[Split::Train, Split::Holdout, Split::Train, Split::Train],
+            vec![("c".into(), c.array), ("n".into(), num)],
+        )
+        .unwrap();
+        let bytes = to_ipc(&batch).unwrap();
+        assert_eq!(from_ipc(bytes.clone()).unwrap(), batch);
+        // Truncated, or a footer damaged: errors, never a panic or a wrong table.
+        for cut in [0, 9, bytes.len() / 2, bytes.len() - 1] {
+            assert!(from_ipc(bytes[..cut].to_vec()).is_err(), "cut at {cut}");
+        }
+        let mut damaged = bytes.clone();
+        let at = damaged.len() - 12;
+        damaged[at] ^= 0xff;
+        assert!(from_ipc(damaged).is_err());
     }
 }
