@@ -437,7 +437,11 @@ fn the_decoded_table_cache_is_only_a_shortcut() {
     let good = std::fs::read(ipc).unwrap();
     let row = |p: &Project| p.json(&["why", "48000"]);
     let expected = row(&p);
-    assert_eq!(expected["values"][0], serde_json::json!(["age", "44"]), "{expected}");
+    assert_eq!(
+        expected["values"][0],
+        serde_json::json!(["age", "44"]),
+        "{expected}"
+    );
     std::fs::write(ipc, &good[..good.len() / 2]).unwrap();
     assert_eq!(row(&p), expected);
     assert_eq!(std::fs::read(ipc).unwrap(), good, "healed");
