@@ -4,7 +4,7 @@
 //! run that no longer shows the failure marks it fixed, naming that run.
 
 use crate::slicing::SliceRow;
-use crate::suites::SuiteResult;
+use crate::suites::{ScoredRun, SuiteResult};
 use crate::{App, AppError, now};
 use gyre_core::Predicate;
 use gyre_store::{FindingEvent, FindingRecord, NewJournalEntry, RunRecord};
@@ -214,6 +214,7 @@ impl App {
         run: &RunRecord,
         slices: &[SliceRow],
         suites: &[SuiteResult],
+        scored: Option<ScoredRun>,
     ) -> Result<FindingChanges, AppError> {
         let mut new_records = Vec::new();
         for s in slices.iter().filter(|s| s.error_ratio >= SLICE_RATIO) {
@@ -259,10 +260,11 @@ impl App {
             .filter(|f| f.state != "fixed")
             .collect();
         let needs_eval = open.iter().any(|f| f.kind == "slice");
-        let scored = if needs_eval {
-            Some(self.scored_run(run, crate::suites::HOLDOUT, None)?)
-        } else {
-            None
+        // The run's holdout scores: as the caller has them, else read back.
+        let scored = match (needs_eval, scored) {
+            (false, _) => None,
+            (true, Some(s)) => Some(s),
+            (true, None) => Some(self.scored_run(run, crate::suites::HOLDOUT, None)?),
         };
         for f in &open {
             let Ok(detail) = serde_json::from_value::<FindingDetail>(f.detail.clone()) else {

@@ -288,6 +288,16 @@ impl App {
     ) -> Result<(BTreeMap<String, Metrics>, Vec<SuiteResult>), AppError> {
         let loaded = self.load_version(&record.dataset, Some(&record.version))?;
         let preds = self.run_predictions(record, &loaded)?;
+        self.evaluate_suites_of(record, &loaded, &preds)
+    }
+
+    /// [`Self::evaluate_suites`] with the run's version and predictions at hand (train has both).
+    pub(crate) fn evaluate_suites_of(
+        &mut self,
+        record: &RunRecord,
+        loaded: &LoadedVersion,
+        preds: &Predictions,
+    ) -> Result<(BTreeMap<String, Metrics>, Vec<SuiteResult>), AppError> {
         let mut suites: Vec<Option<Suite>> = vec![None];
         for s in self.suites()?.suites {
             if s.dataset == record.dataset {
@@ -299,7 +309,7 @@ impl App {
         let mut all = BTreeMap::new();
         let mut results = Vec::new();
         for s in &suites {
-            let keep = suite_mask(s.as_ref(), &loaded, &preds.row_ids);
+            let keep = suite_mask(s.as_ref(), loaded, &preds.row_ids);
             let mut labels = Vec::new();
             let mut scores = Vec::new();
             for (i, &m) in keep.iter().enumerate() {

@@ -153,7 +153,10 @@ impl App {
         }
         let load_s = t0.elapsed().as_secs_f64();
         let task = loaded.schema.task;
-        let git_commit = git_commit(self.root());
+        // `git rev-parse` is a process of its own (a few ms): asked on a thread while we fit.
+        let root = self.root().to_path_buf();
+        let mut asking_git = Some(std::thread::spawn(move || git_commit(&root)));
+        let mut git_commit = None;
         let group_id = (req.seeds > 1).then(|| new_id(&format!("group {}", req.seed)));
 
         let mut reports = Vec::new();
@@ -161,6 +164,8 @@ impl App {
         let mut default_slices = None;
         let mut slices_s = 0.0;
         let mut holdout_correct: Vec<Vec<bool>> = Vec::new();
+        // Each run's holdout predictions, kept for its report (not read back from the store).
+        let mut all_preds: Vec<Predictions> = Vec::new();
         for k in 0..req.seeds {
             let seed = req.seed + k as u64;
             let t1 = Instant::now();
@@ -226,6 +231,7 @@ impl App {
                 scores,
             };
             let pred_bytes = predictions::to_parquet(&preds, &loaded.schema)?;
+            all_preds.push(preds);
             let evaluate_s = t2.elapsed().as_secs_f64();
 
             let model_obj = self.store.objects().put(&model.save())?;
@@ -244,6 +250,9 @@ impl App {
             timings.insert("predict_s".to_string(), predict_s);
             if k == 0 {
                 timings.insert("slices_s".to_string(), slices_s);
+            }
+            if let Some(h) = asking_git.take() {
+                git_commit = h.join().unwrap_or(None);
             }
             let info = RunInfo {
                 task,
@@ -315,11 +324,25 @@ impl App {
             let _ = self.cache_slices(&key, stored);
         }
         let mut runs: Vec<RunReport> = Vec::new();
-        for r in &reports {
-            runs.push(self.run_report_with_suites(r)?);
+        for (r, p) in reports.iter().zip(&all_preds) {
+            let mut report = run_report(r)?;
+            (report.metrics, report.suites) = self.evaluate_suites_of(r, &loaded, p)?;
+            runs.push(report);
         }
         runs[0].slices = first_slices;
-        let findings = self.findings_after_run(&reports[0], &runs[0].slices, &runs[0].suites)?;
+        let first = all_preds.swap_remove(0);
+        let scored = crate::suites::ScoredRun {
+            run: reports[0].id.clone(),
+            suite: crate::suites::HOLDOUT.to_string(),
+            task,
+            classes: loaded.schema.classes.len(),
+            table_rows: holdout_rows.iter().map(|&r| r as usize).collect(),
+            labels: first.labels,
+            scores: first.scores,
+            loaded,
+        };
+        let findings =
+            self.findings_after_run(&reports[0], &runs[0].slices, &runs[0].suites, Some(scored))?;
         Ok(TrainReport {
             findings,
             run: runs[0].clone(),
