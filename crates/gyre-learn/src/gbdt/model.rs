@@ -341,14 +341,18 @@ impl GbdtModel {
         const LANES: usize = 8;
         let trees_full = nt - nt % LANES;
         for (o, row) in out.chunks_mut(k).zip(buf.chunks(nf)) {
+            // Tree t adds to output t % k, in tree order; the output index cycles without a
+            // division (one per tree was a fifth of a lone row's time).
+            let mut class = 0;
             for first in (0..trees_full).step_by(LANES) {
-                let leaves = self.runtime.leaves_of_trees::<LANES>(first, row);
-                for (l, leaf) in leaves.into_iter().enumerate() {
-                    o[(first + l) % k] += self.runtime.leaf_value(first + l, leaf);
+                for v in self.runtime.values_of_trees::<LANES>(first, row) {
+                    o[class] += v;
+                    class = if class + 1 == k { 0 } else { class + 1 };
                 }
             }
             for t in trees_full..nt {
-                o[t % k] += self.runtime.leaf_value(t, self.runtime.leaf(t, row));
+                o[class] += self.runtime.leaf_value(t, self.runtime.leaf(t, row));
+                class = if class + 1 == k { 0 } else { class + 1 };
             }
         }
     }
