@@ -8,14 +8,14 @@ use gyre_core::{ColumnKind, ContentHash, Task};
 use gyre_learn::{Column, Features, Model};
 use gyre_store::StoreError;
 use serde::Serialize;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// One feature as the server reads it from a request.
 struct Field {
     name: String,
     kind: ColumnKind,
     /// Category -> code, for categorical features.
-    codes: HashMap<String, u32>,
+    codes: FxHashMap<String, u32>,
 }
 
 pub struct ServingModel {
@@ -23,6 +23,8 @@ pub struct ServingModel {
     pub task: Task,
     pub classes: Vec<String>,
     fields: Vec<Field>,
+    /// The fields' names, shared with every request's feature table.
+    names: std::sync::Arc<[String]>,
     model: Box<dyn Model>,
     /// The training distributions the served inputs are watched against.
     pub reference: crate::DriftReference,
@@ -67,13 +69,15 @@ impl App {
                     .map(|(i, v)| (v.clone(), i as u32))
                     .collect(),
             })
-            .collect();
+            .collect::<Vec<Field>>();
+        let names = fields.iter().map(|f| f.name.clone()).collect();
         let reference = self.drift_reference(&record.id)?;
         Ok(ServingModel {
             run: record.id,
             task: loaded.schema.task,
             classes: loaded.schema.classes.clone(),
             fields,
+            names,
             model,
             reference,
         })
@@ -151,7 +155,7 @@ impl ServingModel {
             });
         }
         let features = Features {
-            names: self.fields.iter().map(|f| f.name.clone()).collect(),
+            names: self.names.clone(),
             columns,
             rows: n,
         };

@@ -325,7 +325,7 @@ impl LoadedVersion {
             columns.push(column);
         }
         Features {
-            names,
+            names: names.into(),
             columns,
             rows: self.data.batch.num_rows(),
         }

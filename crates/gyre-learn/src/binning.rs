@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn few_distinct_values_get_one_bin_each() {
         let f = Features {
-            names: vec!["x".into()],
+            names: vec!["x".into()].into(),
             columns: vec![Column::Numeric(vec![
                 1.0,
                 2.0,
@@ -244,7 +244,7 @@ mod tests {
     fn many_values_respect_max_bin() {
         let v: Vec<f64> = (0..10_000).map(|i| ((i * 7919) % 10_007) as f64).collect();
         let f = Features {
-            names: vec!["x".into()],
+            names: vec!["x".into()].into(),
             columns: vec![Column::Numeric(v)],
             rows: 10_000,
         };
@@ -261,7 +261,7 @@ mod tests {
     fn categories_beyond_cap_share_missing_bin() {
         let codes = vec![0, 0, 0, 1, 1, 2, u32::MAX, 9];
         let f = Features {
-            names: vec!["c".into()],
+            names: vec!["c".into()].into(),
             columns: vec![Column::Categorical {
                 codes,
                 cardinality: 3,

@@ -92,7 +92,8 @@ impl Column {
 /// A feature table, column-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Features {
-    pub names: Vec<String>,
+    /// Shared, so that a table made per request (serving) does not copy every name.
+    pub names: std::sync::Arc<[String]>,
     pub columns: Vec<Column>,
     pub rows: usize,
 }

@@ -517,7 +517,7 @@ impl Linear {
         Ok(Box::new(LinearModel {
             task,
             params: self.params.clone(),
-            feature_names: features.names.clone(),
+            feature_names: features.names.to_vec(),
             encoder: enc,
             coef,
             y_mean,

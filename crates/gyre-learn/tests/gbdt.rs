@@ -347,7 +347,7 @@ fn native_categorical_splits_beat_one_hot() {
         })
         .collect();
     let native = Features {
-        names: vec!["cat".into()],
+        names: vec!["cat".into()].into(),
         columns: vec![Column::Categorical {
             codes: codes.clone(),
             cardinality: k,
@@ -362,7 +362,7 @@ fn native_categorical_splits_beat_one_hot() {
         rows: n,
     };
     let as_number = Features {
-        names: vec!["code".into()],
+        names: vec!["code".into()].into(),
         columns: vec![Column::Numeric(codes.iter().map(|&c| c as f64).collect())],
         rows: n,
     };
@@ -423,7 +423,7 @@ fn missingness_that_predicts_the_label_is_used() {
         })
         .collect();
     let f = Features {
-        names: vec!["x".into()],
+        names: vec!["x".into()].into(),
         columns: vec![Column::Numeric(x.clone())],
         rows: n,
     };
@@ -443,7 +443,7 @@ fn missingness_that_predicts_the_label_is_used() {
         )
         .unwrap();
     let probe = Features {
-        names: vec!["x".into()],
+        names: vec!["x".into()].into(),
         columns: vec![Column::Numeric(vec![
             f64::NAN,
             f64::INFINITY,
@@ -478,7 +478,7 @@ fn nan_and_inf_features_are_missing_not_panics() {
         .map(|i| if i % 5 == 0 { u32::MAX } else { (i % 4) as u32 })
         .collect();
     let f = Features {
-        names: vec!["v".into(), "c".into()],
+        names: vec!["v".into(), "c".into()].into(),
         columns: vec![
             Column::Numeric(v),
             Column::Categorical {
@@ -647,7 +647,7 @@ fn unseen_categories_follow_missing() {
         })
         .collect();
     let f = Features {
-        names: vec!["c".into()],
+        names: vec!["c".into()].into(),
         columns: vec![Column::Categorical {
             codes,
             cardinality: 10,
@@ -670,7 +670,7 @@ fn unseen_categories_follow_missing() {
         )
         .unwrap();
     let probe = Features {
-        names: vec!["c".into()],
+        names: vec!["c".into()].into(),
         columns: vec![Column::Categorical {
             codes: vec![u32::MAX, 10, 31, 40, 1_000_000, 0],
             cardinality: 1_000_001,

@@ -469,7 +469,7 @@ impl Gbdt {
         if early {
             trees.truncate(best_iter * k);
         }
-        let model = GbdtModel::new(task, p.clone(), features.names.clone(), init, trees)?;
+        let model = GbdtModel::new(task, p.clone(), features.names.to_vec(), init, trees)?;
         if cfg!(debug_assertions) && !early {
             // Trees were applied to training rows through bin codes; the model walks real values.
             // Both must reach the same leaves, which makes the sums bit-identical.

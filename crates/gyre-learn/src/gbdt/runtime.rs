@@ -460,7 +460,7 @@ mod tests {
             f64::INFINITY,
         ];
         let features = crate::Features {
-            names: vec!["x".into()],
+            names: vec!["x".into()].into(),
             rows: column.len(),
             columns: vec![crate::Column::Numeric(column.clone())],
         };
