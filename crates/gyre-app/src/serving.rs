@@ -7,8 +7,8 @@ use crate::{App, AppError};
 use gyre_core::{ColumnKind, ContentHash, Task};
 use gyre_learn::{Column, Features, Model};
 use gyre_store::StoreError;
-use serde::Serialize;
 use rustc_hash::FxHashMap;
+use serde::Serialize;
 
 /// One feature as the server reads it from a request.
 struct Field {
