@@ -380,6 +380,26 @@ impl PairedBinary {
     /// Candidate minus base of every metric but the AUC, each row counted `w[row]` times, in
     /// `Prepared::values`' order; empty when every count is 0.
     fn deltas(&self, w: &[u8]) -> Vec<(&'static str, f64)> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: this CPU has AVX2, checked just above.
+            return unsafe { self.deltas_avx2(w) };
+        }
+        self.deltas_here(w)
+    }
+
+    /// [`Self::deltas`] compiled for AVX2 (twice the vector width for the widening integer sums
+    /// and the count-to-float conversions; 1.6x on a replicate in a one-off benchmark). The
+    /// same operations in the same order as the baseline build: the results are identical
+    /// (no FMA: Rust never fuses a multiply and an add by itself).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn deltas_avx2(&self, w: &[u8]) -> Vec<(&'static str, f64)> {
+        self.deltas_here(w)
+    }
+
+    #[inline(always)]
+    fn deltas_here(&self, w: &[u8]) -> Vec<(&'static str, f64)> {
         let n = self.label_bit.len();
         let w = &w[..n];
         // Integer sums in a loop of their own, which the compiler vectorizes.
@@ -849,6 +869,13 @@ mod tests {
         ] {
             let (x, y) = (pa.values(&w, false), pb.values(&w, false));
             let got = paired.deltas(&w);
+            // The build for this CPU (AVX2 where it has it) and the baseline, bit for bit.
+            let bits = |d: &[(&str, f64)]| {
+                d.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_bits()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&got), bits(&paired.deltas_here(&w)));
             assert_eq!(got.len(), x.len());
             for ((name, d), ((k, vb), (_, vc))) in got.iter().zip(x.iter().zip(&y)) {
                 assert_eq!(name, k);
