@@ -135,14 +135,6 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
-    // Every command is a short process: a checkpoint as each one closes the file (SQLite's
-    // default for the last connection) cost a few ms of writing and syncing per command. The WAL
-    // is checkpointed as it grows instead (SQLite's automatic checkpoint, every 1000 pages) and
-    // read like the database meanwhile; a crash loses nothing a commit returned for.
-    conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    )?;
     Ok(conn)
 }
 
