@@ -195,6 +195,9 @@ impl App {
         })?;
         // The decoded table goes into the cache now, so the commands that follow read it
         // without decoding (and a command that fails later writes no cache entry of its own).
+        // Decoded from the stored Parquet, as every reader sees it; the imported copy is
+        // dropped first, so the two are not held at once.
+        drop(imported);
         let _ = self.stored_table(&object);
         self.report_existing(&source, false)
     }

@@ -120,21 +120,29 @@ impl App {
     }
 
     /// A stored table (zstd Parquet, the object of record), decoded. The decoded form is kept
-    /// in the cache as an Arrow IPC file, keyed by the Parquet object's address (immutable, so
-    /// never stale): every later command that loads the table reads it without decoding, which
-    /// is most of what an edit or a diff of a small dataset spends. A cache entry that cannot be
-    /// read is a miss, and a failure to cache fails nothing.
+    /// in the cache as an Arrow IPC file with a checksum, keyed by the Parquet object's address
+    /// (immutable; the key's version must change when `from_parquet`'s output does): every
+    /// later command that loads the table reads it without decoding, which is most of what an
+    /// edit or a diff of a small dataset spends. A cache entry that cannot be read is a miss, a
+    /// damaged one is replaced, and a failure to cache fails nothing. Entries are not evicted:
+    /// each stored table has one beside it, several times its compressed size.
     pub(crate) fn stored_table(
         &mut self,
         object: &gyre_core::ContentHash,
     ) -> Result<arrow_array::RecordBatch, AppError> {
-        let key = format!("table-ipc-v1:{object}");
+        let key = format!("table-ipc-v2:{object}");
         if let Some(obj) = self.store.read(|tx| tx.cache(&key))?
             && let Some(hash) = gyre_core::ContentHash::parse(&obj)
             && let Ok(bytes) = self.store.objects().get(&hash)
-            && let Ok(batch) = gyre_data::table::from_ipc(bytes)
         {
-            return Ok(batch);
+            match gyre_data::table::from_ipc(bytes) {
+                Ok(batch) => return Ok(batch),
+                // Damaged: removed, so that storing the bytes again below rewrites it (a file of
+                // the right length at an object's address is otherwise taken as intact).
+                Err(_) => {
+                    let _ = std::fs::remove_file(self.store.objects().path(&hash));
+                }
+            }
         }
         let bytes = self.store.objects().get(object)?;
         let batch = gyre_data::table::from_parquet(bytes.into())?;

@@ -445,6 +445,12 @@ fn the_decoded_table_cache_is_only_a_shortcut() {
     std::fs::write(ipc, &good[..good.len() / 2]).unwrap();
     assert_eq!(row(&p), expected);
     assert_eq!(std::fs::read(ipc).unwrap(), good, "healed");
+    // Damage that keeps the length (a flipped bit in the data) is caught by the checksum.
+    let mut flipped = good.clone();
+    flipped[good.len() / 3] ^= 0x04;
+    std::fs::write(ipc, &flipped).unwrap();
+    assert_eq!(row(&p), expected);
+    assert_eq!(std::fs::read(ipc).unwrap(), good, "healed again");
     std::fs::remove_file(ipc).unwrap();
     assert_eq!(row(&p), expected);
     assert_eq!(std::fs::read(ipc).unwrap(), good, "written again");

@@ -281,7 +281,8 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
                     cand.extend_from_slice(&a.key);
                     cand.push(lb);
                     // Bounds from all parents; a missing parent was invalid, so the child is
-                    // too. `a` and `b` are the parents without the last two predicates.
+                    // too. `a` and `b` are the parents that each lack one of the last two predicates;
+                    // the loop looks up the others.
                     let mut size_ub = a.stats.size.min(b.stats.size);
                     let mut err_ub = a.stats.err_sum.min(b.stats.err_sum);
                     let mut max_ub = a.stats.err_max.min(b.stats.err_max);

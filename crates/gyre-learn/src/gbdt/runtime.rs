@@ -34,7 +34,7 @@ const NUMERIC: u8 = 0;
 const SMALL_SET: u8 = 1;
 const LARGE_SET: u8 = 2;
 
-/// One internal node.
+/// One internal node (or, in `Runtime::forest`, a leaf too: its `bits` hold its value).
 #[derive(Clone, Copy, Debug)]
 struct Node {
     /// Numeric: the interval's low code (low 32 bits) and its width (high 32 bits). Small set: bit
