@@ -252,7 +252,11 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
     }
 
     let mut parent = Vec::new();
-    for _l in 2..=p.max_level {
+    for l in 2..=p.max_level {
+        // The last level's slices have no children: their rows are needed only by a slice
+        // that enters the top K (usually the last level has the most candidates, and their
+        // bitsets were most of the search's allocation and page faults).
+        let last = l == p.max_level;
         let index: FxHashMap<&[(usize, u32)], usize> = level
             .iter()
             .enumerate()
@@ -316,7 +320,11 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
                         continue;
                     }
                     let st = errs.stats_and(&a.bits, &basic[lb.0][lb.1 as usize]);
-                    if st.size >= p.min_support && st.err_sum > 0.0 {
+                    let may_enter = |top: &Vec<(Slice, Vec<u64>)>| {
+                        let sc = score(p.alpha, mean_err, n, st.size, st.err_sum);
+                        sc > 0.0 && (top.len() < p.k || sc > kth(top))
+                    };
+                    if st.size >= p.min_support && st.err_sum > 0.0 && (!last || may_enter(&top)) {
                         let bits: Vec<u64> = a
                             .bits
                             .iter()
@@ -324,11 +332,13 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
                             .map(|(x, y)| x & y)
                             .collect();
                         consider(&mut top, &cand, &st, &bits);
-                        next.push(Node {
-                            key: cand,
-                            stats: st,
-                            bits,
-                        });
+                        if !last {
+                            next.push(Node {
+                                key: cand,
+                                stats: st,
+                                bits,
+                            });
+                        }
                     }
                 }
             }
