@@ -120,39 +120,28 @@ impl App {
     }
 
     /// A stored table (zstd Parquet, the object of record), decoded. The decoded form is kept
-    /// in the cache as an Arrow IPC file with a checksum, keyed by the Parquet object's address
-    /// (immutable; the key's version must change when `from_parquet`'s output does): every
-    /// later command that loads the table reads it without decoding, which is most of what an
-    /// edit or a diff of a small dataset spends. A cache entry that cannot be read is a miss, a
-    /// damaged one is replaced, and a failure to cache fails nothing. Entries are not evicted:
-    /// each stored table has one beside it, several times its compressed size.
+    /// beside the object as an Arrow IPC file with a checksum (`derived/table-ipc-v2/<object>`;
+    /// the kind's version must change when `from_parquet`'s output does): every later command
+    /// that loads the table reads it without decoding, which is most of what an edit or a diff
+    /// of a small dataset spends. A missing or damaged file is a miss (a damaged one is
+    /// replaced), and a failure to keep it fails nothing. Nothing evicts these files: each
+    /// stored table has one, about 8x its compressed size.
     pub(crate) fn stored_table(
         &mut self,
         object: &gyre_core::ContentHash,
     ) -> Result<arrow_array::RecordBatch, AppError> {
-        let key = format!("table-ipc-v2:{object}");
-        if let Some(obj) = self.store.read(|tx| tx.cache(&key))?
-            && let Some(hash) = gyre_core::ContentHash::parse(&obj)
-            && let Ok(bytes) = self.store.objects().get(&hash)
-        {
+        const KIND: &str = "table-ipc-v2";
+        let objects = self.store.objects();
+        if let Some(bytes) = objects.get_derived(KIND, object) {
             match gyre_data::table::from_ipc(bytes) {
                 Ok(batch) => return Ok(batch),
-                // Damaged: removed, so that storing the bytes again below rewrites it (a file of
-                // the right length at an object's address is otherwise taken as intact).
-                Err(_) => {
-                    let _ = std::fs::remove_file(self.store.objects().path(&hash));
-                }
+                Err(_) => objects.remove_derived(KIND, object),
             }
         }
-        let bytes = self.store.objects().get(object)?;
+        let bytes = objects.get(object)?;
         let batch = gyre_data::table::from_parquet(bytes.into())?;
-        if let Ok(ipc) = gyre_data::table::to_ipc(&batch)
-            && let Ok(obj) = self.store.objects().put(&ipc)
-        {
-            let time = crate::now();
-            let _ = self
-                .store
-                .write(|tx| tx.put_cache(&key, "table", obj.as_str(), &time));
+        if let Ok(ipc) = gyre_data::table::to_ipc(&batch) {
+            let _ = objects.put_derived(KIND, object, &ipc);
         }
         Ok(batch)
     }

@@ -188,12 +188,8 @@ fn parquet_and_gzip_inputs_are_read() {
         r["task"], "binary",
         "two integer values make a binary target"
     );
-    // The stored object is Parquet (beside it, its decoded form cached as Arrow IPC): import
-    // it as a new dataset.
-    let objects: Vec<_> = files_under(&p.path().join(".gyre/objects"))
-        .into_iter()
-        .filter(|o| std::fs::read(o).unwrap().starts_with(b"PAR1"))
-        .collect();
+    // The stored object is Parquet: import it as a new dataset.
+    let objects = files_under(&p.path().join(".gyre/objects"));
     assert_eq!(objects.len(), 1);
     let pq = p.path().join("copy.parquet");
     std::fs::copy(&objects[0], &pq).unwrap();
@@ -423,12 +419,12 @@ fn project_is_found_from_a_subdirectory_and_by_flag() {
 
 #[test]
 fn the_decoded_table_cache_is_only_a_shortcut() {
-    // Import caches the decoded table as an Arrow IPC object beside the Parquet of record. A
-    // damaged or deleted cache object is a miss: the answer is the same, and the object is
-    // written again.
+    // Import keeps the decoded table as an Arrow IPC file beside the Parquet object of record.
+    // A damaged or deleted file is a miss: the answer is the same, and the file is written
+    // again.
     let p = Project::new();
     p.import_adult();
-    let ipc: Vec<_> = files_under(&p.path().join(".gyre/objects"))
+    let ipc: Vec<_> = files_under(&p.path().join(".gyre/derived"))
         .into_iter()
         .filter(|o| std::fs::read(o).unwrap().starts_with(b"ARROW1"))
         .collect();

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Objects {
     dir: PathBuf,
     tmp: PathBuf,
+    /// Files derived from objects (`derived/<kind>/<object id>`): see [`Objects::put_derived`].
+    derived: PathBuf,
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -20,7 +22,49 @@ impl Objects {
         Objects {
             dir: state_dir.join("objects"),
             tmp: state_dir.join("tmp"),
+            derived: state_dir.join("derived"),
         }
+    }
+
+    fn derived_path(&self, kind: &str, of: &ContentHash) -> PathBuf {
+        self.derived.join(kind).join(of.as_str())
+    }
+
+    /// Keeps a file derived from object `of` (its decoded form, say), replacing any: a cache
+    /// beside the object, not an object itself. It is named by the object it comes from, so
+    /// storing it costs no hash of its own bytes, and it is written without a sync (a rename
+    /// makes it appear whole, but a crash may leave it empty or torn): whoever reads it must
+    /// check its content and treat a bad file as absent ([`Objects::remove_derived`]).
+    pub fn put_derived(
+        &self,
+        kind: &str,
+        of: &ContentHash,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let dest = self.derived_path(kind, of);
+        let tmp = self.temp_path();
+        let write = || -> std::io::Result<()> {
+            fs::write(&tmp, bytes)?;
+            fs::create_dir_all(
+                dest.parent()
+                    .expect("derived files live in a kind's directory"),
+            )?;
+            fs::rename(&tmp, &dest)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            StoreError::io(&dest, e)
+        })
+    }
+
+    /// The file derived from object `of`, if one is kept (unchecked: see `put_derived`).
+    pub fn get_derived(&self, kind: &str, of: &ContentHash) -> Option<Vec<u8>> {
+        fs::read(self.derived_path(kind, of)).ok()
+    }
+
+    /// Forgets a derived file (one found damaged).
+    pub fn remove_derived(&self, kind: &str, of: &ContentHash) {
+        let _ = fs::remove_file(self.derived_path(kind, of));
     }
 
     pub fn path(&self, id: &ContentHash) -> PathBuf {
