@@ -176,4 +176,24 @@ mod tests {
             assert_eq!(fs::metadata(&path).unwrap().ino(), before);
         }
     }
+
+    #[test]
+    fn derived_files_are_kept_replaced_and_forgotten_by_their_object() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let objects = Objects::new(dir.path());
+        let (a, b) = (ContentHash::of(b"one table"), ContentHash::of(b"another"));
+        assert_eq!(objects.get_derived("decoded", &a), None);
+        objects.put_derived("decoded", &a, b"first").unwrap();
+        objects.put_derived("decoded", &a, b"second").unwrap();
+        objects.put_derived("other-kind", &a, b"x").unwrap();
+        assert_eq!(objects.get_derived("decoded", &a).unwrap(), b"second");
+        assert_eq!(objects.get_derived("decoded", &b), None);
+        objects.remove_derived("decoded", &a);
+        assert_eq!(objects.get_derived("decoded", &a), None);
+        assert_eq!(objects.get_derived("other-kind", &a).unwrap(), b"x");
+        // Nothing is left in tmp, and no object was stored.
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert!(!dir.path().join("objects").exists());
+    }
 }
