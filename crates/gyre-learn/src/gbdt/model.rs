@@ -337,16 +337,26 @@ impl GbdtModel {
             }
             return;
         }
-        // A few rows (a served request) walk alone, LANES trees at once.
+        self.predict_alone(buf, nf, out);
+    }
+
+    /// Raw scores of a few coded rows (a served request), each walking alone, LANES trees at
+    /// once. A function of its own: inlined into `predict_block`, the eight-lane walk made the
+    /// compiler lay out the block walk worse (holdout prediction about 25% slower).
+    #[inline(never)]
+    fn predict_alone(&self, buf: &[u32], nf: usize, out: &mut [f64]) {
+        let k = self.task.outputs();
+        let nt = self.runtime.num_trees();
         const LANES: usize = 8;
         let trees_full = nt - nt % LANES;
         for (o, row) in out.chunks_mut(k).zip(buf.chunks(nf)) {
-            // Tree t adds to output t % k, in tree order; the output index cycles without a
-            // division per tree (with the flat node array: 3.51 -> 3.32 us per lone row of 200 trees).
+            // Tree t adds to output t % k, in tree order; the output index cycles instead of a
+            // division per tree.
             let mut class = 0;
             for first in (0..trees_full).step_by(LANES) {
-                for v in self.runtime.values_of_trees::<LANES>(first, row) {
-                    o[class] += v;
+                let leaves = self.runtime.leaves_of_trees::<LANES>(first, row);
+                for (l, leaf) in leaves.into_iter().enumerate() {
+                    o[class] += self.runtime.leaf_value(first + l, leaf);
                     class = if class + 1 == k { 0 } else { class + 1 };
                 }
             }

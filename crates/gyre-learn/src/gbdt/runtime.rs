@@ -12,7 +12,7 @@
 //! A row is then one small integer per feature, and a step down a tree is one node load, one code
 //! load and integer arithmetic without a branch on the node's kind (trees mix kinds, so such a
 //! branch mispredicts). A block of rows goes down each tree node by node (`leaves_by_node`), a
-//! lone row down eight trees at once (`values_of_trees`).
+//! lone row down eight trees at once (`leaves_of_trees`).
 //! Predictions are the same as walking real values by the stored thresholds, bit for bit (tested,
 //! and checked against the binned training scores in debug builds).
 
@@ -34,7 +34,7 @@ const NUMERIC: u8 = 0;
 const SMALL_SET: u8 = 1;
 const LARGE_SET: u8 = 2;
 
-/// One internal node (or, in `Runtime::forest`, a leaf too: its `bits` hold its value).
+/// One internal node.
 #[derive(Clone, Copy, Debug)]
 struct Node {
     /// Numeric: the interval's low code (low 32 bits) and its width (high 32 bits). Small set: bit
@@ -72,13 +72,6 @@ pub(crate) struct Runtime {
     coding: Vec<Coding>,
     trees: Vec<Tree>,
     large_sets: Vec<u64>,
-    /// Every tree's nodes again, one after another, children as indices into this array: a lone
-    /// row's walk keeps one index per lane (per-tree arrays cost each lane a tree pointer and
-    /// a length, more live values than registers, so lanes spilled to the stack every step).
-    forest: Vec<Node>,
-    /// Per tree: its root's and its first leaf's index in `forest`. A leaf node's `bits` there
-    /// are its value's.
-    roots: Vec<(usize, usize)>,
 }
 
 impl Runtime {
@@ -140,30 +133,11 @@ impl Runtime {
                     internal,
                 }
             })
-            .collect::<Vec<Tree>>();
-        let mut forest = Vec::with_capacity(trees.iter().map(|t| t.nodes.len()).sum());
-        let mut roots = Vec::with_capacity(trees.len());
-        for t in &trees {
-            let base = forest.len();
-            // Node counts are bounded by what fits in memory long before i32 runs out.
-            let shift = |c: i32| i32::try_from(base + c as usize).expect("forest under 2^31 nodes");
-            // A leaf node carries its value's bits: the walk reads it from the node it ends on.
-            forest.extend(t.nodes.iter().enumerate().map(|(i, n)| Node {
-                children: n.children.map(shift),
-                bits: match i.checked_sub(t.internal) {
-                    Some(leaf) => t.leaf_value[leaf].to_bits(),
-                    None => n.bits,
-                },
-                ..*n
-            }));
-            roots.push((base, base + t.internal));
-        }
+            .collect();
         Runtime {
             coding,
             trees,
             large_sets,
-            forest,
-            roots,
         }
     }
 
@@ -298,40 +272,36 @@ impl Runtime {
         }
     }
 
-    /// The values of the leaves one coded row reaches in trees `first..first + LANES`, walked
-    /// together: for a lone row (a served request), the trees' walks are
+    /// The leaves one coded row reaches in trees `first..first + LANES`, walked together the
+    /// same way as `leaves` walks rows: for a lone row (a served request), the trees' walks are
     /// the independent chains that overlap. Eight trees differ more in depth than one tree's
     /// rows do, so the walk stops once every lane sits on a leaf (checked every two steps).
     #[inline]
-    pub(crate) fn values_of_trees<const LANES: usize>(
+    pub(crate) fn leaves_of_trees<const LANES: usize>(
         &self,
         first: usize,
         row: &[u32],
-    ) -> [f64; LANES] {
-        let depth = self.trees[first..first + LANES]
-            .iter()
-            .map(|t| t.depth)
-            .max()
-            .unwrap_or(0);
-        let roots: &[(usize, usize); LANES] = self.roots[first..first + LANES]
+    ) -> [usize; LANES] {
+        let trees: &[Tree; LANES] = self.trees[first..first + LANES]
             .try_into()
             .expect("LANES trees");
-        let mut at: [usize; LANES] = std::array::from_fn(|l| roots[l].0);
+        let depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
+        let mut at = [0usize; LANES];
         let mut steps = 0;
         while steps < depth {
             for _ in 0..2 {
-                for a in at.iter_mut() {
-                    let n = &self.forest[*a];
+                for (a, tree) in at.iter_mut().zip(trees) {
+                    let n = &tree.nodes[*a];
                     *a = n.children[usize::from(!self.goes_left(n, row[n.feature as usize]))]
                         as usize;
                 }
             }
             steps += 2;
-            if at.iter().zip(roots).all(|(&a, r)| a >= r.1) {
+            if at.iter().zip(trees).all(|(&a, t)| a >= t.internal) {
                 break;
             }
         }
-        std::array::from_fn(|l| f64::from_bits(self.forest[at[l]].bits))
+        std::array::from_fn(|l| at[l] - trees[l].internal)
     }
 }
 
