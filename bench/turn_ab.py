@@ -7,7 +7,8 @@ fresh project per build (init, import, train 200 trees, promote; not timed), the
 turn as separate processes (edit exclude + edit relabel 50 rows, train, slices, diff), the
 builds alternating and swapping order every round. Prints each round and the medians: the turn,
 `train_s` (the fit inside `gyre train`), the rest of the turn (overhead), its ratio to `train_s`
-(bench/loop.py's "outside training"), and each stage.
+(bench/loop.py's "outside training"), each stage, and the in-process timings each build's
+`--json` reports for `train` and `diff`.
 """
 import csv
 import gzip
@@ -41,14 +42,21 @@ for i in range(rounds):
         subprocess.run(g + ['promote', 'latest', '--why', 'b', '--force'], check=True, capture_output=True)
         st = {}
         st['edit'] = run(g + ['edit', 'exclude', '--where', 'age < 18', '--why', 'm'])[0] + run(g + ['edit', 'relabel', '--rows', ','.join(map(str, ids)), '--to', '>50K', '--why', 'c'])[0]
-        st['train'], out = run(g + train); tr = json.loads(out)['timings']['train_s']
+        st['train'], out = run(g + train)
+        tt = json.loads(out)['timings']
+        tr = tt['train_s']
         st['slices'] = run(g + ['slices', 'latest', '--k', '10', '--json'])[0]
-        st['diff'] = run(g + ['diff', 'champion', 'latest', '--json'])[0]
+        st['diff'], out = run(g + ['diff', 'champion', 'latest', '--json'])
+        dt = json.loads(out)['timings']
+        # In-process timings of both builds' --json (those a build does not report are left out).
+        inner = {f"train.{k}": v for k, v in tt.items() if k != 'train_s'}
+        inner.update({f"diff.{k}": v for k, v in dt.items()})
         total = sum(st.values())
-        res[b].append((total, tr, st))
+        res[b].append((total, tr, st, inner))
         shutil.rmtree(d)
         print(f"round {i+1} {b}: total {total:.3f} train_s {tr:.3f} overhead {(total-tr)*1000:.0f} ms ({(total-tr)/tr:.2f}x) " + ' '.join(f"{k} {v*1000:.0f}" for k, v in st.items()), flush=True)
 med = statistics.median
 for b in bins:
     t = res[b]
     print(f"{b}: total {med(x[0] for x in t):.3f} s, train_s {med(x[1] for x in t):.3f} s, overhead {med((x[0]-x[1]) for x in t)*1000:.0f} ms, ratio {med((x[0]-x[1])/x[1] for x in t):.2f}x; " + ', '.join(f"{k} {med(x[2][k] for x in t)*1000:.0f} ms" for k in t[0][2]))
+    print("  in-process: " + ', '.join(f"{k} {med(x[3][k] for x in t)*1000:.1f} ms" for k in sorted(t[0][3])))
