@@ -90,8 +90,8 @@ pub fn from_parquet(bytes: bytes::Bytes) -> Result<RecordBatch, DataError> {
 
 /// A table in the Arrow IPC file format, uncompressed, followed by the CRC-32 of those bytes
 /// (4 bytes, little-endian): the form of a decoded table kept in the cache, which [`from_ipc`]
-/// reads back without decoding (4.7 MB for Adult's 48,842 rows, read in about 3 ms where its
-/// zstd Parquet takes 11 ms to decode).
+/// reads back without decoding (4.7 MB for Adult's 48,842 rows; `bench/turn_ab.py` shows the
+/// loads of `train` and `diff` before and after).
 pub fn to_ipc(batch: &RecordBatch) -> Result<Vec<u8>, DataError> {
     let ipc = |e: arrow_schema::ArrowError| DataError::Ipc(e.to_string());
     let mut buf = Vec::new();

@@ -389,8 +389,7 @@ impl PairedBinary {
     }
 
     /// [`Self::deltas`] compiled for AVX2 (twice the vector width for the widening integer sums
-    /// and the count-to-float conversions: 1000 resamples of 16k rows 17.9 -> 12.7 ms on two
-    /// threads, 33.6 -> 24.3 ms on one, in a one-off benchmark). The
+    /// and the count-to-float conversions; see `bench/turn_ab.py`'s `diff.bootstrap_s`). The
     /// same operations in the same order as the baseline build: the results are identical
     /// (no FMA: Rust never fuses a multiply and an add by itself).
     #[cfg(target_arch = "x86_64")]
@@ -594,8 +593,7 @@ const POISSON1_CDF16: [u16; 7] = [24109, 48218, 60273, 64291, 65296, 65497, 6553
 /// the multinomial needs a random scatter of n draws. Counts above 7 (probability 1e-5) are 7.
 pub fn poisson_counts(rng: &mut SplitMix64, n: usize) -> Vec<u8> {
     // Each 16 random bits index a table of the count they stand for: one load per row, where
-    // comparing against the seven thresholds took seven passes (drawing a replicate's counts
-    // for 16k rows: 13.2 -> 9.6 us, then about 40% of a fused replicate's time).
+    // comparing against the seven thresholds took seven passes over the row's draws.
     static COUNT_OF: std::sync::OnceLock<Box<[u8]>> = std::sync::OnceLock::new();
     let table = COUNT_OF.get_or_init(|| {
         (0..=u16::MAX)
