@@ -342,7 +342,8 @@ impl GbdtModel {
 
     /// Raw scores of a few coded rows (a served request), each walking alone, LANES trees at
     /// once. A function of its own: inlined into `predict_block`, the eight-lane walk made the
-    /// compiler lay out the block walk worse (holdout prediction about 25% slower).
+    /// compiler lay out the block walk worse (block prediction 1.30 -> 1.68 us per row in
+    /// `cargo run --release -p gyre-learn --example bench_adult`, against the build before).
     #[inline(never)]
     fn predict_alone(&self, buf: &[u32], nf: usize, out: &mut [f64]) {
         let k = self.task.outputs();
