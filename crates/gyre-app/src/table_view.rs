@@ -127,7 +127,7 @@ impl App {
     /// replaced), and a failure to keep it fails nothing. Nothing evicts these files: each
     /// stored table has one, about 8x its compressed size.
     pub(crate) fn stored_table(
-        &mut self,
+        &self,
         object: &gyre_core::ContentHash,
     ) -> Result<arrow_array::RecordBatch, AppError> {
         const KIND: &str = "table-ipc-v2";
