@@ -692,10 +692,15 @@ fn prediction_engine_agrees_with_a_plain_walk_of_the_stored_trees() {
     // reference walks real values down the stored arrays. Same numbers, bit for bit, on held-out
     // rows, on rows with values knocked out, and on rows with categories no tree has seen.
     // KDD's `service` has more categories than one 64-bit mask holds (the side-table path).
-    for (task, d) in every_task() {
+    // Three engines: QuickScorer with 32-bit leaf masks (31 leaves), with 64-bit ones (63), and
+    // the walks by node and by lone row (127 leaves, too many for QuickScorer).
+    for ((task, d), leaves) in every_task()
+        .into_iter()
+        .flat_map(|t| ["31", "63", "127"].map(|l| (t, l)))
+    {
         let binned = gyre_learn::bin_features(&d.features, 255);
         let m = gyre_learn::Gbdt::new(
-            gyre_learn::GbdtParams::parse(&params(&[("trees", "30"), ("num_leaves", "63")]))
+            gyre_learn::GbdtParams::parse(&params(&[("trees", "30"), ("num_leaves", leaves)]))
                 .unwrap(),
         )
         .fit_binned(
@@ -711,6 +716,12 @@ fn prediction_engine_agrees_with_a_plain_walk_of_the_stored_trees() {
             &NoProgress,
         )
         .unwrap();
+        let engine = match leaves {
+            "31" => "quickscorer-32",
+            "63" => "quickscorer-64",
+            _ => "walk",
+        };
+        assert_eq!(m.prediction_engine(), engine, "{task:?}, {leaves} leaves");
         let rows: Vec<u32> = d.test.iter().copied().take(2003).collect();
         assert_eq!(
             bits(&m.predict_raw(&d.features, &rows)),
@@ -754,6 +765,15 @@ fn prediction_engine_agrees_with_a_plain_walk_of_the_stored_trees() {
             bits(&m.predict_raw(&damaged, &rows)),
             bits(&m.predict_raw_reference(&damaged, &rows))
         );
+        let lone: Vec<f64> = rows[..50]
+            .iter()
+            .flat_map(|&r| m.predict_raw(&damaged, &[r]))
+            .collect();
+        assert_eq!(
+            bits(&lone),
+            bits(&m.predict_raw_reference(&damaged, &rows[..50])),
+            "{leaves} leaves"
+        );
     }
 }
 
@@ -786,6 +806,9 @@ fn a_model_whose_nodes_share_children_loads_in_linear_time() {
     });
     v["trees"] = serde_json::json!([tree]);
     let loaded = load_model(v.to_string().as_bytes()).unwrap();
+    // Not a proper tree, so QuickScorer must not take it.
+    let gbdt = gyre_learn::GbdtModel::load(v.to_string().as_bytes()).unwrap();
+    assert_eq!(gbdt.prediction_engine(), "walk");
     // Every row walks the chain to the last node, which sends age <= 59 to leaf 0 (value 0) and
     // older rows to leaf 1 (value 1): their log-odds differ by exactly 1.
     let Column::Numeric(age) = &d.features.columns[0] else {

@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::GbdtParams;
-use super::runtime::{Runtime, WalkSpace};
+use super::runtime::{QuickScorer, QuickSpace, Runtime, WalkSpace};
 use super::tree::{BinSplit, Tree};
 use crate::binning::{BinMap, FeatureBins};
 use crate::{Column, Features, LearnError, MODEL_FORMAT, MODEL_VERSION, Model, Task, objective};
@@ -247,6 +247,17 @@ impl GbdtModel {
         })
     }
 
+    /// Which engine predicts: "quickscorer-32" or "quickscorer-64" (leaf masks of that many
+    /// bits), or "walk" for trees QuickScorer does not take. For tests and diagnostics.
+    #[doc(hidden)]
+    pub fn prediction_engine(&self) -> &'static str {
+        match self.runtime.quick() {
+            Some(QuickScorer::Narrow(_)) => "quickscorer-32",
+            Some(QuickScorer::Wide(_)) => "quickscorer-64",
+            None => "walk",
+        }
+    }
+
     pub fn params(&self) -> &GbdtParams {
         &self.params
     }
@@ -322,30 +333,44 @@ impl GbdtModel {
         for o in out.chunks_mut(k) {
             o.copy_from_slice(&self.init_score);
         }
-        let nt = self.runtime.num_trees();
-        // Blocks walk each tree node by node (`Runtime::leaves_by_node`); each row adds the trees
-        // in their order, so the sum never depends on scheduling or on the block a row falls in.
-        if rows.len() >= BY_NODE_MIN_ROWS {
-            let mut leaf_of = vec![0u32; rows.len()];
-            let mut space = WalkSpace::default();
-            for t in 0..nt {
-                self.runtime
-                    .leaves_by_node(t, buf, nf, rows.len(), &mut leaf_of, &mut space);
-                for (o, &leaf) in out.chunks_mut(k).zip(&leaf_of) {
-                    o[t % k] += self.runtime.leaf_value(t, leaf as usize);
-                }
+        // Each row adds the trees in their order, whichever way its leaves are found, so the sum
+        // never depends on scheduling or on the block a row falls in.
+        if let Some(quick) = self.runtime.quick() {
+            // QuickScorer, row by row: on Adult's 200 trees, 1.3 -> 1.0 us per row for a block
+            // and 4.9 -> 2.4 us for a lone row against the walks below (`cargo run --release -p
+            // gyre-learn --example bench_adult`, alternating builds).
+            let mut space = QuickSpace::default();
+            for (o, row) in out.chunks_mut(k).zip(buf.chunks(nf)) {
+                quick.add_scores(row, o, &mut space);
             }
-            return;
+        } else if rows.len() >= BY_NODE_MIN_ROWS {
+            self.walk_by_node(buf, nf, out);
+        } else {
+            self.walk_alone(buf, nf, out);
         }
-        self.predict_alone(buf, nf, out);
     }
 
-    /// Raw scores of a few coded rows (a served request), each walking alone, LANES trees at
-    /// once. A function of its own: inlined into `predict_block`, the eight-lane walk made the
-    /// compiler lay out the block walk worse (block prediction 1.30 -> 1.68 us per row in
-    /// `cargo run --release -p gyre-learn --example bench_adult`, against the build before).
+    /// Raw scores of a block of coded rows, each tree walked node by node
+    /// (`Runtime::leaves_by_node`).
+    fn walk_by_node(&self, buf: &[u32], nf: usize, out: &mut [f64]) {
+        let k = self.task.outputs();
+        let n = out.len() / k;
+        let mut leaf_of = vec![0u32; n];
+        let mut space = WalkSpace::default();
+        for t in 0..self.runtime.num_trees() {
+            self.runtime
+                .leaves_by_node(t, buf, nf, n, &mut leaf_of, &mut space);
+            for (o, &leaf) in out.chunks_mut(k).zip(&leaf_of) {
+                o[t % k] += self.runtime.leaf_value(t, leaf as usize);
+            }
+        }
+    }
+
+    /// Raw scores of a few coded rows, each walking alone, LANES trees at once. A function of
+    /// its own: inlined beside the block walk, the eight-lane walk made the compiler lay out the
+    /// block walk worse (block prediction 1.30 -> 1.68 us per row in `bench_adult`).
     #[inline(never)]
-    fn predict_alone(&self, buf: &[u32], nf: usize, out: &mut [f64]) {
+    fn walk_alone(&self, buf: &[u32], nf: usize, out: &mut [f64]) {
         let k = self.task.outputs();
         let nt = self.runtime.num_trees();
         const LANES: usize = 8;
@@ -368,7 +393,8 @@ impl GbdtModel {
         }
     }
 
-    pub(crate) fn load(bytes: &[u8]) -> Result<GbdtModel, LearnError> {
+    /// A saved gbdt model (`load_model` reads any learner's).
+    pub fn load(bytes: &[u8]) -> Result<GbdtModel, LearnError> {
         let s: Saved = serde_json::from_slice(bytes)
             .map_err(|e| LearnError::CorruptModel(format!("gbdt model: {e}")))?;
         let params = GbdtParams::from_json(&s.params)

@@ -16,8 +16,13 @@
 //! Predictions are the same as walking real values by the stored thresholds, bit for bit (tested,
 //! and checked against the binned training scores in debug builds).
 
+mod quick;
+
+use std::sync::OnceLock;
+
 use super::model::FlatTree;
 use crate::{Column, Features};
+pub(crate) use quick::{QuickScorer, QuickSpace};
 
 /// How a feature's values become codes.
 #[derive(Clone, Debug)]
@@ -72,6 +77,8 @@ pub(crate) struct Runtime {
     coding: Vec<Coding>,
     trees: Vec<Tree>,
     large_sets: Vec<u64>,
+    /// Built on the first lone row (`quick`): batch prediction never needs it.
+    quick: OnceLock<Option<QuickScorer>>,
 }
 
 impl Runtime {
@@ -138,7 +145,13 @@ impl Runtime {
             coding,
             trees,
             large_sets,
+            quick: OnceLock::new(),
         }
+    }
+
+    /// The model's QuickScorer lists for lone rows, `None` when its trees do not qualify.
+    pub(crate) fn quick(&self) -> Option<&QuickScorer> {
+        self.quick.get_or_init(|| QuickScorer::new(self)).as_ref()
     }
 
     pub(crate) fn num_features(&self) -> usize {

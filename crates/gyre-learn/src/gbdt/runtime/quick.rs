@@ -1,0 +1,252 @@
+//! Lone-row scoring by QuickScorer (Lucchese, Nardini, Orlando, Perego, Tonellotto, Venturini,
+//! "QuickScorer: a Fast Algorithm to Rank Documents with Additive Ensembles of Regression Trees",
+//! SIGIR 2015), over the runtime's codes.
+//!
+//! Each tree keeps a bit per leaf, its leaves numbered left to right. A node whose test is false
+//! for the row (the row goes right) rules out every leaf of its left subtree: one AND with a mask.
+//! Once every false node of every tree has been applied, the row's leaf in a tree is its lowest
+//! bit still set (the leftmost leaf no false node ruled out is the one the walk reaches; the
+//! paper's Theorem 1). The false nodes are found feature by feature, not tree by tree:
+//! - a numeric node is false for a present value when its interval ends below the value's code,
+//!   so with the feature's nodes sorted by that end, a code's false nodes are a prefix of the list;
+//! - for a missing value (code 0), the false nodes are those that send missing right: a list;
+//! - a categorical feature has few codes (`Coding::Categorical`), so each code has its own list.
+//!
+//! A row then costs one pass over contiguous (tree, mask) pairs, without the dependent loads of
+//! a walk from node to node: that chain of loads is what bounds a lone row's walk.
+//! Only proper trees with at most 64 leaves qualify; any other model keeps the walk.
+
+use super::{Coding, Runtime};
+
+/// Entries at most (8 or 16 bytes each): categorical lists repeat a node for each code it sends right,
+/// so a model with many large-set nodes could need many; past this it keeps the walk.
+const MAX_ENTRIES: usize = 1 << 20;
+
+/// A tree's bit per leaf: 32 bits when every tree has at most 32 leaves (the lists then take
+/// 8 bytes an entry instead of 16), else 64.
+pub(crate) trait LeafBits:
+    Copy + std::fmt::Debug + std::ops::BitAnd<Output = Self> + std::ops::BitAndAssign
+{
+    const ALL: Self;
+    const LEAVES: usize;
+    /// From a 64-bit mask whose bits past `LEAVES` are all set.
+    fn narrow(mask: u64) -> Self;
+    fn lowest(self) -> u32;
+}
+
+impl LeafBits for u32 {
+    const ALL: u32 = u32::MAX;
+    const LEAVES: usize = 32;
+    fn narrow(mask: u64) -> u32 {
+        mask as u32
+    }
+    fn lowest(self) -> u32 {
+        self.trailing_zeros()
+    }
+}
+
+impl LeafBits for u64 {
+    const ALL: u64 = u64::MAX;
+    const LEAVES: usize = 64;
+    fn narrow(mask: u64) -> u64 {
+        mask
+    }
+    fn lowest(self) -> u32 {
+        self.trailing_zeros()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry<M> {
+    /// Zeros at the leaves of the node's left subtree.
+    mask: M,
+    tree: u32,
+}
+
+/// Work space of [`QuickScorer::add_scores`]: each tree's leaf bits, reused between rows.
+#[derive(Default)]
+pub(crate) struct QuickSpace {
+    narrow: Vec<u32>,
+    wide: Vec<u64>,
+}
+
+/// The model's lists, with masks as narrow as its largest tree allows.
+#[derive(Clone, Debug)]
+pub(crate) enum QuickScorer {
+    Narrow(Lists<u32>),
+    Wide(Lists<u64>),
+}
+
+/// The false-node lists of a model's trees (see the module comment).
+#[derive(Clone, Debug)]
+pub(crate) struct Lists<M> {
+    /// The features some node reads, each with the index of its code 0 in `lists` (its codes'
+    /// lists follow in order).
+    used: Vec<(u32, u32)>,
+    /// A code's false nodes: a range of `entries`.
+    lists: Vec<[u32; 2]>,
+    entries: Vec<Entry<M>>,
+    /// Tree `t`'s leaf values, left to right, start at `leaf_start[t]` in `values`.
+    leaf_start: Vec<u32>,
+    values: Vec<f64>,
+}
+
+impl QuickScorer {
+    /// `None` when a tree is not a proper tree of at most 64 leaves, or the lists grow too large.
+    pub(super) fn new(rt: &Runtime) -> Option<QuickScorer> {
+        let most = rt
+            .trees
+            .iter()
+            .map(|t| t.leaf_value.len())
+            .max()
+            .unwrap_or(0);
+        if most <= u32::LEAVES {
+            Lists::new(rt).map(QuickScorer::Narrow)
+        } else {
+            Lists::new(rt).map(QuickScorer::Wide)
+        }
+    }
+
+    /// Adds each tree's leaf value for one coded row to `out[t % out.len()]`, in tree order (the
+    /// same sums as the walk, bit for bit). `bits` is scratch space.
+    pub(crate) fn add_scores(&self, row: &[u32], out: &mut [f64], bits: &mut QuickSpace) {
+        match self {
+            QuickScorer::Narrow(l) => l.add_scores(row, out, &mut bits.narrow),
+            QuickScorer::Wide(l) => l.add_scores(row, out, &mut bits.wide),
+        }
+    }
+}
+
+impl<M: LeafBits> Lists<M> {
+    fn new(rt: &Runtime) -> Option<Lists<M>> {
+        let nf = rt.coding.len();
+        let mut leaf_start = Vec::with_capacity(rt.trees.len());
+        let mut values = Vec::new();
+        // Per feature, its nodes as (tree, node's mask, node index).
+        let mut by_feature: Vec<Vec<(u32, u64, u32)>> = vec![Vec::new(); nf];
+        for (t, tree) in rt.trees.iter().enumerate() {
+            let leaves = tree.leaf_value.len();
+            if leaves > M::LEAVES || tree.internal + 1 != leaves {
+                return None;
+            }
+            let mut order = Vec::with_capacity(leaves);
+            let mut masks = vec![0u64; tree.internal];
+            let mut seen = vec![false; tree.nodes.len()];
+            in_order(tree, 0, &mut order, &mut masks, &mut seen)?;
+            if order.len() != leaves {
+                return None;
+            }
+            leaf_start.push(values.len() as u32);
+            values.extend(order.iter().map(|&l| tree.leaf_value[l]));
+            for (i, n) in tree.nodes[..tree.internal].iter().enumerate() {
+                by_feature[n.feature as usize].push((t as u32, masks[i], i as u32));
+            }
+        }
+        let mut used = Vec::new();
+        let mut lists = Vec::new();
+        let mut entries: Vec<Entry<M>> = Vec::new();
+        for (f, nodes) in by_feature.iter().enumerate() {
+            if nodes.is_empty() {
+                continue;
+            }
+            used.push((f as u32, lists.len() as u32));
+            let entry = |&(t, mask, _): &(u32, u64, u32)| Entry {
+                mask: M::narrow(mask),
+                tree: t,
+            };
+            let node = |&(t, _, i): &(u32, u64, u32)| &rt.trees[t as usize].nodes[i as usize];
+            match &rt.coding[f] {
+                Coding::Numeric { cuts } => {
+                    // A node is left for codes `low..=end` (`low` 0 when missing goes left, else
+                    // 1). Missing: the nodes with `low` 1.
+                    let start = entries.len() as u32;
+                    entries.extend(nodes.iter().filter(|n| node(n).bits as u32 == 1).map(entry));
+                    lists.push([start, entries.len() as u32]);
+                    // Present: code `c >= 1` is past the ends below `c`.
+                    let end = |n: &(u32, u64, u32)| {
+                        let b = node(n).bits;
+                        (b as u32) + (b >> 32) as u32
+                    };
+                    let mut sorted = nodes.clone();
+                    sorted.sort_by_key(end);
+                    let base = entries.len() as u32;
+                    entries.extend(sorted.iter().map(entry));
+                    for c in 1..=cuts.len() as u32 + 1 {
+                        let below = sorted.partition_point(|n| end(n) < c) as u32;
+                        lists.push([base, base + below]);
+                    }
+                }
+                Coding::Categorical { limit } => {
+                    for c in 0..limit + 2 {
+                        let start = entries.len() as u32;
+                        entries.extend(
+                            nodes
+                                .iter()
+                                .filter(|n| !rt.goes_left(node(n), c))
+                                .map(entry),
+                        );
+                        lists.push([start, entries.len() as u32]);
+                        if entries.len() > MAX_ENTRIES {
+                            return None;
+                        }
+                    }
+                }
+                Coding::Unused => unreachable!("a node reads a feature with a coding"),
+            }
+            if entries.len() > MAX_ENTRIES {
+                return None;
+            }
+        }
+        Some(Lists {
+            used,
+            lists,
+            entries,
+            leaf_start,
+            values,
+        })
+    }
+
+    fn add_scores(&self, row: &[u32], out: &mut [f64], bits: &mut Vec<M>) {
+        bits.clear();
+        bits.resize(self.leaf_start.len(), M::ALL);
+        for &(f, first) in &self.used {
+            let [start, end] = self.lists[(first + row[f as usize]) as usize];
+            for e in &self.entries[start as usize..end as usize] {
+                bits[e.tree as usize] &= e.mask;
+            }
+        }
+        let k = out.len();
+        let mut class = 0;
+        for (&start, &b) in self.leaf_start.iter().zip(bits.iter()) {
+            out[class] += self.values[(start + b.lowest()) as usize];
+            class = if class + 1 == k { 0 } else { class + 1 };
+        }
+    }
+}
+
+/// Numbers the leaves under `node` left to right into `order` (leaf ids) and sets each internal
+/// node's mask; `None` when a node is reached twice (not a proper tree). Recursion depth is
+/// bounded by the 64 leaves.
+fn in_order(
+    tree: &super::Tree,
+    node: usize,
+    order: &mut Vec<usize>,
+    masks: &mut [u64],
+    seen: &mut [bool],
+) -> Option<()> {
+    if std::mem::replace(&mut seen[node], true) {
+        return None;
+    }
+    if node >= tree.internal {
+        order.push(node - tree.internal);
+        return Some(());
+    }
+    let [left, right] = tree.nodes[node].children.map(|c| c as usize);
+    let first = order.len();
+    in_order(tree, left, order, masks, seen)?;
+    let end = order.len();
+    in_order(tree, right, order, masks, seen)?;
+    // Leaves `first..end` (fewer than 64 of them, so the shift cannot overflow).
+    masks[node] = !(((1u64 << (end - first)) - 1) << first);
+    Some(())
+}
