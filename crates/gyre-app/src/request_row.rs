@@ -38,8 +38,10 @@ impl FieldValue<'_> {
 /// One request row.
 #[derive(Debug, Clone)]
 pub struct RequestRow<'a> {
-    /// Sorted by name (stably: a name sent twice keeps its order), for lookups in log time.
-    fields: Vec<(Cow<'a, str>, FieldValue<'a>)>,
+    /// Each field with the hash of its name, sorted by hash (stably: a name sent twice keeps its
+    /// order), for lookups in log time that compare integers, not names (sorting and searching
+    /// by name was 6% of the server's CPU time at saturation, in string comparisons).
+    fields: Vec<(u64, Cow<'a, str>, FieldValue<'a>)>,
     /// The row's JSON text, as sent.
     pub json: &'a str,
 }
@@ -50,24 +52,32 @@ impl<'a> RequestRow<'a> {
         let mut de = serde_json::Deserializer::from_str(json);
         let mut fields = de.deserialize_map(FieldsVisitor)?;
         de.end()?;
-        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        fields.sort_by_key(|f| f.0);
         Ok(RequestRow { fields, json })
     }
 
     /// The value sent for `name` (the last one, if sent twice, as a JSON object reader would).
     pub fn get(&self, name: &str) -> Option<&FieldValue<'a>> {
-        let after = self.fields.partition_point(|(k, _)| k.as_ref() <= name);
-        match after.checked_sub(1).map(|i| &self.fields[i]) {
-            Some((k, v)) if k == name => Some(v),
-            _ => None,
-        }
+        let h = name_hash(name);
+        let after = self.fields.partition_point(|f| f.0 <= h);
+        self.fields[..after]
+            .iter()
+            .rev()
+            .take_while(|f| f.0 == h)
+            .find(|f| f.1 == name)
+            .map(|f| &f.2)
     }
+}
+
+fn name_hash(name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(name)
 }
 
 struct FieldsVisitor;
 
 impl<'de> Visitor<'de> for FieldsVisitor {
-    type Value = Vec<(Cow<'de, str>, FieldValue<'de>)>;
+    type Value = Vec<(u64, Cow<'de, str>, FieldValue<'de>)>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object of feature values")
@@ -76,7 +86,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
         while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
-            fields.push((key, map.next_value::<Value<'de>>()?.0));
+            fields.push((name_hash(&key), key, map.next_value::<Value<'de>>()?.0));
         }
         Ok(fields)
     }
@@ -197,6 +207,19 @@ mod tests {
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json).unwrap();
         for k in ["a", "b", "z", "", "aa", "ab", "0", "zz"] {
             assert_eq!(row.get(k), map.get(k).map(expected).as_ref(), "{k:?}");
+        }
+        // A wide row where 100 names are sent twice or three times: the last value wins.
+        let wide = format!(
+            "{{{}}}",
+            (0..300)
+                .map(|i| format!("\"k{}\": {i}", i % 200 * (i % 3 + 1) % 200))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let row = RequestRow::parse(&wide).unwrap();
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&wide).unwrap();
+        for k in (0..210).map(|i| format!("k{i}")) {
+            assert_eq!(row.get(&k), map.get(&k).map(expected).as_ref(), "{k:?}");
         }
         for bad in ["[1, 2]", "3", "\"s\"", "{\"a\": }", "{\"a\": 1} x"] {
             assert!(RequestRow::parse(bad).is_err(), "{bad}");

@@ -215,10 +215,21 @@ impl<M: LeafBits> Lists<M> {
                 bits[e.tree as usize] &= e.mask;
             }
         }
+        let leaf_values = self
+            .leaf_start
+            .iter()
+            .zip(bits.iter())
+            .map(|(&start, &b)| self.values[(start + b.lowest()) as usize]);
+        if let [one] = out {
+            // One output: the sum stays in a register. Adding through `out[class]` stored and
+            // reloaded it per tree, a third of this function's time in a served request.
+            *one = leaf_values.fold(*one, |sum, v| sum + v);
+            return;
+        }
         let k = out.len();
         let mut class = 0;
-        for (&start, &b) in self.leaf_start.iter().zip(bits.iter()) {
-            out[class] += self.values[(start + b.lowest()) as usize];
+        for v in leaf_values {
+            out[class] += v;
             class = if class + 1 == k { 0 } else { class + 1 };
         }
     }
