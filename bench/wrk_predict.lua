@@ -13,10 +13,16 @@ for line in io.lines(os.getenv("BODY_FILE")) do
   end
 end
 assert(#bodies > 0, "no request body in " .. os.getenv("BODY_FILE"))
+-- Each request is formatted once, here: wrk.format in request() ran Lua string building for
+-- every request, about as much CPU per request as gyre's whole handling, on the same two cores.
+local requests = {}
+for k, body in ipairs(bodies) do
+  requests[k] = wrk.format(nil, nil, nil, body)
+end
 local i = 0
 function request()
-  i = i % #bodies + 1
-  return wrk.format(nil, nil, nil, bodies[i])
+  i = i % #requests + 1
+  return requests[i]
 end
 local pause = tonumber(os.getenv("DELAY_MS") or "0")
 if pause > 0 then
