@@ -160,7 +160,10 @@ impl<M: LeafBits> Lists<M> {
                     // A node is left for codes `low..=end` (`low` 0 when missing goes left, else
                     // 1). Missing: the nodes with `low` 1.
                     let start = entries.len() as u32;
-                    entries.extend(nodes.iter().filter(|n| node(n).bits as u32 == 1).map(entry));
+                    push_merged(
+                        &mut entries,
+                        nodes.iter().filter(|n| node(n).bits as u32 == 1).map(entry),
+                    );
                     lists.push([start, entries.len() as u32]);
                     // Present: code `c >= 1` is past the ends below `c`.
                     let end = |n: &(u32, u64, u32)| {
@@ -179,7 +182,8 @@ impl<M: LeafBits> Lists<M> {
                 Coding::Categorical { limit } => {
                     for c in 0..limit + 2 {
                         let start = entries.len() as u32;
-                        entries.extend(
+                        push_merged(
+                            &mut entries,
                             nodes
                                 .iter()
                                 .filter(|n| !rt.goes_left(node(n), c))
@@ -231,6 +235,19 @@ impl<M: LeafBits> Lists<M> {
         for v in leaf_values {
             out[class] += v;
             class = if class + 1 == k { 0 } else { class + 1 };
+        }
+    }
+}
+
+/// Appends a code's list, in tree order, with one entry per tree: the AND of its nodes' masks.
+/// Fewer entries, and no two in a row that update the same tree's bits (each would wait for the
+/// other's store).
+fn push_merged<M: LeafBits>(entries: &mut Vec<Entry<M>>, list: impl Iterator<Item = Entry<M>>) {
+    let start = entries.len();
+    for e in list {
+        match entries[start..].last_mut() {
+            Some(last) if last.tree == e.tree => last.mask &= e.mask,
+            _ => entries.push(e),
         }
     }
 }
