@@ -25,12 +25,9 @@ SECONDS = 5
 
 
 def cpu_s(pid):
-    """User plus system CPU seconds of every thread of process `pid`."""
-    ticks = 0
-    for t in os.listdir(f"/proc/{pid}/task"):
-        fields = open(f"/proc/{pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU seconds of process `pid`, its exited threads included."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children_s():
@@ -60,6 +57,8 @@ def main():
             finally:
                 proc.terminate()
                 proc.wait()
+            if sat["non_2xx"] or sat["socket_errors"]:
+                raise SystemExit(f"{name} answered errors: {sat}")
             n = sat["rps"] * SECONDS
             print(f"{name}: {sat['rps']:.0f} req/s; CPU per request: server"
                   f" {(server1 - server0) / n * 1e6:.1f} us, wrk {(wrk1 - wrk0) / n * 1e6:.1f} us",

@@ -393,7 +393,8 @@ impl GbdtModel {
         }
     }
 
-    /// A saved gbdt model (`load_model` reads any learner's).
+    /// A saved gbdt model (`load_model` reads any learner's). For tests and diagnostics.
+    #[doc(hidden)]
     pub fn load(bytes: &[u8]) -> Result<GbdtModel, LearnError> {
         let s: Saved = serde_json::from_slice(bytes)
             .map_err(|e| LearnError::CorruptModel(format!("gbdt model: {e}")))?;

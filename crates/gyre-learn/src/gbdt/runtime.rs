@@ -9,16 +9,16 @@
 //! of them follow each node's default side); a node's set over these codes is a 64-bit mask, or
 //! words in a side table when the feature has more than 62 such categories.
 //!
-//! A row is then one small integer per feature, and a step down a tree is one node load, one code
-//! load and integer arithmetic without a branch on the node's kind (trees mix kinds, so such a
-//! branch mispredicts). A block of rows goes down each tree node by node (`leaves_by_node`), a
-//! lone row down eight trees at once (`leaves_of_trees`).
+//! A row is then one small integer per feature. Trees of at most 64 leaves are scored by
+//! QuickScorer (`quick`): per feature and code, the nodes that send a row right, applied as masks
+//! to a bitset of leaves per tree. Other trees are walked: a step is one node load, one code load
+//! and integer arithmetic without a branch on the node's kind (trees mix kinds, so such a branch
+//! mispredicts); a block of rows goes down each tree node by node (`leaves_by_node`), a lone row
+//! down eight trees at once (`leaves_of_trees`).
 //! Predictions are the same as walking real values by the stored thresholds, bit for bit (tested,
 //! and checked against the binned training scores in debug builds).
 
 mod quick;
-
-use std::sync::OnceLock;
 
 use super::model::FlatTree;
 use crate::{Column, Features};
@@ -77,8 +77,8 @@ pub(crate) struct Runtime {
     coding: Vec<Coding>,
     trees: Vec<Tree>,
     large_sets: Vec<u64>,
-    /// Built on the first lone row (`quick`): batch prediction never needs it.
-    quick: OnceLock<Option<QuickScorer>>,
+    /// The QuickScorer lists every prediction uses, when the trees qualify.
+    quick: Option<QuickScorer>,
 }
 
 impl Runtime {
@@ -141,19 +141,21 @@ impl Runtime {
                 }
             })
             .collect();
-        Runtime {
+        let mut rt = Runtime {
             coding,
             trees,
             large_sets,
-            quick: OnceLock::new(),
-        }
+            quick: None,
+        };
+        // Built with the model, not on its first prediction, which would be a served request.
+        rt.quick = QuickScorer::new(&rt, quick::PER_CODE_MAX);
+        rt
     }
 
-    /// The model's QuickScorer lists for lone rows, `None` when its trees do not qualify.
+    /// The model's QuickScorer lists, `None` when its trees do not qualify (then prediction
+    /// walks the trees).
     pub(crate) fn quick(&self) -> Option<&QuickScorer> {
-        self.quick
-            .get_or_init(|| QuickScorer::new(self, quick::PER_CODE_MAX))
-            .as_ref()
+        self.quick.as_ref()
     }
 
     pub(crate) fn num_features(&self) -> usize {

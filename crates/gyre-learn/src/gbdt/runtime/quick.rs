@@ -1,4 +1,4 @@
-//! Lone-row scoring by QuickScorer (Lucchese, Nardini, Orlando, Perego, Tonellotto, Venturini,
+//! Scoring by QuickScorer (Lucchese, Nardini, Orlando, Perego, Tonellotto, Venturini,
 //! "QuickScorer: a Fast Algorithm to Rank Documents with Additive Ensembles of Regression Trees",
 //! SIGIR 2015), over the runtime's codes.
 //!
@@ -11,18 +11,22 @@
 //!   each code has its own list, or, where those would take too much memory, the feature's nodes
 //!   sorted by that end give a code's false nodes as a prefix of one list;
 //! - for a missing value (code 0), the false nodes are those that send missing right: a list;
-//! - a categorical feature has few codes (`Coding::Categorical`), so each code has its own list.
+//! - a categorical feature has a list per code (`Coding::Categorical`: the categories some node's
+//!   set spells out, plus missing and one code for all the others).
 //!
 //! In a code's own list a tree has one entry, the AND of its false nodes' masks.
 //!
 //! A row then costs one pass over contiguous (tree, mask) pairs, without the dependent loads of
-//! a walk from node to node: that chain of loads is what bounds a lone row's walk.
-//! Only proper trees with at most 64 leaves qualify; any other model keeps the walk.
+//! a walk from node to node: that chain of loads is what bounds a walk.
+//! A model qualifies when every tree is a proper tree of at most 64 leaves and the lists take at
+//! most `MAX_ENTRIES` with their lists; any other model keeps the walk
+//! (`GbdtModel::prediction_engine` says which).
 
 use super::{Coding, Runtime};
 
-/// Entries at most (8 or 16 bytes each): categorical lists repeat a node for each code it sends right,
-/// so a model with many large-set nodes could need many; past this it keeps the walk.
+/// Entries and lists at most (an entry 8 or 16 bytes, a list 8): a categorical feature has a list
+/// per code with up to one entry per tree, so many categories split in many trees could need
+/// many; past this the model keeps the walk.
 const MAX_ENTRIES: usize = 1 << 20;
 
 /// A numeric feature gets a list per code (one entry per tree) when that takes at most this
@@ -218,14 +222,14 @@ impl<M: LeafBits> Lists<M> {
                                 .map(entry),
                         );
                         lists.push([start, entries.len() as u32]);
-                        if entries.len() > MAX_ENTRIES {
+                        if entries.len() + lists.len() > MAX_ENTRIES {
                             return None;
                         }
                     }
                 }
                 Coding::Unused => unreachable!("a node reads a feature with a coding"),
             }
-            if entries.len() > MAX_ENTRIES {
+            if entries.len() + lists.len() > MAX_ENTRIES {
                 return None;
             }
         }
@@ -247,6 +251,20 @@ impl<M: LeafBits> Lists<M> {
                 bits[e.tree as usize] &= e.mask;
             }
         }
+        debug_assert!(
+            self.leaf_start
+                .iter()
+                .zip(bits.iter())
+                .enumerate()
+                .all(|(t, (&start, &b))| {
+                    let end = self
+                        .leaf_start
+                        .get(t + 1)
+                        .map_or(self.values.len(), |&e| e as usize);
+                    (start + b.lowest()) < end as u32
+                }),
+            "a tree's lowest leaf bit lies past its leaves"
+        );
         let leaf_values = self
             .leaf_start
             .iter()
@@ -329,6 +347,19 @@ mod tests {
             leaf_value: (0..leaves).map(|l| l as f64 * 0.25 - 1.0).collect(),
         };
         grow(&mut t, rng, leaves, &mut 0);
+        // Leaf ids in a random order, not left to right, so the scorer's own numbering matters.
+        let mut perm: Vec<i32> = (0..leaves as i32).collect();
+        rng.shuffle(&mut perm);
+        for c in t.left.iter_mut().chain(t.right.iter_mut()) {
+            if *c < 0 {
+                *c = !perm[!*c as usize];
+            }
+        }
+        let mut values = vec![0.0; leaves];
+        for (l, &p) in perm.iter().enumerate() {
+            values[p as usize] = t.leaf_value[l];
+        }
+        t.leaf_value = values;
         t
     }
 
@@ -361,15 +392,47 @@ mod tests {
         i as i32
     }
 
+    /// Every code of every feature of `rt`: the range a coded row's values come from.
+    fn code_counts(rt: &Runtime) -> Vec<u32> {
+        rt.coding
+            .iter()
+            .map(|c| match c {
+                Coding::Numeric { cuts } => cuts.len() as u32 + 2,
+                Coding::Categorical { limit } => limit + 2,
+                Coding::Unused => 1,
+            })
+            .collect()
+    }
+
     #[test]
     fn per_code_and_prefix_lists_reach_the_walks_leaves() {
         let mut rng = Rng::new(7);
+        let kinds = [Some(false), Some(false), Some(true)];
         for leaves in [1, 2, 5, 31, 32, 33, 64] {
             let trees: Vec<FlatTree> = (0..40).map(|_| random_tree(&mut rng, leaves)).collect();
             for t in &trees {
                 t.validate(3).unwrap();
             }
-            let rt = Runtime::new(&trees, &[Some(false), Some(false), Some(true)]);
+            // One tree at a time: its leaf values differ, so the score names the leaf.
+            for t in &trees[..10] {
+                let rt = Runtime::new(std::slice::from_ref(t), &kinds);
+                let codes = code_counts(&rt);
+                for per_code_max in [0, usize::MAX] {
+                    let q = QuickScorer::new(&rt, per_code_max).expect("a proper tree");
+                    let mut space = QuickSpace::default();
+                    for _ in 0..100 {
+                        let row: Vec<u32> = codes
+                            .iter()
+                            .map(|&n| rng.below(n as usize) as u32)
+                            .collect();
+                        let mut quick = [0.0];
+                        q.add_scores(&row, &mut quick, &mut space);
+                        assert_eq!(quick[0], t.leaf_value[rt.leaf(0, &row)], "row {row:?}");
+                    }
+                }
+            }
+            // The forest: every tree's lists side by side, and their sum in tree order.
+            let rt = Runtime::new(&trees, &kinds);
             let codes: Vec<u32> = rt
                 .coding
                 .iter()
