@@ -59,10 +59,9 @@ struct Saved {
 }
 
 impl FlatTree {
-    /// Moves a tree from bin codes to real values: thresholds become bin upper bounds and bin sets
-    /// become category-code sets.
-    pub(crate) fn from_tree(tree: &Tree, feats: &[FeatureBins]) -> FlatTree {
-        let mut t = FlatTree {
+    /// The leaf values, no internal node yet: nodes are pushed onto its arrays.
+    pub(super) fn without_nodes(leaf_value: Vec<f64>) -> FlatTree {
+        FlatTree {
             feature: Vec::new(),
             threshold: Vec::new(),
             cat: Vec::new(),
@@ -71,8 +70,14 @@ impl FlatTree {
             right: Vec::new(),
             cat_offsets: vec![0],
             cat_bits: Vec::new(),
-            leaf_value: tree.leaf_values.clone(),
-        };
+            leaf_value,
+        }
+    }
+
+    /// Moves a tree from bin codes to real values: thresholds become bin upper bounds and bin sets
+    /// become category-code sets.
+    pub(crate) fn from_tree(tree: &Tree, feats: &[FeatureBins]) -> FlatTree {
+        let mut t = FlatTree::without_nodes(tree.leaf_values.clone());
         for n in &tree.nodes {
             t.feature.push(n.feature as u32);
             t.default_left.push(n.default_left);

@@ -335,17 +335,7 @@ mod tests {
     /// small grid so that nodes share cuts) and 2 (categorical, sets of up to three words: past
     /// one 64-bit mask of codes).
     fn random_tree(rng: &mut Rng, leaves: usize) -> FlatTree {
-        let mut t = FlatTree {
-            feature: Vec::new(),
-            threshold: Vec::new(),
-            cat: Vec::new(),
-            default_left: Vec::new(),
-            left: Vec::new(),
-            right: Vec::new(),
-            cat_offsets: vec![0],
-            cat_bits: Vec::new(),
-            leaf_value: (0..leaves).map(|l| l as f64 * 0.25 - 1.0).collect(),
-        };
+        let mut t = FlatTree::without_nodes((0..leaves).map(|l| l as f64 * 0.25 - 1.0).collect());
         grow(&mut t, rng, leaves, &mut 0);
         // Leaf ids in a random order, not left to right, so the scorer's own numbering matters.
         let mut perm: Vec<i32> = (0..leaves as i32).collect();
@@ -404,6 +394,13 @@ mod tests {
             .collect()
     }
 
+    fn random_row(rng: &mut Rng, codes: &[u32]) -> Vec<u32> {
+        codes
+            .iter()
+            .map(|&n| rng.below(n as usize) as u32)
+            .collect()
+    }
+
     #[test]
     fn per_code_and_prefix_lists_reach_the_walks_leaves() {
         let mut rng = Rng::new(7);
@@ -413,54 +410,33 @@ mod tests {
             for t in &trees {
                 t.validate(3).unwrap();
             }
-            // One tree at a time: its leaf values differ, so the score names the leaf.
-            for t in &trees[..10] {
-                let rt = Runtime::new(std::slice::from_ref(t), &kinds);
+            // One tree at a time (its leaf values differ, so the score names the leaf), then the
+            // forest: every tree's lists side by side, and their sum in tree order.
+            for (trees, rows) in trees[..10]
+                .iter()
+                .map(|t| (std::slice::from_ref(t), 100))
+                .chain([(&trees[..], 300)])
+            {
+                let rt = Runtime::new(trees, &kinds);
                 let codes = code_counts(&rt);
                 for per_code_max in [0, usize::MAX] {
-                    let q = QuickScorer::new(&rt, per_code_max).expect("a proper tree");
+                    let q = QuickScorer::new(&rt, per_code_max).expect("proper trees");
                     let mut space = QuickSpace::default();
-                    for _ in 0..100 {
-                        let row: Vec<u32> = codes
-                            .iter()
-                            .map(|&n| rng.below(n as usize) as u32)
-                            .collect();
+                    for _ in 0..rows {
+                        let row = random_row(&mut rng, &codes);
+                        let mut walk = 0.0;
+                        for t in 0..rt.num_trees() {
+                            walk += rt.leaf_value(t, rt.leaf(t, &row));
+                        }
                         let mut quick = [0.0];
                         q.add_scores(&row, &mut quick, &mut space);
-                        assert_eq!(quick[0], t.leaf_value[rt.leaf(0, &row)], "row {row:?}");
+                        assert_eq!(
+                            quick[0].to_bits(),
+                            walk.to_bits(),
+                            "{} trees of {leaves} leaves, row {row:?}",
+                            trees.len()
+                        );
                     }
-                }
-            }
-            // The forest: every tree's lists side by side, and their sum in tree order.
-            let rt = Runtime::new(&trees, &kinds);
-            let codes: Vec<u32> = rt
-                .coding
-                .iter()
-                .map(|c| match c {
-                    Coding::Numeric { cuts } => cuts.len() as u32 + 2,
-                    Coding::Categorical { limit } => limit + 2,
-                    Coding::Unused => 1,
-                })
-                .collect();
-            for per_code_max in [0, usize::MAX] {
-                let q = QuickScorer::new(&rt, per_code_max).expect("proper trees");
-                let mut space = QuickSpace::default();
-                for _ in 0..300 {
-                    let row: Vec<u32> = codes
-                        .iter()
-                        .map(|&n| rng.below(n as usize) as u32)
-                        .collect();
-                    let mut walk = 0.0;
-                    for t in 0..rt.num_trees() {
-                        walk += rt.leaf_value(t, rt.leaf(t, &row));
-                    }
-                    let mut quick = [0.0];
-                    q.add_scores(&row, &mut quick, &mut space);
-                    assert_eq!(
-                        quick[0].to_bits(),
-                        walk.to_bits(),
-                        "{leaves} leaves, row {row:?}"
-                    );
                 }
             }
         }
