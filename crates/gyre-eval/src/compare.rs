@@ -349,6 +349,81 @@ struct PairedBinary {
     d_brier: Vec<f64>,
 }
 
+/// Partial sums of the paired bootstrap's float sums: row i adds to lane i % LANES.
+const LANES: usize = 8;
+
+/// `(sum of w[i] * a[i], sum of w[i] * b[i])` by lane, row i in lane i % LANES, for rows a
+/// multiple of LANES. The counts become floats a block at a time in a loop of their own
+/// (converted inside the sums, each was a scalar conversion).
+#[inline(always)]
+fn lane_sums_here(w: &[u8], a: &[f64], b: &[f64]) -> ([f64; LANES], [f64; LANES]) {
+    const BLOCK: usize = 32 * LANES;
+    let (mut sa, mut sb) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let mut wf = [0.0f64; BLOCK];
+    for ((wb, ab), bb) in w.chunks(BLOCK).zip(a.chunks(BLOCK)).zip(b.chunks(BLOCK)) {
+        let wf = &mut wf[..wb.len()];
+        for (f, &x) in wf.iter_mut().zip(wb) {
+            *f = f64::from(x);
+        }
+        for ((fc, ac), bc) in wf
+            .chunks_exact(LANES)
+            .zip(ab.chunks_exact(LANES))
+            .zip(bb.chunks_exact(LANES))
+        {
+            for l in 0..LANES {
+                sa[l] += fc[l] * ac[l];
+            }
+            for l in 0..LANES {
+                sb[l] += fc[l] * bc[l];
+            }
+        }
+    }
+    (sa, sb)
+}
+
+/// [`lane_sums_here`] in AVX2 vectors, written out: the compiler's own vectorization of it
+/// mixed scalar multiplies and 128-bit shuffles (`perf annotate`). The same multiplies and adds
+/// per lane in the same order (no FMA), so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn lane_sums_avx2(w: &[u8], a: &[f64], b: &[f64]) -> ([f64; LANES], [f64; LANES]) {
+    use std::arch::x86_64::*;
+    let (mut a_lo, mut a_hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    let (mut b_lo, mut b_hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    for ((wc, ac), bc) in w
+        .chunks_exact(LANES)
+        .zip(a.chunks_exact(LANES))
+        .zip(b.chunks_exact(LANES))
+    {
+        let w8 = u64::from_le_bytes(wc.try_into().expect("LANES counts"));
+        let w8 = _mm_cvtsi64_si128(w8 as i64);
+        let w_lo = _mm256_cvtepi32_pd(_mm_cvtepu8_epi32(w8));
+        let w_hi = _mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_srli_si128::<4>(w8)));
+        // SAFETY: `ac` and `bc` hold LANES (8) f64 each, so both 4-wide loads are in bounds.
+        let (x_lo, x_hi, y_lo, y_hi) = unsafe {
+            (
+                _mm256_loadu_pd(ac.as_ptr()),
+                _mm256_loadu_pd(ac.as_ptr().add(4)),
+                _mm256_loadu_pd(bc.as_ptr()),
+                _mm256_loadu_pd(bc.as_ptr().add(4)),
+            )
+        };
+        a_lo = _mm256_add_pd(a_lo, _mm256_mul_pd(w_lo, x_lo));
+        a_hi = _mm256_add_pd(a_hi, _mm256_mul_pd(w_hi, x_hi));
+        b_lo = _mm256_add_pd(b_lo, _mm256_mul_pd(w_lo, y_lo));
+        b_hi = _mm256_add_pd(b_hi, _mm256_mul_pd(w_hi, y_hi));
+    }
+    let (mut sa, mut sb) = ([0.0f64; LANES], [0.0f64; LANES]);
+    // SAFETY: each array holds 8 f64, two 4-wide stores.
+    unsafe {
+        _mm256_storeu_pd(sa.as_mut_ptr(), a_lo);
+        _mm256_storeu_pd(sa.as_mut_ptr().add(4), a_hi);
+        _mm256_storeu_pd(sb.as_mut_ptr(), b_lo);
+        _mm256_storeu_pd(sb.as_mut_ptr().add(4), b_hi);
+    }
+    (sa, sb)
+}
+
 /// A binary run's count-based metrics from its weighted counts: total `w`, positives `pos`,
 /// right predictions `right`, true positives `tp` (as `Prepared::values` defines them).
 fn binary_counts_metrics(w: f64, pos: f64, right: f64, tp: f64) -> [f64; 3] {
@@ -402,11 +477,21 @@ impl PairedBinary {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn deltas_avx2(&self, w: &[u8]) -> Vec<(&'static str, f64)> {
-        self.deltas_here(w)
+        // The closure is compiled with this function's AVX2, so it may call the AVX2 sums.
+        self.deltas_with(w, |w, a, b| lane_sums_avx2(w, a, b))
     }
 
-    #[inline(always)]
     fn deltas_here(&self, w: &[u8]) -> Vec<(&'static str, f64)> {
+        self.deltas_with(w, lane_sums_here)
+    }
+
+    /// The deltas, with the two float sums' lanes from `lane_sums`.
+    #[inline(always)]
+    fn deltas_with(
+        &self,
+        w: &[u8],
+        lane_sums: impl Fn(&[u8], &[f64], &[f64]) -> ([f64; LANES], [f64; LANES]),
+    ) -> Vec<(&'static str, f64)> {
         let n = self.label_bit.len();
         let w = &w[..n];
         // Integer sums in a loop of their own, which the compiler vectorizes.
@@ -426,36 +511,8 @@ impl PairedBinary {
         }
         // The two float sums in LANES independent partial sums, added in a fixed order at the
         // end: one running sum makes each row wait for the previous add.
-        // Row i goes to lane i % LANES. The counts become floats a block at a time in a loop of
-        // their own: converted inside the sums, each was a scalar conversion (half the time
-        // of this function in `perf`), where alone they vectorize like the sums do.
-        const LANES: usize = 8;
-        const BLOCK: usize = 32 * LANES;
-        let (mut ll, mut br) = ([0.0f64; LANES], [0.0f64; LANES]);
         let tail = n - n % LANES;
-        let mut wf = [0.0f64; BLOCK];
-        for ((wb, lb), bb) in w[..tail]
-            .chunks(BLOCK)
-            .zip(self.d_log_loss[..tail].chunks(BLOCK))
-            .zip(self.d_brier[..tail].chunks(BLOCK))
-        {
-            let wf = &mut wf[..wb.len()];
-            for (f, &x) in wf.iter_mut().zip(wb) {
-                *f = f64::from(x);
-            }
-            for ((fc, lc), bc) in wf
-                .chunks_exact(LANES)
-                .zip(lb.chunks_exact(LANES))
-                .zip(bb.chunks_exact(LANES))
-            {
-                for l in 0..LANES {
-                    ll[l] += fc[l] * lc[l];
-                }
-                for l in 0..LANES {
-                    br[l] += fc[l] * bc[l];
-                }
-            }
-        }
+        let (ll, br) = lane_sums(&w[..tail], &self.d_log_loss[..tail], &self.d_brier[..tail]);
         let (mut ll, mut br): (f64, f64) = (ll.iter().sum(), br.iter().sum());
         for i in tail..n {
             ll += f64::from(w[i]) * self.d_log_loss[i];
