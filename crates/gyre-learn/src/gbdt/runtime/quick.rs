@@ -18,8 +18,8 @@
 //!
 //! A row then costs one pass over contiguous (tree, mask) pairs, without the dependent loads of
 //! a walk from node to node: that chain of loads is what bounds a walk.
-//! A model qualifies when every tree is a proper tree of at most 64 leaves and the lists take at
-//! most `MAX_ENTRIES` with their lists; any other model keeps the walk
+//! A model qualifies when every tree is a proper tree of at most 64 leaves and its entries and
+//! lists number at most `MAX_ENTRIES`; any other model keeps the walk
 //! (`GbdtModel::prediction_engine` says which).
 
 use super::{Coding, Runtime};
@@ -31,8 +31,9 @@ const MAX_ENTRIES: usize = 1 << 20;
 
 /// A numeric feature gets a list per code (one entry per tree) when that takes at most this
 /// many entries (codes times the trees that split it); else prefixes of one sorted list (one
-/// entry per node). On Adult's 200 trees per-code lists take 92k entries against 49k, and a
-/// lone row 1.5 -> 1.1 us, a block 0.73 -> 0.55 us per row (`bench_adult`, alternating builds).
+/// entry per node). On Adult's 200 trees all the lists take 92k entries (0.7 MB), and per-code
+/// lists took a lone row 1.5 -> 1.1 us, a block 0.75 -> 0.6 us per row (`bench_adult`,
+/// alternating builds).
 pub(super) const PER_CODE_MAX: usize = 1 << 16;
 
 /// A tree's bit per leaf: 32 bits when every tree has at most 32 leaves (the lists then take
