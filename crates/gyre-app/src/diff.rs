@@ -110,21 +110,28 @@ impl App {
         let k = outputs(task, classes);
         let pb = self.run_predictions(base, &latest)?;
         let pc = self.run_predictions(cand, &latest)?;
-        // Rows both runs predicted, labelled from the newest version.
+        // Rows both runs predicted, labelled from the newest version. Runs on the same holdout
+        // list the same rows in the same order: then a row's place is its place in both.
         let ids = gyre_data::table::row_ids(&latest.data.batch);
         let all_labels = latest.labels();
-        let pos_c: std::collections::HashMap<u64, usize> = pc
-            .row_ids
-            .iter()
-            .enumerate()
-            .map(|(i, &r)| (r, i))
-            .collect();
+        let pos_c: Option<rustc_hash::FxHashMap<u64, usize>> =
+            (pb.row_ids != pc.row_ids).then(|| {
+                pc.row_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &r)| (r, i))
+                    .collect()
+            });
         let mut row_ids = Vec::new();
         let mut table_rows = Vec::new();
         let mut labels = Vec::new();
         let (mut sb, mut sc) = (Vec::new(), Vec::new());
         for (i, &r) in pb.row_ids.iter().enumerate() {
-            let (Some(&j), Ok(t)) = (pos_c.get(&r), ids.binary_search_by_key(&r, |x| x.0)) else {
+            let j = match &pos_c {
+                None => Some(i),
+                Some(pos) => pos.get(&r).copied(),
+            };
+            let (Some(j), Ok(t)) = (j, ids.binary_search_by_key(&r, |x| x.0)) else {
                 continue;
             };
             row_ids.push(r);

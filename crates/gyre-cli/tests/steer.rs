@@ -824,3 +824,63 @@ fn ablate_matches_a_train_without_the_edit_whatever_the_jobs() {
     );
     assert!(effects(&one).iter().any(|(e, _)| *e == excluded));
 }
+
+#[test]
+fn diff_compares_the_rows_both_runs_predicted_when_a_source_added_holdout_rows() {
+    // 200 rows, every fourth held out; then a source adds 40 rows, 10 of them held out, so the
+    // second run predicts 60 holdout rows and the first 50: the diff takes the 50 they share.
+    let csv = |from: usize, to: usize| {
+        let mut s = String::from("x,color,split,y\n");
+        for i in from..to {
+            let color = ["red", "blue", "green"][i % 3];
+            let split = if i % 4 == 0 { "test" } else { "train" };
+            let y = if (i * 7) % 10 > 4 || (color == "red" && i % 5 == 0) {
+                "yes"
+            } else {
+                "no"
+            };
+            s.push_str(&format!("{i},{color},{split},{y}\n"));
+        }
+        s
+    };
+    let p = Project::new();
+    import_with_split(&p, &p.write("a.csv", csv(0, 200).as_bytes()));
+    let train = |p: &Project| {
+        p.json(&[
+            "train",
+            "-p",
+            "num_iterations=5",
+            "-p",
+            "min_data_in_leaf=5",
+        ])["run"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let a = train(&p);
+    let more = p.write("b.csv", csv(200, 240).as_bytes());
+    p.json(&[
+        "edit",
+        "add-source",
+        more.to_str().unwrap(),
+        "--why",
+        "more",
+    ]);
+    let b = train(&p);
+    for (base, cand) in [(&a, &b), (&b, &a)] {
+        let d = p.json(&["diff", base, cand, "--rows"]);
+        assert_eq!(d["rows"], 50, "{base} against {cand}");
+        assert_eq!(d["flips"]["rows"], 50);
+        for f in d["flipped_rows"].as_array().unwrap() {
+            assert!(
+                f["row"].as_u64().unwrap() < 200,
+                "a row only one run predicted: {f}"
+            );
+        }
+    }
+    // The same runs the other way round: the same flips, each kind swapped.
+    let ab = p.json(&["diff", &a, &b]);
+    let ba = p.json(&["diff", &b, &a]);
+    assert_eq!(ab["flips"]["negative"], ba["flips"]["positive"]);
+    assert_eq!(ab["flips"]["positive"], ba["flips"]["negative"]);
+}
