@@ -205,14 +205,15 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
             top[p.k - 1].0.score
         }
     };
+    // Whether a slice with these statistics scores its way into the top K as it stands.
+    let may_enter = |top: &Vec<(Slice, Vec<u64>)>, st: &Stats| {
+        let sc = score(p.alpha, mean_err, n, st.size, st.err_sum);
+        sc > 0.0 && st.size >= p.min_support && (top.len() < p.k || sc > kth(top))
+    };
     let consider =
         |top: &mut Vec<(Slice, Vec<u64>)>, key: &[(usize, u32)], st: &Stats, bits: &[u64]| {
-            let sc = score(p.alpha, mean_err, n, st.size, st.err_sum);
-            if sc > 0.0
-                && st.size >= p.min_support
-                && (top.len() < p.k || sc > kth(top))
-                && !top.iter().any(|(s, b)| s.size == st.size && b == bits)
-            {
+            if may_enter(top, st) && !top.iter().any(|(s, b)| s.size == st.size && b == bits) {
+                let sc = score(p.alpha, mean_err, n, st.size, st.err_sum);
                 top.push((
                     Slice {
                         predicates: key.to_vec(),
@@ -320,11 +321,10 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
                         continue;
                     }
                     let st = errs.stats_and(&a.bits, &basic[lb.0][lb.1 as usize]);
-                    let may_enter = |top: &Vec<(Slice, Vec<u64>)>| {
-                        let sc = score(p.alpha, mean_err, n, st.size, st.err_sum);
-                        sc > 0.0 && (top.len() < p.k || sc > kth(top))
-                    };
-                    if st.size >= p.min_support && st.err_sum > 0.0 && (!last || may_enter(&top)) {
+                    if st.size >= p.min_support
+                        && st.err_sum > 0.0
+                        && (!last || may_enter(&top, &st))
+                    {
                         let bits: Vec<u64> = a
                             .bits
                             .iter()
