@@ -31,9 +31,9 @@ const MAX_ENTRIES: usize = 1 << 20;
 
 /// A numeric feature gets a list per code (one entry per tree) when that takes at most this
 /// many entries (codes times the trees that split it); else prefixes of one sorted list (one
-/// entry per node). On Adult's 200 trees all the lists take 92k entries (0.7 MB), and per-code
-/// lists took a lone row 1.5 -> 1.1 us, a block 0.75 -> 0.6 us per row (`bench_adult`,
-/// alternating builds).
+/// entry per node). On Adult's 200 trees all the lists take 92k entries (0.7 MB, counted in a
+/// one-off instrumented build), and per-code lists took a lone row 1.5 -> 1.1 us, a block
+/// 0.75 -> 0.6 us per row (`bench_adult`, alternating builds).
 pub(super) const PER_CODE_MAX: usize = 1 << 16;
 
 /// A tree's bit per leaf: 32 bits when every tree has at most 32 leaves (the lists then take
