@@ -59,6 +59,8 @@ def main():
                 proc.wait()
             if sat["non_2xx"] or sat["socket_errors"]:
                 raise SystemExit(f"{name} answered errors: {sat}")
+            # About the requests answered: wrk's rate times the run's length (wrk's own count
+            # differs by the requests in flight at the end, a few dozen of some 300,000).
             n = sat["rps"] * SECONDS
             print(f"{name}: {sat['rps']:.0f} req/s; CPU per request: server"
                   f" {(server1 - server0) / n * 1e6:.1f} us, wrk {(wrk1 - wrk0) / n * 1e6:.1f} us",
