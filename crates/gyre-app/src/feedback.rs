@@ -91,7 +91,7 @@ impl App {
                 continue;
             };
             let values: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&record.features).unwrap_or_default();
+                serde_json::from_str(record.features.get()).unwrap_or_default();
             let mut fields = Vec::with_capacity(header.len());
             for c in &schema.columns {
                 let text = if c.name == schema.target {

@@ -359,7 +359,7 @@ impl App {
             answered += 1;
             // Each served row is parsed once and binned into every feature's counts (a row that
             // does not parse counts as all missing).
-            let row = RequestRow::parse(&r.features).ok();
+            let row = RequestRow::parse(r.features.get()).ok();
             let row = row.as_ref();
             for (j, f) in reference.features.iter().enumerate() {
                 let v = row.and_then(|row| row.get(&f.name));
@@ -372,7 +372,7 @@ impl App {
                 }
             }
             if r.model == champion
-                && let Ok(s) = serde_json::from_str::<Vec<f64>>(&r.scores)
+                && let Ok(s) = serde_json::from_str::<Vec<f64>>(r.scores.get())
             {
                 let s = watched_score(schema.task, &s);
                 score_bins[drift::numeric_bin(&reference.score.edges, s)] += 1.0;

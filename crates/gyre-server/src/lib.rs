@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use gyre_app::{App, LogWriter, RequestRow, ServingModel};
 use gyre_store::{PredictionId, ServedRecord};
+use serde_json::value::{RawValue, to_raw_value};
 use metrics::{LiveDrift, Metrics};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -78,7 +79,7 @@ struct PredictRequest<'a> {
     /// Each row's JSON text, borrowed from the body: read into a `RequestRow` next, and kept
     /// as sent for the prediction log.
     #[serde(borrow)]
-    rows: Vec<&'a serde_json::value::RawValue>,
+    rows: Vec<&'a RawValue>,
     key: Option<String>,
 }
 
@@ -174,7 +175,7 @@ fn predict_body(s: &Shared, body: &[u8], start: Instant) -> Response {
             }
         }
     }
-    s.with_models(|models| answer(s, models, &rows, req.key.as_deref(), start))
+    s.with_models(|models| answer(s, models, &rows, &req.rows, req.key.as_deref(), start))
 }
 
 /// The rest of `predict`, with the models to use.
@@ -182,6 +183,7 @@ fn answer(
     s: &Shared,
     models: &Models,
     rows: &[RequestRow],
+    raw_rows: &[&RawValue],
     key: Option<&str>,
     start: Instant,
 ) -> Response {
@@ -215,7 +217,7 @@ fn answer(
     let time = gyre_app::timestamp();
     // The log keeps each row's JSON as it was sent.
     let record = |id: PredictionId,
-                  row: &RequestRow,
+                  raw: &RawValue,
                   model: &str,
                   arm: &str,
                   shadow: bool,
@@ -226,23 +228,23 @@ fn answer(
         arm: arm.to_string(),
         shadow,
         key: key.map(str::to_string),
-        features: row.json.to_string(),
+        features: raw.to_owned(),
         label: p.label.clone(),
-        scores: serde_json::to_string(&p.scores).expect("scores serialize"),
+        scores: to_raw_value(&p.scores).expect("scores serialize"),
         unseen: (!p.unseen.is_empty())
-            .then(|| serde_json::to_string(&p.unseen).expect("names serialize")),
+            .then(|| to_raw_value(&p.unseen).expect("names serialize")),
         latency_us,
     };
     if let Some((c, sp)) = &shadowed {
-        for ((id, p), row) in ids.iter().zip(sp).zip(rows) {
+        for ((id, p), raw) in ids.iter().zip(sp).zip(raw_rows) {
             s.log
-                .served(record(*id, row, &c.run, "challenger", true, p));
+                .served(record(*id, raw, &c.run, "challenger", true, p));
         }
         s.metrics
             .predicted(&c.run, "challenger", true, sp.len(), latency);
     }
-    for ((id, p), row) in ids.iter().zip(&preds).zip(rows) {
-        s.log.served(record(*id, row, &answer.run, arm, false, p));
+    for (((id, p), row), raw) in ids.iter().zip(&preds).zip(rows).zip(raw_rows) {
+        s.log.served(record(*id, raw, &answer.run, arm, false, p));
         models.drift.observe(row, (arm == "champion").then_some(p));
     }
     s.metrics

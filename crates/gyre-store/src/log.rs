@@ -22,19 +22,24 @@
 use crate::StoreError;
 use rusqlite::{Connection, params};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use std::path::Path;
 
 const LOG_FILE: &str = "log.db";
 
 /// The log's layout version (`PRAGMA user_version`): 2 added `served_batches`.
 const LOG_VERSION: i64 = 2;
-/// The encoding of `served_batches.data` written by this gyre.
-const BATCH_FORMAT: i64 = 1;
+/// The encoding of `served_batches.data` written by this gyre: 2 keeps the JSON fields (the row,
+/// the scores, the unseen fields) as JSON text inside the record; 1, still read, kept them as
+/// JSON strings, which cost the writer an escaping pass and zstd longer input for the same data.
+const BATCH_FORMAT: i64 = 2;
+/// The first batch format, read but no longer written.
+const BATCH_FORMAT_STRINGS: i64 = 1;
 /// zstd level for batches: the fastest, since the writer shares the cores with the requests.
 const BATCH_LEVEL: i32 = 1;
 
 /// One served record in a batch: `[n, shadow, time, model, arm, key, features, label, scores,
-/// unseen, latency_us]` (the session is the batch's).
+/// unseen, latency_us]` (the session is the batch's), the JSON fields as JSON.
 #[derive(Serialize)]
 struct RecordOut<'a>(
     i64,
@@ -43,15 +48,32 @@ struct RecordOut<'a>(
     &'a str,
     &'a str,
     Option<&'a str>,
+    &'a RawValue,
     &'a str,
-    &'a str,
-    &'a str,
-    Option<&'a str>,
+    &'a RawValue,
+    Option<&'a RawValue>,
     u64,
 );
 
+/// A record of format 2.
 #[derive(serde::Deserialize)]
 struct RecordIn(
+    i64,
+    bool,
+    String,
+    String,
+    String,
+    Option<String>,
+    Box<RawValue>,
+    String,
+    Box<RawValue>,
+    Option<Box<RawValue>>,
+    u64,
+);
+
+/// A record of format 1: the JSON fields as strings holding JSON text.
+#[derive(serde::Deserialize)]
+struct RecordInStrings(
     i64,
     bool,
     String,
@@ -64,6 +86,26 @@ struct RecordIn(
     Option<String>,
     u64,
 );
+
+impl RecordInStrings {
+    fn into_record(self) -> Result<RecordIn, serde_json::Error> {
+        let RecordInStrings(n, shadow, time, model, arm, key, features, label, scores, unseen, us) =
+            self;
+        Ok(RecordIn(
+            n,
+            shadow,
+            time,
+            model,
+            arm,
+            key,
+            RawValue::from_string(features)?,
+            label,
+            RawValue::from_string(scores)?,
+            unseen.map(RawValue::from_string).transpose()?,
+            us,
+        ))
+    }
+}
 
 /// Largest decompressed batch read back (4,096 records of up to 256 KiB each): a damaged frame
 /// header cannot make a read allocate more.
@@ -118,9 +160,10 @@ fn decode_batch(
     data: &[u8],
 ) -> Result<Vec<ServedRecord>, StoreError> {
     let corrupt = |what: String| StoreError::Corrupt(format!("prediction log batch {seq}: {what}"));
-    if format != BATCH_FORMAT {
+    if format != BATCH_FORMAT && format != BATCH_FORMAT_STRINGS {
         return Err(corrupt(format!(
-            "format {format} is not one this gyre reads (it reads {BATCH_FORMAT}); a newer gyre wrote it"
+            "format {format} is not one this gyre reads (it reads {BATCH_FORMAT_STRINGS} and \
+             {BATCH_FORMAT}); a newer gyre wrote it"
         )));
     }
     // The output buffer is the size the frame header states, refused past a bound, so a
@@ -132,7 +175,17 @@ fn decode_batch(
     };
     let json = zstd::bulk::decompress(data, size).map_err(|e| corrupt(e.to_string()))?;
     let mut out = Vec::new();
-    for r in serde_json::Deserializer::from_slice(&json).into_iter::<RecordIn>() {
+    let decoded: Box<dyn Iterator<Item = serde_json::Result<RecordIn>>> =
+        if format == BATCH_FORMAT_STRINGS {
+            Box::new(
+                serde_json::Deserializer::from_slice(&json)
+                    .into_iter::<RecordInStrings>()
+                    .map(|r| r.and_then(RecordInStrings::into_record)),
+            )
+        } else {
+            Box::new(serde_json::Deserializer::from_slice(&json).into_iter::<RecordIn>())
+        };
+    for r in decoded {
         let RecordIn(n, shadow, time, model, arm, key, features, label, scores, unseen, latency_us) =
             r.map_err(|e| corrupt(e.to_string()))?;
         out.push(ServedRecord {
@@ -255,12 +308,12 @@ pub struct ServedRecord {
     pub shadow: bool,
     pub key: Option<String>,
     /// The request row as JSON.
-    pub features: String,
+    pub features: Box<RawValue>,
     pub label: String,
     /// The scores as a JSON array.
-    pub scores: String,
+    pub scores: Box<RawValue>,
     /// Unseen categorical fields as a JSON array, when any.
-    pub unseen: Option<String>,
+    pub unseen: Option<Box<RawValue>>,
     pub latency_us: u64,
 }
 
@@ -337,6 +390,12 @@ const SERVED_COLUMNS: &str =
 
 /// A `served` row selected as [`SERVED_COLUMNS`].
 fn served_at(r: &rusqlite::Row) -> rusqlite::Result<ServedRecord> {
+    // JSON text, checked: the column is TEXT, not known to hold JSON.
+    let json = |i: usize, text: String| -> rusqlite::Result<Box<RawValue>> {
+        RawValue::from_string(text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
     Ok(ServedRecord {
         id: id_at(r, 0)?,
         time: r.get(2)?,
@@ -344,10 +403,13 @@ fn served_at(r: &rusqlite::Row) -> rusqlite::Result<ServedRecord> {
         arm: r.get(4)?,
         shadow: r.get(5)?,
         key: r.get(6)?,
-        features: r.get(7)?,
+        features: json(7, r.get(7)?)?,
         label: r.get(8)?,
-        scores: r.get(9)?,
-        unseen: r.get(10)?,
+        scores: json(9, r.get(9)?)?,
+        unseen: match r.get::<_, Option<String>>(10)? {
+            Some(text) => Some(json(10, text)?),
+            None => None,
+        },
         latency_us: r.get::<_, i64>(11)? as u64,
     })
 }
@@ -615,6 +677,10 @@ impl PredictionLog {
 mod tests {
     use super::*;
 
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_string()).unwrap()
+    }
+
     fn served(n: i64) -> ServedRecord {
         ServedRecord {
             id: PredictionId { session: 1, n },
@@ -623,9 +689,9 @@ mod tests {
             arm: "champion".into(),
             shadow: false,
             key: None,
-            features: "{}".into(),
+            features: raw("{}"),
             label: "a".into(),
-            scores: "[1.0]".into(),
+            scores: raw("[1.0]"),
             unseen: None,
             latency_us: 5,
         }
@@ -714,8 +780,8 @@ mod tests {
         assert_eq!(ids(&all), want);
         assert_eq!(all[6].arm, "challenger");
         // Every field survives the batch encoding.
-        assert_eq!(all[0].features, "{}");
-        assert_eq!(all[0].scores, "[1.0]");
+        assert_eq!(all[0].features.get(), "{}");
+        assert_eq!(all[0].scores.get(), "[1.0]");
         assert_eq!(all[0].latency_us, 5);
         // Times filter inside a batch too (record n has second n).
         let late = log.served(Some("2026-01-01T00:00:04Z")).unwrap();
@@ -768,7 +834,7 @@ mod tests {
         append(&mut log, vec![next]);
         let all = log.served(None).unwrap();
         assert_eq!(ids(&all), vec![(1, 0, false), (1, 1, false), (2, 0, false)]);
-        assert_eq!(all[1].features, "{\"a\":1}");
+        assert_eq!(all[1].features.get(), "{\"a\":1}");
         let found = log
             .answers(&[
                 PredictionId { session: 1, n: 1 },
@@ -779,22 +845,67 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_the_first_format_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PredictionLog::open(dir.path()).unwrap();
+        // Format 1 as the gyre before format 2 wrote it: the JSON fields as JSON strings.
+        let records = concat!(
+            r#"[0,false,"2026-01-01T00:00:00Z","m","champion",null,"{\"a\":\"x\\\"y\"}","yes","[0.25,0.75]","[\"a\"]",7]"#,
+            r#"[1,true,"2026-01-01T00:00:01Z","c","challenger","k","{}","no","[1.0]",null,8]"#
+        );
+        let data = batch_compressor()
+            .unwrap()
+            .compress(records.as_bytes())
+            .unwrap();
+        log.conn
+            .execute(
+                "INSERT INTO served_batches (session, first_n, last_n, records, first_time,
+                 last_time, format, data) VALUES (1, 0, 1, 2, '2026-01-01T00:00:00Z',
+                 '2026-01-01T00:00:01Z', 1, ?1)",
+                [&data],
+            )
+            .unwrap();
+        append(&mut log, vec![served(2)]);
+        let all = log.served(None).unwrap();
+        assert_eq!(ids(&all), vec![(1, 0, false), (1, 1, true), (1, 2, false)]);
+        assert_eq!(all[0].features.get(), r#"{"a":"x\"y"}"#);
+        assert_eq!(all[0].scores.get(), "[0.25,0.75]");
+        assert_eq!(all[0].unseen.as_ref().map(|u| u.get()), Some(r#"["a"]"#));
+        assert_eq!((all[1].key.as_deref(), all[1].latency_us), (Some("k"), 8));
+        assert!(all[1].unseen.is_none());
+        // A format-1 string that is not JSON text names the batch.
+        let bad = batch_compressor()
+            .unwrap()
+            .compress(br#"[3,false,"t","m","champion",null,"{not json","a","[1]",null,1]"#)
+            .unwrap();
+        log.conn
+            .execute(
+                "INSERT INTO served_batches (session, first_n, last_n, records, first_time,
+                 last_time, format, data) VALUES (1, 3, 3, 1, 't', 't', 1, ?1)",
+                [&bad],
+            )
+            .unwrap();
+        let err = log.served(None).unwrap_err().to_string();
+        assert!(err.contains("prediction log batch 3"), "{err}");
+    }
+
+    #[test]
     fn batches_are_compressed_and_a_damaged_one_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = PredictionLog::open(dir.path()).unwrap();
         let rows: Vec<ServedRecord> = (0..1000)
             .map(|n| ServedRecord {
-                features: format!(
+                features: raw(&format!(
                     "{{\"age\":{},\"workclass\":\"Private\",\"hours_per_week\":{}}}",
                     20 + n % 50,
                     n % 60
-                ),
+                )),
                 ..served(n)
             })
             .collect();
         let raw: usize = rows
             .iter()
-            .map(|r| r.features.len() + r.time.len() + 20)
+            .map(|r| r.features.get().len() + r.time.len() + 20)
             .sum();
         append(&mut log, rows);
         let stored: i64 = log
