@@ -10,7 +10,7 @@
 //! corrupted. `flushed_through` tells a client which prediction ids are safe.
 
 use crate::{App, AppError, now};
-use gyre_store::{ErrorRecord, LogBatch, PredictionId, PredictionLog, ServedRecord};
+use gyre_store::{EncodedRecord, ErrorRecord, LogBatch, PredictionId, PredictionLog};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,7 @@ pub const BATCH_MAX: usize = 4096;
 pub const QUEUE_MAX: usize = 65_536;
 
 enum Record {
-    Served(ServedRecord),
+    Served(EncodedRecord),
     Feedback(PredictionId, String, String),
     Error(ErrorRecord),
     /// Commit what is pending and stop.
@@ -189,7 +189,7 @@ impl LogWriter {
         }
     }
 
-    pub fn served(&self, record: ServedRecord) {
+    pub fn served(&self, record: EncodedRecord) {
         self.send(Record::Served(record));
     }
 

@@ -15,10 +15,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gyre_app::{App, LogWriter, RequestRow, ServingModel};
-use gyre_store::{PredictionId, ServedRecord};
-use serde_json::value::{RawValue, to_raw_value};
+use gyre_store::{EncodedRecord, PredictionId, Served};
 use metrics::{LiveDrift, Metrics};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -221,19 +221,20 @@ fn answer(
                   model: &str,
                   arm: &str,
                   shadow: bool,
-                  p: &gyre_app::ServedPrediction| ServedRecord {
-        id,
-        time: time.clone(),
-        model: model.to_string(),
-        arm: arm.to_string(),
-        shadow,
-        key: key.map(str::to_string),
-        features: raw.to_owned(),
-        label: p.label.clone(),
-        scores: to_raw_value(&p.scores).expect("scores serialize"),
-        unseen: (!p.unseen.is_empty())
-            .then(|| to_raw_value(&p.unseen).expect("names serialize")),
-        latency_us,
+                  p: &gyre_app::ServedPrediction| {
+        EncodedRecord::new(&Served {
+            id,
+            shadow,
+            time: &time,
+            model,
+            arm,
+            key,
+            features: raw,
+            label: &p.label,
+            scores: &p.scores,
+            unseen: (!p.unseen.is_empty()).then_some(&p.unseen),
+            latency_us,
+        })
     };
     if let Some((c, sp)) = &shadowed {
         for ((id, p), raw) in ids.iter().zip(sp).zip(raw_rows) {

@@ -13,7 +13,10 @@ mod objects;
 mod project;
 
 pub use error::StoreError;
-pub use log::{ErrorRecord, FeedbackRecord, LogBatch, PredictionId, PredictionLog, ServedRecord};
+pub use log::{
+    EncodedRecord, ErrorRecord, FeedbackRecord, LogBatch, PredictionId, PredictionLog, Served,
+    ServedRecord,
+};
 pub use meta::{
     AliasEvent, DatasetRecord, EditRecord, FindingEvent, FindingRecord, JournalEntry,
     NewJournalEntry, RunRecord, SeedGroupRecord, SourceRecord, SuiteRecord, VersionRecord,

@@ -38,22 +38,104 @@ const BATCH_FORMAT_STRINGS: i64 = 1;
 /// zstd level for batches: the fastest, since the writer shares the cores with the requests.
 const BATCH_LEVEL: i32 = 1;
 
-/// One served record in a batch: `[n, shadow, time, model, arm, key, features, label, scores,
-/// unseen, latency_us]` (the session is the batch's), the JSON fields as JSON.
-#[derive(Serialize)]
-struct RecordOut<'a>(
-    i64,
-    bool,
-    &'a str,
-    &'a str,
-    &'a str,
-    Option<&'a str>,
-    &'a RawValue,
-    &'a str,
-    &'a RawValue,
-    Option<&'a RawValue>,
-    u64,
-);
+/// A served prediction as the server holds it, borrowed: [`EncodedRecord::new`] writes it in
+/// its batch form without copying its fields first.
+pub struct Served<'a, S: Serialize, U: Serialize> {
+    pub id: PredictionId,
+    pub shadow: bool,
+    /// RFC 3339.
+    pub time: &'a str,
+    pub model: &'a str,
+    pub arm: &'a str,
+    pub key: Option<&'a str>,
+    /// The request row's JSON text, as sent.
+    pub features: &'a RawValue,
+    pub label: &'a str,
+    /// Written as JSON: a list of numbers.
+    pub scores: &'a S,
+    /// Written as JSON: a list of field names.
+    pub unseen: Option<&'a U>,
+    pub latency_us: u64,
+}
+
+/// One served record in its batch form (format 2): the JSON array `[n, shadow, time, model,
+/// arm, key, features, label, scores, unseen, latency_us]` (the session is the batch's), with
+/// the JSON fields as JSON. Encoded by the request that served it, into one buffer: the
+/// record's fields are never copied into strings of their own, and the log's writer only
+/// concatenates and compresses.
+#[derive(Clone, Debug)]
+pub struct EncodedRecord {
+    pub id: PredictionId,
+    pub shadow: bool,
+    /// Where the time's text lies in `json`, when it needed no escaping (always, for RFC
+    /// 3339); else the time itself.
+    time: Result<std::ops::Range<usize>, String>,
+    json: Vec<u8>,
+}
+
+impl EncodedRecord {
+    pub fn new<S: Serialize, U: Serialize>(r: &Served<'_, S, U>) -> EncodedRecord {
+        fn put<T: Serialize + ?Sized>(json: &mut Vec<u8>, v: &T) {
+            // Writing these types into a Vec cannot fail (maps with non-string keys can, and
+            // none is written here).
+            serde_json::to_writer(&mut *json, v).expect("a served field encodes");
+            json.push(b',');
+        }
+        let mut json = Vec::with_capacity(r.features.get().len() + 160);
+        json.push(b'[');
+        put(&mut json, &r.id.n);
+        put(&mut json, &r.shadow);
+        let at = json.len() + 1;
+        put(&mut json, r.time);
+        let plain = json.len() - 1 - at == r.time.len() + 1;
+        let time = if plain {
+            Ok(at..at + r.time.len())
+        } else {
+            Err(r.time.to_string())
+        };
+        put(&mut json, r.model);
+        put(&mut json, r.arm);
+        put(&mut json, &r.key);
+        put(&mut json, r.features);
+        put(&mut json, r.label);
+        put(&mut json, r.scores);
+        put(&mut json, &r.unseen);
+        serde_json::to_writer(&mut json, &r.latency_us).expect("a number encodes");
+        json.push(b']');
+        EncodedRecord {
+            id: r.id,
+            shadow: r.shadow,
+            time,
+            json,
+        }
+    }
+
+    fn time(&self) -> &str {
+        match &self.time {
+            Ok(range) => std::str::from_utf8(&self.json[range.clone()]).expect("copied from a str"),
+            Err(time) => time,
+        }
+    }
+}
+
+impl ServedRecord {
+    /// This record in its batch form.
+    pub fn encode(&self) -> EncodedRecord {
+        EncodedRecord::new(&Served {
+            id: self.id,
+            shadow: self.shadow,
+            time: &self.time,
+            model: &self.model,
+            arm: &self.arm,
+            key: self.key.as_deref(),
+            features: &self.features,
+            label: &self.label,
+            scores: &self.scores,
+            unseen: self.unseen.as_ref(),
+            latency_us: self.latency_us,
+        })
+    }
+}
 
 /// A record of format 2.
 #[derive(serde::Deserialize)]
@@ -121,30 +203,14 @@ fn batch_compressor() -> Result<zstd::bulk::Compressor<'static>, StoreError> {
     Ok(c)
 }
 
-/// A batch's data: its records (all of one session) as JSON arrays, compressed.
+/// A batch's data: its records (all of one session) one after another, compressed.
 fn encode_batch(
     compressor: &mut zstd::bulk::Compressor<'static>,
-    records: &[&ServedRecord],
+    records: &[&EncodedRecord],
 ) -> Result<Vec<u8>, StoreError> {
-    let mut json = Vec::with_capacity(records.len() * 512);
+    let mut json = Vec::with_capacity(records.iter().map(|r| r.json.len()).sum());
     for r in records {
-        serde_json::to_writer(
-            &mut json,
-            &RecordOut(
-                r.id.n,
-                r.shadow,
-                &r.time,
-                &r.model,
-                &r.arm,
-                r.key.as_deref(),
-                &r.features,
-                &r.label,
-                &r.scores,
-                r.unseen.as_deref(),
-                r.latency_us,
-            ),
-        )
-        .map_err(|e| StoreError::Corrupt(format!("a served record does not encode: {e}")))?;
+        json.extend_from_slice(&r.json);
     }
     compressor
         .compress(&json)
@@ -364,7 +430,7 @@ pub struct ErrorRecord {
 /// What one batch appends.
 #[derive(Default)]
 pub struct LogBatch {
-    pub served: Vec<ServedRecord>,
+    pub served: Vec<EncodedRecord>,
     pub feedback: Vec<(PredictionId, String, String)>,
     pub errors: Vec<ErrorRecord>,
 }
@@ -466,7 +532,7 @@ impl PredictionLog {
     /// one `served_batches` row per session; a batch that repeats a prediction id (an answer, or
     /// a shadow row, twice) is refused whole.
     pub fn append(&mut self, batch: &LogBatch) -> Result<(), StoreError> {
-        let mut sessions: std::collections::BTreeMap<i64, Vec<&ServedRecord>> = Default::default();
+        let mut sessions: std::collections::BTreeMap<i64, Vec<&EncodedRecord>> = Default::default();
         for r in &batch.served {
             sessions.entry(r.id.session).or_default().push(r);
         }
@@ -482,7 +548,7 @@ impl PredictionLog {
                     if w[0].1 { " (shadow)" } else { "" }
                 )));
             }
-            let times = records.iter().map(|r| r.time.as_str());
+            let times = records.iter().map(|r| r.time());
             rows.push((
                 *session,
                 ids[0].0,
@@ -703,13 +769,16 @@ mod tests {
         let mut log = PredictionLog::open(dir.path()).unwrap();
         assert_eq!(log.start_session("t", "run", None, None).unwrap(), 1);
         let batch = LogBatch {
-            served: (0..3).map(served).collect(),
+            served: (0..3).map(|n| served(n).encode()).collect(),
             ..LogBatch::default()
         };
         log.append(&batch).unwrap();
         // A batch that repeats an id fails as a whole: nothing of it is kept.
         let bad = LogBatch {
-            served: vec![served(3), served(4), served(3)],
+            served: [served(3), served(4), served(3)]
+                .iter()
+                .map(ServedRecord::encode)
+                .collect(),
             ..LogBatch::default()
         };
         let err = log.append(&bad).unwrap_err().to_string();
@@ -732,7 +801,7 @@ mod tests {
 
     fn append(log: &mut PredictionLog, served: Vec<ServedRecord>) {
         log.append(&LogBatch {
-            served,
+            served: served.iter().map(ServedRecord::encode).collect(),
             ..LogBatch::default()
         })
         .unwrap();
@@ -842,6 +911,54 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(found.len(), 2);
+    }
+
+    #[test]
+    fn every_field_survives_its_encoding_escapes_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PredictionLog::open(dir.path()).unwrap();
+        let odd = ServedRecord {
+            time: "2026-01-01T00:00:03Z \"odd\" \\ \u{1}".into(),
+            model: "m\"x".into(),
+            arm: "challenger".into(),
+            shadow: true,
+            key: Some("k\\y".into()),
+            features: raw(r#"{"a": "x\"y", "b": [1, null]}"#),
+            label: ">50\"K".into(),
+            scores: raw("[0.25,0.75]"),
+            unseen: Some(raw(r#"["a","b"]"#)),
+            latency_us: u64::MAX,
+            ..served(7)
+        };
+        // The escaped time still bounds its batch (the batch's earliest and latest time).
+        append(&mut log, vec![served(6), odd.clone()]);
+        let (first, last): (String, String) = log
+            .conn
+            .query_row(
+                "SELECT first_time, last_time FROM served_batches",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (first.as_str(), last.as_str()),
+            (
+                "2026-01-01T00:00:03Z \"odd\" \\ \u{1}",
+                "2026-01-01T00:00:06Z"
+            )
+        );
+        let back = log.served(None).unwrap();
+        let got = &back[1];
+        assert_eq!(
+            (
+                &got.time, &got.model, &got.arm, got.shadow, &got.key, &got.label
+            ),
+            (&odd.time, &odd.model, &odd.arm, true, &odd.key, &odd.label)
+        );
+        assert_eq!(got.features.get(), odd.features.get());
+        assert_eq!(got.scores.get(), "[0.25,0.75]");
+        assert_eq!(got.unseen.as_ref().unwrap().get(), r#"["a","b"]"#);
+        assert_eq!((got.id, got.latency_us), (odd.id, u64::MAX));
     }
 
     #[test]
