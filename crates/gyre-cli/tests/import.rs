@@ -447,6 +447,10 @@ fn the_decoded_table_cache_is_only_a_shortcut() {
     std::fs::write(ipc, &flipped).unwrap();
     assert_eq!(row(&p), expected);
     assert_eq!(std::fs::read(ipc).unwrap(), good, "healed again");
+    // An empty file (a crash right after the rename) cannot be mapped, and is a miss too.
+    std::fs::write(ipc, b"").unwrap();
+    assert_eq!(row(&p), expected);
+    assert_eq!(std::fs::read(ipc).unwrap(), good, "healed from empty");
     std::fs::remove_file(ipc).unwrap();
     assert_eq!(row(&p), expected);
     assert_eq!(std::fs::read(ipc).unwrap(), good, "written again");

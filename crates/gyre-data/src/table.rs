@@ -108,7 +108,7 @@ pub fn to_ipc(batch: &RecordBatch) -> Result<Vec<u8>, DataError> {
 /// is checked first (the IPC reader trusts the offsets inside a block, so damaged bytes could
 /// make it panic or read a wrong table), and every array is validated: damaged bytes are an
 /// error.
-pub fn from_ipc(mut bytes: Vec<u8>) -> Result<RecordBatch, DataError> {
+pub fn from_ipc(bytes: bytes::Bytes) -> Result<RecordBatch, DataError> {
     let ipc = |e: arrow_schema::ArrowError| DataError::Ipc(e.to_string());
     let bad = |what: &str| DataError::Ipc(format!("not a cached table: {what}"));
     let Some(body_len) = bytes.len().checked_sub(4) else {
@@ -118,8 +118,7 @@ pub fn from_ipc(mut bytes: Vec<u8>) -> Result<RecordBatch, DataError> {
     if crc32fast::hash(&bytes[..body_len]) != stored {
         return Err(bad("checksum mismatch"));
     }
-    bytes.truncate(body_len);
-    let buffer = arrow_buffer::Buffer::from_vec(bytes);
+    let buffer = arrow_buffer::Buffer::from(bytes.slice(..body_len));
     let len = buffer.len();
     if len < 10 {
         return Err(bad("too short"));
@@ -306,17 +305,20 @@ mod tests {
         )
         .unwrap();
         let bytes = to_ipc(&batch).unwrap();
-        assert_eq!(from_ipc(bytes.clone()).unwrap(), batch);
+        assert_eq!(from_ipc(bytes.clone().into()).unwrap(), batch);
         // Truncated, or a footer damaged: errors, never a panic or a wrong table.
         for cut in [0, 9, bytes.len() / 2, bytes.len() - 1] {
-            assert!(from_ipc(bytes[..cut].to_vec()).is_err(), "cut at {cut}");
+            assert!(
+                from_ipc(bytes[..cut].to_vec().into()).is_err(),
+                "cut at {cut}"
+            );
         }
         // A flipped bit anywhere (a block header, the data, the footer) is caught by the
         // checksum before the reader sees an offset.
         for at in [8, bytes.len() / 3, bytes.len() / 2, bytes.len() - 12] {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x10;
-            assert!(from_ipc(damaged).is_err(), "flip at {at}");
+            assert!(from_ipc(damaged.into()).is_err(), "flip at {at}");
         }
     }
 }
