@@ -67,7 +67,7 @@ fn batch(p: &Predictions, schema: &DatasetSchema) -> RecordBatch {
 }
 
 pub fn to_parquet(p: &Predictions, schema: &DatasetSchema) -> Result<Vec<u8>, AppError> {
-    Ok(gyre_data::table::to_parquet(&batch(p, schema))?)
+    Ok(gyre_data::table::to_parquet_numbers(&batch(p, schema))?)
 }
 
 /// Reads stored predictions back (labels as class indices for classification).

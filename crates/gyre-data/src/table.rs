@@ -8,7 +8,7 @@ use arrow_array::{
     Array, ArrayRef, DictionaryArray, Int32Array, RecordBatch, RecordBatchReader, StringArray,
     UInt64Array,
 };
-use arrow_schema::{Field, Schema};
+use arrow_schema::{DataType, Field, Schema};
 use gyre_core::{ROW_ID, RowId, SPLIT, Split};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -65,6 +65,36 @@ pub fn to_parquet(batch: &RecordBatch) -> Result<Vec<u8>, DataError> {
         .build();
     let mut buf = Vec::new();
     let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
+        .map_err(|e| DataError::Parquet(e.to_string()))?;
+    w.write(batch)
+        .map_err(|e| DataError::Parquet(e.to_string()))?;
+    w.close().map_err(|e| DataError::Parquet(e.to_string()))?;
+    Ok(buf)
+}
+
+/// [`to_parquet`] for a table of mostly distinct numbers, such as a run's predictions:
+/// dictionary encoding for its string columns only. A dictionary tried on a column of distinct
+/// numbers hashes every value until it outgrows its page and is dropped: Adult's holdout
+/// predictions took 4.6 ms to write with dictionaries on every column and 1.9-2.6 ms with
+/// this (and are 265 KB instead of 345 KB; a one-off timing inside `gyre train`).
+pub fn to_parquet_numbers(batch: &RecordBatch) -> Result<Vec<u8>, DataError> {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid level"),
+        ))
+        .set_created_by("gyre".to_string())
+        .set_dictionary_enabled(false);
+
+    for f in batch.schema().fields() {
+        if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+            props = props.set_column_dictionary_enabled(
+                parquet::schema::types::ColumnPath::from(f.name().as_str()),
+                true,
+            );
+        }
+    }
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props.build()))
         .map_err(|e| DataError::Parquet(e.to_string()))?;
     w.write(batch)
         .map_err(|e| DataError::Parquet(e.to_string()))?;
@@ -286,6 +316,40 @@ mod tests {
         for (i, k) in d.keys().values().iter().enumerate().step_by(997) {
             assert_eq!(vals.value(*k as usize), values[i]);
         }
+    }
+
+    #[test]
+    fn number_tables_keep_dictionaries_for_strings_only() {
+        let n = 5000;
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("id", DataType::UInt64, false),
+                Field::new("label", DataType::Utf8, false),
+                Field::new("score", DataType::Float64, false),
+            ])),
+            vec![
+                Arc::new(arrow_array::UInt64Array::from_iter_values(0..n)) as ArrayRef,
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| ["yes", "no"][i as usize % 2]),
+                )),
+                Arc::new(arrow_array::Float64Array::from_iter_values(
+                    (0..n).map(|i| (i as f64).sqrt()),
+                )),
+            ],
+        )
+        .unwrap();
+        let bytes = to_parquet_numbers(&batch).unwrap();
+        assert_eq!(from_parquet(bytes.clone().into()).unwrap(), batch);
+        let meta =
+            parquet::file::serialized_reader::SerializedFileReader::new(bytes::Bytes::from(bytes))
+                .unwrap();
+        use parquet::file::reader::FileReader;
+        let group = meta.metadata().row_group(0);
+        let dictionary = |c: usize| group.column(c).dictionary_page_offset().is_some();
+        assert_eq!(
+            (dictionary(0), dictionary(1), dictionary(2)),
+            (false, true, false)
+        );
     }
 
     #[test]
