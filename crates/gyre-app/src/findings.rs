@@ -266,6 +266,12 @@ impl App {
             (true, Some(s)) => Some(s),
             (true, None) => Some(self.scored_run(run, crate::suites::HOLDOUT, None)?),
         };
+        // The run's per-example errors and their mean, for every slice finding.
+        let errs = scored.as_ref().map(|s| {
+            let errs = crate::slicing::errors(s.task, s.classes, &s.labels, &s.scores);
+            let avg = errs.iter().sum::<f64>() / errs.len().max(1) as f64;
+            (errs, avg)
+        });
         for f in &open {
             let Ok(detail) = serde_json::from_value::<FindingDetail>(f.detail.clone()) else {
                 continue;
@@ -278,18 +284,12 @@ impl App {
                     let Ok(p) = Predicate::parse_checked(&predicate, &scored.loaded.schema) else {
                         continue;
                     };
-                    let errs = crate::slicing::errors(
-                        scored.task,
-                        scored.classes,
-                        &scored.labels,
-                        &scored.scores,
-                    );
+                    let (errs, avg) = errs.as_ref().expect("errors when slice findings exist");
                     let matches = scored.loaded.data.matching(&p);
-                    let avg = errs.iter().sum::<f64>() / errs.len().max(1) as f64;
                     let inside: Vec<f64> = scored
                         .table_rows
                         .iter()
-                        .zip(&errs)
+                        .zip(errs)
                         .filter(|(r, _)| matches[**r])
                         .map(|(_, e)| *e)
                         .collect();
