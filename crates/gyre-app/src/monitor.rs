@@ -12,6 +12,7 @@ use gyre_core::{ColumnKind, Task};
 use gyre_eval::drift;
 use gyre_learn::Column;
 use gyre_store::{FindingRecord, PredictionId};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -29,7 +30,8 @@ pub struct FeatureReference {
     /// Decile cut points (numeric features).
     pub edges: Vec<f64>,
     /// Category -> bin (categorical features); the last bin holds missing and unseen values.
-    pub categories: HashMap<String, usize>,
+    /// FxHash: the server looks up every categorical field of every request here.
+    pub categories: FxHashMap<String, usize>,
     /// Training rows per bin.
     pub expected: Vec<f64>,
     /// The training values, sorted, NaN removed (numeric), for KS and Wasserstein.
@@ -76,7 +78,7 @@ impl FeatureReference {
             name: name.to_string(),
             kind,
             edges,
-            categories: HashMap::new(),
+            categories: FxHashMap::default(),
             expected,
             sorted,
         }
