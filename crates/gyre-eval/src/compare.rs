@@ -355,7 +355,7 @@ const LANES: usize = 8;
 /// `(sum of w[i] * a[i], sum of w[i] * b[i])` by lane, row i in lane i % LANES, for rows a
 /// multiple of LANES. The counts become floats a block at a time in a loop of their own
 /// (converted inside the sums, each was a scalar conversion).
-#[inline(always)]
+#[cfg(test)]
 fn lane_sums_here(w: &[u8], a: &[f64], b: &[f64]) -> ([f64; LANES], [f64; LANES]) {
     const BLOCK: usize = 32 * LANES;
     let (mut sa, mut sb) = ([0.0f64; LANES], [0.0f64; LANES]);
@@ -381,47 +381,168 @@ fn lane_sums_here(w: &[u8], a: &[f64], b: &[f64]) -> ([f64; LANES], [f64; LANES]
     (sa, sb)
 }
 
-/// [`lane_sums_here`] in AVX2 vectors, written out: the compiler's own vectorization of it
-/// mixed scalar multiplies and 128-bit shuffles (`perf annotate`). The same multiplies and adds
-/// per lane in the same order (no FMA), so the same bits.
+/// Replicates of the paired bootstrap computed together (see `PairedBinary::group_deltas`).
+const GROUP: usize = 8;
+/// Rows per block of the grouped bootstrap: a multiple of 4 (a random number's rows) and of
+/// LANES; a block's per-row differences (16 KB) stay in L1 while the group reads them.
+const BLOCK: usize = 1024;
+
+/// The counts of one block, per replicate of a group.
+type GroupCounts = [[u8; BLOCK]; GROUP];
+/// Lane sums, per replicate of a group.
+type GroupLanes = [[f64; LANES]; GROUP];
+
+/// Adds the first `rows` (a multiple of LANES) of a block to each replicate's lane sums:
+/// `ll[r][i % LANES] += counts[r][i] * dl[i]`, `br` likewise with `db`, row after row.
+#[inline(always)]
+fn group_lane_sums_here(
+    counts: &GroupCounts,
+    dl: &[f64],
+    db: &[f64],
+    rows: usize,
+    ll: &mut GroupLanes,
+    br: &mut GroupLanes,
+) {
+    for c in (0..rows).step_by(LANES) {
+        for r in 0..GROUP {
+            for l in 0..LANES {
+                let wf = f64::from(counts[r][c + l]);
+                ll[r][l] += wf * dl[c + l];
+                br[r][l] += wf * db[c + l];
+            }
+        }
+    }
+}
+
+/// [`group_lane_sums_here`] in AVX-512, written out: a replicate's eight lanes are one register
+/// per sum, the group's sixteen sums stay in registers, and each row chunk's differences are
+/// loaded once for all of them. The same multiplies and adds in the same order: the same bits.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn lane_sums_avx2(w: &[u8], a: &[f64], b: &[f64]) -> ([f64; LANES], [f64; LANES]) {
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+fn group_lane_sums_avx512(
+    counts: &GroupCounts,
+    dl: &[f64],
+    db: &[f64],
+    rows: usize,
+    ll: &mut GroupLanes,
+    br: &mut GroupLanes,
+) {
     use std::arch::x86_64::*;
-    let (mut a_lo, mut a_hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
-    let (mut b_lo, mut b_hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
-    for ((wc, ac), bc) in w
-        .chunks_exact(LANES)
-        .zip(a.chunks_exact(LANES))
-        .zip(b.chunks_exact(LANES))
-    {
-        let w8 = u64::from_le_bytes(wc.try_into().expect("LANES counts"));
-        let w8 = _mm_cvtsi64_si128(w8 as i64);
-        let w_lo = _mm256_cvtepi32_pd(_mm_cvtepu8_epi32(w8));
-        let w_hi = _mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_srli_si128::<4>(w8)));
-        // SAFETY: `ac` and `bc` hold LANES (8) f64 each, so both 4-wide loads are in bounds.
-        let (x_lo, x_hi, y_lo, y_hi) = unsafe {
+    assert!(rows <= BLOCK && rows <= dl.len() && rows <= db.len() && rows.is_multiple_of(LANES));
+    // SAFETY: each array holds LANES (8) f64, one 8-wide load.
+    let mut al: [__m512d; GROUP] =
+        std::array::from_fn(|r| unsafe { _mm512_loadu_pd(ll[r].as_ptr()) });
+    let mut ab: [__m512d; GROUP] =
+        std::array::from_fn(|r| unsafe { _mm512_loadu_pd(br[r].as_ptr()) });
+    for c in (0..rows).step_by(LANES) {
+        // SAFETY: c + LANES <= rows <= the lengths of dl and db, asserted above.
+        let (x, y) = unsafe {
             (
-                _mm256_loadu_pd(ac.as_ptr()),
-                _mm256_loadu_pd(ac.as_ptr().add(4)),
-                _mm256_loadu_pd(bc.as_ptr()),
-                _mm256_loadu_pd(bc.as_ptr().add(4)),
+                _mm512_loadu_pd(dl.as_ptr().add(c)),
+                _mm512_loadu_pd(db.as_ptr().add(c)),
             )
         };
-        a_lo = _mm256_add_pd(a_lo, _mm256_mul_pd(w_lo, x_lo));
-        a_hi = _mm256_add_pd(a_hi, _mm256_mul_pd(w_hi, x_hi));
-        b_lo = _mm256_add_pd(b_lo, _mm256_mul_pd(w_lo, y_lo));
-        b_hi = _mm256_add_pd(b_hi, _mm256_mul_pd(w_hi, y_hi));
+        for r in 0..GROUP {
+            let w8 = u64::from_le_bytes(counts[r][c..c + LANES].try_into().expect("LANES counts"));
+            let w = _mm512_cvtepi64_pd(_mm512_cvtepu8_epi64(_mm_cvtsi64_si128(w8 as i64)));
+            al[r] = _mm512_add_pd(al[r], _mm512_mul_pd(w, x));
+            ab[r] = _mm512_add_pd(ab[r], _mm512_mul_pd(w, y));
+        }
     }
-    let (mut sa, mut sb) = ([0.0f64; LANES], [0.0f64; LANES]);
-    // SAFETY: each array holds 8 f64, two 4-wide stores.
-    unsafe {
-        _mm256_storeu_pd(sa.as_mut_ptr(), a_lo);
-        _mm256_storeu_pd(sa.as_mut_ptr().add(4), a_hi);
-        _mm256_storeu_pd(sb.as_mut_ptr(), b_lo);
-        _mm256_storeu_pd(sb.as_mut_ptr().add(4), b_hi);
+    for r in 0..GROUP {
+        // SAFETY: each array holds 8 f64, one 8-wide store.
+        unsafe {
+            _mm512_storeu_pd(ll[r].as_mut_ptr(), al[r]);
+            _mm512_storeu_pd(br[r].as_mut_ptr(), ab[r]);
+        }
     }
-    (sa, sb)
+}
+
+/// [`group_lane_sums_here`] in AVX2, written out: two replicates at a time (their eight sums
+/// of two registers each fit AVX2's sixteen registers), each chunk's differences loaded once
+/// for both. The same multiplies and adds in the same order: the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn group_lane_sums_avx2(
+    counts: &GroupCounts,
+    dl: &[f64],
+    db: &[f64],
+    rows: usize,
+    ll: &mut GroupLanes,
+    br: &mut GroupLanes,
+) {
+    use std::arch::x86_64::*;
+    assert!(rows <= BLOCK && rows <= dl.len() && rows <= db.len() && rows.is_multiple_of(LANES));
+    for pair in (0..GROUP).step_by(2) {
+        // Per replicate of the pair: [ll low, ll high, br low, br high].
+        // SAFETY: each array holds 8 f64; the loads read its halves.
+        let mut acc: [[__m256d; 4]; 2] = std::array::from_fn(|k| unsafe {
+            let (l, b) = (ll[pair + k].as_ptr(), br[pair + k].as_ptr());
+            [
+                _mm256_loadu_pd(l),
+                _mm256_loadu_pd(l.add(4)),
+                _mm256_loadu_pd(b),
+                _mm256_loadu_pd(b.add(4)),
+            ]
+        });
+        for c in (0..rows).step_by(LANES) {
+            // SAFETY: c + LANES <= rows <= the lengths of dl and db, asserted above.
+            let (x_lo, x_hi, y_lo, y_hi) = unsafe {
+                let (p, q) = (dl.as_ptr().add(c), db.as_ptr().add(c));
+                (
+                    _mm256_loadu_pd(p),
+                    _mm256_loadu_pd(p.add(4)),
+                    _mm256_loadu_pd(q),
+                    _mm256_loadu_pd(q.add(4)),
+                )
+            };
+            for (k, a) in acc.iter_mut().enumerate() {
+                let w8 = u64::from_le_bytes(
+                    counts[pair + k][c..c + LANES]
+                        .try_into()
+                        .expect("LANES counts"),
+                );
+                let w8 = _mm_cvtsi64_si128(w8 as i64);
+                let w_lo = _mm256_cvtepi32_pd(_mm_cvtepu8_epi32(w8));
+                let w_hi = _mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_srli_si128::<4>(w8)));
+                a[0] = _mm256_add_pd(a[0], _mm256_mul_pd(w_lo, x_lo));
+                a[1] = _mm256_add_pd(a[1], _mm256_mul_pd(w_hi, x_hi));
+                a[2] = _mm256_add_pd(a[2], _mm256_mul_pd(w_lo, y_lo));
+                a[3] = _mm256_add_pd(a[3], _mm256_mul_pd(w_hi, y_hi));
+            }
+        }
+        for (k, a) in acc.iter().enumerate() {
+            // SAFETY: each array holds 8 f64; the stores write its halves.
+            unsafe {
+                let (l, b) = (ll[pair + k].as_mut_ptr(), br[pair + k].as_mut_ptr());
+                _mm256_storeu_pd(l, a[0]);
+                _mm256_storeu_pd(l.add(4), a[1]);
+                _mm256_storeu_pd(b, a[2]);
+                _mm256_storeu_pd(b.add(4), a[3]);
+            }
+        }
+    }
+}
+
+/// Candidate minus base of every metric but the AUC from a replicate's sums: the weighted
+/// counts `[total, positives, right and true positives of the base, of the candidate]` and the
+/// weighted sums of the log loss and Brier differences; empty when every count is 0.
+fn metric_deltas(ints: [u32; 6], ll: f64, br: f64) -> Vec<(&'static str, f64)> {
+    let [total, pos, rb, tb, rc, tc] = ints;
+    if total == 0 {
+        return Vec::new();
+    }
+    let (t, p) = (f64::from(total), f64::from(pos));
+    let b = binary_counts_metrics(t, p, f64::from(rb), f64::from(tb));
+    let c = binary_counts_metrics(t, p, f64::from(rc), f64::from(tc));
+    vec![
+        ("accuracy", c[0] - b[0]),
+        ("auc", f64::NAN),
+        ("balanced_accuracy", c[1] - b[1]),
+        ("brier", br / t),
+        ("f1", c[2] - b[2]),
+        ("log_loss", ll / t),
+    ]
 }
 
 /// A binary run's count-based metrics from its weighted counts: total `w`, positives `pos`,
@@ -460,46 +581,149 @@ impl PairedBinary {
     }
 
     /// Candidate minus base of every metric but the AUC, each row counted `w[row]` times, in
-    /// `Prepared::values`' order; empty when every count is 0.
-    fn deltas(&self, w: &[u8]) -> Vec<(&'static str, f64)> {
-        #[cfg(target_arch = "x86_64")]
-        if avx512() {
-            // SAFETY: this CPU has the AVX-512 subsets the function is compiled for, checked.
-            return unsafe { self.deltas_avx512(w) };
-        }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: this CPU has AVX2, checked just above.
-            return unsafe { self.deltas_avx2(w) };
-        }
-        self.deltas_here(w)
-    }
-
-    /// [`Self::deltas`] compiled for AVX2 (twice the vector width for the widening integer sums
-    /// and the count-to-float conversions; see `bench/turn_ab.py`'s `diff.bootstrap_s`). The
-    /// same operations in the same order as the baseline build: the results are identical
-    /// (no FMA: Rust never fuses a multiply and an add by itself).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn deltas_avx2(&self, w: &[u8]) -> Vec<(&'static str, f64)> {
-        // The closure is compiled with this function's AVX2, so it may call the AVX2 sums.
-        self.deltas_with(w, |w, a, b| lane_sums_avx2(w, a, b))
-    }
-
-    /// [`Self::deltas`] with the integer sums compiled for AVX-512 (twice AVX2's lanes) and
-    /// the float sums of [`lane_sums_avx2`]: the same results.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    fn deltas_avx512(&self, w: &[u8]) -> Vec<(&'static str, f64)> {
-        self.deltas_with(w, |w, a, b| lane_sums_avx2(w, a, b))
-    }
-
+    /// `Prepared::values`' order, one replicate at a time: the definition the grouped
+    /// bootstrap ([`Self::group_deltas`]) is tested against, bit for bit.
+    #[cfg(test)]
     fn deltas_here(&self, w: &[u8]) -> Vec<(&'static str, f64)> {
         self.deltas_with(w, lane_sums_here)
     }
 
-    /// The deltas, with the two float sums' lanes from `lane_sums`.
+    /// The deltas of replicates `first..first + count` (each with its counts from
+    /// [`replicate_seed`] and [`poisson_counts`]), computed together a block of rows at a time:
+    /// one read of a block's per-row differences serves every replicate of the group, and their
+    /// sums are independent chains the CPU runs side by side (one replicate at a time read 256
+    /// KB per replicate on Adult and waited on each add). Each replicate's sums are added in
+    /// the same order as [`Self::deltas`]: the same values, bit for bit.
+    fn group_deltas(&self, seed: u64, first: usize, count: usize) -> Vec<Vec<(&'static str, f64)>> {
+        #[cfg(target_arch = "x86_64")]
+        if avx512() {
+            // SAFETY: this CPU has the AVX-512 subsets the function is compiled for, checked.
+            return unsafe { self.group_deltas_avx512(seed, first, count) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: this CPU has AVX2, checked just above.
+            return unsafe { self.group_deltas_avx2(seed, first, count) };
+        }
+        self.group_deltas_here(seed, first, count)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn group_deltas_avx512(
+        &self,
+        seed: u64,
+        first: usize,
+        count: usize,
+    ) -> Vec<Vec<(&'static str, f64)>> {
+        // The closure is compiled with this function's features, so it may call the kernel.
+        self.group_deltas_with(seed, first, count, |c, x, y, n, l, b| {
+            group_lane_sums_avx512(c, x, y, n, l, b)
+        })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn group_deltas_avx2(
+        &self,
+        seed: u64,
+        first: usize,
+        count: usize,
+    ) -> Vec<Vec<(&'static str, f64)>> {
+        self.group_deltas_with(seed, first, count, |c, x, y, n, l, b| {
+            group_lane_sums_avx2(c, x, y, n, l, b)
+        })
+    }
+
+    fn group_deltas_here(
+        &self,
+        seed: u64,
+        first: usize,
+        count: usize,
+    ) -> Vec<Vec<(&'static str, f64)>> {
+        self.group_deltas_with(seed, first, count, group_lane_sums_here)
+    }
+
+    /// The grouped deltas, with the float lane sums from `lane_sums`.
     #[inline(always)]
+    fn group_deltas_with(
+        &self,
+        seed: u64,
+        first: usize,
+        count: usize,
+        lane_sums: impl Fn(&GroupCounts, &[f64], &[f64], usize, &mut GroupLanes, &mut GroupLanes),
+    ) -> Vec<Vec<(&'static str, f64)>> {
+        assert!(count <= GROUP);
+        let n = self.label_bit.len();
+        let tail = n - n % LANES;
+        let mut rngs: Vec<SplitMix64> = (first..first + count)
+            .map(|b| SplitMix64::new(replicate_seed(seed, b as u64)))
+            .collect();
+        let mut counts = [[0u8; BLOCK]; GROUP];
+        let mut ints = [[0u32; 6]; GROUP];
+        let mut ll = [[0.0f64; LANES]; GROUP];
+        let mut br = [[0.0f64; LANES]; GROUP];
+        // The counts of the last `n % LANES` rows, added after the lanes as `deltas` adds them.
+        let mut tail_counts = [[0u8; LANES]; GROUP];
+        for start in (0..n).step_by(BLOCK) {
+            let len = BLOCK.min(n - start);
+            let rows = start..start + len;
+            let (label, rb, tb) = (
+                &self.label_bit[rows.clone()],
+                &self.right_base[rows.clone()],
+                &self.tp_base[rows.clone()],
+            );
+            let (rc, tc) = (&self.right_cand[rows.clone()], &self.tp_cand[rows.clone()]);
+            for (r, rng) in rngs.iter_mut().enumerate() {
+                let w = &mut counts[r][..len.next_multiple_of(4)];
+                poisson_fill(rng, w);
+                let w = &w[..len];
+                // In locals, which the compiler keeps in vector registers.
+                let (mut t, mut p, mut b1, mut b2, mut c1, mut c2) = (0u32, 0, 0, 0, 0, 0);
+                for i in 0..len {
+                    let wi = u32::from(w[i]);
+                    t += wi;
+                    p += wi * u32::from(label[i]);
+                    b1 += wi * u32::from(rb[i]);
+                    b2 += wi * u32::from(tb[i]);
+                    c1 += wi * u32::from(rc[i]);
+                    c2 += wi * u32::from(tc[i]);
+                }
+                let s = &mut ints[r];
+                s[0] += t;
+                s[1] += p;
+                s[2] += b1;
+                s[3] += b2;
+                s[4] += c1;
+                s[5] += c2;
+            }
+            // The float sums: this block's rows below `tail` in lanes, chunk by chunk, every
+            // replicate of the group per chunk (all GROUP of them, a fixed count the compiler
+            // unrolls; the counts of replicates past `count` stay 0).
+            let full = len.min(tail.saturating_sub(start));
+            let (dl, db) = (&self.d_log_loss[start..], &self.d_brier[start..]);
+            lane_sums(&counts, dl, db, full, &mut ll, &mut br);
+            for i in full..len {
+                for r in 0..count {
+                    tail_counts[r][start + i - tail] = counts[r][i];
+                }
+            }
+        }
+        (0..count)
+            .map(|r| {
+                let (mut l, mut b): (f64, f64) = (ll[r].iter().sum(), br[r].iter().sum());
+                for i in tail..n {
+                    let wf = f64::from(tail_counts[r][i - tail]);
+                    l += wf * self.d_log_loss[i];
+                    b += wf * self.d_brier[i];
+                }
+                metric_deltas(ints[r], l, b)
+            })
+            .collect()
+    }
+
+    /// The deltas, with the two float sums' lanes from `lane_sums`.
+    #[cfg(test)]
     fn deltas_with(
         &self,
         w: &[u8],
@@ -519,9 +743,6 @@ impl PairedBinary {
             rc += wi * u32::from(self.right_cand[i]);
             tc += wi * u32::from(self.tp_cand[i]);
         }
-        if total == 0 {
-            return Vec::new();
-        }
         // The two float sums in LANES independent partial sums, added in a fixed order at the
         // end: one running sum makes each row wait for the previous add.
         let tail = n - n % LANES;
@@ -531,17 +752,7 @@ impl PairedBinary {
             ll += f64::from(w[i]) * self.d_log_loss[i];
             br += f64::from(w[i]) * self.d_brier[i];
         }
-        let (t, p) = (f64::from(total), f64::from(pos));
-        let b = binary_counts_metrics(t, p, f64::from(rb), f64::from(tb));
-        let c = binary_counts_metrics(t, p, f64::from(rc), f64::from(tc));
-        vec![
-            ("accuracy", c[0] - b[0]),
-            ("auc", f64::NAN),
-            ("balanced_accuracy", c[1] - b[1]),
-            ("brier", br / t),
-            ("f1", c[2] - b[2]),
-            ("log_loss", ll / t),
-        ]
+        metric_deltas([total, pos, rb, tb, rc, tc], ll, br)
     }
 }
 
@@ -731,11 +942,21 @@ fn poisson_counts_here(rng: &mut SplitMix64, n: usize) -> Vec<u8> {
     // numbers (`SplitMix64::fill`), their quarters, and each quarter's count by comparing it
     // with the seven thresholds (a 64K-entry table took a load per row, from L2: 2.5x slower
     // than this in `bench/turn_ab.py`'s `diff.bootstrap_s`).
-    const WORDS: usize = 64;
     let mut counts = vec![0u8; n.next_multiple_of(4)];
+    poisson_fill(rng, &mut counts);
+    counts.truncate(n);
+    counts
+}
+
+/// The next `out.len()` (a multiple of 4) Poisson counts of `rng`'s sequence: filling a vector
+/// in pieces, one after another, gives the values of filling it at once.
+#[inline(always)]
+fn poisson_fill(rng: &mut SplitMix64, out: &mut [u8]) {
+    const WORDS: usize = 64;
+    debug_assert!(out.len().is_multiple_of(4));
     let mut words = [0u64; WORDS];
     let mut quarters = [0u16; 4 * WORDS];
-    for block in counts.chunks_mut(4 * WORDS) {
+    for block in out.chunks_mut(4 * WORDS) {
         let words = &mut words[..block.len() / 4];
         rng.fill(words);
         for (q, w) in quarters.chunks_exact_mut(4).zip(words.iter()) {
@@ -747,8 +968,6 @@ fn poisson_counts_here(rng: &mut SplitMix64, n: usize) -> Vec<u8> {
             *c = POISSON1_CDF16.iter().map(|&t| u8::from(u >= t)).sum();
         }
     }
-    counts.truncate(n);
-    counts
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -809,22 +1028,29 @@ pub fn compare_metrics(
     } else {
         None
     };
-    let paired = delong.then(|| PairedBinary::new(base, cand));
-    let deltas: Vec<Vec<(&'static str, f64)>> = (0..resamples)
-        .into_par_iter()
-        .map(|b| {
-            let mut rng = SplitMix64::new(replicate_seed(seed, b as u64));
-            let w = poisson_counts(&mut rng, n);
-            if let Some(p) = &paired {
-                return p.deltas(&w);
-            }
-            let (x, y) = (base.values(&w, true), cand.values(&w, true));
-            x.iter()
-                .zip(y)
-                .map(|((k, b), (_, c))| (*k, c - b))
-                .collect()
-        })
-        .collect();
+    let deltas: Vec<Vec<(&'static str, f64)>> = if delong {
+        let paired = PairedBinary::new(base, cand);
+        (0..resamples.div_ceil(GROUP))
+            .into_par_iter()
+            .flat_map_iter(|g| {
+                let first = g * GROUP;
+                paired.group_deltas(seed, first, GROUP.min(resamples - first))
+            })
+            .collect()
+    } else {
+        (0..resamples)
+            .into_par_iter()
+            .map(|b| {
+                let mut rng = SplitMix64::new(replicate_seed(seed, b as u64));
+                let w = poisson_counts(&mut rng, n);
+                let (x, y) = (base.values(&w, true), cand.values(&w, true));
+                x.iter()
+                    .zip(y)
+                    .map(|((k, b), (_, c))| (*k, c - b))
+                    .collect()
+            })
+            .collect()
+    };
     let mut out = std::collections::BTreeMap::new();
     for (name, &b) in &mb {
         let Some(&c) = mc.get(name) else { continue };
@@ -1046,26 +1272,7 @@ mod tests {
             only_negatives,
         ] {
             let (x, y) = (pa.values(&w, false), pb.values(&w, false));
-            let got = paired.deltas(&w);
-            // The build for this CPU (AVX2 where it has it) and the baseline, bit for bit.
-            let bits = |d: &[(&str, f64)]| {
-                d.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_bits()))
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(bits(&got), bits(&paired.deltas_here(&w)));
-            // Each build this CPU can run, whichever `deltas` chose.
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: AVX2 checked just above.
-                    assert_eq!(bits(&got), bits(&unsafe { paired.deltas_avx2(&w) }));
-                }
-                if avx512() {
-                    // SAFETY: the AVX-512 subsets checked just above.
-                    assert_eq!(bits(&got), bits(&unsafe { paired.deltas_avx512(&w) }));
-                }
-            }
+            let got = paired.deltas_here(&w);
             assert_eq!(got.len(), x.len());
             for ((name, d), ((k, vb), (_, vc))) in got.iter().zip(x.iter().zip(&y)) {
                 assert_eq!(name, k);
@@ -1079,7 +1286,59 @@ mod tests {
                 }
             }
         }
-        assert!(paired.deltas(&vec![0; n]).is_empty());
+        assert!(paired.deltas_here(&vec![0; n]).is_empty());
+    }
+
+    #[test]
+    fn grouped_replicates_equal_one_at_a_time_bit_for_bit() {
+        // Row counts around the block (1024) and lane (8) sizes; groups full and partial.
+        let bits = |d: &[(&str, f64)]| {
+            d.iter()
+                .map(|(k, v)| (k.to_string(), v.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        for n in [1, 7, 8, 9, 1023, 1024, 1025, 3001] {
+            let mut rng = SplitMix64::new(n as u64);
+            let labels: Vec<f64> = (0..n).map(|_| rng.below(2) as f64).collect();
+            let a: Vec<f64> = (0..n).map(|_| rng.below(20) as f64 / 20.0).collect();
+            let b: Vec<f64> = (0..n).map(|_| rng.below(1000) as f64 / 1000.0).collect();
+            let (pa, pb) = (
+                Prepared::new(Task::Binary, 2, &labels, &a),
+                Prepared::new(Task::Binary, 2, &labels, &b),
+            );
+            let paired = PairedBinary::new(&pa, &pb);
+            let seed = 11;
+            for (first, count) in [(0, GROUP), (8, 3), (40, 1)] {
+                let want: Vec<_> = (first..first + count)
+                    .map(|r| {
+                        let w =
+                            poisson_counts(&mut SplitMix64::new(replicate_seed(seed, r as u64)), n);
+                        bits(&paired.deltas_here(&w))
+                    })
+                    .collect();
+                let got = |d: Vec<Vec<(&str, f64)>>| d.iter().map(|d| bits(d)).collect::<Vec<_>>();
+                assert_eq!(got(paired.group_deltas(seed, first, count)), want, "n {n}");
+                assert_eq!(
+                    got(paired.group_deltas_here(seed, first, count)),
+                    want,
+                    "n {n}"
+                );
+                // Each build this CPU can run, whichever `group_deltas` chose.
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        // SAFETY: AVX2 checked just above.
+                        let d = unsafe { paired.group_deltas_avx2(seed, first, count) };
+                        assert_eq!(got(d), want, "avx2, n {n}");
+                    }
+                    if avx512() {
+                        // SAFETY: the AVX-512 subsets checked just above.
+                        let d = unsafe { paired.group_deltas_avx512(seed, first, count) };
+                        assert_eq!(got(d), want, "avx512, n {n}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
