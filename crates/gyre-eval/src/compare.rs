@@ -100,24 +100,6 @@ pub struct Prepared {
     auc_orders: Vec<Curve>,
 }
 
-/// Rows `0..n` in ascending `total_cmp` order of `score(row)`, equal scores in row order: the
-/// order of a stable sort by `total_cmp`, found by sorting (key, row) pairs, the key the
-/// score's bits mapped to an integer of the same order (a sort calling `score` through a
-/// pointer at every comparison was a tenth of `gyre diff`).
-fn order_by_score(n: usize, score: &dyn Fn(usize) -> f64) -> Vec<u32> {
-    let mut keyed: Vec<(u64, u32)> = (0..n)
-        .map(|r| {
-            // As `f64::total_cmp`: negative numbers' bits other than the sign flipped, then
-            // the sign flipped so the signed order becomes the unsigned one.
-            let bits = score(r).to_bits() as i64;
-            let key = bits ^ (((bits >> 63) as u64) >> 1) as i64;
-            ((key as u64) ^ (1 << 63), r as u32)
-        })
-        .collect();
-    keyed.sort_unstable();
-    keyed.into_iter().map(|(_, r)| r).collect()
-}
-
 pub(crate) struct Curve {
     order: Vec<u32>,
     /// 1 for a positive row, 0 otherwise, in sorted order.
@@ -130,7 +112,7 @@ impl Prepared {
         let k = if task == Task::Binary { 2 } else { classes };
         let n = labels.len();
         let curve = |col: &dyn Fn(usize) -> f64, pos: &dyn Fn(usize) -> bool| {
-            let order = order_by_score(n, col);
+            let order = crate::metrics::order_by_score(n, col);
             let mut starts = Vec::new();
             for (i, &r) in order.iter().enumerate() {
                 if i == 0 || col(r as usize) != col(order[i - 1] as usize) {
@@ -1215,7 +1197,11 @@ mod tests {
                 .collect();
             let mut want: Vec<u32> = (0..n as u32).collect();
             want.sort_by(|&a, &b| scores[a as usize].total_cmp(&scores[b as usize]));
-            assert_eq!(order_by_score(n, &|r| scores[r]), want, "n {n}");
+            assert_eq!(
+                crate::metrics::order_by_score(n, |r| scores[r]),
+                want,
+                "n {n}"
+            );
         }
     }
 

@@ -172,19 +172,36 @@ pub fn classification_metrics(s: &Scores<'_>) -> Metrics {
     m
 }
 
+/// Rows `0..n` in ascending `total_cmp` order of `score(row)`, equal scores in row order: the
+/// order of a stable sort by `total_cmp`, found by sorting (key, row) pairs, the key the
+/// score's bits mapped to an integer of the same order (a stable sort comparing scores, through a
+/// pointer in `gyre diff`, took 3.5x longer).
+pub(crate) fn order_by_score(n: usize, score: impl Fn(usize) -> f64) -> Vec<u32> {
+    let mut keyed: Vec<(u64, u32)> = (0..n)
+        .map(|r| {
+            // As `f64::total_cmp`: negative numbers' bits other than the sign flipped, then
+            // the sign flipped so the signed order becomes the unsigned one.
+            let bits = score(r).to_bits() as i64;
+            let key = bits ^ (((bits >> 63) as u64) >> 1) as i64;
+            ((key as u64) ^ (1 << 63), r as u32)
+        })
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties counted half.
 /// `None` when one class is absent.
 pub fn auc_binary(scores: &[f64], positive: &[bool], weights: Option<&[f64]>) -> Option<f64> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let order = order_by_score(scores.len(), |i| scores[i]);
     let w = |i: usize| weights.map_or(1.0, |w| w[i]);
     let (mut neg_below, mut area, mut pos_total, mut neg_total) = (0.0, 0.0, 0.0, 0.0);
     let mut i = 0;
     while i < order.len() {
         let mut j = i;
         let (mut pos_tie, mut neg_tie) = (0.0, 0.0);
-        while j < order.len() && scores[order[j]] == scores[order[i]] {
-            let r = order[j];
+        while j < order.len() && scores[order[j] as usize] == scores[order[i] as usize] {
+            let r = order[j] as usize;
             if positive[r] {
                 pos_tie += w(r);
             } else {
