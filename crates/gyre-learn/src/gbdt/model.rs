@@ -345,9 +345,7 @@ impl GbdtModel {
             // and 4.9 -> 1.1 us for a lone row against the walks below (`cargo run --release -p
             // gyre-learn --example bench_adult`, alternating with the build before QuickScorer).
             let mut space = QuickSpace::default();
-            for (o, row) in out.chunks_mut(k).zip(buf.chunks(nf)) {
-                quick.add_scores(row, o, &mut space);
-            }
+            quick.add_scores_rows(buf, nf, k, out, &mut space);
         } else if rows.len() >= BY_NODE_MIN_ROWS {
             self.walk_by_node(buf, nf, out);
         } else {

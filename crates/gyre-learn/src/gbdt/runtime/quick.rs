@@ -77,7 +77,7 @@ struct Entry<M> {
     tree: u32,
 }
 
-/// Work space of [`QuickScorer::add_scores`]: each tree's leaf bits, reused between rows.
+/// Work space of [`QuickScorer::add_scores_rows`]: each tree's leaf bits, reused between rows.
 #[derive(Default)]
 pub(crate) struct QuickSpace {
     narrow: Vec<u32>,
@@ -123,13 +123,33 @@ impl QuickScorer {
 
     /// Adds each tree's leaf value for one coded row to `out[t % out.len()]`, in tree order (the
     /// same sums as the walk, bit for bit). `bits` is scratch space.
+    #[cfg(test)]
     pub(crate) fn add_scores(&self, row: &[u32], out: &mut [f64], bits: &mut QuickSpace) {
         match self {
             QuickScorer::Narrow(l) => l.add_scores(row, out, &mut bits.narrow),
             QuickScorer::Wide(l) => l.add_scores(row, out, &mut bits.wide),
         }
     }
+
+    /// [`QuickScorer::add_scores`] for a block of coded rows (`nf` codes each), `k` outputs
+    /// per row in `out`: the same sums, bit for bit.
+    pub(crate) fn add_scores_rows(
+        &self,
+        rows: &[u32],
+        nf: usize,
+        k: usize,
+        out: &mut [f64],
+        bits: &mut QuickSpace,
+    ) {
+        match self {
+            QuickScorer::Narrow(l) => l.add_scores_rows(rows, nf, k, out, &mut bits.narrow),
+            QuickScorer::Wide(l) => l.add_scores_rows(rows, nf, k, out, &mut bits.wide),
+        }
+    }
 }
+
+/// Rows whose leaf values are added together in [`Lists::add_scores_rows`].
+const ROWS_TOGETHER: usize = 4;
 
 impl<M: LeafBits> Lists<M> {
     fn new(rt: &Runtime, per_code_max: usize) -> Option<Lists<M>> {
@@ -243,15 +263,71 @@ impl<M: LeafBits> Lists<M> {
         })
     }
 
-    fn add_scores(&self, row: &[u32], out: &mut [f64], bits: &mut Vec<M>) {
+    /// With one output, the rows of a block are taken [`ROWS_TOGETHER`] at a time: their
+    /// leaves found one row after another, then their leaf values added tree by tree, one sum
+    /// per row, side by side (a row's sum is a chain of dependent adds, one per tree, which
+    /// alone kept the CPU waiting on each add). Each row still adds its trees in order.
+    fn add_scores_rows(
+        &self,
+        rows: &[u32],
+        nf: usize,
+        k: usize,
+        out: &mut [f64],
+        bits: &mut Vec<M>,
+    ) {
+        if k != 1 {
+            for (o, row) in out.chunks_mut(k).zip(rows.chunks(nf)) {
+                self.add_scores(row, o, bits);
+            }
+            return;
+        }
+        let trees = self.leaf_start.len();
         bits.clear();
-        bits.resize(self.leaf_start.len(), M::ALL);
+        bits.resize(ROWS_TOGETHER * trees, M::ALL);
+        for (outs, group) in out
+            .chunks_mut(ROWS_TOGETHER)
+            .zip(rows.chunks(ROWS_TOGETHER * nf))
+        {
+            if outs.len() < ROWS_TOGETHER {
+                for (o, row) in outs.chunks_mut(1).zip(group.chunks(nf)) {
+                    self.add_scores(row, o, bits);
+                }
+                return;
+            }
+            for (b, row) in bits.chunks_mut(trees).zip(group.chunks(nf)) {
+                b.fill(M::ALL);
+                self.false_nodes(row, b);
+            }
+            let (b0, rest) = bits.split_at(trees);
+            let (b1, rest) = rest.split_at(trees);
+            let (b2, b3) = rest.split_at(trees);
+            let [mut s0, mut s1, mut s2, mut s3] = [outs[0], outs[1], outs[2], outs[3]];
+            let value = |t: usize, b: M| self.values[(self.leaf_start[t] + b.lowest()) as usize];
+            for t in 0..trees {
+                s0 += value(t, b0[t]);
+                s1 += value(t, b1[t]);
+                s2 += value(t, b2[t]);
+                s3 += value(t, b3[t]);
+            }
+            outs.copy_from_slice(&[s0, s1, s2, s3]);
+        }
+    }
+
+    /// Clears, in each tree's bits, the leaves that the row's false nodes rule out.
+    #[inline(always)]
+    fn false_nodes(&self, row: &[u32], bits: &mut [M]) {
         for &(f, first) in &self.used {
             let [start, end] = self.lists[(first + row[f as usize]) as usize];
             for e in &self.entries[start as usize..end as usize] {
                 bits[e.tree as usize] &= e.mask;
             }
         }
+    }
+
+    fn add_scores(&self, row: &[u32], out: &mut [f64], bits: &mut Vec<M>) {
+        bits.clear();
+        bits.resize(self.leaf_start.len(), M::ALL);
+        self.false_nodes(row, bits);
         debug_assert!(
             self.leaf_start
                 .iter()
@@ -423,6 +499,8 @@ mod tests {
                 for per_code_max in [0, usize::MAX] {
                     let q = QuickScorer::new(&rt, per_code_max).expect("proper trees");
                     let mut space = QuickSpace::default();
+                    let mut block = Vec::new();
+                    let mut walks = Vec::new();
                     for _ in 0..rows {
                         let row = random_row(&mut rng, &codes);
                         let mut walk = 0.0;
@@ -437,6 +515,23 @@ mod tests {
                             "{} trees of {leaves} leaves, row {row:?}",
                             trees.len()
                         );
+                        block.extend_from_slice(&row);
+                        walks.push(walk);
+                    }
+                    // The rows as one block, taken several at a time (the row count is not a
+                    // multiple of ROWS_TOGETHER: the last ones alone), then with 2 outputs.
+                    let nf = codes.len();
+                    let used = rows - 1;
+                    let mut out = vec![0.0; used];
+                    q.add_scores_rows(&block[..used * nf], nf, 1, &mut out, &mut space);
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&out), bits(&walks[..used]), "block of {used}");
+                    let mut two = vec![0.0; 2 * used];
+                    q.add_scores_rows(&block[..used * nf], nf, 2, &mut two, &mut space);
+                    for (r, o) in two.chunks(2).enumerate() {
+                        let mut want = [0.0; 2];
+                        q.add_scores(&block[r * nf..(r + 1) * nf], &mut want, &mut space);
+                        assert_eq!(bits(o), bits(&want), "2 outputs, row {r}");
                     }
                 }
             }
