@@ -298,18 +298,14 @@ impl<M: LeafBits> Lists<M> {
                 b.fill(M::ALL);
                 self.false_nodes(row, b);
             }
-            let (b0, rest) = bits.split_at(trees);
-            let (b1, rest) = rest.split_at(trees);
-            let (b2, b3) = rest.split_at(trees);
-            let [mut s0, mut s1, mut s2, mut s3] = [outs[0], outs[1], outs[2], outs[3]];
-            let value = |t: usize, b: M| self.values[(self.leaf_start[t] + b.lowest()) as usize];
+            let mut sums: [f64; ROWS_TOGETHER] = outs.try_into().expect("a full group");
             for t in 0..trees {
-                s0 += value(t, b0[t]);
-                s1 += value(t, b1[t]);
-                s2 += value(t, b2[t]);
-                s3 += value(t, b3[t]);
+                let start = self.leaf_start[t];
+                for (j, sum) in sums.iter_mut().enumerate() {
+                    *sum += self.values[(start + bits[j * trees + t].lowest()) as usize];
+                }
             }
-            outs.copy_from_slice(&[s0, s1, s2, s3]);
+            outs.copy_from_slice(&sums);
         }
     }
 
