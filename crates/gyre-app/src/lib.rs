@@ -48,7 +48,7 @@ pub use monitor::{
 };
 pub use prediction_log::{LogWriter, timestamp};
 pub use predictions::PredictionsReport;
-pub use request_row::{FieldValue, RequestRow};
+pub use request_row::{FieldName, FieldValue, RequestRow};
 pub use runs::RunsReport;
 pub use serving::{FieldError, ServedPrediction, ServingModel};
 pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};

@@ -60,7 +60,15 @@ impl<'a> RequestRow<'a> {
 
     /// The value sent for `name` (the last one, if sent twice, as a JSON object reader would).
     pub fn get(&self, name: &str) -> Option<&FieldValue<'a>> {
-        let h = name_hash(name);
+        self.lookup(name_hash(name), name)
+    }
+
+    /// [`RequestRow::get`] with the name's hash computed once, by whoever asks every request.
+    pub fn get_named(&self, name: &FieldName) -> Option<&FieldValue<'a>> {
+        self.lookup(name.hash, &name.name)
+    }
+
+    fn lookup(&self, h: u64, name: &str) -> Option<&FieldValue<'a>> {
         let after = self.fields.partition_point(|f| f.0 <= h);
         self.fields[..after]
             .iter()
@@ -68,6 +76,22 @@ impl<'a> RequestRow<'a> {
             .take_while(|f| f.0 == h)
             .find(|f| f.1 == name)
             .map(|f| &f.2)
+    }
+}
+
+/// A field name with its hash, for lookups in every request's row.
+#[derive(Clone, Debug)]
+pub struct FieldName {
+    pub name: String,
+    hash: u64,
+}
+
+impl FieldName {
+    pub fn new(name: &str) -> FieldName {
+        FieldName {
+            name: name.to_string(),
+            hash: name_hash(name),
+        }
     }
 }
 
@@ -209,6 +233,7 @@ mod tests {
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json).unwrap();
         for k in ["a", "b", "z", "", "aa", "ab", "0", "zz"] {
             assert_eq!(row.get(k), map.get(k).map(expected).as_ref(), "{k:?}");
+            assert_eq!(row.get_named(&FieldName::new(k)), row.get(k), "{k:?}");
         }
         // A wide row where 100 names are sent twice or three times: the last value wins.
         let wide = format!(

@@ -2,7 +2,7 @@
 //! JSON rows into features: kinds checked per field, categories coded as in training, unseen
 //! categories treated as missing and reported.
 
-use crate::request_row::{FieldValue, RequestRow};
+use crate::request_row::{FieldName, FieldValue, RequestRow};
 use crate::{App, AppError};
 use gyre_core::{ColumnKind, ContentHash, Task};
 use gyre_learn::{Column, Features, Model};
@@ -12,7 +12,7 @@ use serde::Serialize;
 
 /// One feature as the server reads it from a request.
 struct Field {
-    name: String,
+    name: FieldName,
     kind: ColumnKind,
     /// Category -> code, for categorical features.
     codes: FxHashMap<String, u32>,
@@ -60,7 +60,7 @@ impl App {
             .features()
             .filter(|c| loaded.data.is_feature(&c.name))
             .map(|c| Field {
-                name: c.name.clone(),
+                name: FieldName::new(&c.name),
                 kind: c.kind,
                 codes: c
                     .categories
@@ -70,7 +70,7 @@ impl App {
                     .collect(),
             })
             .collect::<Vec<Field>>();
-        let names = fields.iter().map(|f| f.name.clone()).collect();
+        let names = fields.iter().map(|f| f.name.name.clone()).collect();
         let reference = self.drift_reference(&record.id)?;
         Ok(ServingModel {
             run: record.id,
@@ -119,18 +119,18 @@ impl ServingModel {
             for (r, row) in rows.iter().enumerate() {
                 let bad = |error: &str| FieldError {
                     row: r,
-                    field: f.name.clone(),
+                    field: f.name.name.clone(),
                     error: error.to_string(),
                 };
                 let v = row
-                    .get(&f.name)
+                    .get_named(&f.name)
                     .ok_or_else(|| bad("missing (send null for a missing value)"))?;
                 match (f.kind, v) {
                     (ColumnKind::Categorical, FieldValue::Null) => codes.push(u32::MAX),
                     (ColumnKind::Categorical, FieldValue::Text(s)) => match f.codes.get(&**s) {
                         Some(&c) => codes.push(c),
                         None => {
-                            unseen[r].push(f.name.clone());
+                            unseen[r].push(f.name.name.clone());
                             codes.push(u32::MAX);
                         }
                     },

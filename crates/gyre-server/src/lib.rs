@@ -83,19 +83,26 @@ struct PredictRequest<'a> {
     key: Option<String>,
 }
 
+/// One answer, borrowing what the request already holds.
 #[derive(Serialize)]
-struct Prediction {
-    id: String,
-    model: String,
+struct Prediction<'a> {
+    /// `SESSION-N`, written as text without a string of its own.
+    #[serde(serialize_with = "as_text")]
+    id: PredictionId,
+    model: &'a str,
     label: String,
     scores: Vec<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     unseen: Vec<String>,
 }
 
+fn as_text<S: serde::Serializer>(id: &PredictionId, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(id)
+}
+
 #[derive(Serialize)]
-struct PredictResponse {
-    predictions: Vec<Prediction>,
+struct PredictResponse<'a> {
+    predictions: Vec<Prediction<'a>>,
 }
 
 impl Shared {
@@ -254,8 +261,8 @@ fn answer(
         .into_iter()
         .zip(preds)
         .map(|(id, p)| Prediction {
-            id: id.to_string(),
-            model: answer.run.clone(),
+            id,
+            model: &answer.run,
             label: p.label,
             scores: p.scores,
             unseen: p.unseen,

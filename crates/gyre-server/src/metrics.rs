@@ -217,6 +217,8 @@ struct Counts {
 pub struct LiveDrift {
     shards: Vec<Counts>,
     champion: std::sync::Arc<ServingModel>,
+    /// The reference features' names, hashed once for every request's lookups.
+    names: Vec<gyre_app::FieldName>,
 }
 
 fn zeros(n: usize) -> Vec<AtomicU64> {
@@ -245,6 +247,11 @@ impl LiveDrift {
                 })
                 .collect(),
             champion: champion.clone(),
+            names: r
+                .features
+                .iter()
+                .map(|f| gyre_app::FieldName::new(&f.name))
+                .collect(),
         }
     }
 
@@ -253,8 +260,8 @@ impl LiveDrift {
         let r = &self.champion.reference;
         let shard = &self.shards[SHARD.with(|s| *s)];
         shard.rows.fetch_add(1, Ordering::Relaxed);
-        for (f, counts) in r.features.iter().zip(&shard.features) {
-            counts[f.bin_of(row.get(&f.name))].fetch_add(1, Ordering::Relaxed);
+        for ((f, name), counts) in r.features.iter().zip(&self.names).zip(&shard.features) {
+            counts[f.bin_of(row.get_named(name))].fetch_add(1, Ordering::Relaxed);
         }
         if let Some(p) = p {
             let s = watched_score(self.champion.task, &p.scores);
