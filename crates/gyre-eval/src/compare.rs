@@ -351,35 +351,6 @@ struct PairedBinary {
 /// Partial sums of the paired bootstrap's float sums: row i adds to lane i % LANES.
 const LANES: usize = 8;
 
-/// `(sum of w[i] * a[i], sum of w[i] * b[i])` by lane, row i in lane i % LANES, for rows a
-/// multiple of LANES. The counts become floats a block at a time in a loop of their own
-/// (converted inside the sums, each was a scalar conversion).
-#[cfg(test)]
-fn lane_sums_here(w: &[u8], a: &[f64], b: &[f64]) -> ([f64; LANES], [f64; LANES]) {
-    const BLOCK: usize = 32 * LANES;
-    let (mut sa, mut sb) = ([0.0f64; LANES], [0.0f64; LANES]);
-    let mut wf = [0.0f64; BLOCK];
-    for ((wb, ab), bb) in w.chunks(BLOCK).zip(a.chunks(BLOCK)).zip(b.chunks(BLOCK)) {
-        let wf = &mut wf[..wb.len()];
-        for (f, &x) in wf.iter_mut().zip(wb) {
-            *f = f64::from(x);
-        }
-        for ((fc, ac), bc) in wf
-            .chunks_exact(LANES)
-            .zip(ab.chunks_exact(LANES))
-            .zip(bb.chunks_exact(LANES))
-        {
-            for l in 0..LANES {
-                sa[l] += fc[l] * ac[l];
-            }
-            for l in 0..LANES {
-                sb[l] += fc[l] * bc[l];
-            }
-        }
-    }
-    (sa, sb)
-}
-
 /// Replicates of the paired bootstrap computed together (see `PairedBinary::group_deltas`).
 const GROUP: usize = 8;
 /// Rows per block of the grouped bootstrap: a multiple of 4 (a random number's rows) and of
@@ -584,7 +555,33 @@ impl PairedBinary {
     /// bootstrap ([`Self::group_deltas`]) is tested against, bit for bit.
     #[cfg(test)]
     fn deltas_here(&self, w: &[u8]) -> Vec<(&'static str, f64)> {
-        self.deltas_with(w, lane_sums_here)
+        let n = self.label_bit.len();
+        let w = &w[..n];
+        let mut ints = [0u32; 6];
+        for i in 0..n {
+            let wi = u32::from(w[i]);
+            ints[0] += wi;
+            ints[1] += wi * u32::from(self.label_bit[i]);
+            ints[2] += wi * u32::from(self.right_base[i]);
+            ints[3] += wi * u32::from(self.tp_base[i]);
+            ints[4] += wi * u32::from(self.right_cand[i]);
+            ints[5] += wi * u32::from(self.tp_cand[i]);
+        }
+        // The float sums in LANES partial sums (row i in lane i % LANES, in row order), the
+        // lanes added in order, then the last `n % LANES` rows one by one.
+        let tail = n - n % LANES;
+        let (mut ll, mut br) = ([0.0f64; LANES], [0.0f64; LANES]);
+        for i in 0..tail {
+            let wf = f64::from(w[i]);
+            ll[i % LANES] += wf * self.d_log_loss[i];
+            br[i % LANES] += wf * self.d_brier[i];
+        }
+        let (mut ll, mut br): (f64, f64) = (ll.iter().sum(), br.iter().sum());
+        for i in tail..n {
+            ll += f64::from(w[i]) * self.d_log_loss[i];
+            br += f64::from(w[i]) * self.d_brier[i];
+        }
+        metric_deltas(ints, ll, br)
     }
 
     /// The deltas of replicates `first..first + count` (each with its counts from
@@ -592,7 +589,8 @@ impl PairedBinary {
     /// one read of a block's per-row differences serves every replicate of the group, and their
     /// sums are independent chains the CPU runs side by side (one replicate at a time read 256
     /// KB per replicate on Adult and waited on each add). Each replicate's sums are added in
-    /// the same order as [`Self::deltas`]: the same values, bit for bit.
+    /// the same order as the one-replicate definition the tests hold it to: the same values,
+    /// bit for bit.
     fn group_deltas(&self, seed: u64, first: usize, count: usize) -> Vec<Vec<(&'static str, f64)>> {
         #[cfg(target_arch = "x86_64")]
         if avx512() {
@@ -662,7 +660,7 @@ impl PairedBinary {
         let mut ints = [[0u32; 6]; GROUP];
         let mut ll = [[0.0f64; LANES]; GROUP];
         let mut br = [[0.0f64; LANES]; GROUP];
-        // The counts of the last `n % LANES` rows, added after the lanes as `deltas` adds them.
+        // The counts of the last `n % LANES` rows, added one by one after the lanes.
         let mut tail_counts = [[0u8; LANES]; GROUP];
         for start in (0..n).step_by(BLOCK) {
             let len = BLOCK.min(n - start);
@@ -719,39 +717,6 @@ impl PairedBinary {
                 metric_deltas(ints[r], l, b)
             })
             .collect()
-    }
-
-    /// The deltas, with the two float sums' lanes from `lane_sums`.
-    #[cfg(test)]
-    fn deltas_with(
-        &self,
-        w: &[u8],
-        lane_sums: impl Fn(&[u8], &[f64], &[f64]) -> ([f64; LANES], [f64; LANES]),
-    ) -> Vec<(&'static str, f64)> {
-        let n = self.label_bit.len();
-        let w = &w[..n];
-        // Integer sums in a loop of their own, which the compiler vectorizes.
-        let (mut total, mut pos, mut rb, mut tb, mut rc, mut tc) =
-            (0u32, 0u32, 0u32, 0u32, 0u32, 0u32);
-        for i in 0..n {
-            let wi = u32::from(w[i]);
-            total += wi;
-            pos += wi * u32::from(self.label_bit[i]);
-            rb += wi * u32::from(self.right_base[i]);
-            tb += wi * u32::from(self.tp_base[i]);
-            rc += wi * u32::from(self.right_cand[i]);
-            tc += wi * u32::from(self.tp_cand[i]);
-        }
-        // The two float sums in LANES independent partial sums, added in a fixed order at the
-        // end: one running sum makes each row wait for the previous add.
-        let tail = n - n % LANES;
-        let (ll, br) = lane_sums(&w[..tail], &self.d_log_loss[..tail], &self.d_brier[..tail]);
-        let (mut ll, mut br): (f64, f64) = (ll.iter().sum(), br.iter().sum());
-        for i in tail..n {
-            ll += f64::from(w[i]) * self.d_log_loss[i];
-            br += f64::from(w[i]) * self.d_brier[i];
-        }
-        metric_deltas([total, pos, rb, tb, rc, tc], ll, br)
     }
 }
 
