@@ -318,12 +318,6 @@ impl<M: LeafBits> Lists<M> {
                 bits[e.tree as usize] &= e.mask;
             }
         }
-    }
-
-    fn add_scores(&self, row: &[u32], out: &mut [f64], bits: &mut Vec<M>) {
-        bits.clear();
-        bits.resize(self.leaf_start.len(), M::ALL);
-        self.false_nodes(row, bits);
         debug_assert!(
             self.leaf_start
                 .iter()
@@ -338,6 +332,12 @@ impl<M: LeafBits> Lists<M> {
                 }),
             "a tree's lowest leaf bit lies past its leaves"
         );
+    }
+
+    fn add_scores(&self, row: &[u32], out: &mut [f64], bits: &mut Vec<M>) {
+        bits.clear();
+        bits.resize(self.leaf_start.len(), M::ALL);
+        self.false_nodes(row, bits);
         let leaf_values = self
             .leaf_start
             .iter()
