@@ -57,19 +57,7 @@ pub fn assemble(
 
 /// Writes the table as Parquet (zstd). Deterministic: the same table gives the same bytes.
 pub fn to_parquet(batch: &RecordBatch) -> Result<Vec<u8>, DataError> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("valid level"),
-        ))
-        .set_created_by("gyre".to_string())
-        .build();
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
-        .map_err(|e| DataError::Parquet(e.to_string()))?;
-    w.write(batch)
-        .map_err(|e| DataError::Parquet(e.to_string()))?;
-    w.close().map_err(|e| DataError::Parquet(e.to_string()))?;
-    Ok(buf)
+    write_parquet(batch, parquet_properties())
 }
 
 /// [`to_parquet`] for a table of mostly distinct numbers, such as a run's predictions:
@@ -78,13 +66,7 @@ pub fn to_parquet(batch: &RecordBatch) -> Result<Vec<u8>, DataError> {
 /// predictions took 4.6 ms to write with dictionaries on every column and 1.9-2.6 ms with
 /// this (and are 265 KB instead of 345 KB; a one-off timing inside `gyre train`).
 pub fn to_parquet_numbers(batch: &RecordBatch) -> Result<Vec<u8>, DataError> {
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("valid level"),
-        ))
-        .set_created_by("gyre".to_string())
-        .set_dictionary_enabled(false);
-
+    let mut props = parquet_properties().set_dictionary_enabled(false);
     for f in batch.schema().fields() {
         if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
             props = props.set_column_dictionary_enabled(
@@ -93,12 +75,28 @@ pub fn to_parquet_numbers(batch: &RecordBatch) -> Result<Vec<u8>, DataError> {
             );
         }
     }
+    write_parquet(batch, props)
+}
+
+/// gyre's Parquet settings: zstd level 1, and gyre as the writer.
+fn parquet_properties() -> parquet::file::properties::WriterPropertiesBuilder {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid level"),
+        ))
+        .set_created_by("gyre".to_string())
+}
+
+fn write_parquet(
+    batch: &RecordBatch,
+    props: parquet::file::properties::WriterPropertiesBuilder,
+) -> Result<Vec<u8>, DataError> {
+    let parquet = |e: parquet::errors::ParquetError| DataError::Parquet(e.to_string());
     let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props.build()))
-        .map_err(|e| DataError::Parquet(e.to_string()))?;
-    w.write(batch)
-        .map_err(|e| DataError::Parquet(e.to_string()))?;
-    w.close().map_err(|e| DataError::Parquet(e.to_string()))?;
+    let mut w =
+        ArrowWriter::try_new(&mut buf, batch.schema(), Some(props.build())).map_err(parquet)?;
+    w.write(batch).map_err(parquet)?;
+    w.close().map_err(parquet)?;
     Ok(buf)
 }
 
