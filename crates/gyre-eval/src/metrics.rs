@@ -174,8 +174,9 @@ pub fn classification_metrics(s: &Scores<'_>) -> Metrics {
 
 /// Rows `0..n` in ascending `total_cmp` order of `score(row)`, equal scores in row order: the
 /// order of a stable sort by `total_cmp`, found by sorting (key, row) pairs, the key the
-/// score's bits mapped to an integer of the same order (a stable sort comparing scores, through a
-/// pointer in `gyre diff`, took 3.5x longer).
+/// score's bits mapped to an integer of the same order (a stable sort comparing scores through a
+/// pointer, as `gyre diff` had it, took 1.53 against 0.44 ms for 16,281 rows in a one-off
+/// release timing).
 pub(crate) fn order_by_score(n: usize, score: impl Fn(usize) -> f64) -> Vec<u32> {
     let mut keyed: Vec<(u64, u32)> = (0..n)
         .map(|r| {

@@ -188,7 +188,7 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
 
 /// [`find_slices`] compiled with AVX-512's vector popcount: the row-set sizes and error sums are
 /// popcounts of ANDed bitsets, which the baseline x86-64 build (no POPCNT instruction) counts
-/// with a dozen instructions a word. The same slices.
+/// with shifts, masks and byte sums. The same slices.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "popcnt,avx2,avx512f,avx512bw,avx512vl,avx512vpopcntdq")]
 fn find_slices_avx512(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -> Vec<Slice> {
