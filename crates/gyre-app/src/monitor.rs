@@ -361,7 +361,7 @@ impl App {
             answered += 1;
             // Each served row is parsed once and binned into every feature's counts (a row that
             // does not parse counts as all missing).
-            let row = RequestRow::parse(r.features.get()).ok();
+            let row = RequestRow::parse(&r.features).ok();
             let row = row.as_ref();
             for (j, f) in reference.features.iter().enumerate() {
                 let v = row.and_then(|row| row.get(&f.name));

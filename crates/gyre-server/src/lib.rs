@@ -172,7 +172,7 @@ fn predict_body(s: &Shared, body: &[u8], start: Instant) -> Response {
     }
     let mut rows = Vec::with_capacity(req.rows.len());
     for (i, raw) in req.rows.iter().enumerate() {
-        match RequestRow::parse(raw.get()) {
+        match RequestRow::parse(raw) {
             Ok(r) => rows.push(r),
             Err(e) => {
                 return s.error(
@@ -182,7 +182,7 @@ fn predict_body(s: &Shared, body: &[u8], start: Instant) -> Response {
             }
         }
     }
-    s.with_models(|models| answer(s, models, &rows, &req.rows, req.key.as_deref(), start))
+    s.with_models(|models| answer(s, models, &rows, req.key.as_deref(), start))
 }
 
 /// The rest of `predict`, with the models to use.
@@ -190,7 +190,6 @@ fn answer(
     s: &Shared,
     models: &Models,
     rows: &[RequestRow],
-    raw_rows: &[&RawValue],
     key: Option<&str>,
     start: Instant,
 ) -> Response {
@@ -224,7 +223,7 @@ fn answer(
     let time = gyre_app::timestamp();
     // The log keeps each row's JSON as it was sent.
     let record = |id: PredictionId,
-                  raw: &RawValue,
+                  row: &RequestRow,
                   model: &str,
                   arm: &str,
                   shadow: bool,
@@ -236,7 +235,7 @@ fn answer(
             model,
             arm,
             key,
-            features: raw,
+            features: row.json,
             label: &p.label,
             scores: &p.scores,
             unseen: (!p.unseen.is_empty()).then_some(&p.unseen),
@@ -244,15 +243,15 @@ fn answer(
         })
     };
     if let Some((c, sp)) = &shadowed {
-        for ((id, p), raw) in ids.iter().zip(sp).zip(raw_rows) {
+        for ((id, p), row) in ids.iter().zip(sp).zip(rows) {
             s.log
-                .served(record(*id, raw, &c.run, "challenger", true, p));
+                .served(record(*id, row, &c.run, "challenger", true, p));
         }
         s.metrics
             .predicted(&c.run, "challenger", true, sp.len(), latency);
     }
-    for (((id, p), row), raw) in ids.iter().zip(&preds).zip(rows).zip(raw_rows) {
-        s.log.served(record(*id, raw, &answer.run, arm, false, p));
+    for ((id, p), row) in ids.iter().zip(&preds).zip(rows) {
+        s.log.served(record(*id, row, &answer.run, arm, false, p));
         models.drift.observe(row, (arm == "champion").then_some(p));
     }
     s.metrics
