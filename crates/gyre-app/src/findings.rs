@@ -208,14 +208,16 @@ impl App {
         })
     }
 
-    /// Records a run's slices and failed suites as findings, and marks earlier ones it no longer shows as fixed.
-    pub(crate) fn findings_after_run(
+    /// What a run changes in the findings: its slices and failed suites as new findings, and the
+    /// earlier ones it no longer shows, to mark fixed. Written by [`record_findings`], in the
+    /// transaction that stores the run.
+    pub(crate) fn findings_of_run(
         &mut self,
         run: &RunRecord,
         slices: &[SliceRow],
         suites: &[SuiteResult],
         scored: Option<ScoredRun>,
-    ) -> Result<FindingChanges, AppError> {
+    ) -> Result<(Vec<FindingRecord>, Vec<i64>), AppError> {
         let mut new_records = Vec::new();
         for s in slices.iter().filter(|s| s.error_ratio >= SLICE_RATIO) {
             new_records.push(FindingRecord {
@@ -285,12 +287,12 @@ impl App {
                         continue;
                     };
                     let (errs, avg) = errs.as_ref().expect("errors when slice findings exist");
-                    let matches = scored.loaded.data.matching(&p);
-                    let inside: Vec<f64> = scored
-                        .table_rows
+                    // Only the scored rows are read (a third of Adult's table for its holdout).
+                    let matches = scored.loaded.data.matching_rows(&p, &scored.table_rows);
+                    let inside: Vec<f64> = matches
                         .iter()
                         .zip(errs)
-                        .filter(|(r, _)| matches[**r])
+                        .filter(|(m, _)| **m)
                         .map(|(_, e)| *e)
                         .collect();
                     let ratio =
@@ -308,7 +310,7 @@ impl App {
                 _ => {}
             }
         }
-        self.commit_findings(run, &new_records, &fixed)
+        Ok((new_records, fixed))
     }
 
     /// Records a label-issues result as a finding; marks earlier ones mostly resolved as fixed.
@@ -372,38 +374,50 @@ impl App {
     ) -> Result<FindingChanges, AppError> {
         let time = now();
         let user = self.user.clone();
-        self.store.write(|tx| {
-            let mut changes = FindingChanges::default();
-            for r in records {
-                let (id, is_new) = tx.upsert_finding(r)?;
-                if is_new {
-                    tx.insert_finding_event(&FindingEvent {
-                        seq: 0,
-                        finding: id,
-                        state: "open".into(),
-                        why: None,
-                        who: user.clone(),
-                        time: time.clone(),
-                        run: Some(run.id.clone()),
-                        edit: None,
-                    })?;
-                    changes.new.push(id);
-                }
-            }
-            for &id in fixed {
-                tx.insert_finding_event(&FindingEvent {
-                    seq: 0,
-                    finding: id,
-                    state: "fixed".into(),
-                    why: None,
-                    who: user.clone(),
-                    time: time.clone(),
-                    run: Some(run.id.clone()),
-                    edit: None,
-                })?;
-                changes.fixed.push(id);
-            }
-            Ok::<_, AppError>(changes)
-        })
+        self.store
+            .write(|tx| record_findings(tx, run, records, fixed, &user, &time))
     }
+}
+
+/// Writes findings in the transaction `tx`: `records` opened (unless open already) and `fixed`
+/// marked fixed, by `run`.
+pub(crate) fn record_findings(
+    tx: &gyre_store::Tx<'_>,
+    run: &RunRecord,
+    records: &[FindingRecord],
+    fixed: &[i64],
+    user: &str,
+    time: &str,
+) -> Result<FindingChanges, AppError> {
+    let mut changes = FindingChanges::default();
+    for r in records {
+        let (id, is_new) = tx.upsert_finding(r)?;
+        if is_new {
+            tx.insert_finding_event(&FindingEvent {
+                seq: 0,
+                finding: id,
+                state: "open".into(),
+                why: None,
+                who: user.to_string(),
+                time: time.to_string(),
+                run: Some(run.id.clone()),
+                edit: None,
+            })?;
+            changes.new.push(id);
+        }
+    }
+    for &id in fixed {
+        tx.insert_finding_event(&FindingEvent {
+            seq: 0,
+            finding: id,
+            state: "fixed".into(),
+            why: None,
+            who: user.to_string(),
+            time: time.to_string(),
+            run: Some(run.id.clone()),
+            edit: None,
+        })?;
+        changes.fixed.push(id);
+    }
+    Ok(changes)
 }

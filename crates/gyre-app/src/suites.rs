@@ -288,15 +288,17 @@ impl App {
     ) -> Result<(BTreeMap<String, Metrics>, Vec<SuiteResult>), AppError> {
         let loaded = self.load_version(&record.dataset, Some(&record.version))?;
         let preds = self.run_predictions(record, &loaded)?;
-        self.evaluate_suites_of(record, &loaded, &preds)
+        self.evaluate_suites_of(record, &loaded, &preds, None)
     }
 
-    /// [`Self::evaluate_suites`] with the run's version and predictions at hand (train has both).
+    /// [`Self::evaluate_suites`] with the run's version and predictions at hand (train has both,
+    /// and the holdout's metrics too: `holdout`, the metrics of every row of `preds`).
     pub(crate) fn evaluate_suites_of(
         &mut self,
         record: &RunRecord,
         loaded: &LoadedVersion,
         preds: &Predictions,
+        holdout: Option<&Metrics>,
     ) -> Result<(BTreeMap<String, Metrics>, Vec<SuiteResult>), AppError> {
         let mut suites: Vec<Option<Suite>> = vec![None];
         for s in self.suites()?.suites {
@@ -309,6 +311,17 @@ impl App {
         let mut all = BTreeMap::new();
         let mut results = Vec::new();
         for s in &suites {
+            let name = s.as_ref().map_or(HOLDOUT.to_string(), |s| s.name.clone());
+            if let (None, Some(m)) = (s, holdout) {
+                all.insert(name.clone(), m.clone());
+                results.push(SuiteResult {
+                    name,
+                    passed: true,
+                    rows: preds.labels.len(),
+                    failures: Vec::new(),
+                });
+                continue;
+            }
             let keep = suite_mask(s.as_ref(), loaded, &preds.row_ids);
             let mut labels = Vec::new();
             let mut scores = Vec::new();
@@ -325,7 +338,6 @@ impl App {
                 scores: &scores,
                 weights: None,
             });
-            let name = s.as_ref().map_or(HOLDOUT.to_string(), |s| s.name.clone());
             let mut failures = Vec::new();
             if let Some(s) = s {
                 for r in &s.definition.requirements {
@@ -383,15 +395,17 @@ pub(crate) fn suite_mask(
         .predicate
         .as_ref()
         .expect("a suite has rows or a predicate");
-    let matches = loaded.data.matching(p);
+    // The predicate is evaluated on the predicted rows the table still has, not on all of it.
     let ids = gyre_data::table::row_ids(&loaded.data.batch);
-    row_ids
+    let found: Vec<Option<usize>> = row_ids
         .iter()
-        .map(|id| {
-            ids.binary_search_by_key(id, |x| x.0)
-                .map(|r| matches[r])
-                .unwrap_or(false)
-        })
+        .map(|id| ids.binary_search_by_key(id, |x| x.0).ok())
+        .collect();
+    let table_rows: Vec<usize> = found.iter().flatten().copied().collect();
+    let mut matches = loaded.data.matching_rows(p, &table_rows).into_iter();
+    found
+        .iter()
+        .map(|r| r.is_some() && matches.next().expect("one answer per row found"))
         .collect()
 }
 

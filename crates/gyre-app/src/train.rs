@@ -161,11 +161,14 @@ impl App {
 
         let mut reports = Vec::new();
         let mut first_slices = Vec::new();
-        let mut default_slices = None;
         let mut slices_s = 0.0;
         let mut holdout_correct: Vec<Vec<bool>> = Vec::new();
         // Each run's holdout predictions, kept for its report (not read back from the store).
         let mut all_preds: Vec<Predictions> = Vec::new();
+        // Each run's holdout metrics, for its report (not computed again).
+        let mut holdout_of_runs = Vec::new();
+        // The cached object of the first run's slice search, once stored.
+        let mut slices_obj = None;
         for k in 0..req.seeds {
             let seed = req.seed + k as u64;
             let t1 = Instant::now();
@@ -184,64 +187,93 @@ impl App {
             let t2 = Instant::now();
             let scores = model.predict(&features, &holdout_rows);
             let predict_s = t2.elapsed().as_secs_f64();
-            let holdout_labels: Vec<f64> =
-                holdout_rows.iter().map(|&r| labels[r as usize]).collect();
-            let scored = Scores {
-                task,
-                classes: loaded.schema.classes.len(),
-                labels: &holdout_labels,
-                scores: &scores,
-                weights: None,
-            };
-            let holdout_metrics = metrics::metrics(&scored);
-            if k == 0 {
-                let t3 = Instant::now();
-                let table_rows: Vec<usize> = holdout_rows.iter().map(|&r| r as usize).collect();
-                let names = loaded.data.feature_names();
-                let discrete =
-                    slicing::discretize(&loaded.data.batch, &loaded.schema, &names, &table_rows);
-                let errs =
-                    slicing::errors(task, loaded.schema.classes.len(), &holdout_labels, &scores);
-                // The search `gyre slices RUN` makes by default, kept for it in the cache; the
-                // run's report and its findings take the top three.
-                let found = slicing::top_slices(&discrete, &errs, &Default::default());
-                first_slices = found.iter().take(3).cloned().collect();
-                default_slices = Some(slicing::StoredSlices::new(
-                    slicing::error_name(task),
-                    &errs,
-                    found,
-                ));
-                slices_s = t3.elapsed().as_secs_f64();
-            }
-            if task.is_classification() {
-                let pred = metrics::predicted_classes(task, loaded.schema.classes.len(), &scores);
-                holdout_correct.push(
-                    pred.iter()
-                        .zip(&holdout_labels)
-                        .map(|(&p, &y)| f64::from(p) == y)
-                        .collect(),
-                );
-            }
             let preds = Predictions {
                 row_ids: holdout_rows
                     .iter()
                     .map(|&r| row_ids[r as usize].0)
                     .collect(),
-                labels: holdout_labels,
+                labels: holdout_rows.iter().map(|&r| labels[r as usize]).collect(),
                 scores,
             };
-            let pred_bytes = predictions::to_parquet(&preds, &loaded.schema)?;
-            all_preds.push(preds);
+            let (holdout_labels, scores) = (&preds.labels, &preds.scores);
+            let classes = loaded.schema.classes.len();
+            let objects = self.store.objects();
+            // Three pieces of work side by side, each on a thread of its own: the model stored
+            // (its bytes, their hash, the write and two fsyncs: mostly waiting on the disk), the
+            // slice search (first run only), and the metrics, the predictions' Parquet and its
+            // storing. Both objects are durable before the run's record names them (below).
+            let (model_obj, searched, evaluated) = std::thread::scope(|scope| {
+                let storing_model = scope.spawn(|| objects.put(&model.save()));
+                let searching = (k == 0).then(|| {
+                    scope.spawn(|| {
+                        let t3 = Instant::now();
+                        let table_rows: Vec<usize> =
+                            holdout_rows.iter().map(|&r| r as usize).collect();
+                        let names = loaded.data.feature_names();
+                        let discrete = slicing::discretize(
+                            &loaded.data.batch,
+                            &loaded.schema,
+                            &names,
+                            &table_rows,
+                        );
+                        let errs = slicing::errors(task, classes, holdout_labels, scores);
+                        // The search `gyre slices RUN` makes by default, kept for it in the
+                        // cache; the run's report and its findings take the top three.
+                        let found = slicing::top_slices(&discrete, &errs, &Default::default());
+                        let stored =
+                            slicing::StoredSlices::new(slicing::error_name(task), &errs, found);
+                        // Kept for `gyre slices RUN`; a cache that cannot take it fails nothing.
+                        let obj = objects
+                            .put(&serde_json::to_vec(&stored).expect("slices serialize"))
+                            .ok();
+                        (stored, obj, t3.elapsed().as_secs_f64())
+                    })
+                });
+                let evaluated = (|| -> Result<_, AppError> {
+                    let holdout_metrics = metrics::metrics(&Scores {
+                        task,
+                        classes,
+                        labels: holdout_labels,
+                        scores,
+                        weights: None,
+                    });
+                    let correct: Option<Vec<bool>> = task.is_classification().then(|| {
+                        metrics::predicted_classes(task, classes, scores)
+                            .iter()
+                            .zip(holdout_labels)
+                            .map(|(&p, &y)| f64::from(p) == y)
+                            .collect()
+                    });
+                    let pred_obj =
+                        objects.put(&predictions::to_parquet(&preds, &loaded.schema)?)?;
+                    Ok((holdout_metrics, correct, pred_obj))
+                })();
+                (
+                    storing_model
+                        .join()
+                        .expect("storing a model does not panic"),
+                    searching.map(|h| h.join().expect("the slice search does not panic")),
+                    evaluated,
+                )
+            });
+            // Prediction, metrics, the slice search and both objects stored.
             let evaluate_s = t2.elapsed().as_secs_f64();
-
-            let model_obj = self.store.objects().put(&model.save())?;
-            let pred_obj = self.store.objects().put(&pred_bytes)?;
+            let model_obj = model_obj?;
+            let (holdout_metrics, correct, pred_obj) = evaluated?;
+            holdout_correct.extend(correct);
+            all_preds.push(preds);
+            if let Some((stored, obj, s)) = searched {
+                first_slices = stored.slices.iter().take(3).cloned().collect();
+                slices_obj = obj.map(|o| o.to_string());
+                slices_s = s;
+            }
             let created_at = now();
             let id = new_id(&format!(
                 "{} {} {seed} {created_at}",
                 loaded.version, req.learner
             ));
             let mut all_metrics = BTreeMap::new();
+            holdout_of_runs.push(holdout_metrics.clone());
             all_metrics.insert("holdout".to_string(), holdout_metrics);
             let mut timings = BTreeMap::new();
             timings.insert("load_s".to_string(), if k == 0 { load_s } else { 0.0 });
@@ -292,41 +324,13 @@ impl App {
         let floor = group_id
             .as_ref()
             .map(|g| seed_floor(g, &reports, &holdout_correct));
-        let (user, command) = (self.user.clone(), self.command.clone());
-        self.store.write(|tx| {
-            if let (Some(g), Some(f)) = (&group_id, &floor) {
-                tx.insert_seed_group(&SeedGroupRecord {
-                    id: g.clone(),
-                    summary: serde_json::to_string(f).expect("floor serializes"),
-                    created_at: now(),
-                })?;
-            }
-            let mut objects = Vec::new();
-            for r in &mut reports {
-                r.seed_group = group_id.clone();
-                tx.insert_run(r)?;
-                objects.push(format!("run:{}", r.id));
-                objects.push(format!("model:{}", r.model));
-                objects.push(format!("predictions:{}", r.predictions));
-            }
-            tx.append_journal(&NewJournalEntry {
-                time: &now(),
-                user: &user,
-                command: &command,
-                why: None,
-                objects: &objects,
-            })
-            .map_err(AppError::from)
-        })?;
-        if let Some(stored) = &default_slices {
-            // As `gyre slices` does: the cache is a convenience, its failure fails nothing.
-            let key = slicing::slices_cache_key(&reports[0].id, None, "error", &Default::default());
-            let _ = self.cache_slices(&key, stored);
+        for r in &mut reports {
+            r.seed_group = group_id.clone();
         }
         let mut runs: Vec<RunReport> = Vec::new();
-        for (r, p) in reports.iter().zip(&all_preds) {
+        for ((r, p), m) in reports.iter().zip(&all_preds).zip(&holdout_of_runs) {
             let mut report = run_report(r)?;
-            (report.metrics, report.suites) = self.evaluate_suites_of(r, &loaded, p)?;
+            (report.metrics, report.suites) = self.evaluate_suites_of(r, &loaded, p, Some(m))?;
             runs.push(report);
         }
         runs[0].slices = first_slices;
@@ -341,8 +345,42 @@ impl App {
             scores: first.scores,
             loaded,
         };
-        let findings =
-            self.findings_after_run(&reports[0], &runs[0].slices, &runs[0].suites, Some(scored))?;
+        let (opened, fixed) =
+            self.findings_of_run(&reports[0], &runs[0].slices, &runs[0].suites, Some(scored))?;
+        // The runs, their journal entry, the slice search's cache entry and the findings they
+        // open or fix: one transaction (one commit's fsync), after every object it names is
+        // durable.
+        let slices_key =
+            slicing::slices_cache_key(&reports[0].id, None, "error", &Default::default());
+        let (user, command, time) = (self.user.clone(), self.command.clone(), now());
+        let findings = self.store.write(|tx| {
+            if let (Some(g), Some(f)) = (&group_id, &floor) {
+                tx.insert_seed_group(&SeedGroupRecord {
+                    id: g.clone(),
+                    summary: serde_json::to_string(f).expect("floor serializes"),
+                    created_at: time.clone(),
+                })?;
+            }
+            let mut objects = Vec::new();
+            for r in &reports {
+                tx.insert_run(r)?;
+                objects.push(format!("run:{}", r.id));
+                objects.push(format!("model:{}", r.model));
+                objects.push(format!("predictions:{}", r.predictions));
+            }
+            tx.append_journal(&NewJournalEntry {
+                time: &time,
+                user: &user,
+                command: &command,
+                why: None,
+                objects: &objects,
+            })?;
+            if let Some(obj) = &slices_obj {
+                // As `gyre slices` does: the cache is a convenience, its failure fails nothing.
+                let _ = tx.put_cache(&slices_key, "slices", obj, &time);
+            }
+            crate::findings::record_findings(tx, &reports[0], &opened, &fixed, &user, &time)
+        })?;
         Ok(TrainReport {
             findings,
             run: runs[0].clone(),

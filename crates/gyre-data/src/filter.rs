@@ -17,14 +17,58 @@ const U: Tri = 2;
 
 /// Which rows of `batch` satisfy `pred`. The predicate must have been checked against the schema.
 pub fn evaluate(pred: &Predicate, batch: &RecordBatch) -> Vec<bool> {
-    eval(pred, batch).into_iter().map(|t| t == T).collect()
+    let all = Rows::All(batch.num_rows());
+    eval(pred, batch, all).into_iter().map(|t| t == T).collect()
 }
 
-fn eval(pred: &Predicate, batch: &RecordBatch) -> Vec<Tri> {
-    let n = batch.num_rows();
+/// Whether each of `rows` (row indices of `batch`) satisfies `pred`, in their order: the same
+/// answers as [`evaluate`]'s for those rows, with only those rows read (a holdout's, say).
+pub fn evaluate_rows(pred: &Predicate, batch: &RecordBatch, rows: &[usize]) -> Vec<bool> {
+    eval(pred, batch, Rows::Some(rows))
+        .into_iter()
+        .map(|t| t == T)
+        .collect()
+}
+
+/// The rows a predicate is evaluated on: all of a table's, or some, by index.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    All(usize),
+    Some(&'a [usize]),
+}
+
+impl Rows<'_> {
+    fn len(self) -> usize {
+        match self {
+            Rows::All(n) => n,
+            Rows::Some(r) => r.len(),
+        }
+    }
+
+    /// `f` of each row, in order.
+    #[inline(always)]
+    fn map<X>(self, f: impl FnMut(usize) -> X) -> Vec<X> {
+        match self {
+            Rows::All(n) => (0..n).map(f).collect(),
+            Rows::Some(r) => r.iter().copied().map(f).collect(),
+        }
+    }
+
+    /// `f` of each value of `values` the rows pick (a column without nulls).
+    #[inline(always)]
+    fn map_values<V: Copy, X>(self, values: &[V], mut f: impl FnMut(V) -> X) -> Vec<X> {
+        match self {
+            Rows::All(_) => values.iter().map(|&v| f(v)).collect(),
+            Rows::Some(r) => r.iter().map(|&i| f(values[i])).collect(),
+        }
+    }
+}
+
+fn eval(pred: &Predicate, batch: &RecordBatch, rows: Rows<'_>) -> Vec<Tri> {
+    let n = rows.len();
     match pred {
         Predicate::Const(b) => vec![Tri::from(*b); n],
-        Predicate::Not(p) => eval(p, batch)
+        Predicate::Not(p) => eval(p, batch, rows)
             .into_iter()
             .map(|t| match t {
                 T => F,
@@ -43,7 +87,7 @@ fn eval(pred: &Predicate, batch: &RecordBatch) -> Vec<Tri> {
             };
             let mut acc = vec![start; n];
             for p in ps {
-                for (a, b) in acc.iter_mut().zip(eval(p, batch)) {
+                for (a, b) in acc.iter_mut().zip(eval(p, batch, rows)) {
                     *a = table[(*a * 3 + b) as usize];
                 }
             }
@@ -51,28 +95,26 @@ fn eval(pred: &Predicate, batch: &RecordBatch) -> Vec<Tri> {
         }
         Predicate::IsNull { column, negated } => {
             let a = column_array(batch, column);
-            (0..n)
-                .map(|r| {
-                    let missing = crate::table::is_missing(a, r);
-                    Tri::from(missing != *negated)
-                })
-                .collect()
+            rows.map(|r| {
+                let missing = crate::table::is_missing(a, r);
+                Tri::from(missing != *negated)
+            })
         }
         Predicate::Compare { column, op, value } => {
             if let Literal::Number(b) = value
-                && let Some(out) = numeric_leaf(batch, column, |x| {
+                && let Some(out) = numeric_leaf(batch, rows, column, |x| {
                     x.partial_cmp(b).is_some_and(|o| op.holds(o))
                 })
             {
                 return out;
             }
-            leaf(batch, column, &|v| compare(v, *op, value))
+            leaf(batch, rows, column, &|v| compare(v, *op, value))
         }
         Predicate::In {
             column,
             values,
             negated,
-        } => leaf(batch, column, &|v| {
+        } => leaf(batch, rows, column, &|v| {
             let hit = values
                 .iter()
                 .any(|l| cmp_value(v, l) == Some(Ordering::Equal));
@@ -86,11 +128,11 @@ fn eval(pred: &Predicate, batch: &RecordBatch) -> Vec<Tri> {
         } => {
             if let (Literal::Number(lo), Literal::Number(hi)) = (low, high)
                 && let Some(out) =
-                    numeric_leaf(batch, column, |x| (x >= *lo && x <= *hi) != *negated)
+                    numeric_leaf(batch, rows, column, |x| (x >= *lo && x <= *hi) != *negated)
             {
                 return out;
             }
-            leaf(batch, column, &|v| {
+            leaf(batch, rows, column, &|v| {
                 let inside = matches!(cmp_value(v, low), Some(Ordering::Greater | Ordering::Equal))
                     && matches!(cmp_value(v, high), Some(Ordering::Less | Ordering::Equal));
                 inside != *negated
@@ -100,7 +142,7 @@ fn eval(pred: &Predicate, batch: &RecordBatch) -> Vec<Tri> {
             column,
             pattern,
             negated,
-        } => leaf(batch, column, &|v| match v {
+        } => leaf(batch, rows, column, &|v| match v {
             Val::Text(s) => like_matches(pattern, s) != *negated,
             _ => false,
         }),
@@ -137,17 +179,27 @@ fn column_array<'a>(batch: &'a RecordBatch, name: &str) -> &'a dyn Array {
 /// Applies a test to every present cell of a column; missing cells are unknown.
 /// A numeric column against number literals, with the test inlined (the general `leaf` calls
 /// its test through a pointer per row); `None` when the column is not Float64.
-fn numeric_leaf(batch: &RecordBatch, column: &str, test: impl Fn(f64) -> bool) -> Option<Vec<Tri>> {
+fn numeric_leaf(
+    batch: &RecordBatch,
+    rows: Rows<'_>,
+    column: &str,
+    test: impl Fn(f64) -> bool,
+) -> Option<Vec<Tri>> {
     let f = column_array(batch, column).as_primitive_opt::<Float64Type>()?;
     let one = |x: f64| if x.is_finite() { Tri::from(test(x)) } else { U };
     Some(if f.null_count() == 0 {
-        f.values().iter().map(|&x| one(x)).collect()
+        rows.map_values(f.values(), one)
     } else {
-        f.iter().map(|v| v.map_or(U, one)).collect()
+        rows.map(|r| if f.is_null(r) { U } else { one(f.value(r)) })
     })
 }
 
-fn leaf(batch: &RecordBatch, column: &str, test: &dyn Fn(&Val<'_>) -> bool) -> Vec<Tri> {
+fn leaf(
+    batch: &RecordBatch,
+    rows: Rows<'_>,
+    column: &str,
+    test: &dyn Fn(&Val<'_>) -> bool,
+) -> Vec<Tri> {
     let a = column_array(batch, column);
     if let Some(d) = a.as_dictionary_opt::<Int32Type>() {
         let values = d.values().as_string::<i32>();
@@ -156,16 +208,15 @@ fn leaf(batch: &RecordBatch, column: &str, test: &dyn Fn(&Val<'_>) -> bool) -> V
             .collect();
         let keys = d.keys();
         if keys.null_count() == 0 {
-            return keys
-                .values()
-                .iter()
-                .map(|&k| per_code[k as usize])
-                .collect();
+            return rows.map_values(keys.values(), |k| per_code[k as usize]);
         }
-        return keys
-            .iter()
-            .map(|k| k.map_or(U, |k| per_code[k as usize]))
-            .collect();
+        return rows.map(|r| {
+            if keys.is_null(r) {
+                U
+            } else {
+                per_code[keys.value(r) as usize]
+            }
+        });
     }
     if let Some(f) = a.as_primitive_opt::<Float64Type>() {
         // Numeric columns are tested by value; the common case has no nulls and reads the slice.
@@ -177,29 +228,38 @@ fn leaf(batch: &RecordBatch, column: &str, test: &dyn Fn(&Val<'_>) -> bool) -> V
             }
         };
         if f.null_count() == 0 {
-            return f.values().iter().map(|&x| one(x)).collect();
+            return rows.map_values(f.values(), one);
         }
-        return f.iter().map(|v| v.map_or(U, one)).collect();
+        return rows.map(|r| if f.is_null(r) { U } else { one(f.value(r)) });
     }
     if let Some(u) = a.as_primitive_opt::<UInt64Type>() {
-        return u
-            .iter()
-            .map(|v| v.map_or(U, |x| Tri::from(test(&Val::Num(x as f64)))))
-            .collect();
+        return rows.map(|r| {
+            if u.is_null(r) {
+                U
+            } else {
+                Tri::from(test(&Val::Num(u.value(r) as f64)))
+            }
+        });
     }
     if let Some(t) = a.as_primitive_opt::<TimestampNanosecondType>() {
-        return t
-            .iter()
-            .map(|v| v.map_or(U, |x| Tri::from(test(&Val::Num(x as f64)))))
-            .collect();
+        return rows.map(|r| {
+            if t.is_null(r) {
+                U
+            } else {
+                Tri::from(test(&Val::Num(t.value(r) as f64)))
+            }
+        });
     }
     if let Some(b) = a.as_boolean_opt() {
-        return b
-            .iter()
-            .map(|v| v.map_or(U, |x| Tri::from(test(&Val::Bool(x)))))
-            .collect();
+        return rows.map(|r| {
+            if b.is_null(r) {
+                U
+            } else {
+                Tri::from(test(&Val::Bool(b.value(r))))
+            }
+        });
     }
-    vec![U; a.len()]
+    vec![U; rows.len()]
 }
 
 #[cfg(test)]
@@ -245,6 +305,31 @@ mod tests {
         .unwrap()
     }
 
+    /// [`batch`]'s columns without missing cells (the leaves' paths for columns without nulls).
+    fn batch_without_nulls() -> RecordBatch {
+        let dict = DictionaryArray::<Int32Type>::try_new(
+            Int32Array::from(vec![0, 1, 1, 0]),
+            Arc::new(StringArray::from(vec!["Private", "Self-emp"])),
+        )
+        .unwrap();
+        crate::table::assemble(
+            &[10, 11, 12, 13],
+            &[Split::Train; 4],
+            vec![
+                (
+                    "age".into(),
+                    Arc::new(Float64Array::from(vec![20.0, 35.0, 40.0, 60.0])) as ArrayRef,
+                ),
+                ("work".into(), Arc::new(dict) as ArrayRef),
+                (
+                    "flag".into(),
+                    Arc::new(BooleanArray::from(vec![true, false, false, true])) as ArrayRef,
+                ),
+            ],
+        )
+        .unwrap()
+    }
+
     fn rows(text: &str) -> Vec<usize> {
         let p = Predicate::parse(text).unwrap();
         evaluate(&p, &batch())
@@ -268,5 +353,40 @@ mod tests {
         assert_eq!(rows("age BETWEEN 20 AND 40"), vec![0, 2]);
         assert_eq!(rows("row_id >= 12"), vec![2, 3]);
         assert_eq!(rows("TRUE"), vec![0, 1, 2, 3]);
+    }
+
+    /// Evaluated on some rows (in any order, repeated), every kind of leaf answers as it does
+    /// on the whole table: nulls, dictionaries, numbers, booleans, row ids, NOT, AND, OR.
+    #[test]
+    fn some_rows_answer_as_all_rows_do() {
+        for b in [batch(), batch_without_nulls()] {
+            some_rows_answer_as_all_rows_do_on(&b);
+        }
+    }
+
+    fn some_rows_answer_as_all_rows_do_on(b: &RecordBatch) {
+        let picks: [&[usize]; 4] = [&[], &[3, 1], &[2, 2, 0], &[0, 1, 2, 3]];
+        for text in [
+            "age < 50",
+            "NOT (age < 50)",
+            "age < 50 OR work = 'Self-emp'",
+            "age IS NULL",
+            "work IS NULL OR flag IS NULL",
+            "work != 'Private'",
+            "work NOT IN ('Private')",
+            "work LIKE 'Self%' AND flag = TRUE",
+            "age BETWEEN 20 AND 40",
+            "NOT (age BETWEEN 20 AND 40)",
+            "row_id >= 12",
+            "flag = FALSE OR age > 30",
+            "TRUE",
+        ] {
+            let p = Predicate::parse(text).unwrap();
+            let all = evaluate(&p, b);
+            for rows in picks {
+                let want: Vec<bool> = rows.iter().map(|&r| all[r]).collect();
+                assert_eq!(evaluate_rows(&p, b, rows), want, "{text} on rows {rows:?}");
+            }
+        }
     }
 }

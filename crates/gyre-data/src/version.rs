@@ -58,6 +58,11 @@ impl Materialized {
         filter::evaluate(p, &self.batch)
     }
 
+    /// Whether each of `rows` (table rows) matches a checked predicate, in their order.
+    pub fn matching_rows(&self, p: &Predicate, rows: &[usize]) -> Vec<bool> {
+        filter::evaluate_rows(p, &self.batch, rows)
+    }
+
     /// Applies one edit in place; returns how many rows it changed.
     pub fn apply(&mut self, kind: &EditKind) -> Result<u64, DataError> {
         match kind {
