@@ -108,8 +108,9 @@ impl App {
         let task = schema.task;
         let classes = schema.classes.len();
         let k = outputs(task, classes);
-        let pb = self.run_predictions(base, &latest)?;
-        let pc = self.run_predictions(cand, &latest)?;
+        // Scored against the newest labels, not those stored with each run.
+        let pb = self.run_scores(base, &latest)?;
+        let pc = self.run_scores(cand, &latest)?;
         // Rows both runs predicted, labelled from the newest version. Runs on the same holdout
         // list the same rows in the same order: then a row's place is its place in both.
         let ids = gyre_data::table::row_ids(&latest.data.batch);

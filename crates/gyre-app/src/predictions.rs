@@ -71,51 +71,85 @@ pub fn to_parquet(p: &Predictions, schema: &DatasetSchema) -> Result<Vec<u8>, Ap
 }
 
 /// Reads stored predictions back (labels as class indices for classification).
-#[cfg_attr(not(test), allow(dead_code))] // the reader for per-example comparisons (diff)
 pub fn from_parquet(bytes: Vec<u8>, schema: &DatasetSchema) -> Result<Predictions, AppError> {
-    let b = gyre_data::table::from_parquet(bytes.into())?;
-    let row_ids = b.column(0).as_primitive::<UInt64Type>().values().to_vec();
-    Ok(match schema.task {
-        Task::Regression => Predictions {
-            row_ids,
-            labels: b.column(1).as_primitive::<Float64Type>().values().to_vec(),
-            scores: b.column(2).as_primitive::<Float64Type>().values().to_vec(),
-        },
-        task => {
-            let index = |s: &str| {
-                schema
-                    .classes
-                    .iter()
-                    .position(|c| c == s)
-                    .map_or(f64::NAN, |i| i as f64)
-            };
-            let labels = b
-                .column(1)
-                .as_string::<i32>()
+    read(bytes, schema, true)
+}
+
+/// Reads stored predictions back; with `labels` false, the stored labels are not decoded and
+/// `labels` is left empty (a diff scores both runs against the newest labels instead). Only
+/// the columns needed are decoded: never the predicted classes, which the scores give, nor a
+/// binary task's first score column, one minus the second.
+pub fn read(bytes: Vec<u8>, schema: &DatasetSchema, labels: bool) -> Result<Predictions, AppError> {
+    fn score(name: &str) -> Option<&str> {
+        name.strip_prefix("score_")
+    }
+    let wanted = |name: &str| match schema.task {
+        _ if name == "row_id" => true,
+        _ if name == "label" => labels,
+        Task::Regression => name == "prediction",
+        Task::Binary => score(name) == schema.classes.get(1).map(String::as_str),
+        Task::Multiclass => score(name).is_some(),
+    };
+    let b = gyre_data::table::from_parquet_columns(bytes.into(), wanted)?;
+    let bad = |what: &str| {
+        AppError::from(gyre_store::StoreError::Corrupt(format!(
+            "stored predictions lack {what}"
+        )))
+    };
+    let f64s = |name: &str| -> Result<&Float64Array, AppError> {
+        b.column_by_name(name)
+            .and_then(|c| c.as_primitive_opt::<Float64Type>())
+            .ok_or_else(|| bad(name))
+    };
+    let row_ids = b
+        .column_by_name("row_id")
+        .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+        .ok_or_else(|| bad("row_id"))?
+        .values()
+        .to_vec();
+    let labels = if !labels {
+        Vec::new()
+    } else if schema.task == Task::Regression {
+        f64s("label")?.values().to_vec()
+    } else {
+        let index = |s: &str| {
+            schema
+                .classes
                 .iter()
-                .map(|v| index(v.unwrap_or("")))
-                .collect();
-            let k = schema.classes.len();
-            let cols: Vec<&Float64Array> = (0..k)
-                .map(|c| b.column(3 + c).as_primitive::<Float64Type>())
-                .collect();
-            let scores = if task == Task::Binary {
-                cols[1].values().to_vec()
-            } else {
-                let mut s = Vec::with_capacity(b.num_rows() * k);
-                for r in 0..b.num_rows() {
-                    for col in &cols {
-                        s.push(col.value(r));
-                    }
+                .position(|c| c == s)
+                .map_or(f64::NAN, |i| i as f64)
+        };
+        b.column_by_name("label")
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| bad("label"))?
+            .iter()
+            .map(|v| index(v.unwrap_or("")))
+            .collect()
+    };
+    let scores = match schema.task {
+        Task::Regression => f64s("prediction")?.values().to_vec(),
+        Task::Binary => f64s(&format!("score_{}", schema.classes[1]))?
+            .values()
+            .to_vec(),
+        Task::Multiclass => {
+            let cols = schema
+                .classes
+                .iter()
+                .map(|c| f64s(&format!("score_{c}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut s = Vec::with_capacity(b.num_rows() * cols.len());
+            for r in 0..b.num_rows() {
+                for col in &cols {
+                    s.push(col.value(r));
                 }
-                s
-            };
-            Predictions {
-                row_ids,
-                labels,
-                scores,
             }
+            s
         }
+    };
+    Ok(Predictions {
+        row_ids,
+        labels,
+        scores,
     })
 }
 
@@ -230,10 +264,16 @@ mod tests {
                 },
                 scores,
             };
-            let back = from_parquet(to_parquet(&p, &s).unwrap(), &s).unwrap();
+            let bytes = to_parquet(&p, &s).unwrap();
+            let back = from_parquet(bytes.clone(), &s).unwrap();
             assert_eq!(back.row_ids, p.row_ids);
             assert_eq!(back.labels, p.labels);
             assert_eq!(back.scores, p.scores, "{task}");
+            // Without labels: the same rows and scores, the labels not read.
+            let scores_only = read(bytes, &s, false).unwrap();
+            assert_eq!(scores_only.row_ids, p.row_ids);
+            assert!(scores_only.labels.is_empty());
+            assert_eq!(scores_only.scores, p.scores, "{task}");
         }
     }
 }

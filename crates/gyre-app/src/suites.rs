@@ -274,11 +274,29 @@ impl App {
         record: &RunRecord,
         loaded: &LoadedVersion,
     ) -> Result<Predictions, AppError> {
+        self.read_run_predictions(record, loaded, true)
+    }
+
+    /// A run's stored row ids and scores, without its stored labels (`labels` is empty).
+    pub(crate) fn run_scores(
+        &mut self,
+        record: &RunRecord,
+        loaded: &LoadedVersion,
+    ) -> Result<Predictions, AppError> {
+        self.read_run_predictions(record, loaded, false)
+    }
+
+    fn read_run_predictions(
+        &mut self,
+        record: &RunRecord,
+        loaded: &LoadedVersion,
+        labels: bool,
+    ) -> Result<Predictions, AppError> {
         let object = ContentHash::parse(&record.predictions).ok_or_else(|| {
             StoreError::Corrupt(format!("bad predictions id in run {}", record.id))
         })?;
         let bytes = self.store.objects().get(&object)?;
-        predictions::from_parquet(bytes, &loaded.schema)
+        predictions::read(bytes, &loaded.schema, labels)
     }
 
     /// Every suite's metrics and requirement checks for a run (holdout first).

@@ -102,8 +102,28 @@ fn write_parquet(
 
 /// Reads a stored table back into one batch.
 pub fn from_parquet(bytes: bytes::Bytes) -> Result<RecordBatch, DataError> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| DataError::Parquet(e.to_string()))?
+    from_parquet_columns(bytes, |_| true)
+}
+
+/// [`from_parquet`] of only the top-level columns whose names `keep` keeps, in file order: the
+/// others are not decoded.
+pub fn from_parquet_columns(
+    bytes: bytes::Bytes,
+    keep: impl Fn(&str) -> bool,
+) -> Result<RecordBatch, DataError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| DataError::Parquet(e.to_string()))?;
+    let kept: Vec<usize> = builder
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| keep(f.name()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), kept);
+    let reader = builder
+        .with_projection(mask)
         .with_batch_size(1 << 20)
         .build()
         .map_err(|e| DataError::Parquet(e.to_string()))?;
