@@ -147,11 +147,11 @@ impl ServingModel {
             }
             columns.push(if f.kind == ColumnKind::Categorical {
                 Column::Categorical {
-                    codes,
+                    codes: codes.into(),
                     cardinality: f.codes.len() as u32,
                 }
             } else {
-                Column::Numeric(nums)
+                Column::Numeric(nums.into())
             });
         }
         let features = Features {

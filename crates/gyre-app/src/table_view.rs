@@ -5,10 +5,11 @@ use crate::{App, AppError};
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type};
+use arrow_buffer::ScalarBuffer;
 use gyre_core::{ColumnKind, DatasetSchema, RowId, Split, Task, closest};
 use gyre_core::{Edit, EditKind};
 use gyre_data::version::Materialized;
-use gyre_learn::{Column, Features};
+use gyre_learn::{Column, Features, Values};
 use gyre_store::{StoreError, VersionRecord};
 
 /// One dataset version, materialized. Cloning shares the Arrow columns.
@@ -292,13 +293,18 @@ impl LoadedVersion {
                 .expect("schema columns are in the table");
             let column = match c.kind {
                 ColumnKind::Categorical => {
-                    let d = array.as_dictionary::<Int32Type>();
+                    let keys = array.as_dictionary::<Int32Type>().keys();
                     Column::Categorical {
-                        codes: d
-                            .keys()
-                            .iter()
-                            .map(|k| k.map_or(u32::MAX, |k| k as u32))
-                            .collect(),
+                        codes: if keys.null_count() == 0 {
+                            // A dictionary's keys index its values, so none is negative: as
+                            // u32 they are the same codes, read in place (the same buffer).
+                            let buffer = keys.values().inner().clone();
+                            Values::shared(ScalarBuffer::<u32>::new(buffer, 0, keys.len()))
+                        } else {
+                            keys.iter()
+                                .map(|k| k.map_or(u32::MAX, |k| k as u32))
+                                .collect()
+                        },
                         cardinality: c.categories.len() as u32,
                     }
                 }
@@ -312,7 +318,8 @@ impl LoadedVersion {
                 ColumnKind::Numeric | ColumnKind::Time => {
                     let f = array.as_primitive::<Float64Type>();
                     if f.null_count() == 0 {
-                        Column::Numeric(f.values().to_vec())
+                        // Read in place: the table's own buffer (for a cached table, mapped).
+                        Column::Numeric(Values::shared(f.values().clone()))
                     } else {
                         Column::Numeric(f.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
                     }

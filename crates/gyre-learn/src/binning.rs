@@ -225,14 +225,9 @@ mod tests {
     fn few_distinct_values_get_one_bin_each() {
         let f = Features {
             names: vec!["x".into()].into(),
-            columns: vec![Column::Numeric(vec![
-                1.0,
-                2.0,
-                f64::NAN,
-                2.0,
-                3.0,
-                f64::INFINITY,
-            ])],
+            columns: vec![Column::Numeric(
+                vec![1.0, 2.0, f64::NAN, 2.0, 3.0, f64::INFINITY].into(),
+            )],
             rows: 6,
         };
         let b = BinnedFeatures::new(&f, 255);
@@ -245,7 +240,7 @@ mod tests {
         let v: Vec<f64> = (0..10_000).map(|i| ((i * 7919) % 10_007) as f64).collect();
         let f = Features {
             names: vec!["x".into()].into(),
-            columns: vec![Column::Numeric(v)],
+            columns: vec![Column::Numeric(v.into())],
             rows: 10_000,
         };
         let b = BinnedFeatures::new(&f, 16);
@@ -263,7 +258,7 @@ mod tests {
         let f = Features {
             names: vec!["c".into()].into(),
             columns: vec![Column::Categorical {
-                codes,
+                codes: codes.into(),
                 cardinality: 3,
             }],
             rows: 8,

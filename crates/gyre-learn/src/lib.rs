@@ -41,6 +41,7 @@ mod objective;
 mod params;
 mod rng;
 
+use arrow_buffer::{ArrowNativeType, ScalarBuffer};
 use serde::{Deserialize, Serialize};
 
 pub use binning::{BinnedFeatures, bin_features};
@@ -71,9 +72,78 @@ impl Task {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Column {
     /// NaN means missing; +-inf is treated as missing too.
-    Numeric(Vec<f64>),
+    Numeric(Values<f64>),
     /// `u32::MAX` means missing; codes >= `cardinality` are treated as unseen, which is missing too.
-    Categorical { codes: Vec<u32>, cardinality: u32 },
+    Categorical {
+        codes: Values<u32>,
+        cardinality: u32,
+    },
+}
+
+/// A column's values: a vector of their own, or an Arrow buffer shared with the table they come
+/// from, so a stored table's columns are trained on without a copy (for Adult, copying them was
+/// half of `gyre train`'s load; see BENCHMARKS.md). Read as a slice.
+#[derive(Clone)]
+pub struct Values<T: ArrowNativeType>(Repr<T>);
+
+#[derive(Clone)]
+enum Repr<T: ArrowNativeType> {
+    Owned(Vec<T>),
+    Shared(ScalarBuffer<T>),
+}
+
+impl<T: ArrowNativeType> Values<T> {
+    /// The values of an Arrow buffer, read in place.
+    pub fn shared(buffer: ScalarBuffer<T>) -> Values<T> {
+        Values(Repr::Shared(buffer))
+    }
+
+    /// The values as a vector of their own, copied first if shared.
+    pub fn to_mut(&mut self) -> &mut Vec<T> {
+        if let Repr::Shared(s) = &self.0 {
+            self.0 = Repr::Owned(s.to_vec());
+        }
+        match &mut self.0 {
+            Repr::Owned(v) => v,
+            Repr::Shared(_) => unreachable!("made owned just above"),
+        }
+    }
+}
+
+impl<T: ArrowNativeType> std::ops::Deref for Values<T> {
+    type Target = [T];
+
+    #[inline]
+    fn deref(&self) -> &[T] {
+        match &self.0 {
+            Repr::Owned(v) => v,
+            Repr::Shared(s) => s,
+        }
+    }
+}
+
+impl<T: ArrowNativeType> From<Vec<T>> for Values<T> {
+    fn from(v: Vec<T>) -> Values<T> {
+        Values(Repr::Owned(v))
+    }
+}
+
+impl<T: ArrowNativeType> FromIterator<T> for Values<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Values<T> {
+        Values(Repr::Owned(iter.into_iter().collect()))
+    }
+}
+
+impl<T: ArrowNativeType> PartialEq for Values<T> {
+    fn eq(&self, other: &Values<T>) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: ArrowNativeType> std::fmt::Debug for Values<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
 }
 
 impl Column {

@@ -349,7 +349,7 @@ fn native_categorical_splits_beat_one_hot() {
     let native = Features {
         names: vec!["cat".into()].into(),
         columns: vec![Column::Categorical {
-            codes: codes.clone(),
+            codes: codes.clone().into(),
             cardinality: k,
         }],
         rows: n,
@@ -424,7 +424,7 @@ fn missingness_that_predicts_the_label_is_used() {
         .collect();
     let f = Features {
         names: vec!["x".into()].into(),
-        columns: vec![Column::Numeric(x.clone())],
+        columns: vec![Column::Numeric(x.clone().into())],
         rows: n,
     };
     let rows: Vec<u32> = (0..n as u32).collect();
@@ -444,14 +444,9 @@ fn missingness_that_predicts_the_label_is_used() {
         .unwrap();
     let probe = Features {
         names: vec!["x".into()].into(),
-        columns: vec![Column::Numeric(vec![
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            0.1,
-            0.5,
-            0.9,
-        ])],
+        columns: vec![Column::Numeric(
+            vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.1, 0.5, 0.9].into(),
+        )],
         rows: 6,
     };
     let p = m.predict(&probe, &[0, 1, 2, 3, 4, 5]);
@@ -480,9 +475,9 @@ fn nan_and_inf_features_are_missing_not_panics() {
     let f = Features {
         names: vec!["v".into(), "c".into()].into(),
         columns: vec![
-            Column::Numeric(v),
+            Column::Numeric(v.into()),
             Column::Categorical {
-                codes,
+                codes: codes.into(),
                 cardinality: 4,
             },
         ],
@@ -522,9 +517,9 @@ fn nan_and_inf_features_are_missing_not_panics() {
             let probe = Features {
                 names: f.names.clone(),
                 columns: vec![
-                    Column::Numeric(vec![f64::NAN, 3.0]),
+                    Column::Numeric(vec![f64::NAN, 3.0].into()),
                     Column::Categorical {
-                        codes: vec![17, u32::MAX],
+                        codes: vec![17, u32::MAX].into(),
                         cardinality: 18,
                     },
                 ],
@@ -649,7 +644,7 @@ fn unseen_categories_follow_missing() {
     let f = Features {
         names: vec!["c".into()].into(),
         columns: vec![Column::Categorical {
-            codes,
+            codes: codes.into(),
             cardinality: 10,
         }],
         rows: n,
@@ -672,7 +667,7 @@ fn unseen_categories_follow_missing() {
     let probe = Features {
         names: vec!["c".into()].into(),
         columns: vec![Column::Categorical {
-            codes: vec![u32::MAX, 10, 31, 40, 1_000_000, 0],
+            codes: vec![u32::MAX, 10, 31, 40, 1_000_000, 0].into(),
             cardinality: 1_000_001,
         }],
         rows: 6,
@@ -742,7 +737,7 @@ fn prediction_engine_agrees_with_a_plain_walk_of_the_stored_trees() {
         for (f, col) in damaged.columns.iter_mut().enumerate() {
             match col {
                 Column::Numeric(v) => {
-                    for (i, x) in v.iter_mut().enumerate() {
+                    for (i, x) in v.to_mut().iter_mut().enumerate() {
                         if (i + f) % 5 == 0 {
                             *x = if i % 2 == 0 { f64::NAN } else { f64::INFINITY };
                         }
@@ -750,7 +745,7 @@ fn prediction_engine_agrees_with_a_plain_walk_of_the_stored_trees() {
                 }
                 Column::Categorical { codes, cardinality } => {
                     let card = *cardinality;
-                    for (i, c) in codes.iter_mut().enumerate() {
+                    for (i, c) in codes.to_mut().iter_mut().enumerate() {
                         if (i + f) % 5 == 0 {
                             *c = u32::MAX;
                         } else if (i + f) % 3 == 0 {

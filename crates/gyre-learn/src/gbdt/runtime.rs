@@ -449,7 +449,7 @@ mod tests {
         let features = crate::Features {
             names: vec!["x".into()].into(),
             rows: column.len(),
-            columns: vec![crate::Column::Numeric(column.clone())],
+            columns: vec![crate::Column::Numeric(column.clone().into())],
         };
         let rows: Vec<u32> = (0..column.len() as u32).collect();
         let mut codes = Vec::new();
