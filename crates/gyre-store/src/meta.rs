@@ -642,6 +642,38 @@ mod tests {
         assert!(Store::init(&root, "").is_err());
     }
 
+    /// Each commit is synced (FULL), and a command's end does not checkpoint: the log it wrote
+    /// stays beside the database, and the next connection reads its commits from it.
+    #[test]
+    fn commits_are_synced_and_outlive_the_connection_in_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Store::init(dir.path(), "").unwrap();
+        let mut store = Store::open(&root).unwrap();
+        let synchronous: i64 = store
+            .read(|tx| {
+                tx.0.query_row("PRAGMA synchronous", [], |r| r.get(0))
+                    .map_err(crate::StoreError::from)
+            })
+            .unwrap();
+        assert_eq!(synchronous, 2, "FULL");
+        store
+            .write(|tx| {
+                tx.append_journal(&crate::NewJournalEntry {
+                    time: "t",
+                    user: "u",
+                    command: "gyre edit",
+                    why: Some("w"),
+                    objects: &[],
+                })
+            })
+            .unwrap();
+        drop(store);
+        let wal = root.join(crate::STATE_DIR).join("gyre.db-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 0, "the log is kept");
+        let mut store = Store::open(&root).unwrap();
+        assert_eq!(store.read(|tx| tx.journal()).unwrap().len(), 1);
+    }
+
     #[test]
     fn objects_are_content_addressed_and_idempotent() {
         let dir = tempfile::tempdir().unwrap();

@@ -133,12 +133,28 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Each commit is durable when it returns: one fsync of the write-ahead log. The log is not
+    // copied into the database when a command ends (each command did that, with two fsyncs and
+    // the log deleted and made again by the next writer); it is checkpointed when it passes
+    // 256 pages (1 MB), which bounds what the next command to open the project reads to rebuild
+    // the log's index. An edit went from four fsyncs to one (strace).
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
+    conn.pragma_update(None, "wal_autocheckpoint", 256)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     Ok(conn)
 }
 
 fn migrate(conn: &mut Connection, root: &Path) -> Result<(), StoreError> {
+    // Up to date (the usual case): no write lock taken. Else the version is read again under
+    // the lock, in case another process migrated meanwhile.
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == MIGRATIONS.len() as i64 {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
