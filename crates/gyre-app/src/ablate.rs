@@ -289,7 +289,7 @@ fn retrain<'a>(
     })?;
     let ids = lv.row_ids();
     let p = Predictions {
-        row_ids: holdout.iter().map(|&r| ids[r as usize].0).collect(),
+        row_ids: holdout.iter().map(|&r| ids[r as usize]).collect(),
         labels: holdout.iter().map(|&r| labels[r as usize]).collect(),
         scores: model.predict(&features, &holdout),
     };

@@ -211,7 +211,9 @@ impl App {
                     .as_ref()
                     .map_or(0, |p| training_rows as i64 - p.training_rows as i64),
                 labels_changed: 0,
-                weighted_rows: data.weights.iter().filter(|&&w| w != 1.0).count(),
+                weighted_rows: data
+                    .weights()
+                    .map_or(0, |w| w.iter().filter(|&&w| w != 1.0).count()),
                 dropped_features: data.dropped.clone(),
             };
             let edit = v.edit.and_then(|id| edits.iter().find(|e| e.id == id));
@@ -260,7 +262,9 @@ impl App {
             version: loaded.version.clone(),
             training_rows,
             excluded_rows: eligible - training_rows,
-            weighted_rows: d.weights.iter().filter(|&&w| w != 1.0).count(),
+            weighted_rows: d
+                .weights()
+                .map_or(0, |w| w.iter().filter(|&&w| w != 1.0).count()),
             dropped_features: d.dropped.clone(),
             stats: gyre_data::stats::describe(&d.batch, &loaded.schema),
         })

@@ -132,7 +132,7 @@ impl App {
                 None => Some(i),
                 Some(pos) => pos.get(&r).copied(),
             };
-            let (Some(j), Ok(t)) = (j, ids.binary_search_by_key(&r, |x| x.0)) else {
+            let (Some(j), Ok(t)) = (j, ids.binary_search(&r)) else {
                 continue;
             };
             row_ids.push(r);

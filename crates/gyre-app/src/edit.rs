@@ -3,7 +3,7 @@
 
 use crate::{App, AppError, now};
 use gyre_core::ContentHash;
-use gyre_core::{ColumnRole, EditKind, Predicate, RowId, Task, closest};
+use gyre_core::{ColumnRole, EditKind, Predicate, Task, closest};
 use gyre_data::ImportOptions;
 use gyre_store::{EditRecord, NewJournalEntry, SourceRecord, VersionRecord};
 use serde::Serialize;
@@ -417,7 +417,7 @@ impl App {
             schema.id_column.as_ref().map(|c| {
                 let a = data.batch.column_by_name(c).expect("id column in table");
                 (0..a.len())
-                    .map(|r| (gyre_data::table::display_value(a.as_ref(), r), ids[r].0))
+                    .map(|r| (gyre_data::table::display_value(a.as_ref(), r), ids[r]))
                     .collect()
             });
         let mut out = Vec::with_capacity(tokens.len());
@@ -427,14 +427,14 @@ impl App {
             let by_id = t
                 .parse::<u64>()
                 .ok()
-                .filter(|id| ids.binary_search(&RowId(*id)).is_ok());
+                .filter(|id| ids.binary_search(id).is_ok());
             match by_key.or(by_id) {
                 Some(id) => out.push(id),
                 None => {
                     return Err(invalid(format!(
                         "row \"{t}\" does not exist (row ids run {}..{})",
-                        ids.first().map_or(0, |r| r.0),
-                        ids.last().map_or(0, |r| r.0)
+                        ids.first().copied().unwrap_or(0),
+                        ids.last().copied().unwrap_or(0)
                     )));
                 }
             }

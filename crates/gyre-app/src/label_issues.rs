@@ -194,7 +194,7 @@ impl App {
         let mut flagged_rows: Vec<u64> = est
             .issues
             .iter()
-            .map(|x| ids[rows[x.index] as usize].0)
+            .map(|x| ids[rows[x.index] as usize])
             .collect();
         flagged_rows.sort_unstable();
         let findings = self.findings_after_label_issues(&record, &flagged_rows)?;
@@ -204,7 +204,7 @@ impl App {
             .iter()
             .take(top.unwrap_or(usize::MAX))
             .map(|x| LabelIssueRow {
-                row: ids[rows[x.index] as usize].0,
+                row: ids[rows[x.index] as usize],
                 given: classes[x.given].clone(),
                 suggested: classes[x.suggested].clone(),
                 confidence: x.confidence,

@@ -72,14 +72,14 @@ pub fn to_parquet(p: &Predictions, schema: &DatasetSchema) -> Result<Vec<u8>, Ap
 
 /// Reads stored predictions back (labels as class indices for classification).
 pub fn from_parquet(bytes: Vec<u8>, schema: &DatasetSchema) -> Result<Predictions, AppError> {
-    read(bytes, schema, true)
+    read(bytes.into(), schema, true)
 }
 
 /// Reads stored predictions back; with `labels` false, the stored labels are not decoded and
 /// `labels` is left empty (a diff scores both runs against the newest labels instead). Only
 /// the columns needed are decoded: never the predicted classes, which the scores give, nor a
 /// binary task's first score column, one minus the second.
-pub fn read(bytes: Vec<u8>, schema: &DatasetSchema, labels: bool) -> Result<Predictions, AppError> {
+pub fn read(bytes: bytes::Bytes, schema: &DatasetSchema, labels: bool) -> Result<Predictions, AppError> {
     fn score(name: &str) -> Option<&str> {
         name.strip_prefix("score_")
     }
@@ -90,7 +90,7 @@ pub fn read(bytes: Vec<u8>, schema: &DatasetSchema, labels: bool) -> Result<Pred
         Task::Binary => score(name) == schema.classes.get(1).map(String::as_str),
         Task::Multiclass => score(name).is_some(),
     };
-    let b = gyre_data::table::from_parquet_columns(bytes.into(), wanted)?;
+    let b = gyre_data::table::from_parquet_columns(bytes, wanted)?;
     let bad = |what: &str| {
         AppError::from(gyre_store::StoreError::Corrupt(format!(
             "stored predictions lack {what}"
@@ -270,7 +270,7 @@ mod tests {
             assert_eq!(back.labels, p.labels);
             assert_eq!(back.scores, p.scores, "{task}");
             // Without labels: the same rows and scores, the labels not read.
-            let scores_only = read(bytes, &s, false).unwrap();
+            let scores_only = read(bytes.into(), &s, false).unwrap();
             assert_eq!(scores_only.row_ids, p.row_ids);
             assert!(scores_only.labels.is_empty());
             assert_eq!(scores_only.scores, p.scores, "{task}");

@@ -247,7 +247,7 @@ impl App {
             if !keep[i] {
                 continue;
             }
-            let r = ids.binary_search_by_key(&id, |x| x.0).map_err(|_| {
+            let r = ids.binary_search(&id).map_err(|_| {
                 StoreError::Corrupt(format!(
                     "run {} predicts row {id}, which is not in its version",
                     record.id
@@ -295,7 +295,7 @@ impl App {
         let object = ContentHash::parse(&record.predictions).ok_or_else(|| {
             StoreError::Corrupt(format!("bad predictions id in run {}", record.id))
         })?;
-        let bytes = self.store.objects().get(&object)?;
+        let bytes = self.store.objects().get_mapped(&object)?;
         predictions::read(bytes, &loaded.schema, labels)
     }
 
@@ -417,7 +417,7 @@ pub(crate) fn suite_mask(
     let ids = gyre_data::table::row_ids(&loaded.data.batch);
     let found: Vec<Option<usize>> = row_ids
         .iter()
-        .map(|id| ids.binary_search_by_key(id, |x| x.0).ok())
+        .map(|id| ids.binary_search(id).ok())
         .collect();
     let table_rows: Vec<usize> = found.iter().flatten().copied().collect();
     let mut matches = loaded.data.matching_rows(p, &table_rows).into_iter();

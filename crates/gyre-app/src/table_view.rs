@@ -6,7 +6,7 @@ use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type};
 use arrow_buffer::ScalarBuffer;
-use gyre_core::{ColumnKind, DatasetSchema, RowId, Split, Task, closest};
+use gyre_core::{ColumnKind, DatasetSchema, Split, Task, closest};
 use gyre_core::{Edit, EditKind};
 use gyre_data::version::Materialized;
 use gyre_learn::{Column, Features, Values};
@@ -358,7 +358,7 @@ impl LoadedVersion {
         self.data.splits()
     }
 
-    pub fn row_ids(&self) -> Vec<RowId> {
+    pub fn row_ids(&self) -> &[u64] {
         gyre_data::table::row_ids(&self.data.batch)
     }
 
@@ -371,11 +371,7 @@ impl LoadedVersion {
 
     /// Row weights, or `None` when every weight is 1.
     pub fn weights(&self) -> Option<&[f64]> {
-        self.data
-            .weights
-            .iter()
-            .any(|&w| w != 1.0)
-            .then_some(self.data.weights.as_slice())
+        self.data.weights()
     }
 
     /// The learner's view of the task.

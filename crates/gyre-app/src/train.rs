@@ -188,10 +188,7 @@ impl App {
             let scores = model.predict(&features, &holdout_rows);
             let predict_s = t2.elapsed().as_secs_f64();
             let preds = Predictions {
-                row_ids: holdout_rows
-                    .iter()
-                    .map(|&r| row_ids[r as usize].0)
-                    .collect(),
+                row_ids: holdout_rows.iter().map(|&r| row_ids[r as usize]).collect(),
                 labels: holdout_rows.iter().map(|&r| labels[r as usize]).collect(),
                 scores,
             };

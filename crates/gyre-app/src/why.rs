@@ -2,7 +2,7 @@
 //! history, and its predictions across runs (where they flipped).
 
 use crate::{App, AppError};
-use gyre_core::{EditKind, RowId, Split};
+use gyre_core::{EditKind, Split};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -50,7 +50,7 @@ impl App {
         let id = self.resolve_rows(&latest.data, &latest.schema, &[row.to_string()])?[0];
         let ids = latest.row_ids();
         let r = ids
-            .binary_search(&RowId(id))
+            .binary_search(&id)
             .map_err(|_| AppError::invalid(format!("row {id} does not exist")))?;
         let batch = &latest.data.batch;
         let values: Vec<(String, String)> = latest
@@ -73,7 +73,7 @@ impl App {
             (r < a.len()).then(|| gyre_data::table::display_value(a.as_ref(), r))
         };
         let state_of = |d: &gyre_data::version::Materialized| {
-            (r < d.train_mask.len()).then(|| (d.train_mask[r], d.weights[r], label_of(d)))
+            (r < d.train_mask.len()).then(|| (d.train_mask[r], d.weight(r), label_of(d)))
         };
 
         // Replay every edit in order, noting what each did to this row.
@@ -190,7 +190,7 @@ impl App {
             values,
             label_history,
             in_training: latest.data.train_mask[r],
-            weight: latest.data.weights[r],
+            weight: latest.data.weight(r),
             edits,
             predictions,
         })

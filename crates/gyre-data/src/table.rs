@@ -9,7 +9,7 @@ use arrow_array::{
     UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema};
-use gyre_core::{ROW_ID, RowId, SPLIT, Split};
+use gyre_core::{ROW_ID, SPLIT, Split};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
@@ -251,15 +251,12 @@ fn canonical_dictionaries(batch: RecordBatch) -> Result<RecordBatch, DataError> 
 }
 
 /// The row ids of a stored table.
-pub fn row_ids(batch: &RecordBatch) -> Vec<RowId> {
+pub fn row_ids(batch: &RecordBatch) -> &[u64] {
     batch
         .column_by_name(ROW_ID)
         .expect("stored tables have row_id")
         .as_primitive::<arrow_array::types::UInt64Type>()
         .values()
-        .iter()
-        .map(|&v| RowId(v))
-        .collect()
 }
 
 /// The split of every row of a stored table.

@@ -11,7 +11,8 @@ use arrow_array::{ArrayRef, DictionaryArray, Float64Array, Int32Array, RecordBat
 use gyre_core::{ColumnRole, DatasetSchema, EditKind, Predicate, Split, Task};
 use std::sync::Arc;
 
-/// A dataset version as training and evaluation see it.
+/// A dataset version as training and evaluation see it. Cloning shares the Arrow columns and the
+/// per-row vectors (each copied only when a clone is edited).
 #[derive(Clone)]
 pub struct Materialized {
     /// Every row of the dataset, the target column with relabels applied.
@@ -19,29 +20,42 @@ pub struct Materialized {
     /// The schema (relabels may have added classes); `dropped` lists features no longer used.
     pub schema: DatasetSchema,
     /// Whether each row is used for training (train or valid split, and not excluded).
-    pub train_mask: Vec<bool>,
-    pub weights: Vec<f64>,
+    pub train_mask: Arc<Vec<bool>>,
+    /// Row weights; `None` until a weight edit (every row weighs 1).
+    weights: Option<Arc<Vec<f64>>>,
     pub dropped: Vec<String>,
-    splits: Vec<Split>,
+    splits: Arc<Vec<Split>>,
 }
 
 impl Materialized {
     /// The version with no edits.
     pub fn base(batch: RecordBatch, schema: DatasetSchema) -> Materialized {
         let splits = crate::table::splits(&batch);
-        let n = batch.num_rows();
         Materialized {
-            train_mask: splits.iter().map(|&s| s != Split::Holdout).collect(),
-            weights: vec![1.0; n],
+            train_mask: Arc::new(splits.iter().map(|&s| s != Split::Holdout).collect()),
+            weights: None,
             dropped: Vec::new(),
             batch,
             schema,
-            splits,
+            splits: Arc::new(splits),
         }
     }
 
     pub fn splits(&self) -> &[Split] {
         &self.splits
+    }
+
+    /// Row `r`'s weight.
+    pub fn weight(&self, r: usize) -> f64 {
+        self.weights.as_ref().map_or(1.0, |w| w[r])
+    }
+
+    /// Every row's weight, or `None` when every weight is 1.
+    pub fn weights(&self) -> Option<&[f64]> {
+        self.weights
+            .as_deref()
+            .filter(|w| w.iter().any(|&x| x != 1.0))
+            .map(Vec::as_slice)
     }
 
     /// Feature columns in use (schema features minus dropped ones).
@@ -70,9 +84,10 @@ impl Materialized {
                 let keep = matches!(kind, EditKind::Include { .. });
                 let m = self.matching(predicate);
                 let mut changed = 0;
+                let mask = Arc::make_mut(&mut self.train_mask);
                 for (r, _) in m.iter().enumerate().filter(|(_, hit)| **hit) {
-                    if self.splits[r] != Split::Holdout && self.train_mask[r] != keep {
-                        self.train_mask[r] = keep;
+                    if self.splits[r] != Split::Holdout && mask[r] != keep {
+                        mask[r] = keep;
                         changed += 1;
                     }
                 }
@@ -81,9 +96,12 @@ impl Materialized {
             EditKind::Weight { predicate, by } => {
                 let m = self.matching(predicate);
                 let mut changed = 0;
+                let n = self.batch.num_rows();
+                let weights =
+                    Arc::make_mut(self.weights.get_or_insert_with(|| Arc::new(vec![1.0; n])));
                 for (r, _) in m.iter().enumerate().filter(|(_, hit)| **hit) {
                     if self.splits[r] != Split::Holdout {
-                        self.weights[r] *= by;
+                        weights[r] *= by;
                         changed += 1;
                     }
                 }
@@ -105,7 +123,7 @@ impl Materialized {
                         let all = crate::table::row_ids(&self.batch);
                         let mut sel = vec![false; all.len()];
                         for id in ids {
-                            let i = all.binary_search_by_key(id, |r| r.0).map_err(|_| {
+                            let i = all.binary_search(id).map_err(|_| {
                                 DataError::Parquet(format!("row {id} does not exist"))
                             })?;
                             sel[i] = true;
@@ -361,10 +379,11 @@ impl Materialized {
         self.batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
             .map_err(|e| SchemaMismatch(e.to_string()))?;
         let new_splits = crate::table::splits(other);
-        self.train_mask
-            .extend(new_splits.iter().map(|&s| s != Split::Holdout));
-        self.weights.extend(std::iter::repeat_n(1.0, n_new));
-        self.splits.extend(new_splits);
+        Arc::make_mut(&mut self.train_mask).extend(new_splits.iter().map(|&s| s != Split::Holdout));
+        if let Some(w) = &mut self.weights {
+            Arc::make_mut(w).extend(std::iter::repeat_n(1.0, n_new));
+        }
+        Arc::make_mut(&mut self.splits).extend(new_splits);
         Ok(n_new as u64)
     }
 }

@@ -161,11 +161,12 @@ impl<'a> Errors<'a> {
     }
 }
 
-/// A valid slice of the current level: its predicates, statistics and rows.
+/// A valid slice of the current level: its predicates and statistics. Its rows are not kept:
+/// they are the AND of its predicates' value sets, formed again when its children are made
+/// (kept, one bitset per valid slice was most of the search's memory and page faults).
 struct Node {
     key: Key,
     stats: Stats,
-    bits: Vec<u64>,
 }
 
 /// The top-K slices by score (only slices scoring above 0, i.e. worse than average once size is
@@ -277,15 +278,22 @@ fn find_slices_here(features: &[SliceFeature], errors: &[f64], p: &SliceParams) 
             if st.size >= p.min_support && st.size < n && st.err_sum > 0.0 {
                 let key = vec![(f, v as u32)];
                 consider(&mut top, &key, &st, bits);
-                level.push(Node {
-                    key,
-                    stats: st,
-                    bits: bits.clone(),
-                });
+                level.push(Node { key, stats: st });
             }
         }
     }
 
+    // The rows of a slice: the AND of its predicates' value sets.
+    let rows_of = |key: &[(usize, u32)], out: &mut Vec<u64>| {
+        out.clear();
+        out.extend_from_slice(&basic[key[0].0][key[0].1 as usize]);
+        for &(f, v) in &key[1..] {
+            for (o, &b) in out.iter_mut().zip(&basic[f][v as usize]) {
+                *o &= b;
+            }
+        }
+    };
+    let (mut a_bits, mut bits) = (Vec::with_capacity(words), Vec::with_capacity(words));
     let mut parent = Vec::new();
     for l in 2..=p.max_level {
         // The last level's slices have no children: their rows are needed only by a slice
@@ -310,6 +318,7 @@ fn find_slices_here(features: &[SliceFeature], errors: &[f64], p: &SliceParams) 
                 .take_while(|x| &x.key[..x.key.len() - 1] == prefix)
                 .count();
             for i in g..end {
+                rows_of(&level[i].key, &mut a_bits);
                 for j in i + 1..end {
                     let (a, b) = (&level[i], &level[j]);
                     let (la, lb) = (a.key[a.key.len() - 1], b.key[b.key.len() - 1]);
@@ -354,23 +363,18 @@ fn find_slices_here(features: &[SliceFeature], errors: &[f64], p: &SliceParams) 
                     if ub <= kth(&top) {
                         continue;
                     }
-                    let st = errs.stats_and(&a.bits, &basic[lb.0][lb.1 as usize]);
-                    if st.size >= p.min_support
-                        && st.err_sum > 0.0
-                        && (!last || may_enter(&top, &st))
-                    {
-                        let bits: Vec<u64> = a
-                            .bits
-                            .iter()
-                            .zip(&basic[lb.0][lb.1 as usize])
-                            .map(|(x, y)| x & y)
-                            .collect();
-                        consider(&mut top, &cand, &st, &bits);
+                    let value_rows = &basic[lb.0][lb.1 as usize];
+                    let st = errs.stats_and(&a_bits, value_rows);
+                    if st.size >= p.min_support && st.err_sum > 0.0 {
+                        if may_enter(&top, &st) {
+                            bits.clear();
+                            bits.extend(a_bits.iter().zip(value_rows).map(|(x, y)| x & y));
+                            consider(&mut top, &cand, &st, &bits);
+                        }
                         if !last {
                             next.push(Node {
                                 key: cand,
                                 stats: st,
-                                bits,
                             });
                         }
                     }

@@ -669,7 +669,10 @@ mod tests {
             .unwrap();
         drop(store);
         let wal = root.join(crate::STATE_DIR).join("gyre.db-wal");
-        assert!(std::fs::metadata(&wal).unwrap().len() > 0, "the log is kept");
+        assert!(
+            std::fs::metadata(&wal).unwrap().len() > 0,
+            "the log is kept"
+        );
         let mut store = Store::open(&root).unwrap();
         assert_eq!(store.read(|tx| tx.journal()).unwrap().len(), 1);
     }

@@ -116,6 +116,22 @@ impl Objects {
         Ok(id)
     }
 
+    /// An object's bytes, mapped into memory rather than read (see [`Objects::get_derived`] for
+    /// why that is sound: objects too are only ever written by rename, never in place).
+    pub fn get_mapped(&self, id: &ContentHash) -> Result<bytes::Bytes, StoreError> {
+        let p = self.path(id);
+        let file = fs::File::open(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::MissingObject { id: id.to_string() },
+            _ => StoreError::io(&p, e),
+        })?;
+        // SAFETY: as in `get_derived`: the file is never changed in place while mapped.
+        match unsafe { memmap2::Mmap::map(&file) } {
+            Ok(map) => Ok(bytes::Bytes::from_owner(map)),
+            // An empty file cannot be mapped.
+            Err(_) => self.get(id).map(Into::into),
+        }
+    }
+
     pub fn get(&self, id: &ContentHash) -> Result<Vec<u8>, StoreError> {
         let p = self.path(id);
         fs::read(&p).map_err(|e| match e.kind() {
