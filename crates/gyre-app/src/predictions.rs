@@ -79,7 +79,11 @@ pub fn from_parquet(bytes: Vec<u8>, schema: &DatasetSchema) -> Result<Prediction
 /// `labels` is left empty (a diff scores both runs against the newest labels instead). Only
 /// the columns needed are decoded: never the predicted classes, which the scores give, nor a
 /// binary task's first score column, one minus the second.
-pub fn read(bytes: bytes::Bytes, schema: &DatasetSchema, labels: bool) -> Result<Predictions, AppError> {
+pub fn read(
+    bytes: bytes::Bytes,
+    schema: &DatasetSchema,
+    labels: bool,
+) -> Result<Predictions, AppError> {
     fn score(name: &str) -> Option<&str> {
         name.strip_prefix("score_")
     }
