@@ -389,34 +389,26 @@ pub(crate) fn record_findings(
     user: &str,
     time: &str,
 ) -> Result<FindingChanges, AppError> {
+    let event = |finding: i64, state: &str| FindingEvent {
+        seq: 0,
+        finding,
+        state: state.into(),
+        why: None,
+        who: user.to_string(),
+        time: time.to_string(),
+        run: Some(run.id.clone()),
+        edit: None,
+    };
     let mut changes = FindingChanges::default();
     for r in records {
         let (id, is_new) = tx.upsert_finding(r)?;
         if is_new {
-            tx.insert_finding_event(&FindingEvent {
-                seq: 0,
-                finding: id,
-                state: "open".into(),
-                why: None,
-                who: user.to_string(),
-                time: time.to_string(),
-                run: Some(run.id.clone()),
-                edit: None,
-            })?;
+            tx.insert_finding_event(&event(id, "open"))?;
             changes.new.push(id);
         }
     }
     for &id in fixed {
-        tx.insert_finding_event(&FindingEvent {
-            seq: 0,
-            finding: id,
-            state: "fixed".into(),
-            why: None,
-            who: user.to_string(),
-            time: time.to_string(),
-            run: Some(run.id.clone()),
-            edit: None,
-        })?;
+        tx.insert_finding_event(&event(id, "fixed"))?;
         changes.fixed.push(id);
     }
     Ok(changes)

@@ -271,9 +271,10 @@ mod tests {
     use gyre_core::Split;
     use std::sync::Arc;
 
-    fn batch() -> RecordBatch {
+    /// Rows 10-13: `age` (numeric), `work` (categorical), `flag` (boolean).
+    fn batch_of(work: Int32Array, age: Float64Array, flag: BooleanArray) -> RecordBatch {
         let dict = DictionaryArray::<Int32Type>::try_new(
-            Int32Array::from(vec![Some(0), Some(1), None, Some(1)]),
+            work,
             Arc::new(StringArray::from(vec!["Private", "Self-emp"])),
         )
         .unwrap();
@@ -281,53 +282,29 @@ mod tests {
             &[10, 11, 12, 13],
             &[Split::Train; 4],
             vec![
-                (
-                    "age".into(),
-                    Arc::new(Float64Array::from(vec![
-                        Some(20.0),
-                        None,
-                        Some(40.0),
-                        Some(60.0),
-                    ])) as ArrayRef,
-                ),
+                ("age".into(), Arc::new(age) as ArrayRef),
                 ("work".into(), Arc::new(dict) as ArrayRef),
-                (
-                    "flag".into(),
-                    Arc::new(BooleanArray::from(vec![
-                        Some(true),
-                        Some(false),
-                        None,
-                        Some(true),
-                    ])) as ArrayRef,
-                ),
+                ("flag".into(), Arc::new(flag) as ArrayRef),
             ],
         )
         .unwrap()
     }
 
+    fn batch() -> RecordBatch {
+        batch_of(
+            Int32Array::from(vec![Some(0), Some(1), None, Some(1)]),
+            Float64Array::from(vec![Some(20.0), None, Some(40.0), Some(60.0)]),
+            BooleanArray::from(vec![Some(true), Some(false), None, Some(true)]),
+        )
+    }
+
     /// [`batch`]'s columns without missing cells (the leaves' paths for columns without nulls).
     fn batch_without_nulls() -> RecordBatch {
-        let dict = DictionaryArray::<Int32Type>::try_new(
+        batch_of(
             Int32Array::from(vec![0, 1, 1, 0]),
-            Arc::new(StringArray::from(vec!["Private", "Self-emp"])),
+            Float64Array::from(vec![20.0, 35.0, 40.0, 60.0]),
+            BooleanArray::from(vec![true, false, false, true]),
         )
-        .unwrap();
-        crate::table::assemble(
-            &[10, 11, 12, 13],
-            &[Split::Train; 4],
-            vec![
-                (
-                    "age".into(),
-                    Arc::new(Float64Array::from(vec![20.0, 35.0, 40.0, 60.0])) as ArrayRef,
-                ),
-                ("work".into(), Arc::new(dict) as ArrayRef),
-                (
-                    "flag".into(),
-                    Arc::new(BooleanArray::from(vec![true, false, false, true])) as ArrayRef,
-                ),
-            ],
-        )
-        .unwrap()
     }
 
     fn rows(text: &str) -> Vec<usize> {
