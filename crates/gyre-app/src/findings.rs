@@ -78,15 +78,16 @@ pub struct FindingChanges {
 impl App {
     pub fn findings(&mut self) -> Result<FindingsReport, AppError> {
         let records = self.store.read(|tx| tx.findings())?;
-        let events = self.store.read(|tx| tx.finding_events())?;
+        // Each finding's events, in their order: grouped once (a scan of every event per finding
+        // grew with the square of a project's history).
+        let mut events: rustc_hash::FxHashMap<i64, Vec<FindingEvent>> = Default::default();
+        for e in self.store.read(|tx| tx.finding_events())? {
+            events.entry(e.finding).or_default().push(e);
+        }
         let findings = records
             .into_iter()
             .map(|r| {
-                let history: Vec<FindingEvent> = events
-                    .iter()
-                    .filter(|e| e.finding == r.id)
-                    .cloned()
-                    .collect();
+                let history: Vec<FindingEvent> = events.remove(&r.id).unwrap_or_default();
                 let state = history
                     .iter()
                     .rev()
