@@ -28,8 +28,7 @@ impl App {
         if name == "latest" {
             return self
                 .store
-                .read(|tx| tx.runs())?
-                .pop()
+                .read(|tx| tx.latest_run())?
                 .ok_or_else(|| AppError::Invalid {
                     message: "there are no runs yet".into(),
                     hint: Some("train one: gyre train".into()),

@@ -409,6 +409,15 @@ impl Tx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The newest run (the last of [`Tx::runs`]), read alone.
+    pub fn latest_run(&self) -> Result<Option<RunRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            Self::RUN_COLS
+        );
+        Ok(self.0.query_row(&sql, [], Self::run_row).optional()?)
+    }
+
     /// Runs whose id starts with `prefix`.
     pub fn runs_with_prefix(&self, prefix: &str) -> Result<Vec<RunRecord>, StoreError> {
         let sql = format!(
@@ -675,6 +684,49 @@ mod tests {
         );
         let mut store = Store::open(&root).unwrap();
         assert_eq!(store.read(|tx| tx.journal()).unwrap().len(), 1);
+    }
+
+    /// The newest run read alone is the last of all runs in order: by time, then by insertion
+    /// for runs of the same time.
+    #[test]
+    fn the_latest_run_is_the_last_of_all_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Store::init(dir.path(), "").unwrap();
+        let mut store = Store::open(&root).unwrap();
+        assert!(store.read(|tx| tx.latest_run()).unwrap().is_none());
+        let run = |id: &str, at: &str| crate::RunRecord {
+            id: id.into(),
+            dataset: "d".into(),
+            version: "v".into(),
+            learner: "gbdt".into(),
+            params: "{}".into(),
+            seed: 0,
+            model: "m".into(),
+            predictions: "p".into(),
+            metrics: "{}".into(),
+            timings: "{}".into(),
+            info: "{}".into(),
+            seed_group: None,
+            created_at: at.into(),
+            created_by: "u".into(),
+        };
+        store
+            .write(|tx| {
+                tx.insert_dataset(&crate::DatasetRecord {
+                    name: "d".into(),
+                    schema: "{}".into(),
+                    created_at: "t0".into(),
+                })?;
+                for (id, at) in [("b", "t2"), ("a", "t1"), ("c", "t2"), ("d", "t0")] {
+                    tx.insert_run(&run(id, at))?;
+                }
+                Ok::<_, crate::StoreError>(())
+            })
+            .unwrap();
+        let all = store.read(|tx| tx.runs()).unwrap();
+        let latest = store.read(|tx| tx.latest_run()).unwrap().unwrap();
+        assert_eq!(latest.id, "c");
+        assert_eq!(latest.id, all.last().unwrap().id);
     }
 
     #[test]
