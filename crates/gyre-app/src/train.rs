@@ -373,8 +373,9 @@ impl App {
                 objects: &objects,
             })?;
             if let Some(obj) = &slices_obj {
-                // As `gyre slices` does: the cache is a convenience, its failure fails nothing.
-                let _ = tx.put_cache(&slices_key, "slices", obj, &time);
+                // `INSERT OR IGNORE`: it fails only when the database does, and then the
+                // transaction cannot be trusted to go on (SQLite may have rolled it back).
+                tx.put_cache(&slices_key, "slices", obj, &time)?;
             }
             crate::findings::record_findings(tx, &reports[0], &opened, &fixed, &user, &time)
         })?;
