@@ -185,71 +185,81 @@ impl App {
             )?;
             let train_s = t1.elapsed().as_secs_f64();
             let t2 = Instant::now();
-            let scores = model.predict(&features, &holdout_rows);
-            let predict_s = t2.elapsed().as_secs_f64();
-            let preds = Predictions {
-                row_ids: holdout_rows.iter().map(|&r| row_ids[r as usize]).collect(),
-                labels: holdout_rows.iter().map(|&r| labels[r as usize]).collect(),
-                scores,
-            };
-            let (holdout_labels, scores) = (&preds.labels, &preds.scores);
             let classes = loaded.schema.classes.len();
             let objects = self.store.objects();
-            // Three pieces of work side by side, each on a thread of its own: the model stored
-            // (its bytes, their hash, the write and two fsyncs: mostly waiting on the disk), the
-            // slice search (first run only), and the metrics, the predictions' Parquet and its
-            // storing. Both objects are durable before the run's record names them (below).
-            let (model_obj, searched, evaluated) = std::thread::scope(|scope| {
-                let storing_model = scope.spawn(|| objects.put(&model.save()));
-                let searching = (k == 0).then(|| {
-                    scope.spawn(|| {
-                        let t3 = Instant::now();
-                        let table_rows: Vec<usize> =
-                            holdout_rows.iter().map(|&r| r as usize).collect();
-                        let names = loaded.data.feature_names();
-                        let discrete = slicing::discretize(
-                            &loaded.data.batch,
-                            &loaded.schema,
-                            &names,
-                            &table_rows,
-                        );
-                        let errs = slicing::errors(task, classes, holdout_labels, scores);
-                        // The search `gyre slices RUN` makes by default, kept for it in the
-                        // cache; the run's report and its findings take the top three.
-                        let found = slicing::top_slices(&discrete, &errs, &Default::default());
-                        let stored =
-                            slicing::StoredSlices::new(slicing::error_name(task), &errs, found);
-                        // Kept for `gyre slices RUN`; a cache that cannot take it fails nothing.
-                        let obj = objects
-                            .put(&serde_json::to_vec(&stored).expect("slices serialize"))
-                            .ok();
-                        (stored, obj, t3.elapsed().as_secs_f64())
-                    })
+            // The model is stored (its bytes, their hash, the write and two fsyncs: mostly
+            // waiting on the disk) on a thread of its own while the holdout is predicted. Then
+            // two more pieces of work side by side: the slice search (first run only), and the
+            // metrics, the predictions' Parquet and its storing. Both objects are durable before
+            // the run's record names them (below).
+            let (model_obj, predict_s, preds, searched, evaluated) = std::thread::scope(|outer| {
+                let storing_model = outer.spawn(|| objects.put(&model.save()));
+                let scores = model.predict(&features, &holdout_rows);
+                let predict_s = t2.elapsed().as_secs_f64();
+                let preds = Predictions {
+                    row_ids: holdout_rows.iter().map(|&r| row_ids[r as usize]).collect(),
+                    labels: holdout_rows.iter().map(|&r| labels[r as usize]).collect(),
+                    scores,
+                };
+                let (holdout_labels, scores) = (&preds.labels, &preds.scores);
+                let (searched, evaluated) = std::thread::scope(|scope| {
+                    let searching = (k == 0).then(|| {
+                        scope.spawn(|| {
+                            let t3 = Instant::now();
+                            let table_rows: Vec<usize> =
+                                holdout_rows.iter().map(|&r| r as usize).collect();
+                            let names = loaded.data.feature_names();
+                            let discrete = slicing::discretize(
+                                &loaded.data.batch,
+                                &loaded.schema,
+                                &names,
+                                &table_rows,
+                            );
+                            let errs = slicing::errors(task, classes, holdout_labels, scores);
+                            // The search `gyre slices RUN` makes by default, kept for it in the
+                            // cache; the run's report and its findings take the top three.
+                            let found = slicing::top_slices(&discrete, &errs, &Default::default());
+                            let stored =
+                                slicing::StoredSlices::new(slicing::error_name(task), &errs, found);
+                            // Kept for `gyre slices RUN`; a cache that cannot take it fails
+                            // nothing.
+                            let obj = objects
+                                .put(&serde_json::to_vec(&stored).expect("slices serialize"))
+                                .ok();
+                            (stored, obj, t3.elapsed().as_secs_f64())
+                        })
+                    });
+                    let evaluated = (|| -> Result<_, AppError> {
+                        let holdout_metrics = metrics::metrics(&Scores {
+                            task,
+                            classes,
+                            labels: holdout_labels,
+                            scores,
+                            weights: None,
+                        });
+                        let correct: Option<Vec<bool>> = task.is_classification().then(|| {
+                            metrics::predicted_classes(task, classes, scores)
+                                .iter()
+                                .zip(holdout_labels)
+                                .map(|(&p, &y)| f64::from(p) == y)
+                                .collect()
+                        });
+                        let pred_obj =
+                            objects.put(&predictions::to_parquet(&preds, &loaded.schema)?)?;
+                        Ok((holdout_metrics, correct, pred_obj))
+                    })();
+                    (
+                        searching.map(|h| h.join().expect("the slice search does not panic")),
+                        evaluated,
+                    )
                 });
-                let evaluated = (|| -> Result<_, AppError> {
-                    let holdout_metrics = metrics::metrics(&Scores {
-                        task,
-                        classes,
-                        labels: holdout_labels,
-                        scores,
-                        weights: None,
-                    });
-                    let correct: Option<Vec<bool>> = task.is_classification().then(|| {
-                        metrics::predicted_classes(task, classes, scores)
-                            .iter()
-                            .zip(holdout_labels)
-                            .map(|(&p, &y)| f64::from(p) == y)
-                            .collect()
-                    });
-                    let pred_obj =
-                        objects.put(&predictions::to_parquet(&preds, &loaded.schema)?)?;
-                    Ok((holdout_metrics, correct, pred_obj))
-                })();
                 (
                     storing_model
                         .join()
                         .expect("storing a model does not panic"),
-                    searching.map(|h| h.join().expect("the slice search does not panic")),
+                    predict_s,
+                    preds,
+                    searched,
                     evaluated,
                 )
             });
