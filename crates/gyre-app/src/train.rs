@@ -140,7 +140,6 @@ impl App {
         let features = loaded.features();
         let labels = loaded.labels();
         let splits = loaded.splits();
-        let row_ids = loaded.row_ids();
         let train_rows = loaded.train_rows();
         let holdout_rows: Vec<u32> = (0..splits.len() as u32)
             .filter(|&r| splits[r as usize] == Split::Holdout)
@@ -185,94 +184,26 @@ impl App {
             )?;
             let train_s = t1.elapsed().as_secs_f64();
             let t2 = Instant::now();
-            let classes = loaded.schema.classes.len();
-            let objects = self.store.objects();
-            // The model is stored (its bytes, their hash, the write and two fsyncs: mostly
-            // waiting on the disk) on a thread of its own while the holdout is predicted. Then
-            // two more pieces of work side by side: the slice search (first run only), and the
-            // metrics, the predictions' Parquet and its storing. Both objects are durable before
-            // the run's record names them (below).
-            let (model_obj, predict_s, preds, searched, evaluated) = std::thread::scope(|outer| {
-                let storing_model = outer.spawn(|| objects.put(&model.save()));
-                let scores = model.predict(&features, &holdout_rows);
-                let predict_s = t2.elapsed().as_secs_f64();
-                let preds = Predictions {
-                    row_ids: holdout_rows.iter().map(|&r| row_ids[r as usize]).collect(),
-                    labels: holdout_rows.iter().map(|&r| labels[r as usize]).collect(),
-                    scores,
-                };
-                let (holdout_labels, scores) = (&preds.labels, &preds.scores);
-                let (searched, evaluated) = std::thread::scope(|scope| {
-                    let searching = (k == 0).then(|| {
-                        scope.spawn(|| {
-                            let t3 = Instant::now();
-                            let table_rows: Vec<usize> =
-                                holdout_rows.iter().map(|&r| r as usize).collect();
-                            let names = loaded.data.feature_names();
-                            let discrete = slicing::discretize(
-                                &loaded.data.batch,
-                                &loaded.schema,
-                                &names,
-                                &table_rows,
-                            );
-                            let errs = slicing::errors(task, classes, holdout_labels, scores);
-                            // The search `gyre slices RUN` makes by default, kept for it in the
-                            // cache; the run's report and its findings take the top three.
-                            let found = slicing::top_slices(&discrete, &errs, &Default::default());
-                            let stored =
-                                slicing::StoredSlices::new(slicing::error_name(task), &errs, found);
-                            // Kept for `gyre slices RUN`; a cache that cannot take it fails
-                            // nothing.
-                            let obj = objects
-                                .put(&serde_json::to_vec(&stored).expect("slices serialize"))
-                                .ok();
-                            (stored, obj, t3.elapsed().as_secs_f64())
-                        })
-                    });
-                    let evaluated = (|| -> Result<_, AppError> {
-                        let holdout_metrics = metrics::metrics(&Scores {
-                            task,
-                            classes,
-                            labels: holdout_labels,
-                            scores,
-                            weights: None,
-                        });
-                        let correct: Option<Vec<bool>> = task.is_classification().then(|| {
-                            metrics::predicted_classes(task, classes, scores)
-                                .iter()
-                                .zip(holdout_labels)
-                                .map(|(&p, &y)| f64::from(p) == y)
-                                .collect()
-                        });
-                        let pred_obj =
-                            objects.put(&predictions::to_parquet(&preds, &loaded.schema)?)?;
-                        Ok((holdout_metrics, correct, pred_obj))
-                    })();
-                    (
-                        searching.map(|h| h.join().expect("the slice search does not panic")),
-                        evaluated,
-                    )
-                });
-                (
-                    storing_model
-                        .join()
-                        .expect("storing a model does not panic"),
-                    predict_s,
-                    preds,
-                    searched,
-                    evaluated,
-                )
-            });
+            let evaluated = evaluate_on_holdout(
+                &*model,
+                &loaded,
+                &features,
+                &labels,
+                &holdout_rows,
+                self.store.objects(),
+                k == 0,
+            )?;
             // Prediction, metrics, the slice search and both objects stored.
             let evaluate_s = t2.elapsed().as_secs_f64();
-            let model_obj = model_obj?;
-            let (holdout_metrics, correct, pred_obj) = evaluated?;
-            holdout_correct.extend(correct);
-            all_preds.push(preds);
-            if let Some((stored, obj, s)) = searched {
-                first_slices = stored.slices.iter().take(3).cloned().collect();
-                slices_obj = obj.map(|o| o.to_string());
-                slices_s = s;
+            let predict_s = evaluated.predict_s;
+            let (model_obj, pred_obj) = (evaluated.model_obj, evaluated.pred_obj);
+            let holdout_metrics = evaluated.metrics;
+            holdout_correct.extend(evaluated.correct);
+            all_preds.push(evaluated.preds);
+            if let Some(found) = evaluated.slices {
+                first_slices = found.stored.slices.iter().take(3).cloned().collect();
+                slices_obj = found.object.map(|o| o.to_string());
+                slices_s = found.seconds;
             }
             let created_at = now();
             let id = new_id(&format!(
@@ -396,6 +327,129 @@ impl App {
             seed_floor: floor,
         })
     }
+}
+
+/// What predicting and evaluating one fitted model on the holdout gives.
+struct HoldoutEvaluation {
+    model_obj: ContentHash,
+    predict_s: f64,
+    preds: Predictions,
+    metrics: metrics::Metrics,
+    /// Whether each holdout row is predicted right (classification).
+    correct: Option<Vec<bool>>,
+    pred_obj: ContentHash,
+    /// The default slice search, when asked for.
+    slices: Option<FoundSlices>,
+}
+
+/// The default slice search of a run, its cached object (if it could be stored) and its time.
+struct FoundSlices {
+    stored: slicing::StoredSlices,
+    object: Option<ContentHash>,
+    seconds: f64,
+}
+
+/// Predicts the holdout rows with `model`, scores them, and stores the model and the
+/// predictions, with the default slice search when `search_slices`. The model is stored (its
+/// bytes, their hash, the write and two fsyncs: mostly waiting on the disk) on a thread of its
+/// own while the holdout is predicted. Then two more pieces of work side by side: the slice
+/// search, and the metrics, the predictions' Parquet and its storing. Both objects are durable
+/// when this returns, before any record names them.
+fn evaluate_on_holdout(
+    model: &dyn gyre_learn::Model,
+    loaded: &crate::table_view::LoadedVersion,
+    features: &gyre_learn::Features,
+    labels: &[f64],
+    holdout_rows: &[u32],
+    objects: &gyre_store::Objects,
+    search_slices: bool,
+) -> Result<HoldoutEvaluation, AppError> {
+    let t0 = Instant::now();
+    let task = loaded.schema.task;
+    let classes = loaded.schema.classes.len();
+    let row_ids = loaded.row_ids();
+    let (model_obj, predict_s, preds, slices, scored) = std::thread::scope(|outer| {
+        let storing_model = outer.spawn(|| objects.put(&model.save()));
+        let scores = model.predict(features, holdout_rows);
+        let predict_s = t0.elapsed().as_secs_f64();
+        let preds = Predictions {
+            row_ids: holdout_rows.iter().map(|&r| row_ids[r as usize]).collect(),
+            labels: holdout_rows.iter().map(|&r| labels[r as usize]).collect(),
+            scores,
+        };
+        let (holdout_labels, scores) = (&preds.labels, &preds.scores);
+        let (slices, scored) = std::thread::scope(|scope| {
+            let searching = search_slices.then(|| {
+                scope.spawn(|| {
+                    let t1 = Instant::now();
+                    let table_rows: Vec<usize> = holdout_rows.iter().map(|&r| r as usize).collect();
+                    let names = loaded.data.feature_names();
+                    let discrete = slicing::discretize(
+                        &loaded.data.batch,
+                        &loaded.schema,
+                        &names,
+                        &table_rows,
+                    );
+                    let errs = slicing::errors(task, classes, holdout_labels, scores);
+                    // The search `gyre slices RUN` makes by default, kept for it in the cache;
+                    // the run's report and its findings take the top three.
+                    let found = slicing::top_slices(&discrete, &errs, &Default::default());
+                    let stored =
+                        slicing::StoredSlices::new(slicing::error_name(task), &errs, found);
+                    // A cache that cannot take it fails nothing.
+                    let object = objects
+                        .put(&serde_json::to_vec(&stored).expect("slices serialize"))
+                        .ok();
+                    FoundSlices {
+                        stored,
+                        object,
+                        seconds: t1.elapsed().as_secs_f64(),
+                    }
+                })
+            });
+            let scored = (|| -> Result<_, AppError> {
+                let holdout_metrics = metrics::metrics(&Scores {
+                    task,
+                    classes,
+                    labels: holdout_labels,
+                    scores,
+                    weights: None,
+                });
+                let correct: Option<Vec<bool>> = task.is_classification().then(|| {
+                    metrics::predicted_classes(task, classes, scores)
+                        .iter()
+                        .zip(holdout_labels)
+                        .map(|(&p, &y)| f64::from(p) == y)
+                        .collect()
+                });
+                let pred_obj = objects.put(&predictions::to_parquet(&preds, &loaded.schema)?)?;
+                Ok((holdout_metrics, correct, pred_obj))
+            })();
+            (
+                searching.map(|h| h.join().expect("the slice search does not panic")),
+                scored,
+            )
+        });
+        (
+            storing_model
+                .join()
+                .expect("storing a model does not panic"),
+            predict_s,
+            preds,
+            slices,
+            scored,
+        )
+    });
+    let (metrics, correct, pred_obj) = scored?;
+    Ok(HoldoutEvaluation {
+        model_obj: model_obj?,
+        predict_s,
+        preds,
+        metrics,
+        correct,
+        pred_obj,
+        slices,
+    })
 }
 
 /// Pairwise flips (right under one run, wrong under the other) on the holdout.
