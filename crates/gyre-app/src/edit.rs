@@ -348,7 +348,7 @@ impl App {
         let time = now();
         let description = kind.describe();
         let (user, command) = (self.user.clone(), self.command.clone());
-        let seq = self.store.read(|tx| tx.versions(&dataset))?.len() as i64;
+        let fixing = self.fixing_findings()?;
         if let Some((rec, bytes)) = &mut pending_source {
             rec.object = self.store.objects().put(bytes)?.to_string();
         }
@@ -368,7 +368,8 @@ impl App {
             tx.insert_version(&VersionRecord {
                 id: version.clone(),
                 dataset: dataset.clone(),
-                seq,
+                // Counted under the write lock, so two edits at once cannot take the same.
+                seq: tx.version_count(&dataset)?,
                 edit: Some(id),
                 description: description.clone(),
                 created_at: time.clone(),
@@ -384,6 +385,8 @@ impl App {
                 ]
                 .concat(),
             })?;
+            // The findings being fixed are linked to the edit in the same transaction.
+            crate::findings::link_edit(tx, id, &fixing, &user, &time)?;
             Ok::<_, AppError>(id)
         })?;
         if let Some((rec, _)) = &pending_source
@@ -392,7 +395,6 @@ impl App {
             // As at import: the added table's decoded form, cached for the commands that follow.
             let _ = self.stored_table(&object);
         }
-        self.link_edit(id)?;
         Ok(EditReport {
             edit: id,
             kind: kind.name(),

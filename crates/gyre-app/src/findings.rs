@@ -178,35 +178,15 @@ impl App {
             .expect("exists"))
     }
 
-    /// Links a new edit to every finding being fixed.
-    pub(crate) fn link_edit(&mut self, edit: i64) -> Result<(), AppError> {
-        let fixing: Vec<i64> = self
+    /// The findings being fixed, which the next edit is linked to ([`link_edit`]).
+    pub(crate) fn fixing_findings(&mut self) -> Result<Vec<i64>, AppError> {
+        Ok(self
             .findings()?
             .findings
             .iter()
             .filter(|f| f.state == "fixing")
             .map(|f| f.id)
-            .collect();
-        if fixing.is_empty() {
-            return Ok(());
-        }
-        let time = now();
-        let user = self.user.clone();
-        self.store.write(|tx| {
-            for f in &fixing {
-                tx.insert_finding_event(&FindingEvent {
-                    seq: 0,
-                    finding: *f,
-                    state: "edit".into(),
-                    why: None,
-                    who: user.clone(),
-                    time: time.clone(),
-                    run: None,
-                    edit: Some(edit),
-                })?;
-            }
-            Ok::<_, AppError>(())
-        })
+            .collect())
     }
 
     /// What a run changes in the findings: its slices and failed suites as new findings, and the
@@ -378,6 +358,29 @@ impl App {
         self.store
             .write(|tx| record_findings(tx, run, records, fixed, &user, &time))
     }
+}
+
+/// Links `edit` to the findings `fixing`, in the transaction `tx` that stores the edit.
+pub(crate) fn link_edit(
+    tx: &gyre_store::Tx<'_>,
+    edit: i64,
+    fixing: &[i64],
+    user: &str,
+    time: &str,
+) -> Result<(), AppError> {
+    for &finding in fixing {
+        tx.insert_finding_event(&FindingEvent {
+            seq: 0,
+            finding,
+            state: "edit".into(),
+            why: None,
+            who: user.to_string(),
+            time: time.to_string(),
+            run: None,
+            edit: Some(edit),
+        })?;
+    }
+    Ok(())
 }
 
 /// Writes findings in the transaction `tx`: `records` opened (unless open already) and `fixed`

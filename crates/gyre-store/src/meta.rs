@@ -326,6 +326,15 @@ impl Tx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many versions `dataset` has had (the next one's `seq`).
+    pub fn version_count(&self, dataset: &str) -> Result<i64, StoreError> {
+        Ok(self.0.query_row(
+            "SELECT COUNT(*) FROM versions WHERE dataset = ?1",
+            [dataset],
+            |r| r.get(0),
+        )?)
+    }
+
     pub fn insert_seed_group(&self, g: &SeedGroupRecord) -> Result<(), StoreError> {
         self.0.execute(
             "INSERT INTO seed_groups (id, summary, created_at) VALUES (?1, ?2, ?3)",
