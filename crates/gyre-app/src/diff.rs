@@ -114,7 +114,6 @@ impl App {
         // Rows both runs predicted, labelled from the newest version. Runs on the same holdout
         // list the same rows in the same order: then a row's place is its place in both.
         let ids = gyre_data::table::row_ids(&latest.data.batch);
-        let all_labels = latest.labels();
         let pos_c: Option<rustc_hash::FxHashMap<u64, usize>> =
             (pb.row_ids != pc.row_ids).then(|| {
                 pc.row_ids
@@ -125,19 +124,26 @@ impl App {
             });
         let mut row_ids = Vec::new();
         let mut table_rows = Vec::new();
-        let mut labels = Vec::new();
         let (mut sb, mut sc) = (Vec::new(), Vec::new());
+        // Both lists are in row id order, so a predicted row is usually the table row after the
+        // last one found; else it is searched for.
+        let mut next = 0;
         for (i, &r) in pb.row_ids.iter().enumerate() {
             let j = match &pos_c {
                 None => Some(i),
                 Some(pos) => pos.get(&r).copied(),
             };
-            let (Some(j), Ok(t)) = (j, ids.binary_search(&r)) else {
+            let t = if ids.get(next) == Some(&r) {
+                Some(next)
+            } else {
+                ids.binary_search(&r).ok()
+            };
+            let (Some(j), Some(t)) = (j, t) else {
                 continue;
             };
+            next = t + 1;
             row_ids.push(r);
             table_rows.push(t);
-            labels.push(all_labels[t]);
             sb.extend_from_slice(&pb.scores[i * k..(i + 1) * k]);
             sc.extend_from_slice(&pc.scores[j * k..(j + 1) * k]);
         }
@@ -147,6 +153,7 @@ impl App {
                 base.id, cand.id
             )));
         }
+        let labels = latest.labels_of(&table_rows);
         let load_s = t0.elapsed().as_secs_f64();
         let t1 = std::time::Instant::now();
         let suites_all = self.suites()?.suites;

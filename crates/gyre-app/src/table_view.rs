@@ -354,6 +354,22 @@ impl LoadedVersion {
         }
     }
 
+    /// [`Self::labels`] of the given table rows only, in their order.
+    pub fn labels_of(&self, rows: &[usize]) -> Vec<f64> {
+        let t = self
+            .data
+            .batch
+            .column_by_name(&self.schema.target)
+            .expect("target in table");
+        if self.schema.task == Task::Regression {
+            let v = t.as_primitive::<Float64Type>().values();
+            rows.iter().map(|&r| v[r]).collect()
+        } else {
+            let keys = t.as_dictionary::<Int32Type>().keys().values();
+            rows.iter().map(|&r| f64::from(keys[r])).collect()
+        }
+    }
+
     pub fn splits(&self) -> &[Split] {
         self.data.splits()
     }
