@@ -125,8 +125,9 @@ impl App {
     /// the kind's version must change when `from_parquet`'s output does): every later command
     /// that loads the table reads it without decoding, which is most of what an edit or a diff
     /// of a small dataset spends. A missing or damaged file is a miss (a damaged one is
-    /// replaced), and a failure to keep it fails nothing. Nothing evicts these files: each
-    /// stored table has one, about 8x its compressed size.
+    /// replaced), and a failure to keep it fails nothing. Each stored table has one, about 8x
+    /// its compressed size; past 4 GiB of them the least recently used go
+    /// (`Objects::put_derived`).
     pub(crate) fn stored_table(
         &self,
         object: &gyre_core::ContentHash,

@@ -13,7 +13,13 @@ pub struct Objects {
     tmp: PathBuf,
     /// Files derived from objects (`derived/<kind>/<object id>`): see [`Objects::put_derived`].
     derived: PathBuf,
+    /// The most bytes one kind of derived file may take; past it the least recently used go.
+    derived_max: u64,
 }
+
+/// The most bytes each kind of derived file takes by default (a decoded table is about 8x its
+/// stored Parquet: a few GiB keep the decoded forms of tables of tens of millions of rows).
+const DERIVED_MAX_BYTES: u64 = 4 << 30;
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -23,6 +29,41 @@ impl Objects {
             dir: state_dir.join("objects"),
             tmp: state_dir.join("tmp"),
             derived: state_dir.join("derived"),
+            derived_max: DERIVED_MAX_BYTES,
+        }
+    }
+
+    /// Removes the least recently used files of a kind of derived file until the kind takes at
+    /// most `derived_max` bytes, keeping `keep` (the one just written). A read marks a file
+    /// used ([`Objects::get_derived`] sets its modification time). Failures are ignored: this
+    /// is a cache's housekeeping, and a file removed while another process reads it stays
+    /// readable by that process until it is done.
+    fn evict_derived(&self, kind: &str, keep: &Path) {
+        let Ok(dir) = fs::read_dir(self.derived.join(kind)) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = dir
+            .flatten()
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                if !m.is_file() {
+                    return None;
+                }
+                Some((m.modified().ok()?, m.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        if total <= self.derived_max {
+            return;
+        }
+        files.sort();
+        for (_, len, path) in files {
+            if total <= self.derived_max {
+                break;
+            }
+            if path != keep && fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
         }
     }
 
@@ -54,7 +95,9 @@ impl Objects {
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
             StoreError::io(&dest, e)
-        })
+        })?;
+        self.evict_derived(kind, &dest);
+        Ok(())
     }
 
     /// The file derived from object `of`, if one is kept (unchecked: see `put_derived`),
@@ -62,6 +105,8 @@ impl Objects {
     /// reading it copied them into fresh memory (for a 4.7 MB table, a fifth of an edit).
     pub fn get_derived(&self, kind: &str, of: &ContentHash) -> Option<bytes::Bytes> {
         let file = fs::File::open(self.derived_path(kind, of)).ok()?;
+        // Used now: the eviction in `put_derived` keeps the most recently used files.
+        let _ = file.set_modified(std::time::SystemTime::now());
         // SAFETY: a mapping is undefined behaviour if its file changes while mapped. gyre never
         // writes a derived file in place: `put_derived` writes a temporary file and renames it
         // over the old one (a new file; the mapped one stays as it was), and `remove_derived`
@@ -223,5 +268,48 @@ mod tests {
         // Nothing is left in tmp, and no object was stored.
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         assert!(!dir.path().join("objects").exists());
+    }
+
+    #[test]
+    fn derived_files_past_the_limit_go_least_recently_used_first() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let mut objects = Objects::new(dir.path());
+        objects.derived_max = 250;
+        let ids: Vec<ContentHash> = (0..4u8).map(|i| ContentHash::of(&[i])).collect();
+        // Written a second apart, as far as their times say.
+        let age = |id: &ContentHash, seconds_ago: u64| {
+            let f = fs::File::options()
+                .write(true)
+                .open(objects.derived_path("t", id))
+                .unwrap();
+            f.set_modified(
+                std::time::SystemTime::now() - std::time::Duration::from_secs(seconds_ago),
+            )
+            .unwrap();
+        };
+        for (i, id) in ids[..2].iter().enumerate() {
+            objects.put_derived("t", id, &[0; 100]).unwrap();
+            age(id, 10 - i as u64);
+        }
+        objects.put_derived("other", &ids[0], &[0; 200]).unwrap();
+        // Three of 100 bytes pass 250: the oldest goes, the one just written stays.
+        objects.put_derived("t", &ids[2], &[0; 100]).unwrap();
+        let kept = |id: &ContentHash| objects.derived_path("t", id).exists();
+        assert_eq!(
+            ids[..3].iter().map(kept).collect::<Vec<_>>(),
+            [false, true, true]
+        );
+        // A read makes a file recent: reading #1 makes #2 the least recently used.
+        age(&ids[1], 5);
+        age(&ids[2], 3);
+        assert!(objects.get_derived("t", &ids[1]).is_some());
+        objects.put_derived("t", &ids[3], &[0; 100]).unwrap();
+        assert_eq!(
+            ids.iter().map(kept).collect::<Vec<_>>(),
+            [false, true, false, true]
+        );
+        // Each kind has its own limit.
+        assert!(objects.derived_path("other", &ids[0]).exists());
     }
 }
