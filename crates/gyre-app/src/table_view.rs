@@ -338,25 +338,15 @@ impl LoadedVersion {
 
     /// Class index (classification) or value (regression) of every row.
     pub fn labels(&self) -> Vec<f64> {
-        let t = self
-            .data
-            .batch
-            .column_by_name(&self.schema.target)
-            .expect("target in table");
-        if self.schema.task == Task::Regression {
-            t.as_primitive::<Float64Type>().values().to_vec()
-        } else {
-            t.as_dictionary::<Int32Type>()
-                .keys()
-                .values()
-                .iter()
-                .map(|&k| f64::from(k))
-                .collect()
-        }
+        self.labels_at(0..self.data.batch.num_rows())
     }
 
     /// [`Self::labels`] of the given table rows only, in their order.
     pub fn labels_of(&self, rows: &[usize]) -> Vec<f64> {
+        self.labels_at(rows.iter().copied())
+    }
+
+    fn labels_at(&self, rows: impl Iterator<Item = usize>) -> Vec<f64> {
         let t = self
             .data
             .batch
@@ -364,10 +354,10 @@ impl LoadedVersion {
             .expect("target in table");
         if self.schema.task == Task::Regression {
             let v = t.as_primitive::<Float64Type>().values();
-            rows.iter().map(|&r| v[r]).collect()
+            rows.map(|r| v[r]).collect()
         } else {
             let keys = t.as_dictionary::<Int32Type>().keys().values();
-            rows.iter().map(|&r| f64::from(keys[r])).collect()
+            rows.map(|r| f64::from(keys[r])).collect()
         }
     }
 
