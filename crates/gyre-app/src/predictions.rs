@@ -247,6 +247,22 @@ mod tests {
         }
     }
 
+    /// Stored predictions that lack a column the schema asks for (here: scores for other
+    /// classes) are an error naming the column, not a panic.
+    #[test]
+    fn predictions_without_a_needed_column_are_named_as_corrupt() {
+        let p = Predictions {
+            row_ids: vec![7],
+            labels: vec![1.0],
+            scores: vec![0.75],
+        };
+        let bytes = to_parquet(&p, &schema(Task::Binary, &["a", "b"])).unwrap();
+        let err = read(bytes.into(), &schema(Task::Binary, &["a", "z"]), false)
+            .err()
+            .expect("no score_z column");
+        assert!(err.to_string().contains("lack score_z"), "{err}");
+    }
+
     #[test]
     fn predictions_round_trip_through_parquet() {
         for (task, classes, scores) in [
