@@ -5,7 +5,7 @@
 use crate::request_row::{FieldName, FieldValue, RequestRow};
 use crate::{App, AppError};
 use gyre_core::{ColumnKind, ContentHash, Task};
-use gyre_learn::{Column, Features, Model, RowValue};
+use gyre_learn::{Column, Features, Model};
 use gyre_store::StoreError;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -107,89 +107,61 @@ impl ServingModel {
         }
     }
 
-    /// Feature `f` of row `r` as the model takes it; an unseen category is missing, and noted.
-    fn value(
-        &self,
-        f: &Field,
-        r: usize,
-        row: &RequestRow,
-        unseen: &mut Vec<String>,
-    ) -> Result<RowValue, FieldError> {
-        let bad = |error: &str| FieldError {
-            row: r,
-            field: f.name.name.clone(),
-            error: error.to_string(),
-        };
-        let v = row
-            .get_named(&f.name)
-            .ok_or_else(|| bad("missing (send null for a missing value)"))?;
-        let category = |code| RowValue::Category {
-            code,
-            cardinality: f.codes.len() as u32,
-        };
-        Ok(match (f.kind, v) {
-            (ColumnKind::Categorical, FieldValue::Null) => category(u32::MAX),
-            (ColumnKind::Categorical, FieldValue::Text(s)) => match f.codes.get(&**s) {
-                Some(&c) => category(c),
-                None => {
-                    unseen.push(f.name.name.clone());
-                    category(u32::MAX)
-                }
-            },
-            (ColumnKind::Categorical, _) => return Err(bad("expected a string or null")),
-            (ColumnKind::Boolean, FieldValue::Bool(b)) => RowValue::Number(f64::from(u8::from(*b))),
-            (ColumnKind::Boolean, FieldValue::Null) => RowValue::Number(f64::NAN),
-            (ColumnKind::Boolean, _) => return Err(bad("expected true, false or null")),
-            (_, FieldValue::Number(x)) => RowValue::Number(*x),
-            (_, FieldValue::Null) => RowValue::Number(f64::NAN),
-            (_, _) => return Err(bad("expected a number or null")),
-        })
-    }
-
     /// Predicts JSON rows: every feature must be present (null means missing), with a value of
     /// its kind: a number, a string (categorical) or a boolean.
     pub fn predict(&self, rows: &[RequestRow]) -> Result<Vec<ServedPrediction>, FieldError> {
         let n = rows.len();
-        let k = crate::suites::outputs(self.task, self.classes.len());
+        let mut columns = Vec::with_capacity(self.fields.len());
         let mut unseen: Vec<Vec<String>> = vec![Vec::new(); n];
-        let scores = if let [row] = rows {
-            // One row (most requests): its values straight to the model, no one-row table.
-            let values = self
-                .fields
-                .iter()
-                .map(|f| self.value(f, 0, row, &mut unseen[0]))
-                .collect::<Result<Vec<RowValue>, FieldError>>()?;
-            let mut out = vec![0.0; k];
-            self.model.predict_row(&values, &mut out);
-            out
-        } else {
-            let mut columns = Vec::with_capacity(self.fields.len());
-            for f in &self.fields {
-                let mut nums = Vec::new();
-                let mut codes = Vec::new();
-                for (r, row) in rows.iter().enumerate() {
-                    match self.value(f, r, row, &mut unseen[r])? {
-                        RowValue::Number(x) => nums.push(x),
-                        RowValue::Category { code, .. } => codes.push(code),
+        for f in &self.fields {
+            let mut nums = Vec::new();
+            let mut codes = Vec::new();
+            for (r, row) in rows.iter().enumerate() {
+                let bad = |error: &str| FieldError {
+                    row: r,
+                    field: f.name.name.clone(),
+                    error: error.to_string(),
+                };
+                let v = row
+                    .get_named(&f.name)
+                    .ok_or_else(|| bad("missing (send null for a missing value)"))?;
+                match (f.kind, v) {
+                    (ColumnKind::Categorical, FieldValue::Null) => codes.push(u32::MAX),
+                    (ColumnKind::Categorical, FieldValue::Text(s)) => match f.codes.get(&**s) {
+                        Some(&c) => codes.push(c),
+                        None => {
+                            unseen[r].push(f.name.name.clone());
+                            codes.push(u32::MAX);
+                        }
+                    },
+                    (ColumnKind::Categorical, _) => return Err(bad("expected a string or null")),
+                    (ColumnKind::Boolean, FieldValue::Bool(b)) => {
+                        nums.push(f64::from(u8::from(*b)))
                     }
+                    (ColumnKind::Boolean, FieldValue::Null) => nums.push(f64::NAN),
+                    (ColumnKind::Boolean, _) => return Err(bad("expected true, false or null")),
+                    (_, FieldValue::Number(x)) => nums.push(*x),
+                    (_, FieldValue::Null) => nums.push(f64::NAN),
+                    (_, _) => return Err(bad("expected a number or null")),
                 }
-                columns.push(if f.kind == ColumnKind::Categorical {
-                    Column::Categorical {
-                        codes: codes.into(),
-                        cardinality: f.codes.len() as u32,
-                    }
-                } else {
-                    Column::Numeric(nums.into())
-                });
             }
-            let features = Features {
-                names: self.names.clone(),
-                columns,
-                rows: n,
-            };
-            let all: Vec<u32> = (0..n as u32).collect();
-            self.model.predict(&features, &all)
+            columns.push(if f.kind == ColumnKind::Categorical {
+                Column::Categorical {
+                    codes: codes.into(),
+                    cardinality: f.codes.len() as u32,
+                }
+            } else {
+                Column::Numeric(nums.into())
+            });
+        }
+        let features = Features {
+            names: self.names.clone(),
+            columns,
+            rows: n,
         };
+        let all: Vec<u32> = (0..n as u32).collect();
+        let scores = self.model.predict(&features, &all);
+        let k = crate::suites::outputs(self.task, self.classes.len());
         Ok((0..n)
             .map(|r| {
                 let s = &scores[r * k..(r + 1) * k];

@@ -159,15 +159,6 @@ impl Column {
     }
 }
 
-/// One feature value of a row predicted alone ([`Model::predict_row`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum RowValue {
-    /// A numeric feature's value; NaN (or +-inf) is missing.
-    Number(f64),
-    /// A categorical feature's code (`u32::MAX`: missing) and its number of categories.
-    Category { code: u32, cardinality: u32 },
-}
-
 /// A feature table, column-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Features {
@@ -175,28 +166,6 @@ pub struct Features {
     pub names: std::sync::Arc<[String]>,
     pub columns: Vec<Column>,
     pub rows: usize,
-}
-
-impl Features {
-    /// A one-row table of `row`'s values (its column names left empty: prediction reads
-    /// columns by position).
-    pub fn one_row(row: &[RowValue]) -> Features {
-        let columns = row
-            .iter()
-            .map(|v| match *v {
-                RowValue::Number(x) => Column::Numeric(vec![x].into()),
-                RowValue::Category { code, cardinality } => Column::Categorical {
-                    codes: vec![code].into(),
-                    cardinality,
-                },
-            })
-            .collect();
-        Features {
-            names: Vec::new().into(),
-            columns,
-            rows: 1,
-        }
-    }
 }
 
 /// The rows of a table a learner trains on. Edits exclude rows by leaving them out of `rows`, so the
@@ -248,12 +217,6 @@ pub trait Model: Send + Sync {
     /// training table's columns in the same order; a column of the wrong kind reads as missing.
     /// Panics if a row index is out of range for `features`.
     fn predict(&self, features: &Features, rows: &[u32]) -> Vec<f64>;
-    /// [`Model::predict`] of one row, given as its feature values in the training table's order,
-    /// into `out` (`task().outputs()` values): the same values, bit for bit. A learner may
-    /// override it to skip building a one-row table (serving predicts one row per request).
-    fn predict_row(&self, row: &[RowValue], out: &mut [f64]) {
-        out.copy_from_slice(&self.predict(&Features::one_row(row), &[0]));
-    }
     /// The model in gyre's versioned model format: JSON `{"format":"gyre-model","version":1,"learner":..}`.
     fn save(&self) -> Vec<u8>;
 }

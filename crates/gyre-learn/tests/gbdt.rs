@@ -3,9 +3,7 @@
 mod common;
 
 use common::*;
-use gyre_learn::{
-    Column, Features, Model, NoProgress, RowValue, Task, TrainSet, learner, load_model,
-};
+use gyre_learn::{Column, Features, Model, NoProgress, Task, TrainSet, learner, load_model};
 
 fn fit(
     name: &str,
@@ -771,60 +769,7 @@ fn prediction_engine_agrees_with_a_plain_walk_of_the_stored_trees() {
             bits(&m.predict_raw_reference(&damaged, &rows[..50])),
             "{leaves} leaves"
         );
-        // A row given alone as its values (serving's path) predicts as in a table.
-        for table in [&d.features, &damaged] {
-            let k = task.outputs();
-            let mut alone = vec![0.0; 50 * k];
-            for (o, &r) in alone.chunks_mut(k).zip(&rows[..50]) {
-                m.predict_row(&row_values(table, r), o);
-            }
-            assert_eq!(
-                bits(&alone),
-                bits(&Model::predict(&m, table, &rows[..50])),
-                "{task:?}, {leaves} leaves"
-            );
-        }
     }
-}
-
-/// Row `r` of a table as the values [`Model::predict_row`] takes.
-fn row_values(f: &Features, r: u32) -> Vec<RowValue> {
-    f.columns
-        .iter()
-        .map(|c| match c {
-            Column::Numeric(v) => RowValue::Number(v[r as usize]),
-            Column::Categorical { codes, cardinality } => RowValue::Category {
-                code: codes[r as usize],
-                cardinality: *cardinality,
-            },
-        })
-        .collect()
-}
-
-#[test]
-fn a_linear_row_predicted_alone_predicts_as_in_a_table() {
-    // The trait's own `predict_row` (a one-row table), which the linear model keeps.
-    let d = adult();
-    let learner = learner("linear", &[]).unwrap();
-    let m = learner
-        .fit(
-            Task::Binary,
-            &TrainSet {
-                features: &d.features,
-                rows: &d.train,
-                labels: &d.labels,
-                weights: None,
-            },
-            0,
-            &NoProgress,
-        )
-        .unwrap();
-    let rows: Vec<u32> = d.test.iter().copied().take(30).collect();
-    let mut alone = vec![0.0; rows.len()];
-    for (o, &r) in alone.chunks_mut(1).zip(&rows) {
-        m.predict_row(&row_values(&d.features, r), o);
-    }
-    assert_eq!(bits(&alone), bits(&m.predict(&d.features, &rows)));
 }
 
 #[test]

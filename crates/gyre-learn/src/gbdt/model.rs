@@ -8,9 +8,7 @@ use super::GbdtParams;
 use super::runtime::{QuickScorer, QuickSpace, Runtime, WalkSpace};
 use super::tree::{BinSplit, Tree};
 use crate::binning::{BinMap, FeatureBins};
-use crate::{
-    Column, Features, LearnError, MODEL_FORMAT, MODEL_VERSION, Model, RowValue, Task, objective,
-};
+use crate::{Column, Features, LearnError, MODEL_FORMAT, MODEL_VERSION, Model, Task, objective};
 
 /// Rows per parallel prediction task.
 const PREDICT_CHUNK: usize = 1024;
@@ -434,24 +432,6 @@ impl Model for GbdtModel {
         let mut raw = self.predict_raw(features, rows);
         objective::transform(self.task, &mut raw);
         raw
-    }
-
-    /// The row coded straight from its values, with this thread's scratch space: no one-row
-    /// table, no allocation. The same steps as a one-row block of `predict_block` (a lone row
-    /// is scored alone there too), so the same bits.
-    fn predict_row(&self, row: &[RowValue], out: &mut [f64]) {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<(Vec<u32>, QuickSpace)> = Default::default();
-        }
-        SCRATCH.with_borrow_mut(|(coded, space)| {
-            self.runtime.code_row(row, coded);
-            out.copy_from_slice(&self.init_score);
-            match self.runtime.quick() {
-                Some(quick) => quick.add_scores(coded, out, space),
-                None => self.walk_alone(coded, coded.len(), out),
-            }
-        });
-        objective::transform(self.task, out);
     }
 
     fn save(&self) -> Vec<u8> {

@@ -21,7 +21,7 @@
 mod quick;
 
 use super::model::FlatTree;
-use crate::{Column, Features, RowValue};
+use crate::{Column, Features};
 pub(crate) use quick::{QuickScorer, QuickSpace};
 
 /// How a feature's values become codes.
@@ -160,31 +160,6 @@ impl Runtime {
 
     pub(crate) fn num_features(&self) -> usize {
         self.coding.len()
-    }
-
-    /// Codes one row's values into `buf`, one code per feature, as [`Runtime::code_rows`] codes
-    /// the same row in a table.
-    pub(crate) fn code_row(&self, row: &[RowValue], buf: &mut Vec<u32>) {
-        buf.clear();
-        buf.extend(
-            self.coding
-                .iter()
-                .zip(row.iter().map(Some).chain(std::iter::repeat(None)))
-                .map(|(coding, v)| match (coding, v) {
-                    (Coding::Numeric { cuts }, Some(RowValue::Number(x))) if x.is_finite() => {
-                        1 + cuts.partition_point(|c| c < x) as u32
-                    }
-                    (Coding::Categorical { limit }, Some(RowValue::Category { code, .. }))
-                        if *code != u32::MAX =>
-                    {
-                        1 + (*code).min(*limit)
-                    }
-                    _ => 0,
-                }),
-        );
-        if buf.is_empty() {
-            buf.push(0);
-        }
     }
 
     /// Codes `rows` of `features` into `buf`, row-major, one code per feature. Columns of the

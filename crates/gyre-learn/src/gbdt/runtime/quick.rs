@@ -123,6 +123,7 @@ impl QuickScorer {
 
     /// Adds each tree's leaf value for one coded row to `out[t % out.len()]`, in tree order (the
     /// same sums as the walk, bit for bit). `bits` is scratch space.
+    #[cfg(test)]
     pub(crate) fn add_scores(&self, row: &[u32], out: &mut [f64], bits: &mut QuickSpace) {
         match self {
             QuickScorer::Narrow(l) => l.add_scores(row, out, &mut bits.narrow),
