@@ -54,7 +54,7 @@ pub use serving::{FieldError, ServedPrediction, ServingModel};
 pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use slicing::{SliceRow, SlicesReport, SlicesRequest};
 pub use suites::{Suite, SuiteResult, SuitesReport};
-pub use train::{RunReport, SeedFloor, TrainReport, TrainRequest};
+pub use train::{RunReport, SeedFloor, SeedsNote, TrainReport, TrainRequest};
 pub use why::WhyReport;
 
 use gyre_store::Store;

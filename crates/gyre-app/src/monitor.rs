@@ -181,6 +181,8 @@ pub struct Interval {
 /// One (model, arm, shadow) group's running figures while the log is read.
 #[derive(Default)]
 struct Group {
+    predictions: usize,
+    /// One figure per request (a request's rows share its latency).
     latency: Latencies,
     labelled: usize,
     /// Classification: labelled predictions judged, and how many were right.
@@ -196,8 +198,11 @@ pub struct ModelWatch {
     pub arm: String,
     pub shadow: bool,
     pub predictions: usize,
-    /// Time inside the server's handler, from the parsed request to the response (network and
-    /// queueing before the handler are not included; the load test measures those).
+    /// The requests that asked for them (a request may carry many rows).
+    pub requests: usize,
+    /// Per request, not per row: time inside the server's handler, from the parsed request to
+    /// the response (network and queueing before the handler are not included; the load test
+    /// measures those).
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     /// Predictions with a feedback label.
@@ -337,7 +342,10 @@ impl App {
                     .entry((r.model.clone(), r.arm.clone(), r.shadow))
                     .or_default(),
             };
-            g.latency.add(r.latency_us);
+            g.predictions += 1;
+            if r.id.n == r.request {
+                g.latency.add(r.latency_us);
+            }
             if let Some(truth) = labels.get(&r.id) {
                 if regression {
                     if let (Ok(p), Ok(t)) = (r.label.parse::<f64>(), truth.parse::<f64>()) {
@@ -445,7 +453,8 @@ impl App {
                     model,
                     arm,
                     shadow,
-                    predictions: g.latency.len() as usize,
+                    predictions: g.predictions,
+                    requests: g.latency.len() as usize,
                     latency_p50_ms: g.latency.percentile_ms(0.5),
                     latency_p99_ms: g.latency.percentile_ms(0.99),
                     labelled: g.labelled,

@@ -38,6 +38,8 @@ pub struct LogWriter {
     /// Records handed to the writer and not yet committed (or failed), for `/metrics`.
     pending: Arc<AtomicI64>,
     pub session: i64,
+    /// What earlier sessions served: per session, one more than its highest committed number.
+    earlier: std::collections::BTreeMap<i64, i64>,
     next: AtomicI64,
     /// The highest request number of this session whose records are all committed, plus one.
     flushed: Arc<AtomicI64>,
@@ -55,6 +57,7 @@ impl App {
         mode: Option<&str>,
     ) -> Result<LogWriter, AppError> {
         let mut log = self.store.prediction_log()?;
+        let earlier = log.served_counts()?;
         let session = log.start_session(&now(), champion, challenger, mode)?;
         let (tx, rx) = sync_channel(QUEUE_MAX);
         let flushed = Arc::new(AtomicI64::new(0));
@@ -71,6 +74,7 @@ impl App {
             tx,
             pending,
             session,
+            earlier,
             next: AtomicI64::new(0),
             flushed,
             failures,
@@ -208,6 +212,18 @@ impl LogWriter {
     /// Predictions of this session numbered below this have been handed out.
     pub fn issued(&self) -> i64 {
         self.next.load(Ordering::Acquire)
+    }
+
+    /// Whether a prediction with this id was answered: issued by this session, or committed to
+    /// the log by an earlier one.
+    pub fn was_served(&self, id: PredictionId) -> bool {
+        if id.session == self.session {
+            (0..self.issued()).contains(&id.n)
+        } else {
+            self.earlier
+                .get(&id.session)
+                .is_some_and(|&count| (0..count).contains(&id.n))
+        }
     }
 
     /// Predictions of this session numbered below this are committed.

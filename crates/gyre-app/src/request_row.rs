@@ -64,6 +64,20 @@ impl<'a> RequestRow<'a> {
         self.lookup(name_hash(name), name)
     }
 
+    /// How many fields were sent (a name sent twice counts twice).
+    pub fn field_count(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// The names sent, each once, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        let mut seen = rustc_hash::FxHashSet::default();
+        self.fields
+            .iter()
+            .map(|f| &*f.1)
+            .filter(move |n| seen.insert(*n))
+    }
+
     /// [`RequestRow::get`] with the name's hash computed once, by whoever asks every request.
     pub fn get_named(&self, name: &FieldName) -> Option<&FieldValue<'a>> {
         self.lookup(name.hash, &name.name)

@@ -45,6 +45,10 @@ pub struct ServedPrediction {
     /// Categorical fields whose value was never seen in training (treated as missing).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unseen: Vec<String>,
+    /// Fields sent that are not features of the model (the target, an id, a dropped feature, a
+    /// typo), sorted: not used, and said so.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
 }
 
 impl App {
@@ -180,8 +184,24 @@ impl ServingModel {
                     label,
                     scores,
                     unseen: std::mem::take(&mut unseen[r]),
+                    ignored: self.ignored(&rows[r]),
                 }
             })
             .collect())
+    }
+
+    /// A row's fields that are not features. Every feature was found in the row, so a row with
+    /// as many fields as there are features has none (the common case, checked first).
+    fn ignored(&self, row: &RequestRow) -> Vec<String> {
+        if row.field_count() == self.fields.len() {
+            return Vec::new();
+        }
+        let mut extra: Vec<String> = row
+            .names()
+            .filter(|n| !self.names.iter().any(|f| f == n))
+            .map(String::from)
+            .collect();
+        extra.sort_unstable();
+        extra
     }
 }

@@ -7,7 +7,7 @@ use crate::suites::SuiteResult;
 use crate::{App, AppError, now};
 use gyre_core::{ContentHash, Split, Task};
 use gyre_eval::metrics::{self, Scores};
-use gyre_learn::{Progress, TrainSet};
+use gyre_learn::{Progress, SeedEffect, TrainSet};
 use gyre_store::{NewJournalEntry, RunRecord, SeedGroupRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -98,6 +98,9 @@ pub struct SeedFloor {
     /// Classification only; `None` for regression, where right/wrong is undefined.
     pub mean_flip_rate: Option<f64>,
     pub pairs: Vec<SeedPair>,
+    /// What the seed chose in these runs (bagging, feature sampling, ...).
+    #[serde(default)]
+    pub seed_drives: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -111,6 +114,17 @@ pub struct TrainReport {
     pub runs: Vec<RunReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed_floor: Option<SeedFloor>,
+    /// With `--seeds K` where the seed chooses nothing: why one run was trained, not K.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seeds_note: Option<SeedsNote>,
+}
+
+/// `--seeds K` asked of a learner whose seed, with these params, changes nothing.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedsNote {
+    pub requested: usize,
+    pub trained: usize,
+    pub note: String,
 }
 
 /// The part of a run's record kept as JSON `info`.
@@ -134,6 +148,28 @@ impl App {
             return Err(AppError::invalid("--seeds must be at least 1"));
         }
         let learner = gyre_learn::learner(&req.learner, &req.params)?;
+        // K fits that differ only in a seed that chooses nothing are one fit K times: train
+        // one and say why.
+        let (seeds, seeds_note, seed_drives) = match learner.seed_effect() {
+            SeedEffect::Nothing { advice } if req.seeds > 1 => (
+                1,
+                Some(SeedsNote {
+                    requested: req.seeds,
+                    trained: 1,
+                    note: format!(
+                        "with these params the {} seed changes nothing: runs with seeds {}..{} \
+                         would be identical (no flips, a noise floor of 0 that says nothing), so \
+                         one run was trained; {advice}",
+                        learner.name(),
+                        req.seed,
+                        req.seed + req.seeds as u64 - 1
+                    ),
+                }),
+                Vec::new(),
+            ),
+            SeedEffect::Nothing { .. } => (req.seeds, None, Vec::new()),
+            SeedEffect::Drives(d) => (req.seeds, None, d),
+        };
         let t0 = Instant::now();
         let dataset = self.resolve_dataset(req.dataset.as_deref())?;
         let loaded = self.load_version(&dataset, req.version.as_deref())?;
@@ -156,7 +192,7 @@ impl App {
         let root = self.root().to_path_buf();
         let mut asking_git = Some(std::thread::spawn(move || git_commit(&root)));
         let mut git_commit = None;
-        let group_id = (req.seeds > 1).then(|| new_id(&format!("group {}", req.seed)));
+        let group_id = (seeds > 1).then(|| new_id(&format!("group {}", req.seed)));
 
         let mut reports = Vec::new();
         let mut first_slices = Vec::new();
@@ -168,7 +204,7 @@ impl App {
         let mut holdout_of_runs = Vec::new();
         // The cached object of the first run's slice search, once stored.
         let mut slices_obj = None;
-        for k in 0..req.seeds {
+        for k in 0..seeds {
             let seed = req.seed + k as u64;
             let t1 = Instant::now();
             let model = learner.fit(
@@ -261,7 +297,7 @@ impl App {
 
         let floor = group_id
             .as_ref()
-            .map(|g| seed_floor(g, &reports, &holdout_correct));
+            .map(|g| seed_floor(g, &reports, &holdout_correct, &seed_drives));
         for r in &mut reports {
             r.seed_group = group_id.clone();
         }
@@ -325,6 +361,7 @@ impl App {
             run: runs[0].clone(),
             runs: if runs.len() > 1 { runs } else { Vec::new() },
             seed_floor: floor,
+            seeds_note,
         })
     }
 }
@@ -453,7 +490,12 @@ fn evaluate_on_holdout(
 }
 
 /// Pairwise flips (right under one run, wrong under the other) on the holdout.
-fn seed_floor(group: &str, runs: &[RunRecord], correct: &[Vec<bool>]) -> SeedFloor {
+fn seed_floor(
+    group: &str,
+    runs: &[RunRecord],
+    correct: &[Vec<bool>],
+    drives: &[&str],
+) -> SeedFloor {
     let mut pairs = Vec::new();
     for i in 0..correct.len() {
         for j in i + 1..correct.len() {
@@ -477,6 +519,7 @@ fn seed_floor(group: &str, runs: &[RunRecord], correct: &[Vec<bool>]) -> SeedFlo
         mean_flip_rate: (!pairs.is_empty())
             .then(|| pairs.iter().map(|p| p.flip_rate).sum::<f64>() / pairs.len() as f64),
         pairs,
+        seed_drives: drives.iter().map(|d| d.to_string()).collect(),
     }
 }
 

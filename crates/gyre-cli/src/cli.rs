@@ -1,7 +1,77 @@
 //! Command-line arguments (the only place clap is used).
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+/// The commands by the loop's stages, in the order a turn takes them: `gyre --help` lists them
+/// this way (clap lists subcommands in one flat list). Every command is in exactly one stage;
+/// a test checks it.
+const STAGES: &[(&str, &[&str])] = &[
+    ("Start", &["init", "demo"]),
+    ("Import", &["import", "data"]),
+    (
+        "Train",
+        &["train", "runs", "show", "predictions", "predict"],
+    ),
+    (
+        "Look: where it fails",
+        &[
+            "slices",
+            "label-issues",
+            "suite",
+            "suites",
+            "findings",
+            "finding",
+            "why",
+        ],
+    ),
+    ("Steer: change the data, with a reason", &["edit", "ablate"]),
+    (
+        "Compare and ship",
+        &["diff", "gate", "promote", "rollback", "aliases", "export"],
+    ),
+    ("Serve and watch", &["serve", "monitor", "feedback"]),
+    ("History", &["log"]),
+];
+
+impl Cli {
+    /// Parses the command line, with `--help` listing the commands by stage.
+    pub fn parse_grouped() -> Cli {
+        use clap::FromArgMatches;
+        let cmd = Cli::command();
+        let template = format!(
+            "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{}Options:\n{{options}}{{after-help}}",
+            grouped_commands(&cmd)
+        );
+        let matches = cmd.help_template(template).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// The subcommands under their stages' headings, each with its one-line help.
+fn grouped_commands(cmd: &clap::Command) -> String {
+    let about = |name: &str| {
+        cmd.find_subcommand(name)
+            .and_then(|c| c.get_about())
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    };
+    let width = STAGES
+        .iter()
+        .flat_map(|(_, names)| names.iter())
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (stage, names) in STAGES {
+        out.push_str(&format!("{stage}:\n"));
+        for name in *names {
+            out.push_str(&format!("  {name:<width$}  {}\n", about(name)));
+        }
+        out.push('\n');
+    }
+    out
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -69,6 +139,7 @@ pub enum Command {
     },
     /// Check a run against the promotion policy ([gate] in gyre.toml); exit 1 when it fails
     Gate {
+        /// The run to check: an id (or unique prefix), an alias, or `latest`
         run: String,
         /// The run to compare against (default: the champion)
         #[arg(long, value_name = "REF")]
@@ -76,9 +147,10 @@ pub enum Command {
     },
     /// Make a run the champion (or another alias) if it passes the gate
     Promote {
+        /// The run: an id (or unique prefix), an alias, or `latest`
         run: String,
-        #[arg(long)]
-        why: Option<String>,
+        #[command(flatten)]
+        why: Why,
         /// Promote even if the gate fails (recorded)
         #[arg(long)]
         force: bool,
@@ -88,8 +160,9 @@ pub enum Command {
     },
     /// Move the champion (or another alias) back to the run it pointed at before
     Rollback {
-        #[arg(long)]
-        why: Option<String>,
+        #[command(flatten)]
+        why: Why,
+        /// The alias to move back (default: champion)
         #[arg(long, value_name = "NAME")]
         alias: Option<String>,
     },
@@ -99,6 +172,7 @@ pub enum Command {
     Why {
         /// A row id (or --id-column key)
         row: String,
+        /// The dataset (default: the project's only dataset)
         #[arg(long)]
         dataset: Option<String>,
     },
@@ -130,6 +204,9 @@ pub enum Command {
         /// Answer 408 to a request (body included) that takes longer than this
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
+        /// Answer 413 to a request body larger than this (1MiB holds about 3,000 Adult rows)
+        #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = crate::commands::parse_size)]
+        max_body: usize,
     },
     /// Drift, online quality per model, shadow disagreement, latency and errors from the prediction log
     Monitor {
@@ -151,8 +228,8 @@ pub enum Command {
         decision: String,
         /// The finding's number
         id: i64,
-        #[arg(long)]
-        why: Option<String>,
+        #[command(flatten)]
+        why: Why,
     },
     /// The whole loop on the bundled UCI Adult data, in a new project directory
     Demo {
@@ -260,9 +337,6 @@ pub struct ImportArgs {
 
 #[derive(Args, Debug)]
 pub struct EditArgs {
-    /// Why: every edit needs a reason
-    #[arg(long, global = true)]
-    pub why: Option<String>,
     /// The dataset (default: the project's only dataset)
     #[arg(long, global = true)]
     pub dataset: Option<String>,
@@ -270,18 +344,31 @@ pub struct EditArgs {
     pub kind: EditCommand,
 }
 
+/// The reason every edit and decision must give; required, so it shows in the usage line.
+#[derive(Args, Debug, Clone)]
+pub struct Why {
+    /// Why: kept with the change in the journal, for whoever reads it later
+    #[arg(long, value_name = "TEXT")]
+    pub why: String,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum EditCommand {
     /// Leave matching training rows out of training
     Exclude {
-        /// A predicate, e.g. "age < 18 AND workclass = 'Never-worked'"
+        /// The training rows to leave out: a SQL predicate, e.g. "age < 18 AND workclass = 'Never-worked'"
         #[arg(long = "where", value_name = "PRED")]
         predicate: String,
+        #[command(flatten)]
+        why: Why,
     },
     /// Bring back matching training rows an earlier exclude removed
     Include {
+        /// The excluded training rows to bring back: a SQL predicate, e.g. "age >= 17"
         #[arg(long = "where", value_name = "PRED")]
         predicate: String,
+        #[command(flatten)]
+        why: Why,
     },
     /// Fix labels of listed rows or of matching rows, in every split
     Relabel {
@@ -293,6 +380,7 @@ pub enum EditCommand {
             conflicts_with = "predicate"
         )]
         rows: Option<Vec<String>>,
+        /// Or the rows matching a SQL predicate, e.g. "workclass = 'Never-worked'"
         #[arg(long = "where", value_name = "PRED")]
         predicate: Option<String>,
         /// The new label
@@ -301,14 +389,19 @@ pub enum EditCommand {
         /// Allow a label that is not yet a class
         #[arg(long)]
         new_class: bool,
+        #[command(flatten)]
+        why: Why,
     },
     /// Multiply the training weight of matching training rows
     Weight {
+        /// The training rows to reweight: a SQL predicate, e.g. "sex = 'Female' AND age < 25"
         #[arg(long = "where", value_name = "PRED")]
         predicate: String,
         /// The factor (positive)
         #[arg(long, value_name = "FACTOR", allow_negative_numbers = true)]
         by: f64,
+        #[command(flatten)]
+        why: Why,
     },
     /// Append the rows of another file with the same columns (fresh row ids)
     AddSource {
@@ -317,16 +410,22 @@ pub enum EditCommand {
         /// Join the file's other columns onto the rows with the same value in this column
         #[arg(long, value_name = "COL")]
         key: Option<String>,
+        #[command(flatten)]
+        why: Why,
     },
     /// Stop using a column as a feature
     DropFeature {
         /// The column
         column: String,
+        #[command(flatten)]
+        why: Why,
     },
     /// Undo an earlier edit
     Revert {
         /// The edit's number (see gyre data --versions)
         edit: i64,
+        #[command(flatten)]
+        why: Why,
     },
 }
 
@@ -379,7 +478,71 @@ pub struct SlicesArgs {
 pub enum FeedbackCommand {
     /// The served rows that received a true label become a new source of the dataset (an add-source edit)
     Import {
-        #[arg(long)]
-        why: Option<String>,
+        #[command(flatten)]
+        why: Why,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_is_in_exactly_one_stage_of_the_help() {
+        let cmd = Cli::command();
+        let listed: Vec<&str> = STAGES.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+        for sub in cmd.get_subcommands() {
+            let name = sub.get_name();
+            let times = listed.iter().filter(|n| **n == name).count();
+            assert_eq!(times, 1, "{name} is listed {times} times in STAGES");
+        }
+        for name in &listed {
+            assert!(
+                cmd.find_subcommand(name).is_some(),
+                "STAGES names {name}, no such command"
+            );
+        }
+        let help = grouped_commands(&cmd);
+        let train = help.find("\n  train ").unwrap();
+        let import = help.find("\n  import ").unwrap();
+        let serve = help.find("\n  serve ").unwrap();
+        assert!(import < train && train < serve, "{help}");
+    }
+
+    #[test]
+    fn a_required_why_shows_in_the_usage_line() {
+        let mut cmd = Cli::command();
+        for path in [
+            &["promote"][..],
+            &["rollback"],
+            &["finding"],
+            &["feedback", "import"],
+            &["edit", "exclude"],
+            &["edit", "relabel"],
+        ] {
+            let mut c = &mut cmd;
+            for p in path {
+                c = c.find_subcommand_mut(p).unwrap();
+            }
+            let usage = c.render_usage().to_string();
+            assert!(usage.contains("--why <TEXT>"), "{path:?}: {usage}");
+        }
+    }
+
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                if a.get_help().is_none() && !["help", "version"].contains(&a.get_id().as_str()) {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for s in c.get_subcommands() {
+                walk(s, &format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "gyre", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
 }

@@ -5,15 +5,14 @@ mod cli;
 mod commands;
 mod output;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::Cli::parse_grouped();
     match commands::run(&args) {
         Ok(code) => code,
         Err(err) => {
-            output::error(&err);
+            output::error(&err, args.json);
             ExitCode::from(2)
         }
     }

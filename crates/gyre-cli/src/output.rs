@@ -20,18 +20,28 @@ pub fn json<T: Serialize>(value: &T) {
     print(&s);
 }
 
-pub fn error(err: &anyhow::Error) {
+/// Reports an error on stderr; with `--json`, also as one JSON object on stdout
+/// (`{"error", "causes", "hint"}`), so a script reading stdout always reads JSON.
+pub fn error(err: &anyhow::Error, as_json: bool) {
+    let causes: Vec<String> = err.chain().skip(1).map(|c| c.to_string()).collect();
+    let hint = err
+        .downcast_ref::<gyre_app::AppError>()
+        .and_then(|e| e.hint());
     let mut msg = format!("error: {err}");
-    for cause in err.chain().skip(1) {
+    for cause in &causes {
         msg.push_str(&format!("\n  caused by: {cause}"));
     }
-    if let Some(hint) = err
-        .downcast_ref::<gyre_app::AppError>()
-        .and_then(|e| e.hint())
-    {
+    if let Some(hint) = &hint {
         msg.push_str(&format!("\nhint: {hint}"));
     }
     eprintln!("{msg}");
+    if as_json {
+        json(&serde_json::json!({
+            "error": err.to_string(),
+            "causes": causes,
+            "hint": hint,
+        }));
+    }
 }
 
 /// 48842 -> "48,842".

@@ -791,3 +791,89 @@ fn sigterm_right_after_the_ready_line_is_a_graceful_stop() {
     let (mut server, _, _) = start(&p, &[]);
     assert_eq!(stop(&mut server), Some(0));
 }
+
+/// Issue 25: what a new user hit when serving. Answers name their classes and the fields they
+/// did not use; a body over the limit (settable) is a JSON 413; feedback for an id never served
+/// is refused, whichever session it names; a busy port says what to do, in JSON with --json,
+/// and uses up no log session; monitor's latency is per request, not per row.
+#[test]
+fn serving_says_what_it_used_and_refuses_what_it_never_served() {
+    let p = Project::new();
+    p.import_adult();
+    let run = train(&p, "10");
+    p.json(&["promote", &run, "--why", "serve it"]);
+    let (mut server, addr, ready) = start(&p, &["--max-body", "64KiB"]);
+    let first_session = ready["session"].as_i64().unwrap();
+    let rows = holdout_rows(101);
+    let mut with_target = rows[0].1.clone();
+    with_target["income"] = serde_json::json!(">50K");
+    with_target["agee"] = serde_json::json!(3);
+    let (s, b) = post(
+        &addr,
+        "/v1/predict",
+        &serde_json::json!({ "rows": [with_target, rows[1].1] }),
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["classes"], serde_json::json!(["<=50K", ">50K"]));
+    assert_eq!(
+        b["predictions"][0]["ignored"],
+        serde_json::json!(["agee", "income"])
+    );
+    assert!(b["predictions"][1].get("ignored").is_none(), "{b}");
+    // 100 rows in one request, then five one-row requests: 105 predictions, 6 requests.
+    let batch: Vec<serde_json::Value> = rows[1..].iter().map(|(_, r)| r.clone()).collect();
+    let (s, b) = post(&addr, "/v1/predict", &serde_json::json!({ "rows": batch }));
+    assert_eq!(s, 200, "{b}");
+    let mut last_id = String::new();
+    for (_, r) in rows.iter().take(5) {
+        let (s, b) = post(&addr, "/v1/predict", &serde_json::json!({ "rows": [r] }));
+        assert_eq!(s, 200, "{b}");
+        last_id = b["predictions"][0]["id"].as_str().unwrap().to_string();
+    }
+    // Over the limit set: JSON like every other error, naming the limit and the flag.
+    let big = format!("{{\"rows\": [{}]}}", " ".repeat(70 << 10));
+    let (s, b) = http(&addr, "POST", "/v1/predict", big.as_bytes());
+    assert_eq!(s, 413, "{b}");
+    let e: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let msg = e["error"].as_str().unwrap();
+    assert!(msg.contains("65536") && msg.contains("--max-body"), "{msg}");
+    let feedback = |addr: &str, id: &str| {
+        post(
+            addr,
+            "/v1/feedback",
+            &serde_json::json!({ "id": id, "label": ">50K" }),
+        )
+        .0
+    };
+    assert_eq!(feedback(&addr, &last_id), 200);
+    assert_eq!(feedback(&addr, &format!("{first_session}-107")), 404);
+    assert_eq!(feedback(&addr, &format!("{first_session}-99999")), 404);
+    assert_eq!(feedback(&addr, "not-an-id"), 400);
+
+    // A second server on the same address: exit 2, a hint, JSON on stdout with --json.
+    let out = p.run(&["serve", "--addr", &addr, "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("not JSON: {}", stdout(&out)));
+    assert!(e["error"].as_str().unwrap().contains(&addr), "{e}");
+    assert!(e["hint"].as_str().unwrap().contains("--addr"), "{e}");
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+    wait_committed(&addr, 107);
+    assert_eq!(stop(&mut server), Some(0));
+
+    // The failed start took no session; predictions of the first stay known, others do not.
+    let (mut server, addr, ready) = start(&p, &[]);
+    assert_eq!(ready["session"].as_i64(), Some(first_session + 1));
+    assert_eq!(feedback(&addr, &format!("{first_session}-106")), 200);
+    assert_eq!(feedback(&addr, &format!("{first_session}-107")), 404);
+    assert_eq!(feedback(&addr, &format!("{}-0", first_session + 1)), 404);
+    assert_eq!(feedback(&addr, &format!("{}-0", first_session + 2)), 404);
+    assert_eq!(stop(&mut server), Some(0));
+
+    let m = p.json(&["monitor"]);
+    let champ = &m["models"][0];
+    assert_eq!(
+        (champ["predictions"].as_u64(), champ["requests"].as_u64()),
+        (Some(107), Some(7))
+    );
+}

@@ -211,7 +211,41 @@ fn seeds_measure_the_noise_floor() {
     assert_eq!(floor["pairs"].as_array().unwrap().len(), 3);
     let rate = floor["mean_flip_rate"].as_f64().unwrap();
     assert!(rate > 0.0 && rate < 0.1, "flip rate {rate}");
+    assert_eq!(
+        floor["seed_drives"][0].as_str().unwrap(),
+        "bagging (bagging_fraction < 1, bagging_freq > 0)"
+    );
     assert_eq!(run_count(&p), 3);
+}
+
+/// Issue 25: with default params the gbdt seed chooses nothing, so `--seeds 3` would train three
+/// identical models and report a floor of 0; one run is trained and the reason is given.
+#[test]
+fn seeds_that_change_nothing_train_one_run_and_say_why() {
+    let p = adult_project();
+    let r = p.json(&["train", "--seeds", "3", "-p", "num_iterations=10"]);
+    assert!(
+        r.get("runs").is_none() && r.get("seed_floor").is_none(),
+        "{r}"
+    );
+    let note = &r["seeds_note"];
+    assert_eq!(
+        (note["requested"].as_u64(), note["trained"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let text = note["note"].as_str().unwrap();
+    assert!(
+        text.contains("changes nothing") && text.contains("bagging_fraction"),
+        "{text}"
+    );
+    assert_eq!(run_count(&p), 1);
+    let out = p.run(&["train", "--seeds", "2", "--learner", "linear"]);
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        human.contains("seeds: with these params the linear seed changes nothing"),
+        "{human}"
+    );
+    assert_eq!(run_count(&p), 2);
 }
 
 /// A training request that must fail: exit 2, the message, and nothing stored.

@@ -176,6 +176,68 @@ fn io_error(path: &Path, e: std::io::Error) -> DataError {
 }
 
 fn read_csv(path: &Path, gzip: bool, on_rows: &dyn Fn(usize)) -> Result<RawTable, DataError> {
+    collect(csv_batches(path, gzip)?, on_rows)
+}
+
+/// The raw columns of a whole input, from its stream of batches.
+fn collect(batches: Batches, on_rows: &dyn Fn(usize)) -> Result<RawTable, DataError> {
+    let (names, format, path) = (batches.names.clone(), batches.format, batches.path.clone());
+    let mut chunks: Vec<Vec<ArrayRef>> = vec![Vec::new(); names.len()];
+    let mut rows = 0usize;
+    for batch in batches {
+        let batch = batch?;
+        rows += batch.num_rows();
+        for (i, col) in batch.columns().iter().enumerate() {
+            chunks[i].push(col.clone());
+        }
+        on_rows(rows);
+    }
+    if names.is_empty() {
+        return Err(DataError::Empty { path });
+    }
+    if rows == 0 {
+        return Err(DataError::HeaderOnly { path });
+    }
+    Ok(RawTable {
+        names,
+        chunks,
+        rows,
+        format,
+    })
+}
+
+/// An input read a batch at a time (64k rows), so a file larger than memory can be streamed:
+/// CSV fields as text, Parquet columns as typed.
+pub struct Batches {
+    pub names: Vec<String>,
+    pub format: Format,
+    path: std::path::PathBuf,
+    inner: Box<dyn Iterator<Item = Result<RecordBatch, DataError>>>,
+}
+
+impl Iterator for Batches {
+    type Item = Result<RecordBatch, DataError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next()
+    }
+}
+
+impl Batches {
+    /// Where row `row` (0-based over the whole input) is, in the words of its format.
+    pub fn location(&self, row: usize) -> String {
+        location(self.format, row)
+    }
+}
+
+/// Opens an input for streaming, whatever its format.
+pub fn batches(path: &Path) -> Result<Batches, DataError> {
+    match detect(path)? {
+        Format::Parquet => parquet_batches(path),
+        Format::Csv { gzip } => csv_batches(path, gzip),
+    }
+}
+
+fn csv_batches(path: &Path, gzip: bool) -> Result<Batches, DataError> {
     let names = read_header(path, gzip)?;
     let schema = Arc::new(Schema::new(
         names
@@ -188,24 +250,12 @@ fn read_csv(path: &Path, gzip: bool, on_rows: &dyn Fn(usize)) -> Result<RawTable
         .with_batch_size(64 * 1024)
         .build(open_text(path, gzip)?)
         .map_err(|e| csv_error(path, &names, e))?;
-    let mut chunks: Vec<Vec<ArrayRef>> = vec![Vec::new(); names.len()];
-    let mut rows = 0usize;
-    for batch in reader {
-        let batch: RecordBatch = batch.map_err(|e| csv_error(path, &names, e))?;
-        rows += batch.num_rows();
-        for (i, col) in batch.columns().iter().enumerate() {
-            chunks[i].push(col.clone());
-        }
-        on_rows(rows);
-    }
-    if rows == 0 {
-        return Err(DataError::HeaderOnly { path: path.into() });
-    }
-    Ok(RawTable {
+    let (owned, named) = (path.to_path_buf(), names.clone());
+    Ok(Batches {
         names,
-        chunks,
-        rows,
         format: Format::Csv { gzip },
+        path: path.to_path_buf(),
+        inner: Box::new(reader.map(move |b| b.map_err(|e| csv_error(&owned, &named, e)))),
     })
 }
 
@@ -301,6 +351,10 @@ fn csv_error(path: &Path, names: &[String], e: arrow_schema::ArrowError) -> Data
 }
 
 fn read_parquet_input(path: &Path, on_rows: &dyn Fn(usize)) -> Result<RawTable, DataError> {
+    collect(parquet_batches(path)?, on_rows)
+}
+
+fn parquet_batches(path: &Path) -> Result<Batches, DataError> {
     let f = File::open(path).map_err(|e| io_error(path, e))?;
     let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
         .map_err(|e| DataError::Malformed {
@@ -330,40 +384,31 @@ fn read_parquet_input(path: &Path, on_rows: &dyn Fn(usize)) -> Result<RawTable, 
             path: path.into(),
             message: e.to_string(),
         })?;
-    let mut chunks: Vec<Vec<ArrayRef>> = vec![Vec::new(); names.len()];
-    let mut rows = 0;
-    for batch in reader {
-        let batch = batch.map_err(|e| DataError::Malformed {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
-        rows += batch.num_rows();
-        for (i, col) in batch.columns().iter().enumerate() {
-            chunks[i].push(col.clone());
-        }
-        on_rows(rows);
-    }
-    if names.is_empty() {
-        return Err(DataError::Empty { path: path.into() });
-    }
-    if rows == 0 {
-        return Err(DataError::HeaderOnly { path: path.into() });
-    }
-    Ok(RawTable {
+    let owned = path.to_path_buf();
+    Ok(Batches {
         names,
-        chunks,
-        rows,
         format: Format::Parquet,
+        path: path.to_path_buf(),
+        inner: Box::new(reader.map(move |b| {
+            b.map_err(|e| DataError::Malformed {
+                path: owned.clone(),
+                message: e.to_string(),
+            })
+        })),
     })
+}
+
+fn location(format: Format, row: usize) -> String {
+    match format {
+        Format::Csv { .. } => format!("line {}", row + 2),
+        Format::Parquet => format!("row {}", row + 1),
+    }
 }
 
 impl RawTable {
     /// Where a row is, in the words of its format: a CSV line (header is line 1) or a Parquet row.
     pub fn location(&self, row: usize) -> String {
-        match self.format {
-            Format::Csv { .. } => format!("line {}", row + 2),
-            Format::Parquet => format!("row {}", row + 1),
-        }
+        location(self.format, row)
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {

@@ -8,6 +8,7 @@ pub mod filter;
 pub mod import;
 pub mod infer;
 pub mod input;
+pub mod output;
 pub mod split;
 pub mod stats;
 pub mod table;

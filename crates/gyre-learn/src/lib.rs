@@ -194,11 +194,23 @@ impl Progress for NoProgress {
     fn iteration(&self, _done: usize, _total: usize) {}
 }
 
+/// What the seed chooses in a fit with given params: runs that differ only by seed measure
+/// the noise floor only when it chooses something.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SeedEffect {
+    /// What it chooses, in words (`"bagging"`, ...).
+    Drives(Vec<&'static str>),
+    /// It changes nothing: fits with any seed are identical; `advice` says what would change that.
+    Nothing { advice: &'static str },
+}
+
 /// A learning algorithm with checked params, ready to fit.
 pub trait Learner: Send + Sync {
     fn name(&self) -> &'static str;
     /// The validated params with every default filled in.
     fn params(&self) -> serde_json::Value;
+    /// What the seed chooses with these params.
+    fn seed_effect(&self) -> SeedEffect;
     fn fit(
         &self,
         task: Task,

@@ -432,6 +432,13 @@ impl Learner for Linear {
         self.params.to_json()
     }
 
+    fn seed_effect(&self) -> crate::SeedEffect {
+        crate::SeedEffect::Nothing {
+            advice: "linear is fit by full-batch L-BFGS from a fixed start, so no seed matters: \
+                     measure a noise floor with gbdt and sampling params",
+        }
+    }
+
     fn fit(
         &self,
         task: Task,

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 pub use routing::Traffic;
 
-/// Request bodies above this are refused with 413.
+/// By default, request bodies above this (1 MiB, about 3,000 Adult rows) are refused with 413.
 pub const BODY_LIMIT: usize = 1 << 20;
 /// By default, a request (body included) that takes longer is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,6 +59,8 @@ pub struct ServeOptions {
     pub traffic: Option<Traffic>,
     /// A request (body included) that takes longer is answered 408.
     pub timeout: Duration,
+    /// Request bodies above this many bytes are answered 413.
+    pub body_limit: usize,
 }
 
 struct Shared {
@@ -72,6 +74,7 @@ struct Shared {
     metrics: Metrics,
     requests: AtomicU64,
     timeout: Duration,
+    body_limit: usize,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +97,8 @@ struct Prediction<'a> {
     scores: Vec<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     unseen: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ignored: Vec<String>,
 }
 
 fn as_text<S: serde::Serializer>(id: &PredictionId, s: S) -> Result<S::Ok, S::Error> {
@@ -103,6 +108,9 @@ fn as_text<S: serde::Serializer>(id: &PredictionId, s: S) -> Result<S::Ok, S::Er
 #[derive(Serialize)]
 struct PredictResponse<'a> {
     predictions: Vec<Prediction<'a>>,
+    /// The classes in the order of every prediction's `scores` (absent for regression).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    classes: &'a [String],
 }
 
 impl Shared {
@@ -142,8 +150,34 @@ impl Shared {
 /// connections handed to this request's thread keep being answered meanwhile.
 const INLINE_BODY_MAX: usize = 64 * 1024;
 
-async fn predict(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+/// The request's body, or the JSON error every other failure gives (413 over the limit).
+fn body_or_error(
+    s: &Shared,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, Response> {
+    body.map_err(|e| {
+        let status = e.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "request body over the limit of {} bytes (gyre serve --max-body sets it)",
+                s.body_limit
+            )
+        } else {
+            format!("cannot read the request body: {}", e.body_text())
+        };
+        s.error(status, message)
+    })
+}
+
+async fn predict(
+    State(s): State<Arc<Shared>>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     let start = Instant::now();
+    let body = match body_or_error(&s, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     if body.len() <= INLINE_BODY_MAX {
         return predict_body(&s, &body, start);
     }
@@ -218,6 +252,7 @@ fn answer(
         }
     });
     let ids = s.log.take_ids(preds.len());
+    let request = ids[0].n;
     let latency = start.elapsed();
     let latency_us = latency.as_micros() as u64;
     let time = gyre_app::timestamp();
@@ -240,6 +275,7 @@ fn answer(
             scores: &p.scores,
             unseen: (!p.unseen.is_empty()).then_some(&p.unseen),
             latency_us,
+            request,
         })
     };
     if let Some((c, sp)) = &shadowed {
@@ -265,12 +301,29 @@ fn answer(
             label: p.label,
             scores: p.scores,
             unseen: p.unseen,
+            ignored: p.ignored,
         })
         .collect();
-    Json(PredictResponse { predictions }).into_response()
+    let classes: &[String] = if answer.task == gyre_core::Task::Regression {
+        &[]
+    } else {
+        &answer.classes
+    };
+    Json(PredictResponse {
+        predictions,
+        classes,
+    })
+    .into_response()
 }
 
-async fn feedback(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+async fn feedback(
+    State(s): State<Arc<Shared>>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body_or_error(&s, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let v: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -289,17 +342,18 @@ async fn feedback(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Resp
     let Some(label) = v.get("label") else {
         return s.error(StatusCode::BAD_REQUEST, "field \"label\": missing".into());
     };
-    let issued = s.log.issued();
-    let known = PredictionId::parse(id_text).filter(|id| {
-        (1..s.log.session).contains(&id.session)
-            || (id.session == s.log.session && (0..issued).contains(&id.n))
-    });
-    let Some(id) = known else {
+    let Some(id) = PredictionId::parse(id_text) else {
+        return s.error(
+            StatusCode::BAD_REQUEST,
+            format!("field \"id\": {id_text:?} is not a prediction id (SESSION-N, e.g. \"1-0\")"),
+        );
+    };
+    if !s.log.was_served(id) {
         return s.error(
             StatusCode::NOT_FOUND,
             format!("field \"id\": no prediction {id_text:?} was served"),
         );
-    };
+    }
     let label = match s.models().champion.check_label(label) {
         Ok(l) => l,
         Err(e) => {
@@ -349,13 +403,7 @@ async fn prometheus(State(s): State<Arc<Shared>>) -> Response {
 /// Answers 408 when a request, its body included, takes longer than the timeout.
 async fn time_limit(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(s.timeout, next.run(req)).await {
-        Ok(r) => {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                s.metrics.error(413);
-                s.log.error(413, "request body over 1 MiB".into());
-            }
-            r
-        }
+        Ok(r) => r,
         Err(_) => s.error(
             StatusCode::REQUEST_TIMEOUT,
             format!("request took longer than {:?}", s.timeout),
@@ -369,7 +417,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/feedback", post(feedback))
         .route("/v1/health", get(health))
         .route("/metrics", get(prometheus))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(shared.body_limit))
         .layer(middleware::from_fn_with_state(shared.clone(), time_limit))
         .with_state(shared)
 }
@@ -428,14 +476,15 @@ fn watch(mut app: App, options: &ServeOptions, shared: &Shared, stop: &AtomicBoo
     }
 }
 
-/// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests and commits the log.
+/// Serves on `listener` (bound by the caller, so a busy address fails before a log session is
+/// started) until SIGTERM or Ctrl-C, then finishes in-flight requests and commits the log.
 /// `app` is the project (the watcher reads aliases through it); `ready` hears the bound address.
 pub fn serve(
     app: App,
     models: Models,
     log: LogWriter,
     options: ServeOptions,
-    addr: &str,
+    listener: std::net::TcpListener,
     ready: &dyn Fn(std::net::SocketAddr),
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
@@ -450,6 +499,7 @@ pub fn serve(
         metrics: Metrics::default(),
         requests: AtomicU64::new(0),
         timeout: options.timeout,
+        body_limit: options.body_limit,
     });
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -479,7 +529,8 @@ pub fn serve(
     // Whatever happens here, the watcher is stopped and the log committed below.
     let served = (|| -> std::io::Result<()> {
         let first_rt = runtime()?;
-        let listener = first_rt.block_on(tokio::net::TcpListener::bind(addr))?;
+        listener.set_nonblocking(true)?;
+        let listener = first_rt.block_on(async { tokio::net::TcpListener::from_std(listener) })?;
         let bound = listener.local_addr()?;
         // The handlers exist before the address is announced: a SIGTERM or Ctrl-C right after it
         // is a graceful stop, not the default action.

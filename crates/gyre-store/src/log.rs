@@ -29,10 +29,14 @@ const LOG_FILE: &str = "log.db";
 
 /// The log's layout version (`PRAGMA user_version`): 2 added `served_batches`.
 const LOG_VERSION: i64 = 2;
-/// The encoding of `served_batches.data` written by this gyre: 2 keeps the JSON fields (the row,
+/// The encoding of `served_batches.data` written by this gyre: 3 adds to each record the
+/// number of the first prediction of its request, so latency (one figure per request) is
+/// counted once per request, not once per row. 2, still read, keeps the JSON fields (the row,
 /// the scores, the unseen fields) as JSON text inside the record; 1, still read, kept them as
 /// JSON strings, which cost the writer an escaping pass and zstd longer input for the same data.
-const BATCH_FORMAT: i64 = 2;
+const BATCH_FORMAT: i64 = 3;
+/// Format 2: as 3 without the request's first number (each record reads as its own request).
+const BATCH_FORMAT_NO_REQUEST: i64 = 2;
 /// The first batch format, read but no longer written.
 const BATCH_FORMAT_STRINGS: i64 = 1;
 /// zstd level for batches: the fastest, since the writer shares the cores with the requests.
@@ -55,11 +59,14 @@ pub struct Served<'a, S: Serialize, U: Serialize> {
     pub scores: &'a S,
     /// Written as JSON: a list of field names.
     pub unseen: Option<&'a U>,
+    /// The request's time in the handler: one figure shared by the request's rows.
     pub latency_us: u64,
+    /// The number (`N` of `SESSION-N`) of the request's first prediction.
+    pub request: i64,
 }
 
-/// One served record in its batch form (format 2): the JSON array `[n, shadow, time, model,
-/// arm, key, features, label, scores, unseen, latency_us]` (the session is the batch's), with
+/// One served record in its batch form (format 3): the JSON array `[n, shadow, time, model,
+/// arm, key, features, label, scores, unseen, latency_us, request]` (the session is the batch's), with
 /// the JSON fields as JSON. Encoded by the request that served it, into one buffer: the
 /// record's fields are never copied into strings of their own, and the log's writer only
 /// concatenates and compresses.
@@ -100,7 +107,8 @@ impl EncodedRecord {
         put(&mut json, r.label);
         put(&mut json, r.scores);
         put(&mut json, &r.unseen);
-        serde_json::to_writer(&mut json, &r.latency_us).expect("a number encodes");
+        put(&mut json, &r.latency_us);
+        serde_json::to_writer(&mut json, &r.request).expect("a number encodes");
         json.push(b']');
         EncodedRecord {
             id: r.id,
@@ -134,13 +142,31 @@ impl ServedRecord {
             scores: &self.scores,
             unseen: self.unseen.as_ref(),
             latency_us: self.latency_us,
+            request: self.request,
         })
     }
 }
 
-/// A record of format 2.
+/// A record of format 3.
 #[derive(serde::Deserialize)]
 struct RecordIn(
+    i64,
+    bool,
+    String,
+    String,
+    String,
+    Option<String>,
+    Box<RawValue>,
+    String,
+    Box<RawValue>,
+    Option<Box<RawValue>>,
+    u64,
+    i64,
+);
+
+/// A record of format 2: without its request's first number.
+#[derive(serde::Deserialize)]
+struct RecordInNoRequest(
     i64,
     bool,
     String,
@@ -170,11 +196,33 @@ struct RecordInStrings(
     u64,
 );
 
+impl RecordInNoRequest {
+    /// Each record of the older formats reads as a request of its own.
+    fn into_record(self) -> RecordIn {
+        let RecordInNoRequest(
+            n,
+            shadow,
+            time,
+            model,
+            arm,
+            key,
+            features,
+            label,
+            scores,
+            unseen,
+            us,
+        ) = self;
+        RecordIn(
+            n, shadow, time, model, arm, key, features, label, scores, unseen, us, n,
+        )
+    }
+}
+
 impl RecordInStrings {
     fn into_record(self) -> Result<RecordIn, serde_json::Error> {
         let RecordInStrings(n, shadow, time, model, arm, key, features, label, scores, unseen, us) =
             self;
-        Ok(RecordIn(
+        Ok(RecordInNoRequest(
             n,
             shadow,
             time,
@@ -186,7 +234,8 @@ impl RecordInStrings {
             RawValue::from_string(scores)?,
             unseen.map(RawValue::from_string).transpose()?,
             us,
-        ))
+        )
+        .into_record())
     }
 }
 
@@ -227,9 +276,9 @@ fn decode_batch(
     data: &[u8],
 ) -> Result<Vec<ServedRecord>, StoreError> {
     let corrupt = |what: String| StoreError::Corrupt(format!("prediction log batch {seq}: {what}"));
-    if format != BATCH_FORMAT && format != BATCH_FORMAT_STRINGS {
+    if !(BATCH_FORMAT_STRINGS..=BATCH_FORMAT).contains(&format) {
         return Err(corrupt(format!(
-            "format {format} is not one this gyre reads (it reads {BATCH_FORMAT_STRINGS} and \
+            "format {format} is not one this gyre reads (it reads {BATCH_FORMAT_STRINGS} to \
              {BATCH_FORMAT}); a newer gyre wrote it"
         )));
     }
@@ -242,19 +291,35 @@ fn decode_batch(
     };
     let json = zstd::bulk::decompress(data, size).map_err(|e| corrupt(e.to_string()))?;
     let mut out = Vec::new();
-    let decoded: Box<dyn Iterator<Item = serde_json::Result<RecordIn>>> =
-        if format == BATCH_FORMAT_STRINGS {
-            Box::new(
-                serde_json::Deserializer::from_slice(&json)
-                    .into_iter::<RecordInStrings>()
-                    .map(|r| r.and_then(RecordInStrings::into_record)),
-            )
-        } else {
-            Box::new(serde_json::Deserializer::from_slice(&json).into_iter::<RecordIn>())
-        };
+    let records_of = serde_json::Deserializer::from_slice(&json);
+    let decoded: Box<dyn Iterator<Item = serde_json::Result<RecordIn>>> = match format {
+        BATCH_FORMAT_STRINGS => Box::new(
+            records_of
+                .into_iter::<RecordInStrings>()
+                .map(|r| r.and_then(RecordInStrings::into_record)),
+        ),
+        BATCH_FORMAT_NO_REQUEST => Box::new(
+            records_of
+                .into_iter::<RecordInNoRequest>()
+                .map(|r| r.map(RecordInNoRequest::into_record)),
+        ),
+        _ => Box::new(records_of.into_iter::<RecordIn>()),
+    };
     for r in decoded {
-        let RecordIn(n, shadow, time, model, arm, key, features, label, scores, unseen, latency_us) =
-            r.map_err(|e| corrupt(e.to_string()))?;
+        let RecordIn(
+            n,
+            shadow,
+            time,
+            model,
+            arm,
+            key,
+            features,
+            label,
+            scores,
+            unseen,
+            latency_us,
+            request,
+        ) = r.map_err(|e| corrupt(e.to_string()))?;
         out.push(ServedRecord {
             id: PredictionId { session, n },
             time,
@@ -267,6 +332,7 @@ fn decode_batch(
             scores,
             unseen,
             latency_us,
+            request,
         });
     }
     if out.len() as i64 != records {
@@ -381,7 +447,11 @@ pub struct ServedRecord {
     pub scores: Box<RawValue>,
     /// Unseen categorical fields as a JSON array, when any.
     pub unseen: Option<Box<RawValue>>,
+    /// The request's time in the handler, shared by its rows.
     pub latency_us: u64,
+    /// The number of the request's first prediction: a record with `id.n == request` stands for
+    /// its request (records of older logs each stand for one).
+    pub request: i64,
 }
 
 /// A served record ordered by id, answer before its shadow row.
@@ -478,6 +548,7 @@ fn served_at(r: &rusqlite::Row) -> rusqlite::Result<ServedRecord> {
             None => None,
         },
         latency_us: r.get::<_, i64>(11)? as u64,
+        request: r.get(1)?,
     })
 }
 
@@ -708,6 +779,26 @@ impl PredictionLog {
         Ok(out)
     }
 
+    /// Per session, one more than the highest prediction number committed: every id below it
+    /// was served (ids are taken in order and a batch commits whole). Sessions that served
+    /// nothing are absent.
+    pub fn served_counts(&self) -> Result<std::collections::BTreeMap<i64, i64>, StoreError> {
+        let mut counts = std::collections::BTreeMap::new();
+        for sql in [
+            "SELECT session, MAX(last_n) FROM served_batches GROUP BY session",
+            "SELECT session, MAX(n) FROM served GROUP BY session",
+        ] {
+            let mut stmt = self.conn.prepare(sql)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let (session, last): (i64, i64) = (r.get(0)?, r.get(1)?);
+                let c = counts.entry(session).or_insert(0);
+                *c = (*c).max(last + 1);
+            }
+        }
+        Ok(counts)
+    }
+
     /// Feedback in arrival order, after the feedback numbered `after` (0 for all).
     pub fn feedback(&self, after: i64) -> Result<Vec<FeedbackRecord>, StoreError> {
         let mut stmt = self.conn.prepare(
@@ -761,6 +852,7 @@ mod tests {
             scores: raw("[1.0]"),
             unseen: None,
             latency_us: 5,
+            request: n,
         }
     }
 
@@ -929,6 +1021,7 @@ mod tests {
             scores: raw("[0.25,0.75]"),
             unseen: Some(raw(r#"["a","b"]"#)),
             latency_us: u64::MAX,
+            request: 6,
             ..served(7)
         };
         // The escaped time still bounds its batch (the batch's earliest and latest time).
@@ -959,7 +1052,7 @@ mod tests {
         assert_eq!(got.features.get(), odd.features.get());
         assert_eq!(got.scores.get(), "[0.25,0.75]");
         assert_eq!(got.unseen.as_ref().unwrap().get(), r#"["a","b"]"#);
-        assert_eq!((got.id, got.latency_us), (odd.id, u64::MAX));
+        assert_eq!((got.id, got.latency_us, got.request), (odd.id, u64::MAX, 6));
     }
 
     #[test]
@@ -1005,6 +1098,49 @@ mod tests {
             .unwrap();
         let err = log.served(None).unwrap_err().to_string();
         assert!(err.contains("prediction log batch 3"), "{err}");
+    }
+
+    #[test]
+    fn served_counts_name_what_each_session_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PredictionLog::open(dir.path()).unwrap();
+        assert!(log.served_counts().unwrap().is_empty());
+        append(&mut log, vec![served(0), served(1), served(4)]);
+        let other = ServedRecord {
+            id: PredictionId { session: 3, n: 0 },
+            ..served(0)
+        };
+        append(&mut log, vec![other]);
+        let counts = log.served_counts().unwrap();
+        assert_eq!(counts.into_iter().collect::<Vec<_>>(), vec![(1, 5), (3, 1)]);
+    }
+
+    /// Format 2 (before records named their request) reads each record as its own request.
+    #[test]
+    fn a_batch_of_the_second_format_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PredictionLog::open(dir.path()).unwrap();
+        let records = concat!(
+            r#"[0,false,"2026-01-01T00:00:00Z","m","champion",null,{"a":1},"yes",[0.25,0.75],null,7]"#,
+            r#"[1,false,"2026-01-01T00:00:00Z","m","champion",null,{"a":2},"no",[0.5,0.5],["a"],7]"#
+        );
+        let data = batch_compressor()
+            .unwrap()
+            .compress(records.as_bytes())
+            .unwrap();
+        log.conn
+            .execute(
+                "INSERT INTO served_batches (session, first_n, last_n, records, first_time,
+                 last_time, format, data) VALUES (1, 0, 1, 2, '2026-01-01T00:00:00Z',
+                 '2026-01-01T00:00:00Z', 2, ?1)",
+                [&data],
+            )
+            .unwrap();
+        let all = log.served(None).unwrap();
+        assert_eq!(ids(&all), vec![(1, 0, false), (1, 1, false)]);
+        assert_eq!((all[0].request, all[1].request), (0, 1));
+        assert_eq!(all[1].features.get(), r#"{"a":2}"#);
+        assert_eq!(all[1].unseen.as_ref().map(|u| u.get()), Some(r#"["a"]"#));
     }
 
     #[test]

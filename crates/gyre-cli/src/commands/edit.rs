@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 pub fn run(cli: &Cli, args: &EditArgs) -> anyhow::Result<ExitCode> {
     let spec = match &args.kind {
-        EditCommand::Exclude { predicate } => EditSpec::Exclude {
+        EditCommand::Exclude { predicate, .. } => EditSpec::Exclude {
             predicate: predicate.clone(),
         },
-        EditCommand::Include { predicate } => EditSpec::Include {
+        EditCommand::Include { predicate, .. } => EditSpec::Include {
             predicate: predicate.clone(),
         },
         EditCommand::Relabel {
@@ -18,26 +18,36 @@ pub fn run(cli: &Cli, args: &EditArgs) -> anyhow::Result<ExitCode> {
             predicate,
             to,
             new_class,
+            ..
         } => EditSpec::Relabel {
             rows: rows.clone(),
             predicate: predicate.clone(),
             to: to.clone(),
             new_class: *new_class,
         },
-        EditCommand::Weight { predicate, by } => EditSpec::Weight {
+        EditCommand::Weight { predicate, by, .. } => EditSpec::Weight {
             predicate: predicate.clone(),
             by: *by,
         },
-        EditCommand::AddSource { path, key } => EditSpec::AddSource {
+        EditCommand::AddSource { path, key, .. } => EditSpec::AddSource {
             path: path.clone(),
             key: key.clone(),
         },
-        EditCommand::DropFeature { column } => EditSpec::DropFeature {
+        EditCommand::DropFeature { column, .. } => EditSpec::DropFeature {
             column: column.clone(),
         },
-        EditCommand::Revert { edit } => EditSpec::Revert { edit: *edit },
+        EditCommand::Revert { edit, .. } => EditSpec::Revert { edit: *edit },
     };
-    let r = super::open(cli)?.edit(args.dataset.as_deref(), &spec, args.why.as_deref())?;
+    let why = match &args.kind {
+        EditCommand::Exclude { why, .. }
+        | EditCommand::Include { why, .. }
+        | EditCommand::Relabel { why, .. }
+        | EditCommand::Weight { why, .. }
+        | EditCommand::AddSource { why, .. }
+        | EditCommand::DropFeature { why, .. }
+        | EditCommand::Revert { why, .. } => &why.why,
+    };
+    let r = super::open(cli)?.edit(args.dataset.as_deref(), &spec, Some(why))?;
     if cli.json {
         output::json(&r);
     } else {

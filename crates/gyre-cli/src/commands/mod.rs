@@ -21,6 +21,7 @@ mod why;
 
 use crate::cli::{Cli, Command};
 use gyre_app::{App, ProjectLocation};
+pub use serve::parse_size;
 use std::process::ExitCode;
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
@@ -49,8 +50,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             why,
             force,
             alias,
-        } => ship::promote(cli, run, why.as_deref(), *force, alias.as_deref()),
-        Command::Rollback { why, alias } => ship::rollback(cli, why.as_deref(), alias.as_deref()),
+        } => ship::promote(cli, run, Some(&why.why), *force, alias.as_deref()),
+        Command::Rollback { why, alias } => ship::rollback(cli, Some(&why.why), alias.as_deref()),
         Command::Aliases => ship::aliases(cli),
         Command::Demo { dir } => demo::run(cli, dir.as_deref()),
         Command::Findings => findings::list(cli),
@@ -61,22 +62,27 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             split,
             shadow,
             timeout,
+            max_body,
         } => serve::run(
             cli,
-            addr,
-            run,
-            challenger.as_deref(),
-            (*split, *shadow),
-            *timeout,
+            &serve::ServeArgs {
+                addr,
+                run,
+                challenger: challenger.as_deref(),
+                split: *split,
+                shadow: *shadow,
+                timeout: *timeout,
+                max_body: *max_body,
+            },
         ),
         Command::Monitor { since } => monitor::run(cli, since.as_deref()),
         Command::Feedback {
             command: crate::cli::FeedbackCommand::Import { why },
-        } => monitor::feedback_import(cli, why.as_deref()),
+        } => monitor::feedback_import(cli, Some(&why.why)),
         Command::Ablate { run, jobs } => ablate::run(cli, run, *jobs),
         Command::Why { row, dataset } => why::run(cli, row, dataset.as_deref()),
         Command::Finding { decision, id, why } => {
-            findings::decide(cli, decision, *id, why.as_deref())
+            findings::decide(cli, decision, *id, Some(&why.why))
         }
         Command::LabelIssues { run, top, folds } => label_issues::run(cli, run, *top, *folds),
         Command::Log => log::run(cli),

@@ -35,11 +35,12 @@ pub fn run(cli: &Cli, since: Option<&str>) -> anyhow::Result<ExitCode> {
             None => "no feedback yet".into(),
         };
         s.push_str(&format!(
-            "  {} {:<10}{} {:>9} predictions  handler p50 {:.2} ms  p99 {:.2} ms  {}\n",
+            "  {} {:<10}{} {:>9} predictions in {:>9} requests  handler p50 {:.2} ms  p99 {:.2} ms per request  {}\n",
             short(&m.model),
             m.arm,
             if m.shadow { " (shadow)" } else { "         " },
             count(m.predictions as u64),
+            count(m.requests as u64),
             m.latency_p50_ms,
             m.latency_p99_ms,
             quality

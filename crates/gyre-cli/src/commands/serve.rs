@@ -5,14 +5,27 @@ use crate::output::{self, short};
 use gyre_server::{Models, ServeOptions, Traffic};
 use std::process::ExitCode;
 
-pub fn run(
-    cli: &Cli,
-    addr: &str,
-    run: &str,
-    challenger: Option<&str>,
-    (split, shadow): (Option<f64>, bool),
-    timeout: std::time::Duration,
-) -> anyhow::Result<ExitCode> {
+/// What `gyre serve` was asked for.
+pub struct ServeArgs<'a> {
+    pub addr: &'a str,
+    pub run: &'a str,
+    pub challenger: Option<&'a str>,
+    pub split: Option<f64>,
+    pub shadow: bool,
+    pub timeout: std::time::Duration,
+    pub max_body: usize,
+}
+
+pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let ServeArgs {
+        addr,
+        run,
+        challenger,
+        split,
+        shadow,
+        timeout,
+        max_body,
+    } = *args;
     let traffic = match (challenger, split, shadow) {
         (None, _, _) => None,
         (Some(_), Some(f), false) => {
@@ -35,6 +48,8 @@ pub fn run(
     let mut app = super::open(cli)?;
     let champion = app.serving_model(run)?;
     let challenger_model = challenger.map(|c| app.serving_model(c)).transpose()?;
+    // Bound before the log's session starts: a busy port fails here and uses up no session.
+    let listener = bind(addr)?;
     let log = app.prediction_log_writer(
         &champion.run,
         challenger_model.as_ref().map(|c| c.run.as_str()),
@@ -51,13 +66,14 @@ pub fn run(
         challenger: challenger.map(String::from),
         traffic,
         timeout,
+        body_limit: max_body,
     };
     gyre_server::serve(
         app,
         Models::new(champion, challenger_model),
         log,
         options,
-        addr,
+        listener,
         &|bound| {
             if json {
                 // One line, so a supervising process can read the bound address when it is ready.
@@ -86,4 +102,99 @@ pub fn run(
     )
     .map_err(|e| anyhow::anyhow!("cannot serve on {addr}: {e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the address, with a hint when it is taken or cannot be had.
+fn bind(addr: &str) -> Result<std::net::TcpListener, gyre_app::AppError> {
+    std::net::TcpListener::bind(addr).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => Some(format!(
+                "another process listens on {addr} (another gyre serve?): stop it, or pick \
+                 another port, e.g. --addr {}, or port 0 for any free one",
+                next_port(addr)
+            )),
+            std::io::ErrorKind::PermissionDenied => Some(
+                "ports below 1024 need privileges: pick a port above 1023, e.g. --addr \
+                 127.0.0.1:8080"
+                    .into(),
+            ),
+            std::io::ErrorKind::AddrNotAvailable => Some(
+                "that host is not an address of this machine: use 127.0.0.1 (this machine \
+                 only) or 0.0.0.0 (every interface)"
+                    .into(),
+            ),
+            _ => None,
+        };
+        gyre_app::AppError::Invalid {
+            message: format!("cannot listen on {addr}: {e}"),
+            hint,
+        }
+    })
+}
+
+/// The same host with the next port, for a hint.
+fn next_port(addr: &str) -> String {
+    match addr.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(p) => format!("{host}:{}", p.wrapping_add(1).max(1)),
+            Err(_) => "127.0.0.1:0".into(),
+        },
+        None => "127.0.0.1:0".into(),
+    }
+}
+
+/// A size in bytes: `1048576`, `512KiB`, `1MiB`, `2MB`, `1GiB` (cases and a space allowed).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 1MiB, 512KiB or 1048576"))?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let scale: f64 = match unit.as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (B, KB, KiB, MB, MiB, GB, GiB)"
+            ));
+        }
+    };
+    let bytes = number * scale;
+    if !(1.0..=(1u64 << 40) as f64).contains(&bytes) {
+        return Err(format!("{text:?}: expected between 1 byte and 1 TiB"));
+    }
+    Ok(bytes.round() as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_with_their_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("512 kib"), Ok(512 << 10));
+        assert_eq!(parse_size("2MB"), Ok(2_000_000));
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+        assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn the_hint_names_the_next_port() {
+        assert_eq!(next_port("127.0.0.1:8080"), "127.0.0.1:8081");
+        assert_eq!(next_port("[::1]:9000"), "[::1]:9001");
+        assert_eq!(next_port("nonsense"), "127.0.0.1:0");
+    }
 }

@@ -76,12 +76,16 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<ExitCode> {
     if let Some(f) = &report.seed_floor {
         match f.mean_flip_rate {
             Some(rate) => s.push_str(&format!(
-                "\nseed noise floor: {:.2}% of holdout examples flip between seeds alone (mean over {} pairs)\n",
+                "\nseed noise floor: {:.2}% of holdout examples flip between seeds alone (mean over {} pairs; the seed chose {})\n",
                 100.0 * rate,
-                f.pairs.len()
+                f.pairs.len(),
+                f.seed_drives.join(", ")
             )),
             None => s.push_str("\nseed noise floor: not defined for regression\n"),
         }
+    }
+    if let Some(n) = &report.seeds_note {
+        s.push_str(&format!("\nseeds: {}\n", n.note));
     }
     if !report.findings.new.is_empty() || !report.findings.fixed.is_empty() {
         s.push_str(&format!(

@@ -19,7 +19,9 @@ pub use model::GbdtModel;
 use crate::binning::BinnedFeatures;
 use crate::params::{ParamSpec, RawParams, at_least, fraction, non_negative, positive};
 use crate::rng::Rng;
-use crate::{LearnError, Learner, Model, Progress, Task, TrainSet, objective, validate_train_set};
+use crate::{
+    LearnError, Learner, Model, Progress, SeedEffect, Task, TrainSet, objective, validate_train_set,
+};
 use model::FlatTree;
 use tree::{Grower, TrainBins, TreeConfig};
 
@@ -527,6 +529,28 @@ impl Learner for Gbdt {
 
     fn params(&self) -> serde_json::Value {
         self.params.to_json()
+    }
+
+    fn seed_effect(&self) -> SeedEffect {
+        let p = &self.params;
+        let mut drives = Vec::new();
+        if p.bagging_fraction < 1.0 && p.bagging_freq > 0 {
+            drives.push("bagging (bagging_fraction < 1, bagging_freq > 0)");
+        }
+        if p.feature_fraction < 1.0 {
+            drives.push("feature sampling (feature_fraction < 1)");
+        }
+        if p.early_stopping_rounds > 0 && p.validation_fraction > 0.0 {
+            drives.push("the early-stopping validation rows (early_stopping_rounds > 0)");
+        }
+        if drives.is_empty() {
+            SeedEffect::Nothing {
+                advice: "let it sample, e.g. -p bagging_fraction=0.8 -p bagging_freq=1 \
+                         -p feature_fraction=0.8",
+            }
+        } else {
+            SeedEffect::Drives(drives)
+        }
     }
 
     fn fit(
