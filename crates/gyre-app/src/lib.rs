@@ -16,6 +16,7 @@ mod import;
 mod journal;
 mod label_issues;
 mod monitor;
+mod predict_file;
 mod prediction_log;
 mod predictions;
 mod request_row;
@@ -46,6 +47,7 @@ pub use monitor::{
     DISTANCE_SAMPLE as MONITOR_DISTANCE_SAMPLE, DriftReference, FeatureDrift, FeatureReference,
     MIN_ROWS as MONITOR_MIN_ROWS, MonitorReport, watched_score,
 };
+pub use predict_file::{PredictFileReport, PredictFileRequest};
 pub use prediction_log::{LogWriter, timestamp};
 pub use predictions::PredictionsReport;
 pub use request_row::{FieldName, FieldValue, RequestRow};

@@ -10,22 +10,22 @@ use gyre_store::StoreError;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-/// One feature as the server reads it from a request.
-struct Field {
-    name: FieldName,
-    kind: ColumnKind,
+/// One feature as the server (and `gyre predict`) reads it from a request.
+pub(crate) struct Field {
+    pub(crate) name: FieldName,
+    pub(crate) kind: ColumnKind,
     /// Category -> code, for categorical features.
-    codes: FxHashMap<String, u32>,
+    pub(crate) codes: FxHashMap<String, u32>,
 }
 
 pub struct ServingModel {
     pub run: String,
     pub task: Task,
     pub classes: Vec<String>,
-    fields: Vec<Field>,
+    pub(crate) fields: Vec<Field>,
     /// The fields' names, shared with every request's feature table.
-    names: std::sync::Arc<[String]>,
-    model: Box<dyn Model>,
+    pub(crate) names: std::sync::Arc<[String]>,
+    pub(crate) model: Box<dyn Model>,
     /// The training distributions the served inputs are watched against.
     pub reference: crate::DriftReference,
 }
@@ -165,21 +165,10 @@ impl ServingModel {
         };
         let all: Vec<u32> = (0..n as u32).collect();
         let scores = self.model.predict(&features, &all);
-        let k = crate::suites::outputs(self.task, self.classes.len());
+        let k = self.outputs();
         Ok((0..n)
             .map(|r| {
-                let s = &scores[r * k..(r + 1) * k];
-                let (label, scores) = match self.task {
-                    Task::Regression => (gyre_data::infer::format_number(s[0]), vec![s[0]]),
-                    Task::Binary => (
-                        self.classes[usize::from(s[0] >= 0.5)].clone(),
-                        crate::monitor::served_scores(self.task, s),
-                    ),
-                    Task::Multiclass => {
-                        let c = gyre_eval::metrics::predicted_classes(self.task, k, s)[0];
-                        (self.classes[c as usize].clone(), s.to_vec())
-                    }
-                };
+                let (label, scores) = self.answer(&scores[r * k..(r + 1) * k]);
                 ServedPrediction {
                     label,
                     scores,
@@ -188,6 +177,27 @@ impl ServingModel {
                 }
             })
             .collect())
+    }
+
+    /// How many values the model gives per row.
+    pub(crate) fn outputs(&self) -> usize {
+        crate::suites::outputs(self.task, self.classes.len())
+    }
+
+    /// A row's answer from the model's outputs `s`: the label and the scores (per class, in the
+    /// classes' order; the value for regression). Serving and `gyre predict` both answer here.
+    pub(crate) fn answer(&self, s: &[f64]) -> (String, Vec<f64>) {
+        match self.task {
+            Task::Regression => (gyre_data::infer::format_number(s[0]), vec![s[0]]),
+            Task::Binary => (
+                self.classes[usize::from(s[0] >= 0.5)].clone(),
+                crate::monitor::served_scores(self.task, s),
+            ),
+            Task::Multiclass => {
+                let c = gyre_eval::metrics::predicted_classes(self.task, s.len(), s)[0];
+                (self.classes[c as usize].clone(), s.to_vec())
+            }
+        }
     }
 
     /// A row's fields that are not features. Every feature was found in the row, so a row with

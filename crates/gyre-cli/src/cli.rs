@@ -259,6 +259,20 @@ pub enum Command {
         /// A run id (or unique prefix), or `latest`
         run: String,
     },
+    /// Score a CSV or Parquet file with a run, offline: the same checks and numbers as serving
+    Predict {
+        /// A run id (or unique prefix), alias, or `latest`
+        run: String,
+        /// The rows to score (.csv, .csv.gz or .parquet), with a column per feature; other
+        /// columns are ignored (and listed)
+        file: PathBuf,
+        /// The output file: .csv or .parquet (written whole, or not at all)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// An input column to copy into the output before the predictions, e.g. an id (repeatable)
+        #[arg(long, value_name = "COL")]
+        keep: Vec<String>,
+    },
     /// Write a run's per-example predictions to CSV or Parquet
     Predictions {
         /// A run id (or unique prefix), or `latest`

@@ -225,7 +225,7 @@ impl Iterator for Batches {
 impl Batches {
     /// Where row `row` (0-based over the whole input) is, in the words of its format.
     pub fn location(&self, row: usize) -> String {
-        location(self.format, row)
+        location_of(self.format, row)
     }
 }
 
@@ -398,7 +398,9 @@ fn parquet_batches(path: &Path) -> Result<Batches, DataError> {
     })
 }
 
-fn location(format: Format, row: usize) -> String {
+/// Where row `row` (0-based over the whole input) is, in the words of its format: a CSV line
+/// (the header is line 1) or a Parquet row.
+pub fn location_of(format: Format, row: usize) -> String {
     match format {
         Format::Csv { .. } => format!("line {}", row + 2),
         Format::Parquet => format!("row {}", row + 1),
@@ -408,7 +410,7 @@ fn location(format: Format, row: usize) -> String {
 impl RawTable {
     /// Where a row is, in the words of its format: a CSV line (header is line 1) or a Parquet row.
     pub fn location(&self, row: usize) -> String {
-        location(self.format, row)
+        location_of(self.format, row)
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {

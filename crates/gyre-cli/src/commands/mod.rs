@@ -89,6 +89,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::run(cli, args),
         Command::Runs => runs::list(cli),
         Command::Show { run } => runs::show(cli, run),
+        Command::Predict {
+            run,
+            file,
+            out,
+            keep,
+        } => runs::predict(cli, run, file, out, keep),
         Command::Predictions { run, suite, out } => {
             runs::predictions(cli, run, suite.as_deref(), out)
         }

@@ -1,4 +1,4 @@
-//! `gyre runs`, `gyre show RUN`, `gyre predictions RUN --out FILE`.
+//! `gyre runs`, `gyre show RUN`, `gyre predictions RUN --out FILE`, `gyre predict RUN FILE --out FILE`.
 
 use crate::cli::Cli;
 use crate::output::{self, count, short};
@@ -87,5 +87,83 @@ pub fn predictions(
             r.format
         ));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gyre predict RUN FILE --out FILE [--keep COL]...`.
+pub fn predict(
+    cli: &Cli,
+    run: &str,
+    file: &Path,
+    out: &Path,
+    keep: &[String],
+) -> anyhow::Result<ExitCode> {
+    let bar = if cli.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("scoring {pos} rows ({elapsed})")
+                .expect("valid template"),
+        );
+        b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+        b
+    };
+    let result = super::open(cli)?.predict_file(
+        &gyre_app::PredictFileRequest {
+            run,
+            input: file,
+            out,
+            keep,
+        },
+        &|rows| bar.set_position(rows as u64),
+    );
+    bar.finish_and_clear();
+    let r = result?;
+    if cli.json {
+        output::json(&r);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut s = format!(
+        "scored {} rows of {} with run {} in {:.2}s: {} ({})\n",
+        count(r.rows as u64),
+        r.input.display(),
+        short(&r.run),
+        r.seconds,
+        r.out.display(),
+        r.format
+    );
+    if !r.predicted.is_empty() {
+        let labels: Vec<String> = r
+            .predicted
+            .iter()
+            .map(|(l, n)| format!("{l} {}", count(*n as u64)))
+            .collect();
+        s.push_str(&format!("  predicted: {}\n", labels.join(", ")));
+    }
+    if !r.classes.is_empty() {
+        s.push_str(&format!(
+            "  columns: {}prediction, {}\n",
+            r.kept.iter().map(|k| format!("{k}, ")).collect::<String>(),
+            r.classes
+                .iter()
+                .map(|c| format!("score_{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for (feature, n) in &r.unseen {
+        s.push_str(&format!(
+            "  {feature}: {} rows with a category never seen in training (read as missing)\n",
+            count(*n as u64)
+        ));
+    }
+    if !r.ignored.is_empty() {
+        s.push_str(&format!(
+            "  not features of the model, ignored: {}\n",
+            r.ignored.join(", ")
+        ));
+    }
+    output::print(&s);
     Ok(ExitCode::SUCCESS)
 }
