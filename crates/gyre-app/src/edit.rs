@@ -87,7 +87,7 @@ impl App {
         let parse = |text: &str| {
             Predicate::parse_checked(text, &schema).map_err(|e| AppError::Invalid {
                 message: format!("--where: {e}"),
-                hint: None,
+                hint: e.hint(),
             })
         };
         let past = self.edits_upto(&dataset, None)?;

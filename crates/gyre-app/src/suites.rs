@@ -158,7 +158,7 @@ impl App {
             .map(|p| {
                 Predicate::parse_checked(p, &loaded.schema).map_err(|e| AppError::Invalid {
                     message: format!("--where: {e}"),
-                    hint: None,
+                    hint: e.hint(),
                 })
             })
             .transpose()?;

@@ -100,8 +100,14 @@ pub enum Predicate {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PredicateError {
-    #[error("cannot parse predicate: {0}")]
-    Syntax(String),
+    /// Not SQL the parser reads: what it expected, where (a 1-based column of `text`), shown
+    /// with the text and a caret under that column.
+    #[error("cannot parse predicate: {message}{}", at_column(text, *column))]
+    Syntax {
+        text: String,
+        message: String,
+        column: Option<usize>,
+    },
     #[error("column \"{name}\" not found{}", suggestion.as_ref().map(|s| format!("; did you mean \"{s}\"?")).unwrap_or_default())]
     UnknownColumn {
         name: String,
@@ -118,22 +124,121 @@ pub enum PredicateError {
     Unsupported(String),
 }
 
+/// ` at column N` and the text with a caret under it, for a syntax error's message.
+fn at_column(text: &str, column: Option<usize>) -> String {
+    match column {
+        Some(c) => format!(
+            " at column {c}\n    {text}\n    {}^",
+            " ".repeat(text[..text.len().min(c.saturating_sub(1))].chars().count())
+        ),
+        None => String::new(),
+    }
+}
+
+impl PredicateError {
+    /// What to try, where a common mistake explains the error.
+    pub fn hint(&self) -> Option<String> {
+        const FORM: &str = "a predicate is a SQL boolean expression, e.g. \
+            \"age < 25 AND sex = 'Female'\" (text in single quotes; AND, OR, NOT; IN (...), \
+            BETWEEN a AND b, IS NULL, LIKE)";
+        match self {
+            PredicateError::Syntax { text, .. } if text.trim().is_empty() => {
+                Some(format!("the predicate is empty: {FORM}"))
+            }
+            PredicateError::Syntax { text, .. } | PredicateError::Unsupported(text)
+                if text.contains("&&") || text.contains("||") =>
+            {
+                Some("write AND and OR, not && and ||".into())
+            }
+            PredicateError::Syntax { text, .. } if text.contains('"') => Some(
+                "text takes single quotes: sex = 'Female' (double quotes name a column)".into(),
+            ),
+            PredicateError::Syntax { .. } | PredicateError::Unsupported(_) => Some(FORM.into()),
+            _ => None,
+        }
+    }
+}
+
+/// A parser error as gyre says it: sqlparser's message without its prefix, "the end" for EOF,
+/// and the column of the token it stopped at.
+fn syntax_error(text: &str, error: &sqlparser::parser::ParserError) -> PredicateError {
+    let raw = error.to_string();
+    let raw = raw.strip_prefix("sql parser error: ").unwrap_or(&raw);
+    // The tokenizer's errors end with "at Line: L, Column: C".
+    if let Some((message, place)) = raw.split_once(" at Line: ") {
+        let column = place
+            .split("Column: ")
+            .nth(1)
+            .and_then(|c| c.trim().parse().ok());
+        return PredicateError::Syntax {
+            text: text.into(),
+            message: lowercase_first(message),
+            column,
+        };
+    }
+    // The parser's: "Expected: X, found: Y".
+    let (message, found) = match raw.split_once(", found: ") {
+        Some((expected, found)) => {
+            let expected = expected.strip_prefix("Expected: ").unwrap_or(expected);
+            let shown = if found == "EOF" {
+                "the end".to_string()
+            } else {
+                format!("\"{found}\"")
+            };
+            (format!("expected {expected}, found {shown}"), Some(found))
+        }
+        None => (lowercase_first(raw), None),
+    };
+    let column = match found {
+        Some("EOF") => Some(text.trim_end().chars().count() + 1),
+        Some(found) => token_column(text, found),
+        None => None,
+    };
+    PredicateError::Syntax {
+        text: text.into(),
+        message,
+        column,
+    }
+}
+
+/// The column of the first token of `text` that prints as `found`.
+fn token_column(text: &str, found: &str) -> Option<usize> {
+    let dialect = GenericDialect {};
+    let tokens = sqlparser::tokenizer::Tokenizer::new(&dialect, text)
+        .tokenize_with_location()
+        .ok()?;
+    tokens
+        .iter()
+        .find(|t| t.token.to_string() == found)
+        .map(|t| t.span.start.column as usize)
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 impl Predicate {
     /// Parses SQL text. Names are not checked here; see [`Predicate::check`].
     pub fn parse(text: &str) -> Result<Predicate, PredicateError> {
         let dialect = GenericDialect {};
         let mut parser = Parser::new(&dialect)
             .try_with_sql(text)
-            .map_err(|e| PredicateError::Syntax(e.to_string()))?;
-        let expr = parser
-            .parse_expr()
-            .map_err(|e| PredicateError::Syntax(e.to_string()))?;
+            .map_err(|e| syntax_error(text, &e))?;
+        let expr = parser.parse_expr().map_err(|e| syntax_error(text, &e))?;
         let rest = parser.peek_token();
         if rest.token != sqlparser::tokenizer::Token::EOF {
-            return Err(PredicateError::Syntax(format!(
-                "unexpected \"{}\" after the expression",
-                rest.token
-            )));
+            return Err(PredicateError::Syntax {
+                text: text.into(),
+                message: format!(
+                    "unexpected \"{}\" after the expression (join conditions with AND or OR)",
+                    rest.token
+                ),
+                column: Some(rest.span.start.column as usize),
+            });
         }
         from_expr(&expr)
     }
@@ -249,7 +354,7 @@ fn literal_of(e: &Expr) -> Result<Option<Literal>, PredicateError> {
         Expr::Value(v) => Some(match &v.value {
             Value::Number(n, _) => Literal::Number(
                 n.parse::<f64>()
-                    .map_err(|_| PredicateError::Syntax(format!("bad number {n}")))?,
+                    .map_err(|_| PredicateError::Unsupported(format!("the number {n}")))?,
             ),
             Value::SingleQuotedString(s) => Literal::Text(s.clone()),
             Value::Boolean(b) => Literal::Bool(*b),
@@ -626,10 +731,55 @@ mod tests {
         assert!(e.to_string().contains("categorical"), "{e}");
         assert!(matches!(
             Predicate::parse("age <"),
-            Err(PredicateError::Syntax(_))
+            Err(PredicateError::Syntax { .. })
         ));
         assert!(Predicate::parse("age < 3 extra").is_err());
         assert!(Predicate::parse("age = NULL").is_err());
+    }
+
+    /// Issue 25: a syntax error says what was expected, where (a caret under the column), and
+    /// what to try, not the parser's raw text.
+    #[test]
+    fn syntax_errors_point_at_the_place_and_hint() {
+        let e = Predicate::parse("age <").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot parse predicate: expected an expression, found the end at column 6\n    age <\n         ^"
+        );
+        assert!(e.hint().unwrap().contains("single quotes"), "{e:?}");
+        let e = Predicate::parse("age < 3 extra").unwrap_err();
+        assert!(
+            e.to_string().contains("\"extra\" after the expression"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("at column 9"), "{e}");
+        let e = Predicate::parse("age IN (1, 2").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected ), found the end at column 13"),
+            "{e}"
+        );
+        let e = Predicate::parse("sex = 'Female").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unterminated string literal at column 7"),
+            "{e}"
+        );
+        let e = Predicate::parse("age > 3 && age < 9").unwrap_err();
+        assert_eq!(e.hint().unwrap(), "write AND and OR, not && and ||");
+        let e = Predicate::parse("  ").unwrap_err();
+        assert!(
+            e.hint().unwrap().starts_with("the predicate is empty"),
+            "{e:?}"
+        );
+        let e = Predicate::parse("age < 3 AND ").unwrap_err();
+        assert!(e.to_string().contains("found the end at column 12"), "{e}");
+        let e = Predicate::parse("age < 3 AND AND sex = 'x'").unwrap_err();
+        assert!(
+            e.to_string().contains("\"sex\" after the expression"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("at column 17"), "{e}");
     }
 
     #[test]
