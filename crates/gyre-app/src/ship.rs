@@ -117,11 +117,20 @@ impl App {
                 m.ci95[0] > 0.0
             };
             checks.push(Check {
-                name: format!("{primary} not significantly worse"),
+                name: format!("{primary} as good as the champion's, within noise"),
                 passed: !worse,
                 detail: format!(
-                    "champion {:.4}, candidate {:.4}, delta {:+.4}, 95% CI [{:+.4}, {:+.4}]",
-                    m.base, m.candidate, m.delta, m.ci95[0], m.ci95[1]
+                    "champion {:.4}, candidate {:.4}, delta {:+.4}, 95% CI [{:+.4}, {:+.4}]{}",
+                    m.base,
+                    m.candidate,
+                    m.delta,
+                    m.ci95[0],
+                    m.ci95[1],
+                    if worse {
+                        ": the whole interval is on the worse side of 0, so the drop is not noise"
+                    } else {
+                        ""
+                    }
                 ),
             });
             if let Some(min) = cfg.min_improvement {
@@ -141,7 +150,10 @@ impl App {
                             sm.ci95[0] > 0.0
                         };
                         checks.push(Check {
-                            name: format!("suite {} not significantly worse", s.name),
+                            name: format!(
+                                "suite {} as good as under the champion, within noise",
+                                s.name
+                            ),
                             passed: !worse,
                             detail: format!(
                                 "{primary} {:.4} -> {:.4} ({:+.4}, 95% CI [{:+.4}, {:+.4}]) on {} rows",

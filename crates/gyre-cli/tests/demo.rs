@@ -15,9 +15,12 @@ fn demo_runs_the_loop_and_leaves_a_project() {
         "becomes the champion",
         "Where does it fail?",
         "labels look wrong",
+        "A suite named women",
         "Steering: relabel",
+        "(edit 1: ",
         "Example by example",
         "McNemar",
+        "as good as the champion's, within noise",
         "The gate",
         "gyre log",
     ] {
@@ -50,6 +53,27 @@ fn demo_runs_the_loop_and_leaves_a_project() {
         .output()
         .unwrap();
     assert!(champion.status.code() == Some(0), "{}", stderr(&champion));
+    // The diff names what its slices measure (newly wrong answers, not an error) and explains
+    // the score and why McNemar and the AUC interval can disagree.
+    let runs = runs["runs"].as_array().unwrap();
+    let diff = std::process::Command::new(bin())
+        .args([
+            "diff",
+            runs[1]["run"].as_str().unwrap(),
+            runs[0]["run"].as_str().unwrap(),
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let diff = stdout(&diff);
+    for needle in [
+        "negative-flip rate",
+        "(score: SliceLine's rank",
+        "why McNemar says chance",
+    ] {
+        assert!(diff.contains(needle), "missing {needle:?} in:\n{diff}");
+    }
+    assert!(!diff.contains(", error "), "{diff}");
 
     // --json: one object with the outcome.
     let dir2 = p.path().join("demo2");

@@ -113,6 +113,9 @@ pub fn run(cli: &Cli, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
         count(imp.splits.get("holdout").copied().unwrap_or(0) as u64)
     ));
     app.suite_add("women", Some("sex = 'Female'"), None, &[], None)?;
+    story.say(
+        "   A suite named women watches the held-out women (sex = 'Female'): every run is scored\n   on it, and the gate will not let a challenger do significantly worse there.\n\n",
+    );
 
     // 2. The champion.
     let params = vec![
@@ -223,9 +226,16 @@ pub fn run(cli: &Cli, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
         )?;
         edits.push(e.edit);
     }
+    let parts: Vec<String> = [(&to_low, "<=50K"), (&to_high, ">50K")]
+        .iter()
+        .filter(|(rows, _)| !rows.is_empty())
+        .zip(&edits)
+        .map(|((rows, to), e)| format!("edit {e}: {} rows to {to}", rows.len()))
+        .collect();
     story.say(&format!(
-        "\n4. Steering: relabel the {} training rows the model is most certain about, with the reason\n   \"{why}\".\n   (In a real project someone checks them first; every edit is kept with its reason: gyre log.)\n\n",
-        chosen.len()
+        "\n4. Steering: relabel the {} training rows the model is most certain about, one edit per\n   new label ({}), with the reason\n   \"{why}\".\n   (In a real project someone checks them first; every edit is kept with its reason: gyre log.)\n\n",
+        chosen.len(),
+        parts.join("; ")
     ));
 
     // 5. The challenger, compared example by example.
@@ -265,14 +275,17 @@ pub fn run(cli: &Cli, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
         f.negative, f.positive
     ));
     story.say(&format!(
-        "   McNemar's test p = {:.3}: {}\n",
+        "   McNemar's test on those flips: p = {:.3}, {}.\n",
         p,
         if p < 0.05 {
-            "the difference is unlikely to be chance"
+            "more flips one way than chance would give"
         } else {
-            "a difference this size could easily be chance"
+            "as many each way as chance would give"
         }
     ));
+    if let Some(why) = super::diff::significance_note(&d) {
+        story.say(&wrap(&format!("({why})"), 96, "   "));
+    }
     if let Some(s) = d.regressed_slices.first() {
         story.say(&format!(
             "   Where it got worse most: {} ({} people)\n",
@@ -336,4 +349,24 @@ pub fn run(cli: &Cli, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
         });
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `text` as lines of at most `width` characters, each starting with `indent`.
+fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > width {
+            out.push_str(&format!("{indent}{line}\n"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push_str(&format!("{indent}{line}\n"));
+    }
+    out
 }

@@ -88,9 +88,17 @@ pub fn text(d: &DiffReport) -> String {
             ));
         }
     }
+    if let Some(why) = significance_note(d) {
+        s.push_str(&format!("  {why}\n"));
+    }
     if !d.regressed_slices.is_empty() {
-        s.push_str("  where the candidate got worse:\n");
-        s.push_str(&super::slices::table(&d.regressed_slices));
+        s.push_str(
+            "  where the candidate got worse (the share of rows it newly gets wrong, by slice):\n",
+        );
+        s.push_str(&super::slices::table(
+            &d.regressed_slices,
+            "negative-flip rate",
+        ));
     }
     if let Some(rows) = &d.flipped_rows {
         s.push_str("  flipped rows (row, label, base -> candidate):\n");
@@ -102,6 +110,33 @@ pub fn text(d: &DiffReport) -> String {
         }
     }
     s
+}
+
+/// When McNemar's test and the primary metric's interval disagree, why both can be right:
+/// they ask different questions of the same rows.
+pub fn significance_note(d: &DiffReport) -> Option<String> {
+    let p = d.mcnemar_p?;
+    let m = d.metrics.get(&d.primary_metric)?;
+    let interval_significant = m.ci95[0] > 0.0 || m.ci95[1] < 0.0;
+    let flips_significant = p < 0.05;
+    if interval_significant == flips_significant {
+        return None;
+    }
+    Some(if interval_significant {
+        format!(
+            "why McNemar says chance while the {} interval excludes 0: McNemar counts only the \
+             rows whose right/wrong answer flipped, which are about as many each way; the {} \
+             interval weighs every row's score, and a small shift shared by many rows is real \
+             even when few answers flip",
+            d.primary_metric, d.primary_metric
+        )
+    } else {
+        format!(
+            "why McNemar says real while the {} interval includes 0: many more answers flipped one \
+             way than the other, but the scores moved too little overall to move {} beyond noise",
+            d.primary_metric, d.primary_metric
+        )
+    })
 }
 
 /// A p-value readably: three decimals, or scientific notation when tiny.

@@ -38,18 +38,20 @@ pub fn run(cli: &Cli, args: &SlicesArgs) -> anyhow::Result<ExitCode> {
     if r.slices.is_empty() {
         s.push_str("  no slice is clearly worse than average\n");
     }
-    s.push_str(&table(&r.slices));
+    s.push_str(&table(&r.slices, &r.error_metric));
     s.push_str("\nto watch one: gyre suite add NAME --where \"PREDICATE\"\n");
     output::print(&s);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Slices as readable lines: the predicate, then size, error and how many times the average.
-pub fn table(slices: &[SliceRow]) -> String {
+/// Slices as readable lines: the predicate, then size, the measure SliceLine looked for (an
+/// error for `slices`, the negative-flip rate for `diff`) and how many times its average, and
+/// SliceLine's score, explained once below.
+pub fn table(slices: &[SliceRow], measure: &str) -> String {
     let mut s = String::new();
     for (i, x) in slices.iter().enumerate() {
         s.push_str(&format!(
-            "  {:>2}. {}\n      {} rows, error {:.3} ({:.1}x average), score {:.3}\n",
+            "  {:>2}. {}\n      {} rows, {measure} {:.3} ({:.1}x average), score {:.3}\n",
             i + 1,
             x.predicate,
             count(x.size as u64),
@@ -57,6 +59,13 @@ pub fn table(slices: &[SliceRow]) -> String {
             x.error_ratio,
             x.score
         ));
+    }
+    if !slices.is_empty() {
+        s.push_str(
+            "      (score: SliceLine's rank, how far a slice's rate is above average weighed against \
+             how small it is (--alpha weights the rate); above 0 is worse than average once size \
+             is counted; higher ranks first)\n",
+        );
     }
     s
 }

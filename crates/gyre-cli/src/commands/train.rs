@@ -71,7 +71,7 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<ExitCode> {
     }
     if !report.run.slices.is_empty() {
         s.push_str("  where it fails most (holdout slices; gyre slices RUN for more):\n");
-        s.push_str(&super::slices::table(&report.run.slices));
+        s.push_str(&super::slices::table(&report.run.slices, "error"));
     }
     if let Some(f) = &report.seed_floor {
         match f.mean_flip_rate {
