@@ -1,0 +1,76 @@
+//! README's tour runs as pasted (issue 25): its `sh` block is taken from README.md and run in
+//! bash line by line, at the repository's root as README says, with this build's `gyre` first on
+//! the PATH. Every line must succeed, except where its comment says it exits 1. Two changes
+//! are made, and only these: `cargo` lines are skipped (this test is itself run by cargo, and
+//! the demo has its own test), and the server's port 8080 becomes a free one, so the test does
+//! not depend on what else listens on this machine.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+/// The fenced `sh` block under a README heading.
+fn block_under(readme: &str, heading: &str) -> String {
+    let at = readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("README lacks {heading:?}"));
+    let rest = &readme[at..];
+    let start = rest.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let end = rest[start..].find("```").expect("the block ends");
+    rest[start..start + end].to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_readme_tour_runs_as_pasted() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let tour = block_under(&readme, "## A five-minute tour");
+    let bin_dir = Path::new(bin()).parent().unwrap();
+    let port = free_port().to_string();
+    let mut script = String::from("cleanup() { kill $(jobs -p) 2>/dev/null; wait; }\ntrap cleanup EXIT\n");
+    let mut commands = 0;
+    for (n, line) in tour.lines().enumerate() {
+        let code = line.split("  #").next().unwrap().trim();
+        if code.is_empty() || code.starts_with('#') || code.starts_with("cargo ") {
+            continue;
+        }
+        let code = code
+            .replace("$PWD/target/release", &bin_dir.display().to_string())
+            .replace("8080", &port);
+        let may_exit_1 = line.contains("exit 1 when");
+        let allowed = if may_exit_1 { "0|1" } else { "0" };
+        script.push_str(&format!(
+            "{code}\nrc=$?; case $rc in {allowed}) ;; *) echo \"README tour line {}: exit $rc: {}\" >&2; exit 1;; esac\n",
+            n + 1,
+            code.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`")
+        ));
+        commands += 1;
+    }
+    assert!(commands >= 20, "the tour shrank to {commands} commands:\n{tour}");
+    let home = tempfile::tempdir().unwrap();
+    // Bounded, so a server that never comes up fails the test instead of hanging it.
+    let out = std::process::Command::new("timeout")
+        .args(["600", "bash", "-c"])
+        .arg(&script)
+        .current_dir(&root)
+        .env("GYRE_USER", "readme")
+        .env("HOME", home.path())
+        .env("TMPDIR", home.path())
+        .env_remove("GYRE_PROJECT")
+        .output()
+        .unwrap();
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{o}\nstderr:\n{e}");
+    // The pasted request was answered, and its feedback recorded.
+    assert!(o.contains("\"classes\":[\"<=50K\",\">50K\"]"), "{o}");
+    assert!(o.contains("\"recorded\":true"), "{o}");
+    assert!(o.contains("scored 48,842 rows"), "{o}");
+}
