@@ -1418,7 +1418,7 @@ mod tests {
         let labels: Vec<f64> = (0..n).map(|_| rng.below(2) as f64).collect();
         let scores: Vec<f64> = labels
             .iter()
-            .map(|&y| (y * 0.6 + rng.below(1000) as f64 / 2500.0).min(1.0))
+            .map(|&y| y * 0.3 + rng.below(1000) as f64 / 1000.0 * 0.7)
             .collect();
         let p = Prepared::new(Task::Binary, 2, &labels, &scores);
         let iv = metric_intervals(&p, 400, 9);
