@@ -4,14 +4,16 @@
 //! model.onnx reads them, so anyone can reproduce the predictions) and `MODEL_CARD.md`.
 
 use crate::model_card::{self, Card, SuiteCard};
+use crate::predictions::Predictions;
 use crate::slicing::SlicesRequest;
 use crate::suites::{HOLDOUT, masked, outputs, suite_mask};
+use crate::table_view::LoadedVersion;
 use crate::{App, AppError};
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use gyre_core::{ColumnKind, ContentHash};
 use gyre_learn::{Column, Features, onnx};
-use gyre_store::StoreError;
+use gyre_store::{RunRecord, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,92 +91,25 @@ pub struct OutputSpec {
 impl App {
     pub fn export(&mut self, req: &ExportRequest<'_>) -> Result<ExportReport, AppError> {
         let record = self.resolve_run(req.run)?;
-        prepare_dir(req.out, req.force)?;
+        check_dir(req.out, req.force)?;
         let loaded = self.load_version(&record.dataset, Some(&record.version))?;
         let object = ContentHash::parse(&record.model)
             .ok_or_else(|| StoreError::Corrupt(format!("bad model id in run {}", record.id)))?;
         let model = gyre_learn::load_model(&self.store.objects().get(&object)?)?;
         let features = loaded.features();
         let spec = inputs_spec(&loaded.schema, &features, model.task());
-
-        let mut onnx_model = model.to_onnx()?;
-        let spec_json = serde_json::to_string(&spec).expect("the inputs spec serializes");
-        onnx_model.doc = format!(
-            "gyre run {} ({} on {} version {}); input and output: inputs.json, also in metadata \
-             gyre.inputs",
-            record.id, record.learner, record.dataset, record.version
-        );
-        onnx_model.metadata = vec![
-            ("gyre.run".into(), record.id.clone()),
-            ("gyre.learner".into(), record.learner.clone()),
-            ("gyre.dataset".into(), record.dataset.clone()),
-            ("gyre.version".into(), record.version.clone()),
-            ("gyre.inputs".into(), spec_json),
-        ];
-        let onnx_bytes = onnx_model.to_bytes();
+        let onnx_model = onnx_model(model.as_ref(), &record, &spec)?;
 
         let pred_object = ContentHash::parse(&record.predictions).ok_or_else(|| {
             StoreError::Corrupt(format!("bad predictions id in run {}", record.id))
         })?;
         let predictions = self.store.objects().get(&pred_object)?;
         let preds = self.run_predictions(&record, &loaded)?;
-        let ids = loaded.row_ids();
-        let table_rows = preds
-            .row_ids
-            .iter()
-            .map(|id| {
-                ids.binary_search(id).map_err(|_| {
-                    AppError::from(StoreError::Corrupt(format!(
-                        "run {} predicts row {id}, which is not in its version",
-                        record.id
-                    )))
-                })
-            })
-            .collect::<Result<Vec<usize>, _>>()?;
-        let holdout_inputs = holdout_inputs(&features, &preds.row_ids, &table_rows)?;
+        let holdout_inputs = holdout_inputs(&record, &loaded, &features, &preds.row_ids)?;
 
         // The card: the run with every suite scored now, intervals, slices and edits.
         let report = self.run_report_with_suites(&record)?;
-        let task = loaded.schema.task;
-        let classes = loaded.schema.classes.len();
-        let k = outputs(task, classes);
-        let defined: Vec<crate::Suite> = self
-            .suites()?
-            .suites
-            .into_iter()
-            .filter(|s| s.dataset == record.dataset)
-            .collect();
-        let mut suites = Vec::new();
-        for def in std::iter::once(None).chain(defined.iter().map(Some)) {
-            let keep = suite_mask(def, &loaded, &preds.row_ids);
-            let labels: Vec<f64> = preds
-                .labels
-                .iter()
-                .zip(&keep)
-                .filter(|(_, m)| **m)
-                .map(|(l, _)| *l)
-                .collect();
-            let scores = masked(&keep, &preds.scores, k);
-            let intervals = if labels.is_empty() {
-                BTreeMap::new()
-            } else {
-                let p = gyre_eval::compare::Prepared::new(task, classes, &labels, &scores);
-                gyre_eval::compare::metric_intervals(&p, INTERVAL_RESAMPLES, INTERVAL_SEED)
-            };
-            suites.push(SuiteCard {
-                name: def.map_or(HOLDOUT.to_string(), |s| s.name.clone()),
-                definition: match def {
-                    None => "every holdout row".to_string(),
-                    Some(s) => match (&s.predicate, &s.rows) {
-                        (Some(p), _) => format!("holdout rows where {p}"),
-                        (_, Some(r)) => format!("{} listed holdout rows", r.len()),
-                        _ => String::new(),
-                    },
-                },
-                requirements: def.map(|s| s.requirements.clone()).unwrap_or_default(),
-                intervals,
-            });
-        }
+        let suites = self.suite_cards(&record, &loaded, &preds)?;
         let slices = self.slices(&SlicesRequest {
             run: record.id.clone(),
             suite: None,
@@ -195,10 +130,12 @@ impl App {
             inputs: &spec,
         });
 
+        // Everything is computed: now the files, each written whole or not at all.
+        std::fs::create_dir_all(req.out).map_err(|e| StoreError::io(req.out, e))?;
         let inputs_json = serde_json::to_vec_pretty(&spec).expect("the inputs spec serializes");
         let mut files = Vec::new();
         for (name, bytes) in [
-            ("model.onnx", &onnx_bytes[..]),
+            ("model.onnx", &onnx_model.to_bytes()[..]),
             ("inputs.json", &inputs_json[..]),
             ("predictions.parquet", &predictions[..]),
             ("holdout_inputs.parquet", &holdout_inputs[..]),
@@ -229,32 +166,102 @@ impl App {
             },
         })
     }
+
+    /// Each suite of the run's dataset (holdout first) for the card, with the 95% interval of
+    /// every metric on its rows.
+    fn suite_cards(
+        &mut self,
+        record: &RunRecord,
+        loaded: &LoadedVersion,
+        preds: &Predictions,
+    ) -> Result<Vec<SuiteCard>, AppError> {
+        let task = loaded.schema.task;
+        let classes = loaded.schema.classes.len();
+        let k = outputs(task, classes);
+        let defined: Vec<crate::Suite> = self
+            .suites()?
+            .suites
+            .into_iter()
+            .filter(|s| s.dataset == record.dataset)
+            .collect();
+        let mut cards = Vec::new();
+        for def in std::iter::once(None).chain(defined.iter().map(Some)) {
+            let keep = suite_mask(def, loaded, &preds.row_ids);
+            let labels = masked(&keep, &preds.labels, 1);
+            let scores = masked(&keep, &preds.scores, k);
+            let intervals = if labels.is_empty() {
+                BTreeMap::new()
+            } else {
+                let p = gyre_eval::compare::Prepared::new(task, classes, &labels, &scores);
+                gyre_eval::compare::metric_intervals(&p, INTERVAL_RESAMPLES, INTERVAL_SEED)
+            };
+            cards.push(SuiteCard {
+                name: def.map_or(HOLDOUT.to_string(), |s| s.name.clone()),
+                definition: match def {
+                    None => "every holdout row".to_string(),
+                    Some(s) => match (&s.predicate, &s.rows) {
+                        (Some(p), _) => format!("holdout rows where {p}"),
+                        (_, Some(r)) => format!("{} listed holdout rows", r.len()),
+                        _ => String::new(),
+                    },
+                },
+                requirements: def.map(|s| s.requirements.clone()).unwrap_or_default(),
+                intervals,
+            });
+        }
+        Ok(cards)
+    }
 }
 
-/// Creates `dir`, or checks it may be written into: empty, or `force`.
-fn prepare_dir(dir: &Path, force: bool) -> Result<(), AppError> {
-    let io = |e| AppError::from(StoreError::io(dir, e));
-    if dir.exists() {
-        if !dir.is_dir() {
-            return Err(AppError::Invalid {
-                message: format!("{}: not a directory", dir.display()),
-                hint: Some("give --out a directory to create, or an empty one".into()),
-            });
-        }
-        let non_empty = std::fs::read_dir(dir).map_err(io)?.next().is_some();
-        if non_empty && !force {
-            return Err(AppError::Invalid {
-                message: format!("{}: directory is not empty", dir.display()),
-                hint: Some(
-                    "give --out a new or empty directory, or pass --force to replace the \
-                     export's files there"
-                        .into(),
-                ),
-            });
-        }
+/// The run's model as ONNX, with the run and the input contract in its metadata.
+fn onnx_model(
+    model: &dyn gyre_learn::Model,
+    record: &RunRecord,
+    spec: &InputsSpec,
+) -> Result<onnx::OnnxModel, AppError> {
+    let mut m = model.to_onnx()?;
+    m.doc = format!(
+        "gyre run {} ({} on {} version {}); input and output: inputs.json, also in metadata \
+         gyre.inputs",
+        record.id, record.learner, record.dataset, record.version
+    );
+    m.metadata = vec![
+        ("gyre.run".into(), record.id.clone()),
+        ("gyre.learner".into(), record.learner.clone()),
+        ("gyre.dataset".into(), record.dataset.clone()),
+        ("gyre.version".into(), record.version.clone()),
+        (
+            "gyre.inputs".into(),
+            serde_json::to_string(spec).expect("the inputs spec serializes"),
+        ),
+    ];
+    Ok(m)
+}
+
+/// Checks `dir` may be written into: new (it is created when the files are ready), empty, or
+/// `force`.
+fn check_dir(dir: &Path, force: bool) -> Result<(), AppError> {
+    if !dir.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(io)
+    if !dir.is_dir() {
+        return Err(AppError::Invalid {
+            message: format!("{}: not a directory", dir.display()),
+            hint: Some("give --out a directory to create, or an empty one".into()),
+        });
+    }
+    let mut entries = std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))?;
+    if entries.next().is_some() && !force {
+        return Err(AppError::Invalid {
+            message: format!("{}: directory is not empty", dir.display()),
+            hint: Some(
+                "give --out a new or empty directory, or pass --force to replace the export's \
+                 files there"
+                    .into(),
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The input contract: features in training order, categories by code, NaN for missing.
@@ -308,10 +315,23 @@ fn inputs_spec(
 /// The predicted rows' features as model.onnx takes them: `row_id`, then one double column per
 /// feature (category codes; NaN for missing, non-finite or unseen values).
 fn holdout_inputs(
+    record: &RunRecord,
+    loaded: &LoadedVersion,
     features: &Features,
     row_ids: &[u64],
-    table_rows: &[usize],
 ) -> Result<Vec<u8>, AppError> {
+    let ids = loaded.row_ids();
+    let table_rows = row_ids
+        .iter()
+        .map(|id| {
+            ids.binary_search(id).map_err(|_| {
+                AppError::from(StoreError::Corrupt(format!(
+                    "run {} predicts row {id}, which is not in its version",
+                    record.id
+                )))
+            })
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
     let mut fields = vec![Field::new("row_id", DataType::UInt64, false)];
     let mut arrays: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from(row_ids.to_vec()))];
     for (name, col) in features.names.iter().zip(&features.columns) {
