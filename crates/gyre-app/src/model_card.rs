@@ -294,7 +294,7 @@ fn usage(s: &mut String, c: &Card<'_>) {
          is what gyre's server does with it. Output `{}`: a {} tensor [N, {}]: {}. \
          `holdout_inputs.parquet` holds the holdout rows in this form, and feeding them to the \
          model gives `predictions.parquet`'s scores. The model needs an ONNX runtime with \
-         `ai.onnx.ml` opset 5 (onnxruntime 1.20 or later).\n",
+         `ai.onnx.ml` opset 5 and its `TreeEnsemble` (tested with onnxruntime 1.32).\n",
         i.input,
         i.dtype,
         i.shape.1,
