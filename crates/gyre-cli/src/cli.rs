@@ -284,6 +284,17 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Export a run for other tools: ONNX model, its inputs, predictions, model card
+    Export {
+        /// A run id (or unique prefix), alias, or `latest`
+        run: String,
+        /// The directory to write into (created; must be empty unless --force)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Write into a non-empty directory, replacing the export's files there
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args, Debug)]

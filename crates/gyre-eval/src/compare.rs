@@ -975,6 +975,39 @@ pub fn compare_metric(
     compare_metrics(base, cand, resamples, seed).remove(metric)
 }
 
+/// Percentile bootstrap 95% intervals of every metric of one run on its rows (the Poisson
+/// bootstrap with `resamples` replicates from `seed`): a model card's intervals, where there is
+/// no second run to pair with. A metric undefined in every replicate has no interval.
+pub fn metric_intervals(
+    run: &Prepared,
+    resamples: usize,
+    seed: u64,
+) -> std::collections::BTreeMap<String, [f64; 2]> {
+    let n = run.labels.len();
+    let replicates: Vec<Vec<(&'static str, f64)>> = (0..resamples)
+        .into_par_iter()
+        .map(|b| {
+            let mut rng = SplitMix64::new(replicate_seed(seed, b as u64));
+            run.values(&poisson_counts(&mut rng, n), true)
+        })
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for name in run.metrics().into_keys() {
+        let mut vs: Vec<f64> = replicates
+            .iter()
+            .filter_map(|r| r.iter().find(|(k, _)| *k == name).map(|(_, v)| *v))
+            .filter(|v| !v.is_nan())
+            .collect();
+        if vs.is_empty() {
+            continue;
+        }
+        vs.sort_by(f64::total_cmp);
+        let q = |p: f64| vs[((vs.len() - 1) as f64 * p).round() as usize];
+        out.insert(name, [q(0.025), q(0.975)]);
+    }
+    out
+}
+
 /// Every metric of both runs with the paired bootstrap interval of the difference.
 pub fn compare_metrics(
     base: &Prepared,
@@ -1374,5 +1407,31 @@ mod tests {
             width > 0.7 * expected && width < 1.3 * expected,
             "width {width}, expected {expected}"
         );
+    }
+
+    /// One run's accuracy interval holds the accuracy, is about as wide as the normal
+    /// approximation says (p(1-p)/n), and is the same for the same seed.
+    #[test]
+    fn metric_intervals_bracket_the_metric_at_the_expected_width() {
+        let mut rng = SplitMix64::new(3);
+        let n = 4000;
+        let labels: Vec<f64> = (0..n).map(|_| rng.below(2) as f64).collect();
+        let scores: Vec<f64> = labels
+            .iter()
+            .map(|&y| y * 0.3 + rng.below(1000) as f64 / 1000.0 * 0.7)
+            .collect();
+        let p = Prepared::new(Task::Binary, 2, &labels, &scores);
+        let iv = metric_intervals(&p, 400, 9);
+        let acc = p.metrics()["accuracy"];
+        let [lo, hi] = iv["accuracy"];
+        assert!(lo < acc && acc < hi, "{lo} {acc} {hi}");
+        let expected = 2.0 * Z95 * (acc * (1.0 - acc) / n as f64).sqrt();
+        let width = hi - lo;
+        assert!(
+            width > 0.7 * expected && width < 1.3 * expected,
+            "width {width}, expected {expected}"
+        );
+        assert!(iv.contains_key("auc") && iv.contains_key("log_loss"));
+        assert_eq!(iv, metric_intervals(&p, 400, 9));
     }
 }

@@ -38,6 +38,7 @@ mod error;
 mod gbdt;
 mod linear;
 mod objective;
+pub mod onnx;
 mod params;
 mod rng;
 
@@ -231,6 +232,8 @@ pub trait Model: Send + Sync {
     fn predict(&self, features: &Features, rows: &[u32]) -> Vec<f64>;
     /// The model in gyre's versioned model format: JSON `{"format":"gyre-model","version":1,"learner":..}`.
     fn save(&self) -> Vec<u8>;
+    /// The model as an ONNX graph that computes what `predict` does (see [`onnx`]).
+    fn to_onnx(&self) -> Result<onnx::OnnxModel, LearnError>;
 }
 
 /// Runs `f` on a rayon worker. Parallel calls made from a thread outside the pool each pay a

@@ -4,6 +4,8 @@
 //! fitted by full-batch L-BFGS (Nocedal, "Updating quasi-Newton matrices with limited storage",
 //! Mathematics of Computation, 1980) on the weighted mean loss plus `l2 / 2 * ||w||^2` (intercepts free).
 
+mod onnx;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -631,5 +633,9 @@ impl Model for LinearModel {
             model: self.clone(),
         };
         serde_json::to_vec(&saved).expect("a linear model always serializes")
+    }
+
+    fn to_onnx(&self) -> Result<crate::onnx::OnnxModel, LearnError> {
+        self.onnx()
     }
 }

@@ -5,6 +5,7 @@ mod data;
 mod demo;
 mod diff;
 mod edit;
+mod export;
 mod findings;
 mod import;
 mod init;
@@ -98,6 +99,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Predictions { run, suite, out } => {
             runs::predictions(cli, run, suite.as_deref(), out)
         }
+        Command::Export { run, out, force } => export::run(cli, run, out, *force),
     }
 }
 

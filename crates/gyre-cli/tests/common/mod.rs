@@ -136,3 +136,24 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn run_count(p: &Project) -> usize {
     p.json(&["runs"])["runs"].as_array().unwrap().len()
 }
+
+/// Whether a test may use something from outside the workspace (a Python package, a
+/// service): yes when `available`. When not, the test says so on stderr and should return
+/// (this gives false), unless `GYRE_REQUIRE_SERVICES=1` (CI), where a missing one fails it.
+/// `what` names it and how to get it: "onnxruntime not installed: pip install onnxruntime".
+pub fn require(what: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if std::env::var("GYRE_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+        panic!("{test} needs what is missing ({what}), and GYRE_REQUIRE_SERVICES=1");
+    }
+    // Straight to stderr, past the test harness's capture, so a skip is seen.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "did not run: {test} ({what})");
+    false
+}

@@ -8,6 +8,7 @@
 //! This is our own code, not a binding; GOSS and exclusive feature bundling are not implemented.
 
 mod model;
+mod onnx;
 mod runtime;
 mod tree;
 

@@ -37,11 +37,11 @@ pub(crate) struct FlatTree {
 /// A gradient-boosted tree ensemble: `init_score` plus, per iteration, one tree per output.
 #[derive(Clone, Debug)]
 pub struct GbdtModel {
-    task: Task,
+    pub(super) task: Task,
     params: GbdtParams,
-    feature_names: Vec<String>,
-    init_score: Vec<f64>,
-    trees: Vec<FlatTree>,
+    pub(super) feature_names: Vec<String>,
+    pub(super) init_score: Vec<f64>,
+    pub(super) trees: Vec<FlatTree>,
     /// The trees as prediction walks them (see `runtime`).
     runtime: Runtime,
 }
@@ -446,5 +446,9 @@ impl Model for GbdtModel {
             trees: self.trees.clone(),
         };
         serde_json::to_vec(&saved).expect("a gbdt model always serializes")
+    }
+
+    fn to_onnx(&self) -> Result<crate::onnx::OnnxModel, LearnError> {
+        Ok(self.onnx())
     }
 }
