@@ -30,12 +30,20 @@ fn free_port() -> u16 {
 
 #[test]
 fn the_readme_tour_runs_as_pasted() {
+    let curl = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !require("curl not installed: apt-get install curl", curl) {
+        return;
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let tour = block_under(&readme, "## A five-minute tour");
     let bin_dir = Path::new(bin()).parent().unwrap();
     let port = free_port().to_string();
-    let mut script = String::from("cleanup() { kill $(jobs -p) 2>/dev/null; wait; }\ntrap cleanup EXIT\n");
+    let mut script =
+        String::from("cleanup() { kill $(jobs -p) 2>/dev/null; wait; }\ntrap cleanup EXIT\n");
     let mut commands = 0;
     for (n, line) in tour.lines().enumerate() {
         let code = line.split("  #").next().unwrap().trim();
@@ -54,7 +62,10 @@ fn the_readme_tour_runs_as_pasted() {
         ));
         commands += 1;
     }
-    assert!(commands >= 20, "the tour shrank to {commands} commands:\n{tour}");
+    assert!(
+        commands >= 20,
+        "the tour shrank to {commands} commands:\n{tour}"
+    );
     let home = tempfile::tempdir().unwrap();
     // Bounded, so a server that never comes up fails the test instead of hanging it.
     let out = std::process::Command::new("timeout")

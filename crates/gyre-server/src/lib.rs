@@ -150,11 +150,12 @@ impl Shared {
 /// connections handed to this request's thread keep being answered meanwhile.
 const INLINE_BODY_MAX: usize = 64 * 1024;
 
-/// The request's body, or the JSON error every other failure gives (413 over the limit).
+/// The request's body, or the JSON error every other failure gives (413 over the limit),
+/// boxed: a response is large beside the body's handle.
 fn body_or_error(
     s: &Shared,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<axum::body::Bytes, Response> {
+) -> Result<axum::body::Bytes, Box<Response>> {
     body.map_err(|e| {
         let status = e.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -165,7 +166,7 @@ fn body_or_error(
         } else {
             format!("cannot read the request body: {}", e.body_text())
         };
-        s.error(status, message)
+        Box::new(s.error(status, message))
     })
 }
 
@@ -176,7 +177,7 @@ async fn predict(
     let start = Instant::now();
     let body = match body_or_error(&s, body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if body.len() <= INLINE_BODY_MAX {
         return predict_body(&s, &body, start);
@@ -322,7 +323,7 @@ async fn feedback(
 ) -> Response {
     let body = match body_or_error(&s, body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let v: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,

@@ -1119,7 +1119,7 @@ mod tests {
     #[test]
     fn a_batch_of_the_second_format_still_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = PredictionLog::open(dir.path()).unwrap();
+        let log = PredictionLog::open(dir.path()).unwrap();
         let records = concat!(
             r#"[0,false,"2026-01-01T00:00:00Z","m","champion",null,{"a":1},"yes",[0.25,0.75],null,7]"#,
             r#"[1,false,"2026-01-01T00:00:00Z","m","champion",null,{"a":2},"no",[0.5,0.5],["a"],7]"#

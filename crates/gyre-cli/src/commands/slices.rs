@@ -38,7 +38,7 @@ pub fn run(cli: &Cli, args: &SlicesArgs) -> anyhow::Result<ExitCode> {
     if r.slices.is_empty() {
         s.push_str("  no slice is clearly worse than average\n");
     }
-    s.push_str(&table(&r.slices, &r.error_metric));
+    s.push_str(&table(&r.slices, r.error_metric));
     s.push_str("\nto watch one: gyre suite add NAME --where \"PREDICATE\"\n");
     output::print(&s);
     Ok(ExitCode::SUCCESS)
