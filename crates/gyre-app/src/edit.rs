@@ -35,9 +35,29 @@ pub enum EditSpec {
     DropFeature {
         column: String,
     },
+    /// A feature computed from each row's columns by a SQL expression.
+    AddFeature {
+        name: String,
+        expr: String,
+    },
     Revert {
         edit: i64,
     },
+}
+
+/// A derived feature as an add-feature edit made it.
+#[derive(Serialize)]
+pub struct DerivedFeature {
+    pub name: String,
+    /// The expression as stored (canonical SQL).
+    pub expr: String,
+    /// numeric, boolean or categorical, inferred from the expression.
+    pub kind: &'static str,
+    /// Categorical: its distinct values, sorted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    /// Rows where it is NULL (missing).
+    pub missing: u64,
 }
 
 #[derive(Serialize)]
@@ -50,6 +70,8 @@ pub struct EditReport {
     pub previous_version: String,
     pub rows_affected: u64,
     pub why: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature: Option<DerivedFeature>,
 }
 
 fn invalid(message: String) -> AppError {
@@ -254,10 +276,77 @@ impl App {
                     column: column.clone(),
                 }
             }
+            EditSpec::AddFeature { name, expr } => {
+                let name = name.trim();
+                if name.is_empty() || name == gyre_core::ROW_ID || name == gyre_core::SPLIT {
+                    return Err(invalid(format!(
+                        "\"{name}\" cannot name a feature (empty, or a column gyre keeps)"
+                    )));
+                }
+                if schema.column(name).is_some() {
+                    return Err(AppError::Invalid {
+                        message: format!("column \"{name}\" already exists"),
+                        hint: Some("choose another name for the derived feature".into()),
+                    });
+                }
+                let expr_error = |e: gyre_core::ExprError| AppError::Invalid {
+                    message: format!("--expr: {e}"),
+                    hint: e.hint(),
+                };
+                let (parsed, kind) =
+                    gyre_core::Expr::parse_checked(expr, &schema).map_err(expr_error)?;
+                if parsed.columns().contains(&schema.target.as_str()) {
+                    return Err(AppError::Invalid {
+                        message: format!(
+                            "--expr reads the target \"{}\": a feature made from the label \
+                             leaks it into training",
+                            schema.target
+                        ),
+                        hint: None,
+                    });
+                }
+                match kind {
+                    gyre_core::ExprKind::Time => {
+                        return Err(AppError::Invalid {
+                            message: format!("--expr {parsed} is a time, which is not a feature"),
+                            hint: Some(
+                                "take a part of it: EXTRACT(hour|dow|day|month|year FROM t)".into(),
+                            ),
+                        });
+                    }
+                    gyre_core::ExprKind::Null => {
+                        return Err(invalid(format!("--expr {parsed} is always NULL")));
+                    }
+                    _ => {}
+                }
+                EditKind::AddFeature {
+                    name: name.to_string(),
+                    expr: parsed,
+                }
+            }
             EditSpec::Revert { edit } => {
                 let target = past.iter().find(|e| e.id == *edit).ok_or_else(|| {
                     invalid(format!("edit #{edit} does not exist in dataset {dataset}"))
                 })?;
+                // A derived feature that later edits read cannot go before them.
+                if let EditKind::AddFeature { name, .. } = &target.kind {
+                    let effective = gyre_core::edit::effective(&past);
+                    if let Some(user) = effective
+                        .iter()
+                        .filter(|e| e.id > *edit)
+                        .find(|e| reads_column(&e.kind, name))
+                    {
+                        return Err(AppError::Invalid {
+                            message: format!(
+                                "edit #{} ({}) reads the feature \"{name}\" that edit #{edit} \
+                                 adds",
+                                user.id,
+                                user.kind.describe()
+                            ),
+                            hint: Some(format!("revert edit #{} first", user.id)),
+                        });
+                    }
+                }
                 if matches!(target.kind, EditKind::Revert { .. }) {
                     return Err(invalid(format!(
                         "edit #{edit} is itself a revert; to redo the original edit, make it again"
@@ -347,6 +436,18 @@ impl App {
         let version = gyre_core::edit::version_id(&first_source, &effective).to_string();
         let time = now();
         let description = kind.describe();
+        let feature = match &kind {
+            EditKind::AddFeature { name, expr } => {
+                data.schema.column(name).map(|c| DerivedFeature {
+                    name: name.clone(),
+                    expr: expr.to_string(),
+                    kind: c.kind.as_str(),
+                    categories: c.categories.clone(),
+                    missing: data.batch.num_rows() as u64 - rows_affected,
+                })
+            }
+            _ => None,
+        };
         let (user, command) = (self.user.clone(), self.command.clone());
         let fixing = self.fixing_findings()?;
         if let Some((rec, bytes)) = &mut pending_source {
@@ -404,6 +505,7 @@ impl App {
             previous_version,
             rows_affected,
             why: why.to_string(),
+            feature,
         })
     }
 
@@ -444,5 +546,21 @@ impl App {
         out.sort_unstable();
         out.dedup();
         Ok(out)
+    }
+}
+
+/// Whether an edit reads a column (in a predicate or an expression).
+fn reads_column(kind: &EditKind, column: &str) -> bool {
+    match kind {
+        EditKind::Exclude { predicate }
+        | EditKind::Include { predicate }
+        | EditKind::Weight { predicate, .. } => predicate.columns().contains(&column),
+        EditKind::Relabel { predicate, .. } => predicate
+            .as_ref()
+            .is_some_and(|p| p.columns().contains(&column)),
+        EditKind::AddFeature { expr, .. } => expr.columns().contains(&column),
+        EditKind::DropFeature { column: c } => c == column,
+        EditKind::AddSource { key, .. } => key.as_deref() == Some(column),
+        EditKind::Revert { .. } => false,
     }
 }

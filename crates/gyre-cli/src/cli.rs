@@ -445,6 +445,18 @@ pub enum EditCommand {
         #[command(flatten)]
         why: Why,
     },
+    /// Add a feature computed from each row's columns by a SQL expression; serving and gyre
+    /// predict compute it from the raw fields the same way
+    AddFeature {
+        /// The new feature's name
+        name: String,
+        /// A SQL expression over the row's columns, e.g. "capital_gain - capital_loss",
+        /// "CASE WHEN age < 30 THEN 'young' ELSE 'older' END", "EXTRACT(hour FROM departure)"
+        #[arg(long, value_name = "EXPR")]
+        expr: String,
+        #[command(flatten)]
+        why: Why,
+    },
     /// Undo an earlier edit
     Revert {
         /// The edit's number (see gyre data --versions)

@@ -33,6 +33,8 @@ pub enum EditKind {
     },
     /// Stop using a column as a feature.
     DropFeature { column: String },
+    /// A feature computed from each row's columns (stored as its canonical SQL text).
+    AddFeature { name: String, expr: crate::Expr },
     /// Undo an earlier edit (by its number).
     Revert { edit: i64 },
 }
@@ -46,6 +48,7 @@ impl EditKind {
             EditKind::Weight { .. } => "weight",
             EditKind::AddSource { .. } => "add-source",
             EditKind::DropFeature { .. } => "drop-feature",
+            EditKind::AddFeature { .. } => "add-feature",
             EditKind::Revert { .. } => "revert",
         }
     }
@@ -73,6 +76,7 @@ impl EditKind {
                 }
             }
             EditKind::DropFeature { column } => format!("drop feature {column}"),
+            EditKind::AddFeature { name, expr } => format!("add feature {name} = {expr}"),
             EditKind::Revert { edit } => format!("revert edit #{edit}"),
         }
     }

@@ -3,6 +3,7 @@
 //! Pure: no I/O, no clock, no randomness.
 
 pub mod edit;
+pub mod expr;
 pub mod hash;
 pub mod ids;
 pub mod predicate;
@@ -10,6 +11,7 @@ pub mod schema;
 pub mod suggest;
 
 pub use edit::{Edit, EditKind};
+pub use expr::{Expr, ExprError, ExprKind};
 pub use hash::ContentHash;
 pub use ids::{DatasetName, RowId, SourceId, Version};
 pub use predicate::{Predicate, PredicateError};

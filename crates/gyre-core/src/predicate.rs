@@ -161,7 +161,7 @@ impl PredicateError {
 
 /// A parser error as gyre says it: sqlparser's message without its prefix, "the end" for EOF,
 /// and the column of the token it stopped at.
-fn syntax_error(text: &str, error: &sqlparser::parser::ParserError) -> PredicateError {
+pub(crate) fn syntax_error(text: &str, error: &sqlparser::parser::ParserError) -> PredicateError {
     let raw = error.to_string();
     let raw = raw.strip_prefix("sql parser error: ").unwrap_or(&raw);
     // The tokenizer's errors end with "at Line: L, Column: C".

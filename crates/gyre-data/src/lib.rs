@@ -3,6 +3,7 @@
 //!
 //! Pure apart from reading the input file: no SQL, no clock, no global RNG.
 
+pub mod derive;
 pub mod error;
 pub mod filter;
 pub mod import;

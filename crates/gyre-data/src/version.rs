@@ -139,8 +139,47 @@ impl Materialized {
             EditKind::AddSource { .. } => Err(DataError::Parquet(
                 "add-source needs its table: use Materialized::append".into(),
             )),
+            EditKind::AddFeature { name, expr } => self.add_feature(name, expr),
             EditKind::Revert { .. } => Ok(0),
         }
+    }
+
+    /// Computes a derived feature over every row and adds it as a column of its inferred kind;
+    /// returns the rows where it is not NULL.
+    fn add_feature(&mut self, name: &str, expr: &gyre_core::Expr) -> Result<u64, DataError> {
+        if self.schema.column(name).is_some() {
+            return Err(DataError::Invalid {
+                path: name.into(),
+                message: format!("column \"{name}\" already exists"),
+            });
+        }
+        let n = self.batch.num_rows();
+        let values = crate::derive::evaluate(expr, &self.batch)?;
+        let (array, kind, categories) = crate::derive::to_column(values, n);
+        let present = (n - array.null_count()) as u64;
+        self.schema.columns.push(gyre_core::ColumnSchema {
+            name: name.to_string(),
+            kind,
+            role: ColumnRole::Feature,
+            categories,
+        });
+        let mut fields: Vec<arrow_schema::Field> = self
+            .batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(arrow_schema::Field::new(
+            name,
+            array.data_type().clone(),
+            true,
+        ));
+        let mut columns = self.batch.columns().to_vec();
+        columns.push(array);
+        self.batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+            .map_err(|e| DataError::Parquet(e.to_string()))?;
+        Ok(present)
     }
 
     fn relabel(&mut self, selected: &[bool], to: &str) -> Result<u64, DataError> {

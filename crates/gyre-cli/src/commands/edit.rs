@@ -36,6 +36,10 @@ pub fn run(cli: &Cli, args: &EditArgs) -> anyhow::Result<ExitCode> {
         EditCommand::DropFeature { column, .. } => EditSpec::DropFeature {
             column: column.clone(),
         },
+        EditCommand::AddFeature { name, expr, .. } => EditSpec::AddFeature {
+            name: name.clone(),
+            expr: expr.clone(),
+        },
         EditCommand::Revert { edit, .. } => EditSpec::Revert { edit: *edit },
     };
     let why = match &args.kind {
@@ -45,13 +49,14 @@ pub fn run(cli: &Cli, args: &EditArgs) -> anyhow::Result<ExitCode> {
         | EditCommand::Weight { why, .. }
         | EditCommand::AddSource { why, .. }
         | EditCommand::DropFeature { why, .. }
+        | EditCommand::AddFeature { why, .. }
         | EditCommand::Revert { why, .. } => &why.why,
     };
     let r = super::open(cli)?.edit(args.dataset.as_deref(), &spec, Some(why))?;
     if cli.json {
         output::json(&r);
     } else {
-        output::print(&format!(
+        let mut s = format!(
             "edit #{}: {} ({} rows affected)\n  why      {}\n  version  {} -> {}\n",
             r.edit,
             r.description,
@@ -59,7 +64,21 @@ pub fn run(cli: &Cli, args: &EditArgs) -> anyhow::Result<ExitCode> {
             r.why,
             short(&r.previous_version),
             short(&r.version)
-        ));
+        );
+        if let Some(f) = &r.feature {
+            s.push_str(&format!(
+                "  feature  {} is {}{}, missing on {} rows\n",
+                f.name,
+                f.kind,
+                if f.categories.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} categories)", f.categories.len())
+                },
+                count(f.missing)
+            ));
+        }
+        output::print(&s);
     }
     Ok(ExitCode::SUCCESS)
 }
