@@ -4,17 +4,15 @@
 //! counted) and answered by the same rule ([`ServingModel::answer`]), so a file scored here and
 //! the same rows sent to `gyre serve` give the same numbers.
 
-use crate::serving::{Field, ServingModel};
+use crate::serving::{BadCell, ServingModel, booleans, code_column};
 use crate::{App, AppError};
-use arrow_array::cast::AsArray;
-use arrow_array::types::Float64Type;
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field as ArrowField, Schema};
 use gyre_core::{ColumnKind, Task};
 use gyre_data::infer::NaTokens;
 use gyre_data::output::{OutputFormat, TableWriter};
 use gyre_data::{DataError, input};
-use gyre_learn::{Column, Features};
+use gyre_learn::Features;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,12 +62,21 @@ impl App {
         let model = self.serving_model(req.run)?;
         let batches = input::batches(req.input)?;
         let column_of = |name: &str| batches.names.iter().position(|n| n == name);
-        let mut features = Vec::with_capacity(model.fields.len());
+        // Each feature's column in the file; derived features are computed from their inputs.
+        let mut features: Vec<Option<usize>> = Vec::with_capacity(model.fields.len());
         let mut missing = Vec::new();
         for f in &model.fields {
             match column_of(&f.name.name) {
-                Some(i) => features.push(i),
+                _ if f.derived => features.push(None),
+                Some(i) => features.push(Some(i)),
                 None => missing.push(f.name.name.clone()),
+            }
+        }
+        let mut inputs = Vec::with_capacity(model.inputs.len());
+        for input in &model.inputs {
+            match column_of(&input.name.name) {
+                Some(i) => inputs.push(i),
+                None => missing.push(input.name.name.clone()),
             }
         }
         if !missing.is_empty() {
@@ -112,7 +119,9 @@ impl App {
             .names
             .iter()
             .enumerate()
-            .filter(|(i, _)| !features.contains(i) && !kept.contains(i))
+            .filter(|(i, _)| {
+                !features.contains(&Some(*i)) && !inputs.contains(i) && !kept.contains(i)
+            })
             .map(|(_, n)| n.clone())
             .collect();
 
@@ -126,17 +135,39 @@ impl App {
             let batch = batch?;
             let n = batch.num_rows();
             let at = |row: usize| input::location_of(format_of, rows + row);
+            let derived = if model.derivations.is_empty() {
+                None
+            } else {
+                let raw = file_inputs(&model, &batch, &inputs, &na).map_err(|(name, e)| {
+                    AppError::from(DataError::BadValue {
+                        path: req.input.into(),
+                        location: format!("{}, column \"{name}\"", at(e.row)),
+                        what: e.what,
+                    })
+                })?;
+                Some(model.derive(raw).map_err(|(name, e)| AppError::Invalid {
+                    message: format!("{}: feature \"{name}\": {e}", req.input.display()),
+                    hint: None,
+                })?)
+            };
             let mut columns = Vec::with_capacity(features.len());
-            for (f, &i) in model.fields.iter().zip(&features) {
-                let (column, new) = code(f, batch.column(i), &na).map_err(|e| {
+            for (f, i) in model.fields.iter().zip(&features) {
+                let array = match i {
+                    Some(i) => batch.column(*i),
+                    None => derived
+                        .as_ref()
+                        .and_then(|d| d.column_by_name(&f.name.name))
+                        .expect("derived features were derived"),
+                };
+                let (column, new) = code_column(f, array, &na).map_err(|e| {
                     AppError::from(DataError::BadValue {
                         path: req.input.into(),
                         location: format!("{}, column \"{}\"", at(e.row), f.name.name),
                         what: e.what,
                     })
                 })?;
-                if new > 0 {
-                    *unseen.entry(f.name.name.clone()).or_default() += new;
+                if !new.is_empty() {
+                    *unseen.entry(f.name.name.clone()).or_default() += new.len();
                 }
                 columns.push(column);
             }
@@ -181,92 +212,66 @@ impl App {
     }
 }
 
-/// A cell that does not fit its feature: its row in the batch and what is wrong.
-struct BadCell {
-    row: usize,
-    what: String,
-}
-
-/// One input column as the model's feature, and how many of its values were unseen categories.
-fn code(f: &Field, array: &ArrayRef, na: &NaTokens) -> Result<(Column, usize), BadCell> {
-    let chunk = std::slice::from_ref(array);
-    match f.kind {
-        ColumnKind::Categorical => {
-            let c = gyre_data::infer::to_categorical(chunk, na);
-            let to_model: Vec<u32> = c
-                .categories
-                .iter()
-                .map(|v| f.codes.get(v).copied().unwrap_or(u32::MAX))
-                .collect();
-            let keys = c
-                .array
-                .as_dictionary::<arrow_array::types::Int32Type>()
-                .keys();
-            let mut unseen = 0;
-            let codes: Vec<u32> = keys
-                .iter()
-                .map(|k| match k {
-                    None => u32::MAX,
-                    Some(k) => {
-                        let code = to_model[k as usize];
-                        unseen += usize::from(code == u32::MAX);
-                        code
-                    }
-                })
-                .collect();
-            Ok((
-                Column::Categorical {
-                    codes: codes.into(),
-                    cardinality: f.codes.len() as u32,
-                },
-                unseen,
-            ))
-        }
-        ColumnKind::Boolean => Ok((Column::Numeric(booleans(array, na)?.into()), 0)),
-        _ => {
-            let c = gyre_data::infer::to_numeric(chunk, na).map_err(|b| BadCell {
-                row: b.row,
-                what: if b.row == 0 && b.value.starts_with("a ") {
-                    format!("{} where the model expects numbers", b.value)
-                } else {
-                    format!("{:?} is not a number", b.value)
-                },
-            })?;
-            let x = c.array.as_primitive::<Float64Type>();
-            Ok((
-                Column::Numeric(x.iter().map(|v| v.unwrap_or(f64::NAN)).collect()),
-                0,
-            ))
-        }
+/// The derivations' raw inputs from a file's batch, typed as the dataset stores them.
+fn file_inputs(
+    model: &ServingModel,
+    batch: &RecordBatch,
+    columns: &[usize],
+    na: &NaTokens,
+) -> Result<RecordBatch, (String, BadCell)> {
+    let mut fields = Vec::with_capacity(columns.len());
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+    for (input, &i) in model.inputs.iter().zip(columns) {
+        let raw = std::slice::from_ref(batch.column(i));
+        let name = &input.name.name;
+        let fail = |e: BadCell| (name.clone(), e);
+        let array: ArrayRef = match input.kind {
+            ColumnKind::Numeric => {
+                gyre_data::infer::to_numeric(raw, na)
+                    .map_err(|b| {
+                        fail(BadCell {
+                            row: b.row,
+                            what: format!("{:?} is not a number", b.value),
+                        })
+                    })?
+                    .array
+            }
+            ColumnKind::Categorical => gyre_data::infer::to_categorical(raw, na).array,
+            ColumnKind::Boolean => Arc::new(BooleanArray::from(
+                booleans(&raw[0], na)
+                    .map_err(fail)?
+                    .into_iter()
+                    .map(|v| (!v.is_nan()).then_some(v != 0.0))
+                    .collect::<Vec<_>>(),
+            )),
+            ColumnKind::Time => {
+                gyre_data::infer::time_keys(raw, na)
+                    .map_err(|b| {
+                        fail(BadCell {
+                            row: b.row,
+                            what: format!("{:?} is not a time", b.value),
+                        })
+                    })?
+                    .1
+            }
+        };
+        fields.push(ArrowField::new(name, array.data_type().clone(), true));
+        arrays.push(array);
     }
-}
-
-/// A boolean feature: `true`/`false` (any case) or 1/0, as serving reads JSON booleans.
-fn booleans(array: &ArrayRef, na: &NaTokens) -> Result<Vec<f64>, BadCell> {
-    if let Some(b) = array.as_boolean_opt() {
-        return Ok(b
-            .iter()
-            .map(|v| v.map_or(f64::NAN, |b| f64::from(u8::from(b))))
-            .collect());
-    }
-    let text = arrow_cast::cast(array, &DataType::Utf8).map_err(|e| BadCell {
-        row: 0,
-        what: format!("cannot read as true or false: {e}"),
-    })?;
-    text.as_string::<i32>()
-        .iter()
-        .enumerate()
-        .map(|(row, v)| match v.map(str::trim) {
-            None => Ok(f64::NAN),
-            Some(v) if na.is_missing(v) => Ok(f64::NAN),
-            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(1.0),
-            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(0.0),
-            Some(v) => Err(BadCell {
-                row,
-                what: format!("{v:?} is not true or false"),
-            }),
-        })
-        .collect()
+    RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        arrays,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .map_err(|e| {
+        (
+            String::new(),
+            BadCell {
+                row: 0,
+                what: e.to_string(),
+            },
+        )
+    })
 }
 
 /// The output batch: the kept columns, `prediction`, and `score_<class>` per class.

@@ -886,3 +886,112 @@ impl<'de> serde::Deserialize<'de> for Expr {
         Expr::parse(&text).map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{ColumnRole, ColumnSchema, Task};
+
+    fn schema() -> DatasetSchema {
+        let col = |name: &str, kind, role| ColumnSchema {
+            name: name.into(),
+            kind,
+            role,
+            categories: Vec::new(),
+        };
+        DatasetSchema {
+            columns: vec![
+                col("age", ColumnKind::Numeric, ColumnRole::Feature),
+                col("gain", ColumnKind::Numeric, ColumnRole::Feature),
+                col("sex", ColumnKind::Categorical, ColumnRole::Feature),
+                col("ok", ColumnKind::Boolean, ColumnRole::Feature),
+                col("t", ColumnKind::Time, ColumnRole::Time),
+                col("y", ColumnKind::Categorical, ColumnRole::Target),
+            ],
+            target: "y".into(),
+            task: Task::Binary,
+            classes: vec!["a".into(), "b".into()],
+            id_column: None,
+            time_column: Some("t".into()),
+        }
+    }
+
+    #[test]
+    fn expressions_print_canonically_and_parse_back_the_same() {
+        for text in [
+            "gain - age * 2",
+            "(gain - age) * 2",
+            "-age + 3",
+            "CASE WHEN age < 30 THEN 'young' WHEN age < 50 THEN 'middle' ELSE 'older' END",
+            "CASE sex WHEN 'Male' THEN 1 ELSE 0 END",
+            "COALESCE(gain, 0) / NULLIF_IS_NOT_HERE",
+            "CAST(age AS VARCHAR)",
+            "ROUND(LN(gain + 1), 2)",
+            "LEAST(age, 60) + GREATEST(gain, 0)",
+            "LOWER(SUBSTR(sex, 1, 1))",
+            "LENGTH(sex) >= 4 AND NOT ok",
+            "EXTRACT(HOUR FROM t) BETWEEN 6 AND 9",
+            "EXTRACT(dow FROM t) IN (0, 6)",
+            "sex LIKE 'M%' OR age IS NULL",
+            "FLOOR(age / 10) * 10",
+        ] {
+            let Ok(e) = Expr::parse(text) else {
+                assert!(text.contains("NULLIF"), "{text} did not parse");
+                continue;
+            };
+            let printed = e.to_string();
+            assert_eq!(Expr::parse(&printed).unwrap(), e, "{text} -> {printed}");
+        }
+    }
+
+    #[test]
+    fn kinds_are_inferred_and_errors_name_the_part() {
+        let s = schema();
+        let kind = |t: &str| Expr::parse_checked(t, &s).map(|(_, k)| k);
+        assert_eq!(kind("gain - age").unwrap(), ExprKind::Numeric);
+        assert_eq!(kind("age > 30").unwrap(), ExprKind::Boolean);
+        assert_eq!(
+            kind("CASE WHEN age < 30 THEN 'young' ELSE NULL END").unwrap(),
+            ExprKind::Text
+        );
+        assert_eq!(kind("EXTRACT(month FROM t)").unwrap(), ExprKind::Numeric);
+        assert_eq!(kind("CAST(age AS VARCHAR)").unwrap(), ExprKind::Text);
+        assert_eq!(kind("t").unwrap(), ExprKind::Time);
+        let e = kind("agee + 1").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "column \"agee\" not found; did you mean \"age\"?"
+        );
+        let e = kind("LOWER(age) = 'x'").unwrap_err().to_string();
+        assert!(
+            e.contains("in LOWER(age): LOWER takes text, but age is numeric"),
+            "{e}"
+        );
+        let e = kind("CASE WHEN age < 3 THEN 'a' ELSE 1 END")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mix text and numeric"), "{e}");
+        let e = kind("sex + 1").unwrap_err().to_string();
+        assert!(
+            e.contains("in sex + 1: + takes numbers, but sex is text"),
+            "{e}"
+        );
+        let e = kind("EXTRACT(hour FROM age)").unwrap_err().to_string();
+        assert!(e.contains("EXTRACT takes the time column"), "{e}");
+        let e = kind("t > 3").unwrap_err().to_string();
+        assert!(e.contains("through EXTRACT"), "{e}");
+        let e = kind("ABS(age, 2)").unwrap_err().to_string();
+        assert!(e.contains("ABS takes 1 argument"), "{e}");
+        let e = kind("ROUND(age, 1, 2)").unwrap_err().to_string();
+        assert!(e.contains("ROUND takes 1 to 2 arguments"), "{e}");
+        let e = kind("SQRT(age)").unwrap_err().to_string();
+        assert!(e.contains("the function SQRT"), "{e}");
+        let e = kind("EXTRACT(minute FROM t)").unwrap_err().to_string();
+        assert!(e.contains("hour, dow, day, month or year"), "{e}");
+        assert!(kind("age <").is_err());
+        assert_eq!(
+            Expr::parse("gain - age").unwrap().columns(),
+            vec!["gain", "age"]
+        );
+    }
+}

@@ -559,3 +559,255 @@ pub fn time_part(part: TimePart, ns: i64) -> f64 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{StringArray, TimestampNanosecondArray};
+
+    /// Four rows with NULLs in every column: x, y numbers, s text (a dictionary, as stored),
+    /// b booleans, t times.
+    fn table() -> RecordBatch {
+        let s: DictionaryArray<Int32Type> = vec![Some("Male"), None, Some("female"), Some("Male")]
+            .into_iter()
+            .collect();
+        let t = TimestampNanosecondArray::from(vec![
+            Some(crate::infer::parse_timestamp("2001-01-01T06:30").unwrap()),
+            Some(crate::infer::parse_timestamp("1996-05-11T23:59").unwrap()),
+            None,
+            Some(crate::infer::parse_timestamp("2024-02-29T00:00").unwrap()),
+        ]);
+        RecordBatch::try_from_iter([
+            (
+                "x",
+                Arc::new(Float64Array::from(vec![
+                    Some(4.0),
+                    Some(-2.0),
+                    None,
+                    Some(0.0),
+                ])) as ArrayRef,
+            ),
+            (
+                "y",
+                Arc::new(Float64Array::from(vec![
+                    Some(2.0),
+                    Some(0.0),
+                    Some(1.0),
+                    None,
+                ])) as ArrayRef,
+            ),
+            ("s", Arc::new(s) as ArrayRef),
+            (
+                "b",
+                Arc::new(BooleanArray::from(vec![
+                    Some(true),
+                    Some(false),
+                    None,
+                    Some(true),
+                ])) as ArrayRef,
+            ),
+            ("t", Arc::new(t) as ArrayRef),
+            (
+                "u",
+                Arc::new(StringArray::from(vec![
+                    Some(" 3.5"),
+                    Some("x"),
+                    None,
+                    Some("1e400"),
+                ])) as ArrayRef,
+            ),
+        ])
+        .unwrap()
+    }
+
+    fn eval(text: &str) -> Values {
+        evaluate(&Expr::parse(text).unwrap(), &table()).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn nums(v: &[Option<f64>]) -> Values {
+        Values::Num(v.to_vec())
+    }
+
+    fn texts(v: &[Option<&str>]) -> Values {
+        Values::Text(v.iter().map(|s| s.map(Arc::from)).collect())
+    }
+
+    fn bools(v: &[Option<bool>]) -> Values {
+        Values::Bool(v.to_vec())
+    }
+
+    #[test]
+    fn arithmetic_propagates_null_and_division_by_zero_is_null() {
+        assert_eq!(eval("x + y"), nums(&[Some(6.0), Some(-2.0), None, None]));
+        assert_eq!(
+            eval("x - y * 2"),
+            nums(&[Some(0.0), Some(-2.0), None, None])
+        );
+        assert_eq!(eval("x / y"), nums(&[Some(2.0), None, None, None]));
+        assert_eq!(eval("-x"), nums(&[Some(-4.0), Some(2.0), None, Some(-0.0)]));
+        assert_eq!(eval("x + NULL"), nums(&[None, None, None, None]));
+    }
+
+    #[test]
+    fn functions_follow_sql() {
+        assert_eq!(
+            eval("ABS(x)"),
+            nums(&[Some(4.0), Some(2.0), None, Some(0.0)])
+        );
+        assert_eq!(eval("LN(x)"), nums(&[Some(4f64.ln()), None, None, None]));
+        assert_eq!(
+            eval("ROUND(x / 3, 2)"),
+            nums(&[Some(1.33), Some(-0.67), None, Some(0.0)])
+        );
+        assert_eq!(eval("ROUND(2.5)"), nums(&[Some(3.0); 4]));
+        assert_eq!(
+            eval("FLOOR(x / 3)"),
+            nums(&[Some(1.0), Some(-1.0), None, Some(0.0)])
+        );
+        assert_eq!(
+            eval("LEAST(x, y)"),
+            nums(&[Some(2.0), Some(-2.0), Some(1.0), Some(0.0)])
+        );
+        assert_eq!(
+            eval("GREATEST(x, y, 3)"),
+            nums(&[Some(4.0), Some(3.0), Some(3.0), Some(3.0)])
+        );
+        assert_eq!(
+            eval("COALESCE(x, y, 9)"),
+            nums(&[Some(4.0), Some(-2.0), Some(1.0), Some(0.0)])
+        );
+        assert_eq!(
+            eval("COALESCE(y, x)"),
+            nums(&[Some(2.0), Some(0.0), Some(1.0), Some(0.0)])
+        );
+        assert_eq!(
+            eval("LOWER(s)"),
+            texts(&[Some("male"), None, Some("female"), Some("male")])
+        );
+        assert_eq!(
+            eval("LENGTH(s)"),
+            nums(&[Some(4.0), None, Some(6.0), Some(4.0)])
+        );
+        assert_eq!(
+            eval("SUBSTR(s, 2, 3)"),
+            texts(&[Some("ale"), None, Some("ema"), Some("ale")])
+        );
+        assert_eq!(
+            eval("SUBSTR(s, 3)"),
+            texts(&[Some("le"), None, Some("male"), Some("le")])
+        );
+        assert_eq!(
+            eval("SUBSTR(s, 0, 2)"),
+            texts(&[Some("M"), None, Some("f"), Some("M")])
+        );
+    }
+
+    #[test]
+    fn casts_that_do_not_convert_give_null() {
+        assert_eq!(
+            eval("CAST(u AS DOUBLE)"),
+            nums(&[Some(3.5), None, None, Some(f64::INFINITY)])
+        );
+        assert_eq!(
+            eval("CAST(x AS VARCHAR)"),
+            texts(&[Some("4"), Some("-2"), None, Some("0")])
+        );
+        assert_eq!(
+            eval("CAST(b AS DOUBLE)"),
+            nums(&[Some(1.0), Some(0.0), None, Some(1.0)])
+        );
+        assert_eq!(
+            eval("CAST(x AS BOOLEAN)"),
+            bools(&[Some(true), Some(true), None, Some(false)])
+        );
+        assert_eq!(eval("CAST(u AS BOOLEAN)"), bools(&[None, None, None, None]));
+    }
+
+    #[test]
+    fn logic_is_three_valued_and_case_skips_null_conditions() {
+        assert_eq!(
+            eval("x > 1"),
+            bools(&[Some(true), Some(false), None, Some(false)])
+        );
+        assert_eq!(
+            eval("x > 1 OR b"),
+            bools(&[Some(true), Some(false), None, Some(true)])
+        );
+        assert_eq!(
+            eval("x > 1 AND b"),
+            bools(&[Some(true), Some(false), None, Some(false)])
+        );
+        assert_eq!(
+            eval("NOT b"),
+            bools(&[Some(false), Some(true), None, Some(false)])
+        );
+        assert_eq!(
+            eval("x IS NULL"),
+            bools(&[Some(false), Some(false), Some(true), Some(false)])
+        );
+        assert_eq!(
+            eval("x IN (4, 0)"),
+            bools(&[Some(true), Some(false), None, Some(true)])
+        );
+        assert_eq!(
+            eval("x BETWEEN -2 AND 1"),
+            bools(&[Some(false), Some(true), None, Some(true)])
+        );
+        assert_eq!(
+            eval("s LIKE 'M%'"),
+            bools(&[Some(true), None, Some(false), Some(true)])
+        );
+        assert_eq!(
+            eval("CASE WHEN x > 1 THEN 'big' WHEN x < 0 THEN 'neg' ELSE 'other' END"),
+            texts(&[Some("big"), Some("neg"), Some("other"), Some("other")])
+        );
+        assert_eq!(
+            eval("CASE s WHEN 'Male' THEN 1 END"),
+            nums(&[Some(1.0), None, None, Some(1.0)])
+        );
+    }
+
+    #[test]
+    fn time_parts_are_utc_calendar_parts() {
+        assert_eq!(
+            eval("EXTRACT(hour FROM t)"),
+            nums(&[Some(6.0), Some(23.0), None, Some(0.0)])
+        );
+        // 2001-01-01 was a Monday, 1996-05-11 a Saturday, 2024-02-29 a Thursday.
+        assert_eq!(
+            eval("EXTRACT(dow FROM t)"),
+            nums(&[Some(1.0), Some(6.0), None, Some(4.0)])
+        );
+        assert_eq!(
+            eval("EXTRACT(day FROM t)"),
+            nums(&[Some(1.0), Some(11.0), None, Some(29.0)])
+        );
+        assert_eq!(
+            eval("EXTRACT(month FROM t)"),
+            nums(&[Some(1.0), Some(5.0), None, Some(2.0)])
+        );
+        assert_eq!(
+            eval("EXTRACT(year FROM t)"),
+            nums(&[Some(2001.0), Some(1996.0), None, Some(2024.0)])
+        );
+        assert_eq!(time_part(TimePart::Year, -1), 1969.0);
+        assert_eq!(time_part(TimePart::Dow, -1), 3.0);
+    }
+
+    #[test]
+    fn columns_are_stored_by_kind() {
+        let (a, kind, cats) = to_column(eval("LOWER(s)"), 4);
+        assert_eq!(
+            (kind, cats),
+            (
+                ColumnKind::Categorical,
+                vec!["female".to_string(), "male".into()]
+            )
+        );
+        assert_eq!(a.null_count(), 1);
+        let (a, kind, _) = to_column(eval("x / y"), 4);
+        assert_eq!((kind, a.null_count()), (ColumnKind::Numeric, 3));
+        let (_, kind, _) = to_column(eval("x > 1"), 4);
+        assert_eq!(kind, ColumnKind::Boolean);
+    }
+}

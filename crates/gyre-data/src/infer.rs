@@ -352,7 +352,7 @@ pub fn time_keys(chunks: &[ArrayRef], na: &NaTokens) -> Result<(Vec<f64>, ArrayR
 /// RFC 3339-like timestamps, also without seconds (`2001-01-01T00:01`) or time (`2001-01-01`).
 /// The common zone-less forms are parsed by hand (they dominate time-column imports); anything
 /// else goes to arrow's parser.
-fn parse_timestamp(v: &str) -> Option<i64> {
+pub fn parse_timestamp(v: &str) -> Option<i64> {
     use arrow_cast::parse::string_to_timestamp_nanos as parse;
     parse_naive(v.as_bytes())
         .or_else(|| parse(v).ok())

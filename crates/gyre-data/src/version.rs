@@ -24,6 +24,9 @@ pub struct Materialized {
     /// Row weights; `None` until a weight edit (every row weighs 1).
     weights: Option<Arc<Vec<f64>>>,
     pub dropped: Vec<String>,
+    /// The derived features, in the order their edits made them, with their expressions: what
+    /// serving and `gyre predict` compute from a request's raw fields.
+    pub derived: Vec<(String, gyre_core::Expr)>,
     splits: Arc<Vec<Split>>,
 }
 
@@ -35,6 +38,7 @@ impl Materialized {
             train_mask: Arc::new(splits.iter().map(|&s| s != Split::Holdout).collect()),
             weights: None,
             dropped: Vec::new(),
+            derived: Vec::new(),
             batch,
             schema,
             splits: Arc::new(splits),
@@ -179,6 +183,7 @@ impl Materialized {
         columns.push(array);
         self.batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
             .map_err(|e| DataError::Parquet(e.to_string()))?;
+        self.derived.push((name.to_string(), expr.clone()));
         Ok(present)
     }
 

@@ -99,6 +99,8 @@ struct Prediction<'a> {
     unseen: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ignored: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    derived: Vec<String>,
 }
 
 fn as_text<S: serde::Serializer>(id: &PredictionId, s: S) -> Result<S::Ok, S::Error> {
@@ -303,6 +305,7 @@ fn answer(
             scores: p.scores,
             unseen: p.unseen,
             ignored: p.ignored,
+            derived: p.derived,
         })
         .collect();
     let classes: &[String] = if answer.task == gyre_core::Task::Regression {
