@@ -34,6 +34,9 @@ pub struct EditEffect {
     pub metric_delta_without: MetricDelta,
     pub suites: Vec<SuiteEffect>,
     pub cached: bool,
+    /// Later edits retrained without too, because they read a feature this edit adds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also_without: Vec<i64>,
 }
 
 #[derive(Serialize)]
@@ -131,10 +134,10 @@ impl App {
                     loop {
                         let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(&i) = todo.get(at) else { break };
-                        let without = variants[i].0.id;
+                        let without = crate::edit::with_dependents(effective, variants[i].0.id);
                         let out = retrain(
                             base_table,
-                            effective.iter().filter(|x| x.id != without),
+                            effective.iter().filter(|x| !without.contains(&x.id)),
                             tables,
                             learner.as_ref(),
                             learn_task,
@@ -209,6 +212,7 @@ impl App {
                     })?,
                     suites,
                     cached: variants[i].2.is_some(),
+                    also_without: crate::edit::with_dependents(&effective, e.id)[1..].to_vec(),
                 })
             };
             let mut effects: Vec<Option<EditEffect>> = (0..variants.len()).map(|_| None).collect();

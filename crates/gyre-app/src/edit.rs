@@ -346,6 +346,28 @@ impl App {
                             hint: Some(format!("revert edit #{} first", user.id)),
                         });
                     }
+                    let suites = self.store.read(|tx| tx.suites())?;
+                    for r in suites.iter().filter(|r| r.dataset == dataset) {
+                        let suite = crate::suites::suite_of(r)?;
+                        if suite
+                            .definition
+                            .predicate
+                            .as_ref()
+                            .is_some_and(|p| p.columns().contains(&name.as_str()))
+                        {
+                            return Err(AppError::Invalid {
+                                message: format!(
+                                    "suite {} reads the feature \"{name}\" that edit #{edit} adds",
+                                    suite.name
+                                ),
+                                hint: Some(
+                                    "a suite is kept for ever; keep the feature, or drop it from \
+                                     training with gyre edit drop-feature"
+                                        .into(),
+                                ),
+                            });
+                        }
+                    }
                 }
                 if matches!(target.kind, EditKind::Revert { .. }) {
                     return Err(invalid(format!(
@@ -547,6 +569,25 @@ impl App {
         out.dedup();
         Ok(out)
     }
+}
+
+/// The edits that must go with edit `id` when it is taken away: it, and every later edit that
+/// reads a feature one of them adds (transitively), in order.
+pub(crate) fn with_dependents(effective: &[gyre_core::Edit], id: i64) -> Vec<i64> {
+    let mut gone = vec![id];
+    let mut added: Vec<&str> = Vec::new();
+    for e in effective {
+        let reads_gone = added.iter().any(|c| reads_column(&e.kind, c));
+        if e.id == id || reads_gone {
+            if e.id != id {
+                gone.push(e.id);
+            }
+            if let EditKind::AddFeature { name, .. } = &e.kind {
+                added.push(name);
+            }
+        }
+    }
+    gone
 }
 
 /// Whether an edit reads a column (in a predicate or an expression).

@@ -427,7 +427,7 @@ pub(crate) fn suite_mask(
         .collect()
 }
 
-fn suite_of(r: &SuiteRecord) -> Result<Suite, AppError> {
+pub(crate) fn suite_of(r: &SuiteRecord) -> Result<Suite, AppError> {
     let definition: SuiteDefinition = serde_json::from_str(&r.definition)
         .map_err(|e| StoreError::Corrupt(format!("suite {}: {e}", r.name)))?;
     Ok(Suite {
