@@ -420,7 +420,7 @@ fn evaluate_on_holdout(
                 scope.spawn(|| {
                     let t1 = Instant::now();
                     let table_rows: Vec<usize> = holdout_rows.iter().map(|&r| r as usize).collect();
-                    let names = loaded.data.feature_names();
+                    let names = loaded.data.slice_columns();
                     let discrete = slicing::discretize(
                         &loaded.data.batch,
                         &loaded.schema,

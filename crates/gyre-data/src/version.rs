@@ -71,6 +71,20 @@ impl Materialized {
             .collect()
     }
 
+    /// The columns failure slices are described by: the features in use and the columns left
+    /// out of the features at import (`--ignore`), which a team still wants to see slices of.
+    pub fn slice_columns(&self) -> Vec<&str> {
+        let mut names = self.feature_names();
+        names.extend(
+            self.schema
+                .columns
+                .iter()
+                .filter(|c| c.role == ColumnRole::Ignored)
+                .map(|c| c.name.as_str()),
+        );
+        names
+    }
+
     /// Rows matching a checked predicate.
     pub fn matching(&self, p: &Predicate) -> Vec<bool> {
         filter::evaluate(p, &self.batch)
