@@ -452,8 +452,9 @@ pub enum EditCommand {
     AddSource {
         /// The file (.csv, .csv.gz or .parquet)
         path: PathBuf,
-        /// Join the file's other columns onto the rows with the same value in this column
-        #[arg(long, value_name = "COL")]
+        /// Join the file's other columns onto the rows with the same key: one column, or several
+        /// separated by commas (origin,time_hour); a key must name one row of the file
+        #[arg(long, value_name = "COL[,COL...]")]
         key: Option<String>,
         #[command(flatten)]
         why: Why,
