@@ -365,3 +365,49 @@ fn features_derived_from_the_time_column() {
     assert!(b["error"].as_str().unwrap().contains("timestamp"), "{b}");
     drop(server.0.kill());
 }
+
+/// Rows added later (add-source, feedback import) get the derived features computed as the
+/// others, whatever a column of the new file with the same name says.
+#[test]
+fn added_rows_get_derived_features() {
+    let p = Project::new();
+    let first = p.write(
+        "a.csv",
+        b"a,b,split,y\n1,2,train,no\n3,4,train,yes\n5,6,test,no\n7,8,test,yes\n2,2,train,no\n9,9,train,yes\n",
+    );
+    p.json(&[
+        "import",
+        first.to_str().unwrap(),
+        "--target",
+        "y",
+        "--split-column",
+        "split",
+    ]);
+    p.json(&[
+        "edit",
+        "add-feature",
+        "s",
+        "--expr",
+        "a + b",
+        "--why",
+        "sum",
+    ]);
+    let more = p.write("b.csv", b"a,b,split,y,s\n10,20,train,yes,999\n");
+    let e = p.json(&[
+        "edit",
+        "add-source",
+        more.to_str().unwrap(),
+        "--why",
+        "more rows",
+    ]);
+    assert_eq!(e["rows_affected"], 1);
+    let w = p.json(&["why", "6"]);
+    let s = w["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v[0] == "s")
+        .unwrap()[1]
+        .clone();
+    assert_eq!(s, "30");
+}

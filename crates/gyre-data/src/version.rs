@@ -162,6 +162,55 @@ impl Materialized {
         }
     }
 
+    /// Another table's rows with this version's derived features added (those it lacks), in
+    /// the order their edits made them.
+    fn derive_for(
+        &self,
+        other: &RecordBatch,
+        other_schema: &DatasetSchema,
+    ) -> Result<(RecordBatch, DatasetSchema), SchemaMismatch> {
+        // A column of the new file named as a derived feature is replaced: derived features are
+        // always computed, never taken as given.
+        let derived = |n: &str| self.derived.iter().any(|(d, _)| d == n);
+        let keep: Vec<usize> = (0..other.num_columns())
+            .filter(|&i| !derived(other.schema().field(i).name()))
+            .collect();
+        let mut batch = other
+            .project(&keep)
+            .map_err(|e| SchemaMismatch(e.to_string()))?;
+        let mut schema = other_schema.clone();
+        schema.columns.retain(|c| !derived(&c.name));
+        let n = batch.num_rows();
+        for (name, expr) in &self.derived {
+            let values = crate::derive::evaluate(expr, &batch).map_err(|e| {
+                SchemaMismatch(format!("cannot derive \"{name}\" for the new rows: {e}"))
+            })?;
+            let (array, kind, categories) = crate::derive::to_column(values, n);
+            schema.columns.push(gyre_core::ColumnSchema {
+                name: name.clone(),
+                kind,
+                role: ColumnRole::Feature,
+                categories,
+            });
+            let mut fields: Vec<arrow_schema::Field> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields.push(arrow_schema::Field::new(
+                name,
+                array.data_type().clone(),
+                true,
+            ));
+            let mut columns = batch.columns().to_vec();
+            columns.push(array);
+            batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+                .map_err(|e| SchemaMismatch(e.to_string()))?;
+        }
+        Ok((batch, schema))
+    }
+
     /// Computes a derived feature over every row and adds it as a column of its inferred kind;
     /// returns the rows where it is not NULL.
     fn add_feature(&mut self, name: &str, expr: &gyre_core::Expr) -> Result<u64, DataError> {
@@ -297,6 +346,14 @@ impl Materialized {
         other: &RecordBatch,
         other_schema: &DatasetSchema,
     ) -> Result<u64, SchemaMismatch> {
+        // The new rows get this version's derived features, computed as for the others.
+        let (derived_batch, derived_schema);
+        let (other, other_schema) = if self.derived.is_empty() {
+            (other, other_schema)
+        } else {
+            (derived_batch, derived_schema) = self.derive_for(other, other_schema)?;
+            (&derived_batch, &derived_schema)
+        };
         let mine: Vec<&str> = self.schema.column_names().collect();
         let theirs: Vec<&str> = other_schema.column_names().collect();
         let missing: Vec<&str> = mine
