@@ -57,7 +57,7 @@ pub use request_row::{FieldName, FieldValue, RequestRow};
 pub use runs::RunsReport;
 pub use serving::{FieldError, ServedPrediction, ServingModel};
 pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
-pub use slicing::{SliceRow, SlicesReport, SlicesRequest};
+pub use slicing::{SliceAlso, SliceRow, SlicesReport, SlicesRequest};
 pub use suites::{Suite, SuiteResult, SuitesReport};
 pub use train::{RunReport, SeedFloor, SeedsNote, TrainReport, TrainRequest};
 pub use why::WhyReport;

@@ -11,6 +11,7 @@ pub mod drift;
 pub mod label_issues;
 pub mod metrics;
 pub mod online;
+pub mod slice_groups;
 pub mod slices;
 
 pub use metrics::{Metrics, Scores, classification_metrics, regression_metrics};
