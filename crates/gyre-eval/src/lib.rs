@@ -9,6 +9,7 @@
 pub mod compare;
 pub mod drift;
 pub mod label_issues;
+pub mod label_reliability;
 pub mod metrics;
 pub mod online;
 pub mod slice_groups;
