@@ -198,7 +198,7 @@ impl App {
         };
         let find_regressed = || {
             let ts = std::time::Instant::now();
-            let names = latest.data.feature_names();
+            let names = latest.data.slice_columns();
             let discrete = slicing::discretize(&latest.data.batch, &schema, &names, &table_rows);
             let slices = slicing::top_slices(
                 &discrete,

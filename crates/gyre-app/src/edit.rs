@@ -72,6 +72,10 @@ pub struct EditReport {
     pub why: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feature: Option<DerivedFeature>,
+    /// A join: the dataset's rows that found no match in the new file (their new columns are
+    /// missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unmatched_rows: Option<u64>,
 }
 
 fn invalid(message: String) -> AppError {
@@ -115,20 +119,26 @@ impl App {
         let past = self.edits_upto(&dataset, None)?;
         let mut pending_source: Option<(SourceRecord, Vec<u8>)> = None;
         let mut appended = 0;
+        // A join: the dataset's rows that found no row of the new file.
+        let mut unmatched = None;
         let kind = match spec {
             EditSpec::AddSource {
                 path,
                 key: Some(key),
             } => {
                 let (sources, opts) = self.sources_and_options(&dataset)?;
-                if schema.column(key).is_none() {
-                    return Err(AppError::NotFound {
-                        what: "key column",
-                        name: key.clone(),
-                        suggestion: gyre_core::closest(key, schema.column_names())
-                            .map(String::from),
-                    });
+                let key = key.split(',').map(str::trim).collect::<Vec<_>>().join(",");
+                for part in key.split(',') {
+                    if part.is_empty() || schema.column(part).is_none() {
+                        return Err(AppError::NotFound {
+                            what: "key column",
+                            name: part.to_string(),
+                            suggestion: gyre_core::closest(part, schema.column_names())
+                                .map(String::from),
+                        });
+                    }
                 }
+                let key = &key;
                 let na = opts
                     .na
                     .clone()
@@ -139,6 +149,7 @@ impl App {
                     message: format!("{}: {}", path.display(), e.0),
                     hint: Some("a join adds new columns, matched on the key".into()),
                 })?;
+                unmatched = Some(data.batch.num_rows() as u64 - appended);
                 let file_hash = crate::import::hash_file(path)?;
                 let source_id = ContentHash::of_parts(&[
                     b"gyre-join-v1",
@@ -528,6 +539,7 @@ impl App {
             rows_affected,
             why: why.to_string(),
             feature,
+            unmatched_rows: unmatched,
         })
     }
 

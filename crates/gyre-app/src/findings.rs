@@ -42,6 +42,18 @@ pub enum FindingDetail {
         version: String,
         rows: Vec<u64>,
     },
+    /// Evaluated rows with values the training rows never had (see `skew`).
+    Skew {
+        dataset: String,
+        #[serde(flatten)]
+        skew: crate::skew::Skew,
+    },
+    /// A feature that alone predicts the label almost perfectly on the training rows.
+    Leak {
+        dataset: String,
+        #[serde(flatten)]
+        leak: crate::skew::Leak,
+    },
     /// Served inputs of a feature drifted from the champion's training rows (`gyre monitor`).
     Drift {
         dataset: String,
@@ -50,6 +62,13 @@ pub enum FindingDetail {
         method: String,
         distance: f64,
     },
+}
+
+/// What a run's data checks found: skew between training and evaluated rows, and leaks.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DataChecks {
+    pub skew: Vec<crate::skew::Skew>,
+    pub leaks: Vec<crate::skew::Leak>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -204,6 +223,7 @@ impl App {
         run: &RunRecord,
         slices: &[SliceRow],
         suites: &[SuiteResult],
+        checks: &DataChecks,
         scored: Option<ScoredRun>,
     ) -> Result<(Vec<FindingRecord>, Vec<i64>), AppError> {
         // Earlier findings not yet fixed: a group of rows already open under one of its
@@ -224,6 +244,45 @@ impl App {
             })
             .collect();
         let mut new_records = Vec::new();
+        for s in &checks.skew {
+            new_records.push(FindingRecord {
+                id: 0,
+                kind: "skew".into(),
+                key: format!("skew:{}:{}:{}", run.dataset, s.column, s.what),
+                title: format!(
+                    "skew: {} evaluated rows ({:.1}%) have {}: {}",
+                    s.rows,
+                    100.0 * s.share,
+                    s.describe(),
+                    s.predicate
+                ),
+                detail: serde_json::to_string(&FindingDetail::Skew {
+                    dataset: run.dataset.clone(),
+                    skew: s.clone(),
+                })
+                .expect("serializes"),
+                run: run.id.clone(),
+                created_at: now(),
+            });
+        }
+        for l in &checks.leaks {
+            new_records.push(FindingRecord {
+                id: 0,
+                kind: "leak".into(),
+                key: format!("leak:{}:{}", run.dataset, l.column),
+                title: format!(
+                    "leak? {} alone predicts the label on the training rows ({} {:.4})",
+                    l.column, l.measure, l.value
+                ),
+                detail: serde_json::to_string(&FindingDetail::Leak {
+                    dataset: run.dataset.clone(),
+                    leak: l.clone(),
+                })
+                .expect("serializes"),
+                run: run.id.clone(),
+                created_at: now(),
+            });
+        }
         for s in slices.iter().filter(|s| s.error_ratio >= SLICE_RATIO) {
             if s.also.iter().any(|a| open_slices.contains(&a.predicate)) {
                 continue;
@@ -312,6 +371,21 @@ impl App {
                 FindingDetail::Suite { dataset, suite, .. }
                     if dataset == run.dataset
                         && suites.iter().any(|s| s.name == suite && s.passed) =>
+                {
+                    fixed.push(f.id);
+                }
+                FindingDetail::Skew { dataset, skew }
+                    if dataset == run.dataset
+                        && !checks
+                            .skew
+                            .iter()
+                            .any(|s| s.column == skew.column && s.what == skew.what) =>
+                {
+                    fixed.push(f.id);
+                }
+                FindingDetail::Leak { dataset, leak }
+                    if dataset == run.dataset
+                        && !checks.leaks.iter().any(|l| l.column == leak.column) =>
                 {
                     fixed.push(f.id);
                 }

@@ -27,6 +27,12 @@ pub struct ImportRequest {
     pub id_column: Option<String>,
     pub na: Option<Vec<String>>,
     pub task: Option<Task>,
+    /// The label as a SQL expression over the file's columns (`--target-expr`).
+    pub target_expr: Option<String>,
+    /// `--missing-target drop`: leave rows without a target out instead of refusing the file.
+    pub drop_missing_target: bool,
+    /// Columns left out of the features.
+    pub ignore: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -51,6 +57,11 @@ pub struct ImportReport {
     pub splits: BTreeMap<String, usize>,
     /// True when these bytes were imported before with the same options: nothing was written.
     pub already_imported: bool,
+    /// Rows of the file left out because their target was missing (`--missing-target drop`).
+    pub dropped_rows: usize,
+    /// Columns that are no features (`--ignore`, and the columns `--target-expr` reads).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
 }
 
 const DEFAULT_HOLDOUT: f64 = 0.2;
@@ -84,6 +95,21 @@ impl ImportRequest {
             task: self.task,
             first_row_id: 0,
             appending: false,
+            target_expr: self
+                .target_expr
+                .as_deref()
+                .map(gyre_core::Expr::parse)
+                .transpose()
+                .map_err(|e| AppError::Invalid {
+                    message: format!("--target-expr: {e}"),
+                    hint: e.hint(),
+                })?,
+            missing_target: if self.drop_missing_target {
+                gyre_data::import::MissingTarget::Drop
+            } else {
+                gyre_data::import::MissingTarget::Fail
+            },
+            ignore: self.ignore.clone(),
         })
     }
 }
@@ -235,8 +261,15 @@ impl App {
                     missing: c.missing,
                 })
                 .collect(),
+            ignored: stats
+                .columns
+                .iter()
+                .filter(|c| c.role == ColumnRole::Ignored)
+                .map(|c| c.name.clone())
+                .collect(),
             splits: stats.splits,
             already_imported,
+            dropped_rows: stats.dropped_rows,
         })
     }
 }

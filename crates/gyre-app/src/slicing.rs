@@ -494,7 +494,7 @@ impl App {
                 )));
             }
         };
-        let features = scored.loaded.data.feature_names();
+        let features = scored.loaded.data.slice_columns();
         let discrete = discretize(
             &scored.loaded.data.batch,
             &scored.loaded.schema,

@@ -117,6 +117,8 @@ pub struct TrainReport {
     /// With `--seeds K` where the seed chooses nothing: why one run was trained, not K.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seeds_note: Option<SeedsNote>,
+    /// Skew between the training and holdout rows, and features that leak the label.
+    pub checks: crate::findings::DataChecks,
 }
 
 /// `--seeds K` asked of a learner whose seed, with these params, changes nothing.
@@ -319,8 +321,23 @@ impl App {
             scores: first.scores,
             loaded,
         };
-        let (opened, fixed) =
-            self.findings_of_run(&reports[0], &runs[0].slices, &runs[0].suites, Some(scored))?;
+        let checks = crate::findings::DataChecks {
+            skew: crate::skew::skew(&scored.loaded.data, &train_rows, &holdout_rows),
+            leaks: crate::skew::leaks(
+                &scored.loaded.data,
+                task,
+                scored.loaded.schema.classes.len(),
+                &labels,
+                &train_rows,
+            ),
+        };
+        let (opened, fixed) = self.findings_of_run(
+            &reports[0],
+            &runs[0].slices,
+            &runs[0].suites,
+            &checks,
+            Some(scored),
+        )?;
         // The runs, their journal entry, the slice search's cache entry and the findings they
         // open or fix: one transaction (one commit's fsync), after every object it names is
         // durable.
@@ -362,6 +379,7 @@ impl App {
             runs: if runs.len() > 1 { runs } else { Vec::new() },
             seed_floor: floor,
             seeds_note,
+            checks,
         })
     }
 }
@@ -420,7 +438,7 @@ fn evaluate_on_holdout(
                 scope.spawn(|| {
                     let t1 = Instant::now();
                     let table_rows: Vec<usize> = holdout_rows.iter().map(|&r| r as usize).collect();
-                    let names = loaded.data.feature_names();
+                    let names = loaded.data.slice_columns();
                     let discrete = slicing::discretize(
                         &loaded.data.batch,
                         &loaded.schema,

@@ -326,13 +326,33 @@ pub enum TaskArg {
     Regression,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MissingTargetArg {
+    /// Refuse the file, naming the first row without a target
+    Fail,
+    /// Leave rows without a target out, and count them
+    Drop,
+}
+
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// The file to import (.csv, .csv.gz or .parquet)
     pub path: PathBuf,
-    /// The column to predict
+    /// The column to predict (with --target-expr: the name of the label it makes)
     #[arg(long, value_name = "COL")]
     pub target: String,
+    /// Make the label from the file's columns, e.g. "arr_delay > 15" (classes true/false) or
+    /// "CASE WHEN arr_delay > 15 THEN 'late' ELSE 'on_time' END"; the columns it reads are
+    /// left out of the features
+    #[arg(long, value_name = "EXPR")]
+    pub target_expr: Option<String>,
+    /// Rows whose target is missing (NULL)
+    #[arg(long, value_enum, default_value = "fail")]
+    pub missing_target: MissingTargetArg,
+    /// Leave a column out of the features; it stays a column for predicates, slices and why
+    /// (repeatable)
+    #[arg(long, value_name = "COL")]
+    pub ignore: Vec<String>,
     /// The dataset's name (default: the file's name without extensions)
     #[arg(long)]
     pub name: Option<String>,
@@ -432,8 +452,9 @@ pub enum EditCommand {
     AddSource {
         /// The file (.csv, .csv.gz or .parquet)
         path: PathBuf,
-        /// Join the file's other columns onto the rows with the same value in this column
-        #[arg(long, value_name = "COL")]
+        /// Join the file's other columns onto the rows with the same key: one column, or several
+        /// separated by commas (origin,time_hour); a key must name one row of the file
+        #[arg(long, value_name = "COL[,COL...]")]
         key: Option<String>,
         #[command(flatten)]
         why: Why,

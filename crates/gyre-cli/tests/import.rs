@@ -455,3 +455,145 @@ fn the_decoded_table_cache_is_only_a_shortcut() {
     assert_eq!(row(&p), expected);
     assert_eq!(std::fs::read(ipc).unwrap(), good, "written again");
 }
+
+/// Flights as a new user had them (issue 20): the label is made from a measurement
+/// (`late = arr_delay > 15`), cancelled flights have no arrival delay, and the columns that
+/// leak the label must not be features.
+fn flights_csv(p: &Project) -> std::path::PathBuf {
+    let mut text = String::from("origin,distance,dep_delay,arr_delay,carrier\n");
+    // A fixed pseudo-random sequence (a linear congruential generator, seed 7).
+    let mut x: u64 = 7;
+    let mut next = || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) as f64 / (1u64 << 31) as f64
+    };
+    for i in 0..600 {
+        let origin = ["JFK", "LGA", "EWR"][i % 3];
+        let distance = 200.0 + 2000.0 * next();
+        let dep = (next() * 60.0 - 10.0).round();
+        let arr = if i % 50 == 7 {
+            String::new()
+        } else {
+            format!("{}", (dep + next() * 20.0 - 8.0).round())
+        };
+        let carrier = ["AA", "B6", "DL", "UA"][(next() * 4.0) as usize];
+        text.push_str(&format!("{origin},{distance:.0},{dep},{arr},{carrier}\n"));
+    }
+    p.write("flights.csv", text.as_bytes())
+}
+
+#[test]
+fn a_label_made_from_a_measurement_leaves_its_inputs_out() {
+    let p = Project::new();
+    let file = flights_csv(&p);
+    let f = file.to_str().unwrap();
+    // Cancelled flights (no arr_delay) have no label: by default the first one is named.
+    let out = p.run(&[
+        "import",
+        f,
+        "--target",
+        "late",
+        "--target-expr",
+        "arr_delay > 15",
+    ]);
+    assert_error(&out, &["late", "line 9", "--missing-target drop"]);
+    assert_eq!(p.snapshot().1.len(), 0, "nothing stored");
+    // A label name that is already a column is refused.
+    assert_error(
+        &p.run(&[
+            "import",
+            f,
+            "--target",
+            "origin",
+            "--target-expr",
+            "arr_delay > 15",
+        ]),
+        &["--target origin is a column of the file"],
+    );
+    assert_error(
+        &p.run(&[
+            "import",
+            f,
+            "--target",
+            "late",
+            "--target-expr",
+            "arr_dealy > 15",
+        ]),
+        &["arr_dealy", "did you mean \"arr_delay\""],
+    );
+    let r = p.json(&[
+        "import",
+        f,
+        "--target",
+        "late",
+        "--target-expr",
+        "arr_delay > 15",
+        "--missing-target",
+        "drop",
+        "--ignore",
+        "dep_delay",
+    ]);
+    assert_eq!(r["dropped_rows"], 12);
+    assert_eq!(r["rows"], 588);
+    assert_eq!(r["task"], "binary");
+    assert_eq!(r["classes"], serde_json::json!(["false", "true"]));
+    assert_eq!(r["ignored"], serde_json::json!(["dep_delay", "arr_delay"]));
+    let role = |name: &str| {
+        r["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["role"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(role("arr_delay"), "ignored");
+    assert_eq!(role("dep_delay"), "ignored");
+    assert_eq!(role("distance"), "feature");
+    assert_eq!(role("late"), "target");
+    // Ignored columns are no features, yet predicates and suites read them.
+    p.json(&[
+        "suite",
+        "add",
+        "delayed_departures",
+        "--where",
+        "dep_delay > 30",
+    ]);
+    let t = p.json(&["train", "-p", "num_iterations=10"]);
+    assert!(t["run"].is_string());
+    let m = &t["metrics"];
+    assert!(m.get("delayed_departures").is_some(), "{m}");
+    // The same bytes with the same options are the same source; other options another one.
+    let again = p.json(&[
+        "import",
+        f,
+        "--target",
+        "late",
+        "--target-expr",
+        "arr_delay > 15",
+        "--missing-target",
+        "drop",
+        "--ignore",
+        "dep_delay",
+    ]);
+    assert_eq!(again["already_imported"], true);
+    // A CASE label names its classes.
+    let q = Project::new();
+    let file = flights_csv(&q);
+    let r = q.json(&[
+        "import",
+        file.to_str().unwrap(),
+        "--target",
+        "status",
+        "--target-expr",
+        "CASE WHEN arr_delay IS NULL THEN 'cancelled' WHEN arr_delay > 15 THEN 'late' ELSE 'on_time' END",
+    ]);
+    assert_eq!(r["task"], "multiclass");
+    assert_eq!(
+        r["classes"],
+        serde_json::json!(["cancelled", "late", "on_time"])
+    );
+    assert_eq!(r["dropped_rows"], 0);
+}

@@ -627,6 +627,7 @@ fn add_source_with_a_key_joins_new_columns() {
         "scores from the CRM",
     ]);
     assert_eq!(e["rows_affected"], 3, "ids 10, 11 and 13 match");
+    assert_eq!(e["unmatched_rows"], 3, "ids 12, 14 and 15 do not");
     let w = p.json(&["why", "1"]);
     let values: std::collections::HashMap<String, String> = w["values"]
         .as_array()
@@ -670,7 +671,7 @@ fn add_source_with_a_key_joins_new_columns() {
             "--why",
             "x",
         ]),
-        &["\"10\" appears twice"],
+        &["the key (10) appears twice"],
     );
     let again = p.write("again.csv", b"id,score\n10,1\n");
     assert_error(
@@ -1040,4 +1041,66 @@ fn kdd_slices_are_distinct_groups_of_rows() {
             assert!(j >= 0.5);
         }
     }
+}
+
+/// Issue 20: a join on a key of several columns (the weather at an airport in an hour).
+#[test]
+fn add_source_joins_on_a_key_of_several_columns() {
+    let p = Project::new();
+    let first = p.write(
+        "flights.csv",
+        b"origin,hour,distance,split,y\nJFK,6,100,train,no\nJFK,7,200,train,yes\nLGA,6,300,test,no\nLGA,7,400,test,yes\nEWR,6,500,train,no\nEWR,7,600,train,yes\n",
+    );
+    import_with_split(&p, &first);
+    let weather = p.write(
+        "weather.csv",
+        b"origin,hour,wind\nJFK,6,10\nJFK,7,30\nLGA,7,25\nLGA,8,5\n",
+    );
+    let e = p.json(&[
+        "edit",
+        "add-source",
+        weather.to_str().unwrap(),
+        "--key",
+        "origin, hour",
+        "--why",
+        "wind at the origin in the hour of departure",
+    ]);
+    assert_eq!(
+        (e["rows_affected"].as_u64(), e["unmatched_rows"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let w = p.json(&["why", "3"]);
+    let wind = w["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v[0] == "wind")
+        .unwrap()[1]
+        .clone();
+    assert_eq!(wind, "25");
+    let dup = p.write("dup.csv", b"origin,hour,gust\nJFK,6,1\nJFK,6,2\nJFK,7,3\n");
+    assert_error(
+        &p.run(&[
+            "edit",
+            "add-source",
+            dup.to_str().unwrap(),
+            "--key",
+            "origin,hour",
+            "--why",
+            "x",
+        ]),
+        &["the key (JFK, 6) appears twice", "columns origin,hour"],
+    );
+    assert_error(
+        &p.run(&[
+            "edit",
+            "add-source",
+            dup.to_str().unwrap(),
+            "--key",
+            "origin,houre",
+            "--why",
+            "x",
+        ]),
+        &["key column \"houre\" not found", "did you mean \"hour\""],
+    );
 }

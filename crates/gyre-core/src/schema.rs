@@ -35,6 +35,9 @@ pub enum ColumnRole {
     Id,
     /// The `--time-column`; never a feature.
     Time,
+    /// Left out of the features at import (`--ignore`, or read by `--target-expr`): still a
+    /// column for predicates, suites, slices and `why`.
+    Ignored,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

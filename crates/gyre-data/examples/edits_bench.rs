@@ -41,6 +41,9 @@ fn main() {
             task: None,
             first_row_id: 0,
             appending: false,
+            target_expr: None,
+            missing_target: Default::default(),
+            ignore: Vec::new(),
         },
     );
     let base = Materialized::base(
@@ -109,6 +112,9 @@ fn main() {
                 task: None,
                 first_row_id: 0,
                 appending: false,
+                target_expr: None,
+                missing_target: Default::default(),
+                ignore: Vec::new(),
             },
         );
         let edits = [

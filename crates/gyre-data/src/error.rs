@@ -80,6 +80,9 @@ impl DataError {
             DataError::UnknownFileType { .. } => {
                 Some("name the file with a .csv, .csv.gz or .parquet extension".into())
             }
+            DataError::BadTarget { why, .. } if why.contains("missing a value") => Some(
+                "--missing-target drop leaves rows without a target out (and counts them)".into(),
+            ),
             DataError::ReservedColumn { name, .. } if name == gyre_core::ROW_ID => {
                 Some("to keep your own ids, rename the column and pass it with --id-column".into())
             }

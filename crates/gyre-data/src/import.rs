@@ -35,12 +35,40 @@ pub struct ImportOptions {
     /// Rows added to an existing dataset (`add-source`): one class, or no holdout rows, is fine.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub appending: bool,
+    /// The label made from the file's columns (`--target-expr`); `target` names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_expr: Option<gyre_core::Expr>,
+    /// Rows whose target is missing: fail on the first (the default) or leave them out.
+    #[serde(default, skip_serializing_if = "MissingTarget::is_fail")]
+    pub missing_target: MissingTarget,
+    /// Columns left out of the features (`--ignore`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+}
+
+/// What import does with a row whose target is missing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingTarget {
+    /// Refuse the file, naming the first such row.
+    #[default]
+    Fail,
+    /// Leave such rows out, and count them.
+    Drop,
+}
+
+impl MissingTarget {
+    fn is_fail(&self) -> bool {
+        *self == MissingTarget::Fail
+    }
 }
 
 pub struct Imported {
     pub batch: RecordBatch,
     pub schema: DatasetSchema,
     pub stats: TableStats,
+    /// Rows left out because their target was missing (`--missing-target drop`).
+    pub dropped_rows: usize,
 }
 
 /// Reads and types the file. `on_rows` hears the running count of rows read.
@@ -50,8 +78,18 @@ pub fn import(
     on_rows: &dyn Fn(usize),
 ) -> Result<Imported, DataError> {
     check_fraction(path, &opts.split)?;
-    let raw = input::read(path, on_rows)?;
+    let mut raw = input::read(path, on_rows)?;
     let na = opts.na.clone().map(NaTokens::new).unwrap_or_default();
+    let mut ignore = opts.ignore.clone();
+    if let Some(expr) = &opts.target_expr {
+        derive_target(path, &mut raw, opts, expr, &na)?;
+        for c in expr.columns() {
+            if !ignore.iter().any(|i| i == c) {
+                ignore.push(c.to_string());
+            }
+        }
+    }
+    let dropped_rows = drop_missing_targets(path, &mut raw, opts, &na)?;
     for reserved in [ROW_ID, SPLIT] {
         if raw.column_index(reserved).is_some() {
             return Err(DataError::ReservedColumn {
@@ -79,6 +117,29 @@ pub fn import(
         _ => opts.time_column.clone(),
     };
     let time_idx = time_name.as_deref().map(find).transpose()?;
+    let mut ignore_idx = Vec::with_capacity(ignore.len());
+    for name in &ignore {
+        let i = find(name)?;
+        // A column the label is made from may also be the split or time column: it keeps that
+        // role (it is no feature either way).
+        let derived_from = opts
+            .target_expr
+            .as_ref()
+            .is_some_and(|e| e.columns().contains(&name.as_str()));
+        if [split_idx, id_idx, time_idx].contains(&Some(i)) && derived_from {
+            continue;
+        }
+        if Some(i) == split_idx || Some(i) == id_idx || Some(i) == time_idx || i == target_idx {
+            return Err(DataError::Invalid {
+                path: path.into(),
+                message: format!(
+                    "--ignore {name}: the column is the target, split, id or time column, which \
+                     is no feature already"
+                ),
+            });
+        }
+        ignore_idx.push(i);
+    }
     let special = [Some(target_idx), split_idx, id_idx, time_idx];
     for (i, a) in special.iter().enumerate() {
         for b in &special[i + 1..] {
@@ -165,6 +226,8 @@ pub fn import(
                     c,
                     if Some(i) == id_idx {
                         ColumnRole::Id
+                    } else if ignore_idx.contains(&i) {
+                        ColumnRole::Ignored
                     } else {
                         ColumnRole::Feature
                     },
@@ -217,12 +280,166 @@ pub fn import(
         id_column: opts.id_column.clone(),
         time_column: time_name,
     };
-    let stats = stats::describe(&batch, &schema);
+    let mut stats = stats::describe(&batch, &schema);
+    stats.dropped_rows = dropped_rows;
     Ok(Imported {
         batch,
         schema,
         stats,
+        dropped_rows,
     })
+}
+
+/// Makes the label column `opts.target` from `expr` over the file's columns (typed as import
+/// types them; the time column as times) and adds it to the raw table as text: a boolean gives
+/// the classes `true`/`false`, text its values, a number the number.
+fn derive_target(
+    path: &Path,
+    raw: &mut RawTable,
+    opts: &ImportOptions,
+    expr: &gyre_core::Expr,
+    na: &NaTokens,
+) -> Result<(), DataError> {
+    let invalid = |message: String| DataError::Invalid {
+        path: path.into(),
+        message,
+    };
+    if raw.column_index(&opts.target).is_some() {
+        return Err(invalid(format!(
+            "--target {} is a column of the file; with --target-expr, --target names the new \
+             label (choose a name the file does not use)",
+            opts.target
+        )));
+    }
+    let mut columns = Vec::new();
+    let mut arrays: Vec<(String, ArrayRef)> = Vec::new();
+    for name in expr.columns() {
+        let i = raw
+            .column_index(name)
+            .ok_or_else(|| DataError::UnknownColumn {
+                path: path.into(),
+                name: name.into(),
+                suggestion: closest(name, raw.names.iter().map(String::as_str)).map(String::from),
+            })?;
+        let c = if opts.time_column.as_deref() == Some(name) {
+            let (_, array) = time_keys(path, raw, i, na)?;
+            Converted {
+                kind: ColumnKind::Time,
+                array,
+                categories: Vec::new(),
+            }
+        } else {
+            infer::infer(&raw.chunks[i], na)
+        };
+        columns.push(ColumnSchema {
+            name: name.into(),
+            kind: c.kind,
+            role: ColumnRole::Feature,
+            categories: Vec::new(),
+        });
+        arrays.push((name.to_string(), c.array));
+    }
+    let schema = DatasetSchema {
+        columns,
+        target: opts.target.clone(),
+        task: Task::Binary,
+        classes: Vec::new(),
+        id_column: None,
+        time_column: None,
+    };
+    let kind = expr
+        .check(&schema)
+        .map_err(|e| invalid(format!("--target-expr: {e}")))?;
+    if kind == gyre_core::ExprKind::Time {
+        return Err(invalid(format!(
+            "--target-expr {expr} is a time; a label is a class or a number"
+        )));
+    }
+    let batch =
+        RecordBatch::try_from_iter_with_nullable(arrays.into_iter().map(|(n, a)| (n, a, true)))
+            .map_err(|e| invalid(e.to_string()))?;
+    let batch = if batch.num_columns() == 0 {
+        RecordBatch::try_new_with_options(
+            std::sync::Arc::new(arrow_schema::Schema::empty()),
+            Vec::new(),
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(raw.rows)),
+        )
+        .map_err(|e| invalid(e.to_string()))?
+    } else {
+        batch
+    };
+    let values = crate::derive::evaluate(expr, &batch)
+        .map_err(|e| invalid(format!("--target-expr: {e}")))?;
+    let labels: arrow_array::StringArray = match values {
+        crate::derive::Values::Bool(v) => v
+            .into_iter()
+            .map(|b| b.map(|b| if b { "true" } else { "false" }.to_string()))
+            .collect(),
+        crate::derive::Values::Text(v) => v.into_iter().map(|s| s.map(|s| s.to_string())).collect(),
+        crate::derive::Values::Num(v) => v
+            .into_iter()
+            .map(|x| x.filter(|x| !x.is_nan()).map(infer::format_number))
+            .collect(),
+        crate::derive::Values::Time(_) | crate::derive::Values::Null => {
+            (0..raw.rows).map(|_| None::<String>).collect()
+        }
+    };
+    raw.names.push(opts.target.clone());
+    raw.chunks.push(vec![std::sync::Arc::new(labels)]);
+    Ok(())
+}
+
+/// Rows whose target is missing: with `--missing-target drop` they leave the raw table (the
+/// count is returned); with `fail` the target's conversion names the first.
+fn drop_missing_targets(
+    path: &Path,
+    raw: &mut RawTable,
+    opts: &ImportOptions,
+    na: &NaTokens,
+) -> Result<usize, DataError> {
+    if opts.missing_target == MissingTarget::Fail {
+        return Ok(0);
+    }
+    let Some(t) = raw.column_index(&opts.target) else {
+        return Ok(0);
+    };
+    let mut keep: Vec<bool> = Vec::with_capacity(raw.rows);
+    for chunk in &raw.chunks[t] {
+        match chunk.as_string_opt::<i32>() {
+            Some(s) => keep.extend(
+                s.iter()
+                    .map(|v| v.is_some_and(|v| !na.is_missing(v.trim()))),
+            ),
+            None => keep.extend((0..chunk.len()).map(|i| chunk.is_valid(i))),
+        }
+    }
+    let dropped = keep.iter().filter(|k| !**k).count();
+    if dropped == 0 {
+        return Ok(0);
+    }
+    let mask = arrow_array::BooleanArray::from(keep);
+    for column in raw.chunks.iter_mut() {
+        let refs: Vec<&dyn Array> = column.iter().map(|a| a.as_ref()).collect();
+        let whole = arrow_select::concat::concat(&refs).map_err(|e| DataError::Invalid {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let kept = arrow_select::filter::filter(whole.as_ref(), &mask).map_err(|e| {
+            DataError::Invalid {
+                path: path.into(),
+                message: e.to_string(),
+            }
+        })?;
+        *column = vec![kept];
+    }
+    raw.rows -= dropped;
+    if raw.rows == 0 {
+        return Err(DataError::Invalid {
+            path: path.into(),
+            message: format!("every row's target \"{}\" is missing", opts.target),
+        });
+    }
+    Ok(dropped)
 }
 
 fn check_fraction(path: &Path, spec: &SplitSpec) -> Result<(), DataError> {

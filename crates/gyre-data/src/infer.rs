@@ -339,6 +339,33 @@ pub fn time_keys(chunks: &[ArrayRef], na: &NaTokens) -> Result<(Vec<f64>, ArrayR
         let array: ArrayRef = Arc::new(arrow_array::TimestampNanosecondArray::from(keys));
         return Ok((f, array));
     }
+    // Typed times (Parquet timestamps and dates) stay times, in nanoseconds, so features can be
+    // derived from them (EXTRACT) as from parsed text.
+    let dt = chunks.first().map(|a| a.data_type().clone());
+    if let Some(DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64) = dt {
+        let ns = DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, None);
+        let mut keys = Vec::new();
+        for a in chunks {
+            let cast = arrow_cast::cast(a, &ns).map_err(|e| BadCell {
+                row: keys.len(),
+                value: format!("a time out of range ({e})"),
+            })?;
+            for v in cast.as_primitive::<arrow_array::types::TimestampNanosecondType>() {
+                match v {
+                    Some(v) => keys.push(v),
+                    None => {
+                        return Err(BadCell {
+                            row: keys.len(),
+                            value: "a missing time".into(),
+                        });
+                    }
+                }
+            }
+        }
+        let f: Vec<f64> = keys.iter().map(|&k| k as f64).collect();
+        let array: ArrayRef = Arc::new(arrow_array::TimestampNanosecondArray::from(keys));
+        return Ok((f, array));
+    }
     let c = typed(chunks);
     if c.kind != ColumnKind::Numeric {
         return Err(BadCell {
@@ -463,6 +490,26 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!((e.row, e.value.as_str()), (2, "x"));
+    }
+
+    /// Parquet timestamps and dates stay times (nanoseconds), as parsed text does.
+    #[test]
+    fn typed_times_stay_times() {
+        let micros: ArrayRef = Arc::new(arrow_array::TimestampMicrosecondArray::from(vec![
+            978_307_260_000_000,
+            0,
+        ]));
+        let (keys, array) = time_keys(&[micros], &NaTokens::default()).unwrap();
+        assert_eq!(keys, vec![978_307_260e9, 0.0]);
+        assert_eq!(
+            array
+                .as_primitive::<arrow_array::types::TimestampNanosecondType>()
+                .value(0),
+            parse_timestamp("2001-01-01T00:01").unwrap()
+        );
+        let days: ArrayRef = Arc::new(arrow_array::Date32Array::from(vec![1]));
+        let (keys, _) = time_keys(&[days], &NaTokens::default()).unwrap();
+        assert_eq!(keys, vec![86_400e9]);
     }
 
     #[test]

@@ -52,6 +52,13 @@ pub struct TableStats {
     /// Class counts for classification; empty for regression (see the target's column stats).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<LabelCount>,
+    /// Rows of the file left out at import because their target was missing.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_rows: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 pub fn describe(batch: &RecordBatch, schema: &DatasetSchema) -> TableStats {
@@ -101,6 +108,7 @@ pub fn describe(batch: &RecordBatch, schema: &DatasetSchema) -> TableStats {
             .collect();
     }
     TableStats {
+        dropped_rows: 0,
         rows: batch.num_rows(),
         splits: split_sizes,
         columns,

@@ -71,6 +71,20 @@ impl Materialized {
             .collect()
     }
 
+    /// The columns failure slices are described by: the features in use and the columns left
+    /// out of the features at import (`--ignore`), which a team still wants to see slices of.
+    pub fn slice_columns(&self) -> Vec<&str> {
+        let mut names = self.feature_names();
+        names.extend(
+            self.schema
+                .columns
+                .iter()
+                .filter(|c| c.role == ColumnRole::Ignored)
+                .map(|c| c.name.as_str()),
+        );
+        names
+    }
+
     /// Rows matching a checked predicate.
     pub fn matching(&self, p: &Predicate) -> Vec<bool> {
         filter::evaluate(p, &self.batch)
@@ -436,28 +450,48 @@ impl Materialized {
     /// Joins new feature columns on a key column: each row gets the values of the `other` row
     /// with the same key (as text), or missing values when there is none. Returns the rows matched.
     pub fn join(&mut self, other: &RecordBatch, key: &str) -> Result<u64, SchemaMismatch> {
-        let own_key = self
-            .batch
-            .column_by_name(key)
-            .ok_or_else(|| SchemaMismatch(format!("the dataset has no column \"{key}\"")))?;
-        let their_key = other
-            .column_by_name(key)
-            .ok_or_else(|| SchemaMismatch(format!("the new file has no column \"{key}\"")))?;
+        // A key of several columns (`origin,time_hour`) matches on all of them.
+        let parts: Vec<&str> = key.split(',').map(str::trim).collect();
+        let mut own = Vec::with_capacity(parts.len());
+        let mut theirs = Vec::with_capacity(parts.len());
+        for part in &parts {
+            own.push(
+                self.batch.column_by_name(part).ok_or_else(|| {
+                    SchemaMismatch(format!("the dataset has no column \"{part}\""))
+                })?,
+            );
+            theirs.push(
+                other.column_by_name(part).ok_or_else(|| {
+                    SchemaMismatch(format!("the new file has no column \"{part}\""))
+                })?,
+            );
+        }
+        // A row's key as text, the parts joined by the unit separator (no CSV value has one).
+        let key_of = |cols: &[&ArrayRef], r: usize| -> String {
+            let mut k = String::new();
+            for (i, c) in cols.iter().enumerate() {
+                if i > 0 {
+                    k.push('\u{1f}');
+                }
+                k.push_str(&crate::table::display_value(c.as_ref(), r));
+            }
+            k
+        };
+        let shown = |k: &str| k.replace('\u{1f}', ", ");
         let mut index = std::collections::HashMap::new();
-        for r in 0..their_key.len() {
-            let k = crate::table::display_value(their_key.as_ref(), r);
+        for r in 0..other.num_rows() {
+            let k = key_of(&theirs, r);
             if index.insert(k.clone(), r).is_some() {
                 return Err(SchemaMismatch(format!(
-                    "the key \"{k}\" appears twice in the new file's column \"{key}\""
+                    "the key ({}) appears twice in the new file's column{} {key}: a key must name \
+                     one row",
+                    shown(&k),
+                    if parts.len() > 1 { "s" } else { "" }
                 )));
             }
         }
-        let take: Vec<Option<u32>> = (0..own_key.len())
-            .map(|r| {
-                index
-                    .get(&crate::table::display_value(own_key.as_ref(), r))
-                    .map(|&i| i as u32)
-            })
+        let take: Vec<Option<u32>> = (0..self.batch.num_rows())
+            .map(|r| index.get(&key_of(&own, r)).map(|&i| i as u32))
             .collect();
         let matched = take.iter().filter(|t| t.is_some()).count() as u64;
         let indices = arrow_array::UInt32Array::from(take);
@@ -471,7 +505,10 @@ impl Materialized {
         let mut columns = self.batch.columns().to_vec();
         for (f, col) in other.schema().fields().iter().zip(other.columns()) {
             let name = f.name();
-            if name == key || name == gyre_core::ROW_ID || name == gyre_core::SPLIT {
+            if parts.contains(&name.as_str())
+                || name == gyre_core::ROW_ID
+                || name == gyre_core::SPLIT
+            {
                 continue;
             }
             if self.schema.column(name).is_some() {

@@ -65,6 +65,12 @@ pub fn run(cli: &Cli, args: &EditArgs) -> anyhow::Result<ExitCode> {
             short(&r.previous_version),
             short(&r.version)
         );
+        if let Some(n) = r.unmatched_rows {
+            s.push_str(&format!(
+                "  joined   {} rows found no match in the new file (their new columns are missing)\n",
+                count(n)
+            ));
+        }
         if let Some(f) = &r.feature {
             s.push_str(&format!(
                 "  feature  {} is {}{}, missing on {} rows\n",

@@ -25,6 +25,9 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<ExitCode> {
             TaskArg::Multiclass => Task::Multiclass,
             TaskArg::Regression => Task::Regression,
         }),
+        target_expr: args.target_expr.clone(),
+        drop_missing_target: args.missing_target == crate::cli::MissingTargetArg::Drop,
+        ignore: args.ignore.clone(),
     };
     let bar = if cli.json {
         ProgressBar::hidden()
@@ -71,6 +74,18 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         .map(|(k, v)| format!("{k} {}", count(*v as u64)))
         .collect();
     s.push_str(&format!("  splits   {}\n", splits.join(", ")));
+    if r.dropped_rows > 0 {
+        s.push_str(&format!(
+            "  dropped  {} rows whose target was missing (--missing-target drop)\n",
+            count(r.dropped_rows as u64)
+        ));
+    }
+    if !r.ignored.is_empty() {
+        s.push_str(&format!(
+            "  ignored  {} (no features; still columns for predicates, slices and why)\n",
+            r.ignored.join(", ")
+        ));
+    }
     s.push_str(&format!("  version  {}\n  columns\n", short(&r.version)));
     let width = r.columns.iter().map(|c| c.name.len()).max().unwrap_or(4);
     for c in &r.columns {

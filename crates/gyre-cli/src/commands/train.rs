@@ -84,6 +84,21 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<ExitCode> {
             None => s.push_str("\nseed noise floor: not defined for regression\n"),
         }
     }
+    for k in &report.checks.skew {
+        s.push_str(&format!(
+            "  skew: {} holdout rows ({:.1}%) have {}; the model can only guess there: {}\n",
+            count(k.rows as u64),
+            100.0 * k.share,
+            k.describe(),
+            k.predicate
+        ));
+    }
+    for l in &report.checks.leaks {
+        s.push_str(&format!(
+            "  leak? {} alone predicts the label on the training rows ({} {:.4}): a column made from the label, or recorded after it? (gyre edit drop-feature {})\n",
+            l.column, l.measure, l.value, l.column
+        ));
+    }
     if let Some(n) = &report.seeds_note {
         s.push_str(&format!("\nseeds: {}\n", n.note));
     }
