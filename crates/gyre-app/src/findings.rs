@@ -1,7 +1,8 @@
 //! Findings: failures worth a decision. Every `gyre train` turns its worst holdout slices and its
 //! failed suite requirements into findings, `gyre label-issues` its suspects; the team accepts one
 //! (lets it slide, with a reason) or starts fixing it (the next edits are linked to it). A later
-//! run that no longer shows the failure marks it fixed, naming that run.
+//! run that no longer shows the failure marks it fixed, naming that run. A slice finding is one
+//! group of rows: its other descriptions (`also`) open no findings of their own.
 
 use crate::slicing::SliceRow;
 use crate::suites::{ScoredRun, SuiteResult};
@@ -12,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 /// A slice becomes a finding when its error is at least this many times the average.
 pub const SLICE_RATIO: f64 = 2.0;
+/// How many other descriptions of a slice finding's rows it keeps (the best; `gyre slices` lists
+/// them all).
+const ALSO_KEPT: usize = 5;
 /// A label-issues finding is fixed when fewer than this share of its rows are still suspected.
 const STILL_SUSPECT: f64 = 0.2;
 
@@ -24,6 +28,9 @@ pub enum FindingDetail {
         size: usize,
         error: f64,
         error_ratio: f64,
+        /// Other descriptions of (mostly) the same rows.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        also: Vec<String>,
     },
     Suite {
         dataset: String,
@@ -219,6 +226,23 @@ impl App {
         checks: &DataChecks,
         scored: Option<ScoredRun>,
     ) -> Result<(Vec<FindingRecord>, Vec<i64>), AppError> {
+        // Earlier findings not yet fixed: a group of rows already open under one of its
+        // descriptions is not opened again under another.
+        let open: Vec<Finding> = self
+            .findings()?
+            .findings
+            .into_iter()
+            .filter(|f| f.state != "fixed")
+            .collect();
+        let open_slices: Vec<String> = open
+            .iter()
+            .filter_map(|f| match serde_json::from_value(f.detail.clone()) {
+                Ok(FindingDetail::Slice {
+                    dataset, predicate, ..
+                }) if dataset == run.dataset => Some(predicate),
+                _ => None,
+            })
+            .collect();
         let mut new_records = Vec::new();
         for s in &checks.skew {
             new_records.push(FindingRecord {
@@ -260,6 +284,9 @@ impl App {
             });
         }
         for s in slices.iter().filter(|s| s.error_ratio >= SLICE_RATIO) {
+            if s.also.iter().any(|a| open_slices.contains(&a.predicate)) {
+                continue;
+            }
             new_records.push(FindingRecord {
                 id: 0,
                 kind: "slice".into(),
@@ -271,6 +298,12 @@ impl App {
                     size: s.size,
                     error: s.error,
                     error_ratio: s.error_ratio,
+                    also: s
+                        .also
+                        .iter()
+                        .take(ALSO_KEPT)
+                        .map(|a| a.predicate.clone())
+                        .collect(),
                 })
                 .expect("serializes"),
                 run: run.id.clone(),
@@ -295,12 +328,6 @@ impl App {
         }
         // Which earlier findings this run no longer shows.
         let mut fixed = Vec::new();
-        let open: Vec<Finding> = self
-            .findings()?
-            .findings
-            .into_iter()
-            .filter(|f| f.state != "fixed")
-            .collect();
         let needs_eval = open.iter().any(|f| f.kind == "slice");
         // The run's holdout scores: as the caller has them, else read back.
         let scored = match (needs_eval, scored) {

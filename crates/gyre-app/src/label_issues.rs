@@ -1,11 +1,14 @@
 //! `gyre label-issues RUN`: out-of-fold probabilities for every training row from K folds of the
 //! run's own learner, params and seed (folds train in parallel), then confident learning
-//! (gyre_eval::label_issues). Fold predictions are cached per version and learner spec.
+//! (gyre_eval::label_issues). Fold predictions are cached per version and learner spec. Each
+//! result says whether its suspects can be told from hard rows (gyre_eval::label_reliability):
+//! an unreliable one lists rows only when asked (`--top`) and opens no finding.
 
 use crate::{App, AppError, now};
 use gyre_core::rng::SplitMix64;
 use gyre_core::{ContentHash, Task};
 use gyre_eval::label_issues::find_label_issues;
+use gyre_eval::label_reliability::{OofQuality, assess};
 use gyre_learn::{NoProgress, TrainSet};
 use gyre_store::NewJournalEntry;
 use serde::Serialize;
@@ -28,6 +31,19 @@ pub struct LabelIssuesReport {
     pub rows: usize,
     /// How many rows confident learning flags (before `--top`).
     pub flagged: usize,
+    /// Whether the flagged rows are likely label errors rather than rows the out-of-fold model
+    /// is unsure of. When false, `issues` lists rows only when `--top` asks, and no finding
+    /// is opened.
+    pub reliable: bool,
+    /// How many rows confident learning flags when every label is right and only as uncertain
+    /// as the out-of-fold model believes (labels drawn from its probabilities; mean of three
+    /// seeded draws).
+    pub expected_issues: f64,
+    /// Why the result is not reliable, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The out-of-fold model's quality, which the reliability check reads.
+    pub oof_quality: Option<OofQuality>,
     /// True when the out-of-fold predictions came from the cache.
     pub cached: bool,
     pub issues: Vec<LabelIssueRow>,
@@ -197,12 +213,24 @@ impl App {
             .map(|x| ids[rows[x.index] as usize])
             .collect();
         flagged_rows.sort_unstable();
-        let findings = self.findings_after_label_issues(&record, &flagged_rows)?;
+        let judged = assess(&given, &probs, k, record.seed ^ 0x9E6C_63D0_676A_9A99);
+        // Suspects that cannot be told from hard rows open no finding (and, being mostly hard
+        // rows, say nothing about whether earlier findings were fixed).
+        let findings = if judged.reliable {
+            self.findings_after_label_issues(&record, &flagged_rows)?
+        } else {
+            Default::default()
+        };
+        let shown = match (judged.reliable, top) {
+            (_, Some(n)) => n,
+            (true, None) => usize::MAX,
+            (false, None) => 0,
+        };
         let classes = &loaded.schema.classes;
         let issues = est
             .issues
             .iter()
-            .take(top.unwrap_or(usize::MAX))
+            .take(shown)
             .map(|x| LabelIssueRow {
                 row: ids[rows[x.index] as usize],
                 given: classes[x.given].clone(),
@@ -217,6 +245,10 @@ impl App {
             folds,
             rows: rows.len(),
             flagged,
+            reliable: judged.reliable,
+            expected_issues: judged.expected_issues,
+            reason: (!judged.reasons.is_empty()).then(|| judged.reasons.join("; ")),
+            oof_quality: judged.quality,
             cached: was_cached,
             issues,
             findings,

@@ -59,7 +59,7 @@ pub use runs::RunsReport;
 pub use serving::{FieldError, ServedPrediction, ServingModel};
 pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use skew::{Leak, Skew};
-pub use slicing::{SliceRow, SlicesReport, SlicesRequest};
+pub use slicing::{SliceAlso, SliceRow, SlicesReport, SlicesRequest};
 pub use suites::{Suite, SuiteResult, SuitesReport};
 pub use train::{RunReport, SeedFloor, SeedsNote, TrainReport, TrainRequest};
 pub use why::WhyReport;

@@ -1,7 +1,9 @@
 //! `gyre slices`: SliceLine over a run's per-example errors on a suite. Features are discretized
 //! into readable values (categories as they are, numbers by quantile bins with rounded edges,
 //! missing as its own value), and every slice prints as a gyre predicate that selects exactly
-//! its rows, so it can be pasted into `gyre suite add --where`.
+//! its rows, so it can be pasted into `gyre suite add --where`. Slices whose rows mostly overlap a
+//! better one's (Jaccard >= `overlap`, 0.5 by default; `gyre_eval::slice_groups` states the rule)
+//! are reported under it as other descriptions of the same rows (`also`), not as slices.
 
 use crate::{App, AppError};
 use arrow_array::cast::AsArray;
@@ -9,7 +11,8 @@ use arrow_array::types::{Float64Type, Int32Type};
 use arrow_array::{Array, RecordBatch};
 use gyre_core::predicate::{Literal, ident_sql, literal_sql};
 use gyre_core::{ColumnKind, DatasetSchema, Task};
-use gyre_eval::slices::{SliceFeature, SliceParams, find_slices};
+use gyre_eval::slice_groups::find_slice_groups;
+use gyre_eval::slices::{Slice, SliceFeature, SliceParams};
 use serde::{Deserialize, Serialize};
 
 /// Quantile bins per numeric feature.
@@ -30,6 +33,21 @@ pub struct SliceRow {
     /// The slice's error over the suite's average error.
     pub error_ratio: f64,
     pub score: f64,
+    /// Other descriptions of (mostly) the same rows, best first: slices whose rows overlap
+    /// this one's by a Jaccard similarity of at least the search's `overlap`.
+    #[serde(default)]
+    pub also: Vec<SliceAlso>,
+}
+
+/// Another description of a reported slice's rows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SliceAlso {
+    pub predicate: String,
+    pub size: usize,
+    pub error: f64,
+    pub score: f64,
+    /// Rows in both over rows in either (1: exactly the same rows).
+    pub jaccard: f64,
 }
 
 #[derive(Serialize)]
@@ -68,7 +86,8 @@ pub(crate) fn slices_cache_key(
         serde_json::to_string(&(&s.predicate, &s.rows)).expect("a suite serializes")
     });
     gyre_core::ContentHash::of_parts(&[
-        b"gyre-slices-v1",
+        // v2: slices grouped by their rows, with `also`.
+        b"gyre-slices-v2",
         run.as_bytes(),
         suite
             .map_or(crate::suites::HOLDOUT, |s| s.name.as_str())
@@ -79,6 +98,7 @@ pub(crate) fn slices_cache_key(
         &(p.max_level as u64).to_le_bytes(),
         &(p.min_support as u64).to_le_bytes(),
         &p.alpha.to_bits().to_le_bytes(),
+        &p.overlap.to_bits().to_le_bytes(),
     ])
     .to_string()
 }
@@ -334,7 +354,8 @@ pub(crate) fn errors(task: Task, classes: usize, labels: &[f64], scores: &[f64])
     }
 }
 
-/// SliceLine over discretized features and an error vector, as reportable rows.
+/// SliceLine over discretized features and an error vector, grouped into distinct slices, as
+/// reportable rows.
 pub(crate) fn top_slices(
     discrete: &[Discrete],
     errors: &[f64],
@@ -348,19 +369,36 @@ pub(crate) fn top_slices(
         })
         .collect();
     let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
-    find_slices(&feats, errors, params)
+    let text = |s: &Slice| {
+        s.predicates
+            .iter()
+            .map(|&(f, v)| discrete[f].predicates[v as usize].clone())
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    find_slice_groups(&feats, errors, params)
         .into_iter()
-        .map(|s| SliceRow {
-            predicate: s
-                .predicates
+        .map(|g| SliceRow {
+            predicate: text(&g.slice),
+            size: g.slice.size,
+            error: g.slice.error,
+            error_ratio: if mean > 0.0 {
+                g.slice.error / mean
+            } else {
+                0.0
+            },
+            score: g.slice.score,
+            also: g
+                .also
                 .iter()
-                .map(|&(f, v)| discrete[f].predicates[v as usize].clone())
-                .collect::<Vec<_>>()
-                .join(" AND "),
-            size: s.size,
-            error: s.error,
-            error_ratio: if mean > 0.0 { s.error / mean } else { 0.0 },
-            score: s.score,
+                .map(|a| SliceAlso {
+                    predicate: text(&a.slice),
+                    size: a.slice.size,
+                    error: a.slice.error,
+                    score: a.slice.score,
+                    jaccard: a.jaccard,
+                })
+                .collect(),
         })
         .collect()
 }
@@ -404,6 +442,12 @@ impl App {
             return Err(AppError::invalid(format!(
                 "--alpha must be in (0, 1], got {}",
                 req.params.alpha
+            )));
+        }
+        if !(req.params.overlap > 0.0 && req.params.overlap <= 1.0) {
+            return Err(AppError::invalid(format!(
+                "--overlap must be in (0, 1], got {}",
+                req.params.overlap
             )));
         }
         let t0 = std::time::Instant::now();

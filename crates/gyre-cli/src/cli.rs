@@ -527,6 +527,10 @@ pub struct SlicesArgs {
     /// Weight of error against size in the score, in (0, 1]
     #[arg(long, default_value_t = 0.95)]
     pub alpha: f64,
+    /// A slice whose rows overlap a better one's by at least this Jaccard similarity is shown
+    /// under it as another description of the same rows, in (0, 1]
+    #[arg(long, default_value_t = 0.5)]
+    pub overlap: f64,
     /// The per-example error: error (0/1, squared for regression) or log_loss
     #[arg(long)]
     pub error: Option<String>,

@@ -883,6 +883,166 @@ fn diff_compares_the_rows_both_runs_predicted_when_a_source_added_holdout_rows()
     assert_eq!(ab["flips"]["positive"], ba["flips"]["negative"]);
 }
 
+/// Issue 20: one group of rows described three ways (three perfectly correlated columns) is one
+/// reported slice with two other descriptions, in `slices`, in `train`'s summary and in its
+/// findings (one finding for the group, not three).
+#[test]
+fn one_group_of_rows_described_three_ways_is_one_slice() {
+    // Labels follow x, except where a = 'a2' (= b = 'b3' = c = 'c1'), where they are noise.
+    let p = Project::new();
+    let mut csv = String::from("a,b,c,d,x,y\n");
+    let mut s: u64 = 31;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        s >> 33
+    };
+    for _ in 0..6000 {
+        let (a, d) = (next() % 4, next() % 5);
+        let x = (next() % 1000) as f64 / 1000.0;
+        let y = if a == 2 { next() % 2 == 0 } else { x > 0.5 };
+        csv.push_str(&format!(
+            "a{a},b{},c{},d{d},{x},{}\n",
+            (a + 1) % 4,
+            3 - a,
+            if y { "yes" } else { "no" }
+        ));
+    }
+    let f = p.write("three.csv", csv.as_bytes());
+    p.json(&[
+        "import",
+        f.to_str().unwrap(),
+        "--target",
+        "y",
+        "--holdout",
+        "0.5",
+        "--seed",
+        "4",
+    ]);
+    let t = p.json(&["train", "-p", "num_iterations=40"]);
+    let run = t["run"].as_str().unwrap().to_string();
+    let names = ["a = 'a2'", "b = 'b3'", "c = 'c1'"];
+    let slices = p.json(&["slices", &run, "--k", "3", "--max-level", "2"]);
+    let top = &slices["slices"][0];
+    assert_eq!(top["predicate"], names[0], "{slices}");
+    let exact: Vec<&serde_json::Value> = top["also"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["jaccard"] == 1.0)
+        .map(|x| &x["predicate"])
+        .collect();
+    assert_eq!(exact, [names[1], names[2]], "{slices}");
+    assert_eq!(top["also"][0]["size"], top["size"]);
+    // No other reported slice is one of the three descriptions.
+    for s in slices["slices"].as_array().unwrap().iter().skip(1) {
+        assert!(!names.contains(&s["predicate"].as_str().unwrap()), "{s}");
+    }
+    // Shown under the slice, not as slices of their own.
+    let text = stdout(&p.run(&["slices", &run, "--k", "3", "--max-level", "2"]));
+    assert!(
+        text.contains("      same rows as: b = 'b3' (") && text.contains("exactly these rows"),
+        "{text}"
+    );
+    assert!(!text.contains(". b = 'b3'\n"), "{text}");
+    // `train`'s summary and its findings: one group, one finding.
+    assert_eq!(t["slices"][0]["predicate"], names[0], "{t}");
+    assert_eq!(t["slices"][0]["also"].as_array().unwrap().len(), 2, "{t}");
+    let findings = p.json(&["findings"]);
+    let about: Vec<&serde_json::Value> = findings["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| names.contains(&f["detail"]["predicate"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(about.len(), 1, "{findings}");
+    assert_eq!(about[0]["detail"]["also"], serde_json::json!(names[1..]));
+    // --overlap is checked.
+    assert_error(
+        &p.run(&["slices", &run, "--overlap", "0"]),
+        &["--overlap must be in (0, 1]"],
+    );
+}
+
+/// Issue 20 on KDD Cup 99's fixture: its holdout has a handful of wrong rows, and SliceLine's
+/// top ten are descriptions of much the same few dozen rows around them. Reported slices are
+/// distinct groups (pairwise Jaccard below 0.5, counted independently through suites on
+/// `(A) AND (B)`), and the overlapping descriptions are under them.
+#[test]
+fn kdd_slices_are_distinct_groups_of_rows() {
+    let p = Project::new();
+    let f = fixture("kddcup-20k.csv.gz");
+    p.json(&[
+        "import",
+        f.to_str().unwrap(),
+        "--target",
+        "label",
+        "--seed",
+        "1",
+    ]);
+    let run = p.json(&["train", "-p", "num_iterations=30"])["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let grouped = p.json(&["slices", &run]);
+    // Only exactly the same rows grouped: the search as it was before the overlap rule, but
+    // for exact duplicates, which it dropped.
+    let exact = p.json(&["slices", &run, "--overlap", "1"]);
+    let list = grouped["slices"].as_array().unwrap();
+    let exact_list = exact["slices"].as_array().unwrap();
+    assert_eq!(exact_list.len(), 10, "{exact}");
+    assert!(list.len() < exact_list.len(), "{grouped}");
+    assert!(
+        list.iter()
+            .any(|s| !s["also"].as_array().unwrap().is_empty())
+    );
+    // Rows of a predicate on the holdout, through a suite.
+    let mut suites = 0;
+    let mut rows = |predicate: &str| {
+        suites += 1;
+        let name = format!("s{suites}");
+        p.json(&["suite", "add", &name, "--where", predicate]);
+        let shown = p.json(&["show", &run]);
+        shown["suites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name.as_str())
+            .unwrap()["rows"]
+            .as_f64()
+            .unwrap()
+    };
+    let jaccard =
+        |rows: &mut dyn FnMut(&str) -> f64, a: &serde_json::Value, b: &serde_json::Value| {
+            let (pa, pb) = (
+                a["predicate"].as_str().unwrap(),
+                b["predicate"].as_str().unwrap(),
+            );
+            let both = rows(&format!("({pa}) AND ({pb})"));
+            both / (a["size"].as_f64().unwrap() + b["size"].as_f64().unwrap() - both)
+        };
+    for (i, a) in list.iter().enumerate() {
+        for b in &list[i + 1..] {
+            let j = jaccard(&mut rows, a, b);
+            assert!(
+                j < 0.5,
+                "{} and {}: jaccard {j}",
+                a["predicate"],
+                b["predicate"]
+            );
+        }
+        if let Some(alt) = a["also"].as_array().unwrap().last() {
+            let j = jaccard(&mut rows, a, alt);
+            assert!(
+                (j - alt["jaccard"].as_f64().unwrap()).abs() < 1e-12,
+                "{alt}"
+            );
+            assert!(j >= 0.5);
+        }
+    }
+}
+
 /// Issue 20: a join on a key of several columns (the weather at an airport in an hour).
 #[test]
 fn add_source_joins_on_a_key_of_several_columns() {

@@ -28,8 +28,17 @@ pub struct Estimate {
     pub issues: Vec<LabelIssue>,
 }
 
-/// `labels[i]` in `0..k`; `probs` is row-major `n * k` out-of-fold probabilities.
-pub fn find_label_issues(labels: &[usize], probs: &[f64], k: usize) -> Estimate {
+/// The rows confident learning flags, with the thresholds and the confident joint that chose
+/// them.
+pub(crate) struct Flags {
+    pub thresholds: Vec<f64>,
+    pub confident_joint: Vec<Vec<usize>>,
+    pub flagged: Vec<bool>,
+}
+
+/// Steps 2 to 5 of confident learning: thresholds, the confident joint, its calibration and
+/// pruning by noise rate. `labels[i]` in `0..k`; `probs` is row-major `n * k`.
+pub(crate) fn flag(labels: &[usize], probs: &[f64], k: usize) -> Flags {
     let n = labels.len();
     let p = |i: usize, j: usize| probs[i * k + j];
     let mut counts = vec![0usize; k];
@@ -101,6 +110,22 @@ pub fn find_label_issues(labels: &[usize], probs: &[f64], k: usize) -> Estimate 
             }
         }
     }
+    Flags {
+        thresholds,
+        confident_joint: cj,
+        flagged,
+    }
+}
+
+/// `labels[i]` in `0..k`; `probs` is row-major `n * k` out-of-fold probabilities.
+pub fn find_label_issues(labels: &[usize], probs: &[f64], k: usize) -> Estimate {
+    let n = labels.len();
+    let p = |i: usize, j: usize| probs[i * k + j];
+    let Flags {
+        thresholds,
+        confident_joint: cj,
+        flagged,
+    } = flag(labels, probs, k);
     // The suggestion is the most probable other class (a row can be caught through any cell).
     let suggest = |i: usize| {
         (0..k)

@@ -9,8 +9,10 @@
 pub mod compare;
 pub mod drift;
 pub mod label_issues;
+pub mod label_reliability;
 pub mod metrics;
 pub mod online;
+pub mod slice_groups;
 pub mod slices;
 
 pub use metrics::{Metrics, Scores, classification_metrics, regression_metrics};

@@ -27,6 +27,10 @@ pub struct SliceParams {
     pub min_support: usize,
     /// Weight of error against size in the score, in (0, 1].
     pub alpha: f64,
+    /// The Jaccard similarity of row sets at which a slice is reported as another description
+    /// of a better one's rows rather than as a slice of its own, in (0, 1]
+    /// ([`crate::slice_groups`]; [`find_slices`] itself does not group).
+    pub overlap: f64,
 }
 
 impl Default for SliceParams {
@@ -36,6 +40,7 @@ impl Default for SliceParams {
             max_level: 3,
             min_support: 32,
             alpha: 0.95,
+            overlap: 0.5,
         }
     }
 }
@@ -170,8 +175,22 @@ struct Node {
 }
 
 /// The top-K slices by score (only slices scoring above 0, i.e. worse than average once size is
-/// accounted for), best first. Deterministic: ties break by predicates.
+/// accounted for), best first. Deterministic: ties break by fewer predicates, then predicates.
+/// Exact: slices selecting the same rows as a better one are kept (grouping them is
+/// [`crate::slice_groups`]'s work).
 pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -> Vec<Slice> {
+    find_slices_with_rows(features, errors, p)
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect()
+}
+
+/// [`find_slices`], each slice with its rows as a bitset (bit `r % 64` of word `r / 64`).
+pub fn find_slices_with_rows(
+    features: &[SliceFeature],
+    errors: &[f64],
+    p: &SliceParams,
+) -> Vec<(Slice, Vec<u64>)> {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
@@ -187,24 +206,36 @@ pub fn find_slices(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -
     find_slices_here(features, errors, p)
 }
 
-/// [`find_slices`] compiled with AVX-512's vector popcount: the row-set sizes and error sums are
-/// popcounts of ANDed bitsets, which the baseline x86-64 build (no POPCNT instruction) counts
-/// with shifts, masks and byte sums. The same slices.
+/// [`find_slices_with_rows`] compiled with AVX-512's vector popcount: the row-set sizes and
+/// error sums are popcounts of ANDed bitsets, which the baseline x86-64 build (no POPCNT
+/// instruction) counts with shifts, masks and byte sums. The same slices.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "popcnt,avx2,avx512f,avx512bw,avx512vl,avx512vpopcntdq")]
-fn find_slices_avx512(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -> Vec<Slice> {
+fn find_slices_avx512(
+    features: &[SliceFeature],
+    errors: &[f64],
+    p: &SliceParams,
+) -> Vec<(Slice, Vec<u64>)> {
     find_slices_here(features, errors, p)
 }
 
-/// [`find_slices`] compiled with the POPCNT instruction. The same slices.
+/// [`find_slices_with_rows`] compiled with the POPCNT instruction. The same slices.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "popcnt")]
-fn find_slices_popcnt(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -> Vec<Slice> {
+fn find_slices_popcnt(
+    features: &[SliceFeature],
+    errors: &[f64],
+    p: &SliceParams,
+) -> Vec<(Slice, Vec<u64>)> {
     find_slices_here(features, errors, p)
 }
 
 #[inline(always)]
-fn find_slices_here(features: &[SliceFeature], errors: &[f64], p: &SliceParams) -> Vec<Slice> {
+fn find_slices_here(
+    features: &[SliceFeature],
+    errors: &[f64],
+    p: &SliceParams,
+) -> Vec<(Slice, Vec<u64>)> {
     let n = errors.len();
     if n == 0 || p.k == 0 {
         return Vec::new();
@@ -229,9 +260,7 @@ fn find_slices_here(features: &[SliceFeature], errors: &[f64], p: &SliceParams) 
             sets
         })
         .collect();
-    // The top K with their row sets: a slice selecting exactly the rows of one already kept
-    // (the same rows described another way, e.g. `protocol = 'icmp'` vs `service = 'ecr_i'`)
-    // would only repeat it, so it is not kept.
+    // The top K with their row sets (for grouping the same rows described several ways).
     let mut top: Vec<(Slice, Vec<u64>)> = Vec::new();
     let kth = |top: &Vec<(Slice, Vec<u64>)>| {
         if top.len() < p.k {
@@ -247,7 +276,7 @@ fn find_slices_here(features: &[SliceFeature], errors: &[f64], p: &SliceParams) 
     };
     let consider =
         |top: &mut Vec<(Slice, Vec<u64>)>, key: &[(usize, u32)], st: &Stats, bits: &[u64]| {
-            if may_enter(top, st) && !top.iter().any(|(s, b)| s.size == st.size && b == bits) {
+            if may_enter(top, st) {
                 let sc = score(p.alpha, mean_err, n, st.size, st.err_sum);
                 top.push((
                     Slice {
@@ -388,7 +417,7 @@ fn find_slices_here(features: &[SliceFeature], errors: &[f64], p: &SliceParams) 
         }
         level = next;
     }
-    top.into_iter().map(|(s, _)| s).collect()
+    top
 }
 
 #[cfg(test)]
@@ -435,7 +464,7 @@ mod tests {
     }
 
     #[test]
-    fn the_same_rows_described_twice_are_kept_once() {
+    fn the_same_rows_described_twice_are_both_found_the_shorter_first() {
         // b is a relabelling of a: every a-value slice has a b-value twin with the same rows.
         let n = 4000;
         let mut rng = SplitMix64::new(4);
@@ -454,9 +483,16 @@ mod tests {
                 values: 4,
             },
         ];
+        // Exact top K: the twin is there, with the same statistics, and the conjunction of the
+        // two (the same rows again) after both. Grouping them is `slice_groups`' work.
         let top = find_slices(&feats, &errors, &SliceParams::default());
-        assert_eq!(top[0].predicates, vec![(0, 1)]);
-        assert!(top.iter().all(|s| s.predicates != vec![(1, 2)]), "{top:?}");
+        let keys: Vec<&[(usize, u32)]> = top.iter().take(3).map(|s| &s.predicates[..]).collect();
+        assert_eq!(
+            keys,
+            [&[(0, 1)][..], &[(1, 2)], &[(0, 1), (1, 2)]],
+            "{top:?}"
+        );
+        assert_eq!((top[0].size, top[0].score), (top[1].size, top[1].score));
     }
 
     #[test]
@@ -491,6 +527,7 @@ mod tests {
             max_level: 2,
             min_support: 10,
             alpha: 0.95,
+            overlap: 0.5,
         };
         let top = find_slices(&feats, &errors, &p);
         let mean = errors.iter().sum::<f64>() / n as f64;
@@ -598,10 +635,19 @@ mod tests {
             max_level: 3,
             min_support: 8,
             alpha: 0.95,
+            overlap: 0.5,
         };
         for errors in [&zero_one, &graded] {
-            let got = find_slices(&feats, errors, &p);
-            assert_eq!(got, brute_force(&feats, errors, &p));
+            let got = find_slices_with_rows(&feats, errors, &p);
+            let slices: Vec<Slice> = got.iter().map(|(s, _)| s.clone()).collect();
+            assert_eq!(slices, brute_force(&feats, errors, &p));
+            // Each slice's rows are those its predicates select.
+            for (s, rows) in &got {
+                for i in 0..n {
+                    let inside = s.predicates.iter().all(|&(f, v)| feats[f].codes[i] == v);
+                    assert_eq!(rows[i / 64] >> (i % 64) & 1 == 1, inside, "{s:?} row {i}");
+                }
+            }
             // Every build this CPU can run, whichever `find_slices` chose.
             assert_eq!(find_slices_here(&feats, errors, &p), got);
             #[cfg(target_arch = "x86_64")]
@@ -621,9 +667,10 @@ mod tests {
                 }
             }
             assert!(
-                got.iter()
+                slices
+                    .iter()
                     .any(|s| s.predicates == vec![(0, 1), (2, 0), (4, 2)]),
-                "{got:?}"
+                "{slices:?}"
             );
         }
     }

@@ -11,13 +11,24 @@ pub fn run(cli: &Cli, run: &str, top: Option<usize>, folds: usize) -> anyhow::Re
         return Ok(ExitCode::SUCCESS);
     }
     let mut s = format!(
-        "{} of {} training rows look mislabelled (run {}, {} folds{})\n",
+        "{} of {} training rows look mislabelled (run {}, {} folds{})\n  about {} would be \
+         flagged were every label right but as uncertain as the model believes: the count is a \
+         scale, the ranking (least likely label first) is the evidence\n",
         count(r.flagged as u64),
         count(r.rows as u64),
         short(&r.run),
         r.folds,
-        if r.cached { ", cached" } else { "" }
+        if r.cached { ", cached" } else { "" },
+        count(r.expected_issues.round() as u64)
     );
+    if let Some(reason) = r.reason.as_deref().filter(|_| !r.reliable) {
+        s.push_str(&format!(
+            "  not reliable: {reason}\n  these are likely hard rows, not wrong labels; no finding opened\n"
+        ));
+        if r.issues.is_empty() {
+            s.push_str("  (--top N lists the least likely labels anyway)\n");
+        }
+    }
     if !r.issues.is_empty() {
         s.push_str(&format!(
             "  {:>8}  {:<12} {:<12} {:>10}  {:>10}\n",

@@ -1,8 +1,9 @@
-//! `gyre slices RUN [--suite NAME] [--k N] [--max-level L] [--min-support S] [--alpha A]`.
+//! `gyre slices RUN [--suite NAME] [--k N] [--max-level L] [--min-support S] [--alpha A]
+//! [--overlap J]`.
 
 use crate::cli::{Cli, SlicesArgs};
 use crate::output::{self, count, short};
-use gyre_app::{SliceParams, SliceRow, SlicesRequest};
+use gyre_app::{SliceAlso, SliceParams, SliceRow, SlicesRequest};
 use std::process::ExitCode;
 
 pub fn run(cli: &Cli, args: &SlicesArgs) -> anyhow::Result<ExitCode> {
@@ -14,6 +15,7 @@ pub fn run(cli: &Cli, args: &SlicesArgs) -> anyhow::Result<ExitCode> {
             max_level: args.max_level,
             min_support: args.min_support,
             alpha: args.alpha,
+            overlap: args.overlap,
         },
         error: args.error.clone(),
     };
@@ -59,6 +61,7 @@ pub fn table(slices: &[SliceRow], measure: &str) -> String {
             x.error_ratio,
             x.score
         ));
+        s.push_str(&also_lines(&x.also));
     }
     if !slices.is_empty() {
         s.push_str(
@@ -66,6 +69,33 @@ pub fn table(slices: &[SliceRow], measure: &str) -> String {
              how small it is (--alpha weights the rate); above 0 is worse than average once size \
              is counted; higher ranks first)\n",
         );
+    }
+    s
+}
+
+/// The most other descriptions of a slice's rows shown under it (`--json` has them all).
+const ALSO_SHOWN: usize = 3;
+
+/// A slice's other descriptions (slices over mostly its rows), indented under it.
+fn also_lines(also: &[SliceAlso]) -> String {
+    let mut s = String::new();
+    for a in also.iter().take(ALSO_SHOWN) {
+        let same = if a.jaccard == 1.0 {
+            "exactly these rows".to_string()
+        } else {
+            format!("jaccard {:.2}", a.jaccard)
+        };
+        s.push_str(&format!(
+            "      same rows as: {} ({} rows, {same})\n",
+            a.predicate,
+            count(a.size as u64)
+        ));
+    }
+    if also.len() > ALSO_SHOWN {
+        s.push_str(&format!(
+            "      and {} more descriptions of these rows (--json lists them)\n",
+            also.len() - ALSO_SHOWN
+        ));
     }
     s
 }
