@@ -10,6 +10,7 @@ mod data;
 mod diff;
 mod edit;
 mod error;
+mod explain;
 mod export;
 mod feedback;
 mod findings;
@@ -39,6 +40,9 @@ pub use data::{DataReport, DatasetReport, VersionReport, VersionsReport};
 pub use diff::{DiffReport, DiffRequest};
 pub use edit::{EditReport, EditSpec};
 pub use error::AppError;
+pub use explain::{
+    Explanation, FeatureContribution, FeatureImportance, Importance, RowContributions,
+};
 pub use export::{ExportReport, ExportRequest, ExportedFile, InputFeature, InputsSpec, OnnxReport};
 pub use feedback::FeedbackImportReport;
 pub use findings::{DataChecks, Finding, FindingChanges, FindingsReport};
@@ -55,7 +59,7 @@ pub use predict_file::{PredictFileReport, PredictFileRequest};
 pub use prediction_log::{LogWriter, timestamp};
 pub use predictions::PredictionsReport;
 pub use request_row::{FieldName, FieldValue, RequestRow};
-pub use runs::RunsReport;
+pub use runs::{RunsReport, ShowReport};
 pub use serving::{FieldError, ServedPrediction, ServingModel};
 pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use skew::{Leak, Skew};

@@ -1,5 +1,7 @@
-//! `gyre runs` and `gyre show`: naming runs by id prefix, `latest`, and listing them.
+//! `gyre runs` and `gyre show`: naming runs by id prefix, `latest`, listing them, and one run
+//! with its features' importance.
 
+use crate::explain::Importance;
 use crate::train::{RunReport, run_report};
 use crate::{App, AppError};
 use gyre_store::RunRecord;
@@ -8,6 +10,18 @@ use serde::Serialize;
 #[derive(Serialize)]
 pub struct RunsReport {
     pub runs: Vec<RunReport>,
+}
+
+/// `gyre show RUN`: the run and its features' global importance.
+#[derive(Serialize)]
+pub struct ShowReport {
+    #[serde(flatten)]
+    pub run: RunReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub importance: Option<Importance>,
+    /// Why there is no importance (a learner or a saved model without contributions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub importance_note: Option<String>,
 }
 
 impl App {
@@ -59,8 +73,21 @@ impl App {
         })
     }
 
-    pub fn show(&mut self, run: &str) -> Result<RunReport, AppError> {
+    /// `gyre show RUN`: the run's report with its features' global importance.
+    pub fn show(&mut self, run: &str) -> Result<ShowReport, AppError> {
         let r = self.resolve_run(run)?;
-        self.run_report_with_suites(&r)
+        let report = self.run_report_with_suites(&r)?;
+        let (importance, importance_note) = match self.importance(&r) {
+            Ok(i) => (Some(i), None),
+            Err(AppError::Learn(e @ gyre_learn::LearnError::NoContributions { .. })) => {
+                (None, Some(e.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(ShowReport {
+            run: report,
+            importance,
+            importance_note,
+        })
     }
 }

@@ -74,6 +74,9 @@ pub struct ServedPrediction {
     /// the values sent were not used.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub derived: Vec<String>,
+    /// Each feature's part in the score, when the request asked to `explain`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contributions: Option<crate::RowContributions>,
 }
 
 impl App {
@@ -159,6 +162,16 @@ impl ServingModel {
     /// Predicts JSON rows: every feature must be present (null means missing), with a value of
     /// its kind: a number, a string (categorical) or a boolean.
     pub fn predict(&self, rows: &[RequestRow]) -> Result<Vec<ServedPrediction>, FieldError> {
+        self.predict_explained(rows, false)
+    }
+
+    /// [`Self::predict`], each answer with its features' contributions when `explain` (an
+    /// error naming `explain` when the model cannot give them).
+    pub fn predict_explained(
+        &self,
+        rows: &[RequestRow],
+        explain: bool,
+    ) -> Result<Vec<ServedPrediction>, FieldError> {
         let n = rows.len();
         let mut columns = Vec::with_capacity(self.fields.len());
         let mut unseen: Vec<Vec<String>> = vec![Vec::new(); n];
@@ -237,6 +250,7 @@ impl ServingModel {
         };
         let all: Vec<u32> = (0..n as u32).collect();
         let scores = self.model.predict(&features, &all);
+        let mut contributions = self.contributions(&features, &all, explain)?;
         let k = self.outputs();
         Ok((0..n)
             .map(|r| {
@@ -247,6 +261,7 @@ impl ServingModel {
                     unseen: std::mem::take(&mut unseen[r]),
                     ignored: self.ignored(&rows[r]),
                     derived: self.derived_sent(&rows[r]),
+                    contributions: contributions.as_mut().and_then(|c| c[r].take()),
                 }
             })
             .collect())
@@ -386,6 +401,41 @@ impl ServingModel {
             .collect();
         sent.sort_unstable();
         sent
+    }
+
+    /// Every row's breakdown of its score, when asked to `explain`.
+    fn contributions(
+        &self,
+        features: &Features,
+        rows: &[u32],
+        explain: bool,
+    ) -> Result<Option<Vec<Option<crate::RowContributions>>>, FieldError> {
+        if !explain {
+            return Ok(None);
+        }
+        let c = self
+            .model
+            .contributions(features, rows)
+            .map_err(|e| FieldError {
+                row: 0,
+                field: "explain".into(),
+                error: e.to_string(),
+            })?;
+        let no_value = |_| None;
+        Ok(Some(
+            (0..rows.len())
+                .map(|i| {
+                    Some(crate::explain::row_contributions(
+                        &c,
+                        i,
+                        &self.names,
+                        self.task,
+                        &self.classes,
+                        no_value,
+                    ))
+                })
+                .collect(),
+        ))
     }
 
     /// How many values the model gives per row.

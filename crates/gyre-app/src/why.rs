@@ -1,6 +1,8 @@
 //! `gyre why ROW`: a row's story: its values, every edit that touched it and why, its label
-//! history, and its predictions across runs (where they flipped).
+//! history, its predictions across runs (where they flipped), and why the champion (or a
+//! run asked for) scored it as it did: each feature's contribution (`explain`).
 
+use crate::explain::Explanation;
 use crate::{App, AppError};
 use gyre_core::{EditKind, Split};
 use serde::Serialize;
@@ -41,10 +43,23 @@ pub struct WhyReport {
     pub weight: f64,
     pub edits: Vec<RowEdit>,
     pub predictions: Vec<RowPrediction>,
+    /// The champion's (or the run asked for) breakdown of the row's score by feature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+    /// Why there is no explanation, when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation_note: Option<String>,
 }
 
 impl App {
-    pub fn why(&mut self, row: &str, dataset: Option<&str>) -> Result<WhyReport, AppError> {
+    /// `run` names the run whose score is explained; by default the champion, or the latest
+    /// run when the champion is on another dataset or there is none.
+    pub fn why(
+        &mut self,
+        row: &str,
+        dataset: Option<&str>,
+        run: Option<&str>,
+    ) -> Result<WhyReport, AppError> {
         let dataset = self.resolve_dataset(dataset)?;
         let latest = self.load_version(&dataset, None)?;
         let id = self.resolve_rows(&latest.data, &latest.schema, &[row.to_string()])?[0];
@@ -183,6 +198,19 @@ impl App {
                 flip,
             });
         }
+        let (explanation, explanation_note) = match run {
+            Some(name) => {
+                let record = self.resolve_run(name)?;
+                if record.dataset != dataset {
+                    return Err(AppError::invalid(format!(
+                        "run {} is on dataset {}, not {dataset}",
+                        record.id, record.dataset
+                    )));
+                }
+                (Some(self.explain_row(&record, id)?), None)
+            }
+            None => self.explain_by_default(&runs, id)?,
+        };
         Ok(WhyReport {
             row: id,
             dataset,
@@ -193,6 +221,31 @@ impl App {
             weight: latest.data.weight(r),
             edits,
             predictions,
+            explanation,
+            explanation_note,
         })
+    }
+
+    /// The champion's explanation of a row, else the latest run's on the dataset (`runs`);
+    /// a note instead when there is no run, or it cannot explain or does not hold the row.
+    fn explain_by_default(
+        &mut self,
+        runs: &[gyre_store::RunRecord],
+        row: u64,
+    ) -> Result<(Option<Explanation>, Option<String>), AppError> {
+        let champion = self.alias_target(crate::ship::CHAMPION)?;
+        let record = runs
+            .iter()
+            .find(|x| Some(&x.id) == champion.as_ref())
+            .or_else(|| runs.iter().max_by(|a, b| a.created_at.cmp(&b.created_at)));
+        let Some(record) = record else {
+            return Ok((None, Some("no run to explain the row yet".into())));
+        };
+        match self.explain_row(record, row) {
+            Ok(e) => Ok((Some(e), None)),
+            Err(AppError::Learn(e)) => Ok((None, Some(format!("run {}: {e}", record.id)))),
+            Err(AppError::Invalid { message, .. }) => Ok((None, Some(message))),
+            Err(e) => Err(e),
+        }
     }
 }

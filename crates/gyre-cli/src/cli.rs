@@ -175,6 +175,9 @@ pub enum Command {
         /// The dataset (default: the project's only dataset)
         #[arg(long)]
         dataset: Option<String>,
+        /// The run whose score is broken down by feature (default: the champion)
+        #[arg(long)]
+        run: Option<String>,
     },
     /// What each edit is worth: retrain without it and compare, for every edit in the run's version
     Ablate {

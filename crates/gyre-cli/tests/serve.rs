@@ -877,3 +877,41 @@ fn serving_says_what_it_used_and_refuses_what_it_never_served() {
         (Some(107), Some(7))
     );
 }
+
+#[test]
+fn explain_adds_each_predictions_contributions_that_add_up_to_its_score() {
+    let p = Project::new();
+    p.import_adult();
+    let run = train(&p, "10");
+    p.json(&["promote", &run, "--why", "serve it"]);
+    let (mut server, addr, _) = start(&p, &[]);
+    let rows: Vec<serde_json::Value> = holdout_rows(3).into_iter().map(|(_, r)| r).collect();
+    let (s, plain) = post(&addr, "/v1/predict", &serde_json::json!({ "rows": rows }));
+    assert_eq!(s, 200, "{plain}");
+    assert!(plain["predictions"][0].get("contributions").is_none());
+    let (s, b) = post(
+        &addr,
+        "/v1/predict",
+        &serde_json::json!({ "rows": rows, "explain": true }),
+    );
+    assert_eq!(s, 200, "{b}");
+    for (i, pred) in b["predictions"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(pred["scores"], plain["predictions"][i]["scores"]);
+        let c = &pred["contributions"];
+        assert_eq!(c["class"], ">50K");
+        let features = c["features"].as_array().unwrap();
+        assert_eq!(features.len(), 14);
+        let sum: f64 = features
+            .iter()
+            .map(|f| f["contribution"].as_f64().unwrap())
+            .sum();
+        let raw = c["raw_score"].as_f64().unwrap();
+        assert!(
+            (c["base"].as_f64().unwrap() + sum - raw).abs() < 1e-9,
+            "{c}"
+        );
+        let p1 = pred["scores"][1].as_f64().unwrap();
+        assert!((1.0 / (1.0 + (-raw).exp()) - p1).abs() < 1e-9, "{c}");
+    }
+    assert_eq!(stop(&mut server), Some(0));
+}

@@ -46,6 +46,11 @@ pub enum LearnError {
     BinnedMismatch(String),
     #[error("invalid task: {0}")]
     InvalidTask(String),
+    #[error("this {learner} model gives no contributions: {reason}")]
+    NoContributions {
+        learner: &'static str,
+        reason: String,
+    },
     #[error("corrupt model: {0}")]
     CorruptModel(String),
     #[error(

@@ -22,7 +22,9 @@
 //! missing, non-finite and unseen values go), `left`/`right` (`>= 0`: internal node, `< 0`: leaf
 //! `!child`), `cat_offsets`/`cat_bits` (set `i` is the u32 words `cat_bits[cat_offsets[i]..
 //! cat_offsets[i+1]]`; bit `c` set sends category code `c` left; codes past the words follow
-//! `default_left`), and `leaf_value` (already scaled by the learning rate). A tree with no
+//! `default_left`), `leaf_value` (already scaled by the learning rate) and `leaf_count` (the
+//! training rows of the tree's bag in each leaf, which contributions weigh by; absent in models
+//! saved before it was added, which predict but cannot explain). A tree with no
 //! internal nodes is the single leaf 0. Raw scores go through the sigmoid (binary), softmax
 //! (multiclass) or nothing (regression).
 //!
@@ -34,6 +36,7 @@
 //! A reader must reject an unknown `format` or `version`; new fields may be added within a version.
 
 mod binning;
+mod contributions;
 mod error;
 mod gbdt;
 mod linear;
@@ -46,6 +49,7 @@ use arrow_buffer::{ArrowNativeType, ScalarBuffer};
 use serde::{Deserialize, Serialize};
 
 pub use binning::{BinnedFeatures, bin_features};
+pub use contributions::Contributions;
 pub use error::LearnError;
 pub use gbdt::{Gbdt, GbdtModel, GbdtParams};
 pub use linear::{Linear, LinearModel, LinearParams};
@@ -230,6 +234,19 @@ pub trait Model: Send + Sync {
     /// training table's columns in the same order; a column of the wrong kind reads as missing.
     /// Panics if a row index is out of range for `features`.
     fn predict(&self, features: &Features, rows: &[u32]) -> Vec<f64>;
+    /// Each row's feature contributions to its raw score (see [`Contributions`]), with the same
+    /// reading of `features` as `predict`. Fails for a learner, or a saved model, without them.
+    fn contributions(
+        &self,
+        features: &Features,
+        rows: &[u32],
+    ) -> Result<Contributions, LearnError> {
+        let _ = (features, rows);
+        Err(LearnError::NoContributions {
+            learner: self.learner(),
+            reason: "only gbdt models explain their predictions".into(),
+        })
+    }
     /// The model in gyre's versioned model format: JSON `{"format":"gyre-model","version":1,"learner":..}`.
     fn save(&self) -> Vec<u8>;
     /// The model as an ONNX graph that computes what `predict` does (see [`onnx`]).

@@ -84,6 +84,9 @@ struct PredictRequest<'a> {
     #[serde(borrow)]
     rows: Vec<&'a RawValue>,
     key: Option<String>,
+    /// Whether each answer gives its features' contributions to the score.
+    #[serde(default)]
+    explain: bool,
 }
 
 /// One answer, borrowing what the request already holds.
@@ -101,6 +104,8 @@ struct Prediction<'a> {
     ignored: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     derived: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contributions: Option<gyre_app::RowContributions>,
 }
 
 fn as_text<S: serde::Serializer>(id: &PredictionId, s: S) -> Result<S::Ok, S::Error> {
@@ -219,7 +224,8 @@ fn predict_body(s: &Shared, body: &[u8], start: Instant) -> Response {
             }
         }
     }
-    s.with_models(|models| answer(s, models, &rows, req.key.as_deref(), start))
+    let (key, explain) = (req.key.as_deref(), req.explain);
+    s.with_models(|models| answer(s, models, &rows, key, explain, start))
 }
 
 /// The rest of `predict`, with the models to use.
@@ -228,6 +234,7 @@ fn answer(
     models: &Models,
     rows: &[RequestRow],
     key: Option<&str>,
+    explain: bool,
     start: Instant,
 ) -> Response {
     let n = s.requests.fetch_add(1, Ordering::Relaxed);
@@ -238,7 +245,7 @@ fn answer(
         (Some(c), Some(Traffic::Shadow)) => (&models.champion, "champion", Some(c)),
         _ => (&models.champion, "champion", None),
     };
-    let preds = match answer.predict(rows) {
+    let preds = match answer.predict_explained(rows, explain) {
         Ok(p) => p,
         Err(e) => {
             return s.error(
@@ -306,6 +313,7 @@ fn answer(
             unseen: p.unseen,
             ignored: p.ignored,
             derived: p.derived,
+            contributions: p.contributions,
         })
         .collect();
     let classes: &[String] = if answer.task == gyre_core::Task::Regression {

@@ -81,7 +81,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             command: crate::cli::FeedbackCommand::Import { why },
         } => monitor::feedback_import(cli, Some(&why.why)),
         Command::Ablate { run, jobs } => ablate::run(cli, run, *jobs),
-        Command::Why { row, dataset } => why::run(cli, row, dataset.as_deref()),
+        Command::Why { row, dataset, run } => {
+            why::run(cli, row, dataset.as_deref(), run.as_deref())
+        }
         Command::Finding { decision, id, why } => {
             findings::decide(cli, decision, *id, Some(&why.why))
         }

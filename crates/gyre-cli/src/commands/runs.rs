@@ -1,7 +1,7 @@
 //! `gyre runs`, `gyre show RUN`, `gyre predictions RUN --out FILE`, `gyre predict RUN FILE --out FILE`.
 
 use crate::cli::Cli;
-use crate::output::{self, count, short};
+use crate::output::{self, count, num, short};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -42,17 +42,18 @@ pub fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 pub fn show(cli: &Cli, run: &str) -> anyhow::Result<ExitCode> {
-    let r = super::open(cli)?.show(run)?;
+    let shown = super::open(cli)?.show(run)?;
+    let r = &shown.run;
     let code = if r.passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     };
     if cli.json {
-        output::json(&r);
+        output::json(&shown);
         return Ok(code);
     }
-    let mut s = super::train::run_summary(&r);
+    let mut s = super::train::run_summary(r);
     s.push_str(&format!("  created {} by {}\n", r.created_at, r.created_by));
     s.push_str(&format!("  params  {}\n", r.params));
     let suites: Vec<String> = r
@@ -64,8 +65,48 @@ pub fn show(cli: &Cli, run: &str) -> anyhow::Result<ExitCode> {
     if let Some(c) = &r.git_commit {
         s.push_str(&format!("  git     {c}\n"));
     }
+    if let Some(i) = &shown.importance {
+        s.push_str(&importance(i));
+    } else if let Some(note) = &shown.importance_note {
+        s.push_str(&format!("  importance: none ({note})\n"));
+    }
     output::print(&s);
     Ok(code)
+}
+
+/// Features shown by importance in the readable output; `--json` has every one.
+const TOP_FEATURES: usize = 10;
+
+/// The features' global importance: mean |contribution| over the holdout, largest first.
+fn importance(i: &gyre_app::Importance) -> String {
+    let over = match i.sample_seed {
+        Some(seed) => format!(
+            "a sample of {} of the {} holdout rows (seed {seed})",
+            count(i.rows as u64),
+            count(i.holdout_rows as u64)
+        ),
+        None => format!("{} holdout rows", count(i.rows as u64)),
+    };
+    let mut s = format!(
+        "  importance (mean |contribution| to the score, in {}, over {over}):\n",
+        i.scale
+    );
+    let shown = &i.features[..i.features.len().min(TOP_FEATURES)];
+    let w = shown.iter().map(|f| f.feature.len()).max().unwrap_or(7);
+    for f in shown {
+        s.push_str(&format!(
+            "    {:<w$}  {}\n",
+            f.feature,
+            num(f.mean_abs_contribution)
+        ));
+    }
+    if i.features.len() > shown.len() {
+        s.push_str(&format!(
+            "    and {} more features (--json lists every one)\n",
+            i.features.len() - shown.len()
+        ));
+    }
+    s
 }
 
 pub fn predictions(

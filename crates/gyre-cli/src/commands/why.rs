@@ -1,11 +1,19 @@
 //! `gyre why ROW`.
 
 use crate::cli::Cli;
-use crate::output::{self, short};
+use crate::output::{self, num, short};
 use std::process::ExitCode;
 
-pub fn run(cli: &Cli, row: &str, dataset: Option<&str>) -> anyhow::Result<ExitCode> {
-    let r = super::open(cli)?.why(row, dataset)?;
+/// Contributions shown in the readable output; `--json` has every feature's.
+const TOP: usize = 10;
+
+pub fn run(
+    cli: &Cli,
+    row: &str,
+    dataset: Option<&str>,
+    run: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let r = super::open(cli)?.why(row, dataset, run)?;
     if cli.json {
         output::json(&r);
         return Ok(ExitCode::SUCCESS);
@@ -71,6 +79,54 @@ pub fn run(cli: &Cli, row: &str, dataset: Option<&str>) -> anyhow::Result<ExitCo
     } else if r.split != gyre_core::Split::Holdout {
         s.push_str("runs predict holdout rows only; this is a training row\n");
     }
+    if let Some(e) = &r.explanation {
+        s.push_str(&explanation(e));
+    } else if let Some(note) = &r.explanation_note {
+        s.push_str(&format!("no breakdown of the score: {note}\n"));
+    }
     output::print(&s);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why run `e.run` scored the row as it did: its largest contributions, by magnitude.
+fn explanation(e: &gyre_app::Explanation) -> String {
+    let c = &e.contributions;
+    let answer = match e.probability {
+        Some(p) => format!("{} (probability {})", e.prediction, num(p)),
+        None => e.prediction.clone(),
+    };
+    let of = c
+        .class
+        .as_ref()
+        .map(|k| format!(" of {k}"))
+        .unwrap_or_default();
+    let mut s = format!(
+        "why run {} says {answer}:\n  {}{of} {} = the training average {} + these contributions\n",
+        short(&e.run),
+        c.scale,
+        num(c.raw_score),
+        num(c.base),
+    );
+    let shown = &c.features[..c.features.len().min(TOP)];
+    let fw = shown.iter().map(|f| f.feature.len()).max().unwrap_or(7);
+    let vw = shown
+        .iter()
+        .map(|f| f.value.as_deref().map_or(0, str::len))
+        .max()
+        .unwrap_or(5);
+    for f in shown {
+        s.push_str(&format!(
+            "  {:<fw$}  {:<vw$}  {:+.4}\n",
+            f.feature,
+            f.value.as_deref().unwrap_or(""),
+            f.contribution
+        ));
+    }
+    if c.features.len() > shown.len() {
+        s.push_str(&format!(
+            "  and {} more features (--json lists every one)\n",
+            c.features.len() - shown.len()
+        ));
+    }
+    s
 }

@@ -10,6 +10,7 @@
 mod model;
 mod onnx;
 mod runtime;
+mod shap;
 mod tree;
 
 use rayon::prelude::*;

@@ -6,9 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use super::GbdtParams;
 use super::runtime::{QuickScorer, QuickSpace, Runtime, WalkSpace};
+use super::shap::{self, Covers};
 use super::tree::{BinSplit, Tree};
 use crate::binning::{BinMap, FeatureBins};
-use crate::{Column, Features, LearnError, MODEL_FORMAT, MODEL_VERSION, Model, Task, objective};
+use crate::{
+    Column, Contributions, Features, LearnError, MODEL_FORMAT, MODEL_VERSION, Model, Task,
+    objective,
+};
 
 /// Rows per parallel prediction task.
 const PREDICT_CHUNK: usize = 1024;
@@ -32,6 +36,11 @@ pub(crate) struct FlatTree {
     pub(super) cat_offsets: Vec<u32>,
     pub(super) cat_bits: Vec<u32>,
     pub(super) leaf_value: Vec<f64>,
+    /// Training rows of the tree's bag that reached each leaf (an internal node's count is the
+    /// sum of its leaves'): the covers TreeSHAP weighs by. Empty in models saved before they
+    /// were stored, which predict but cannot explain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) leaf_count: Vec<u32>,
 }
 
 /// A gradient-boosted tree ensemble: `init_score` plus, per iteration, one tree per output.
@@ -44,6 +53,8 @@ pub struct GbdtModel {
     pub(super) trees: Vec<FlatTree>,
     /// The trees as prediction walks them (see `runtime`).
     runtime: Runtime,
+    /// The trees' covers for contributions, or why there are none.
+    pub(super) covers: Result<Covers, String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -71,6 +82,7 @@ impl FlatTree {
             cat_offsets: vec![0],
             cat_bits: Vec::new(),
             leaf_value,
+            leaf_count: Vec::new(),
         }
     }
 
@@ -78,6 +90,7 @@ impl FlatTree {
     /// become category-code sets.
     pub(crate) fn from_tree(tree: &Tree, feats: &[FeatureBins]) -> FlatTree {
         let mut t = FlatTree::without_nodes(tree.leaf_values.clone());
+        t.leaf_count = tree.leaf_counts.clone();
         for n in &tree.nodes {
             t.feature.push(n.feature as u32);
             t.default_left.push(n.default_left);
@@ -170,6 +183,16 @@ impl FlatTree {
                 }
             }
         }
+        if !self.leaf_count.is_empty() && self.leaf_count.len() != self.leaf_value.len() {
+            return Err(format!(
+                "{} leaves have {} leaf counts",
+                self.leaf_value.len(),
+                self.leaf_count.len()
+            ));
+        }
+        if self.leaf_count.contains(&0) {
+            return Err("a leaf count is 0".into());
+        }
         if self
             .leaf_value
             .iter()
@@ -242,6 +265,7 @@ impl GbdtModel {
             }
         }
         let runtime = Runtime::new(&trees, &categorical);
+        let covers = Covers::new(&trees, &init_score);
         Ok(GbdtModel {
             task,
             params,
@@ -249,6 +273,7 @@ impl GbdtModel {
             init_score,
             trees,
             runtime,
+            covers,
         })
     }
 
@@ -297,6 +322,60 @@ impl GbdtModel {
                 })
         });
         out
+    }
+
+    /// Each row's feature contributions to its raw scores by TreeSHAP (see `shap`), rows in
+    /// parallel; a row's decisions are prediction's, so base plus contributions is its raw score.
+    pub fn contributions(
+        &self,
+        features: &Features,
+        rows: &[u32],
+    ) -> Result<Contributions, LearnError> {
+        let covers = self
+            .covers
+            .as_ref()
+            .map_err(|reason| LearnError::NoContributions {
+                learner: "gbdt",
+                reason: reason.clone(),
+            })?;
+        let k = self.task.outputs();
+        let nf = self.feature_names.len();
+        let width = self.runtime.num_features().max(1);
+        let mut values = vec![0.0; rows.len() * k * nf];
+        // Rows per task: one row costs about as much as predicting hundreds.
+        const CHUNK: usize = 16;
+        let chunk = |out: &mut [f64], rows: &[u32], space: &mut (Vec<u32>, Vec<shap::Element>)| {
+            let (codes, path) = space;
+            self.runtime.code_rows(features, rows, codes);
+            for (out, row) in out.chunks_mut(k * nf).zip(codes.chunks(width)) {
+                for (t, tree) in self.trees.iter().enumerate() {
+                    let phi = &mut out[(t % k) * nf..(t % k + 1) * nf];
+                    let goes_left = |i: usize| self.runtime.goes_left_at(t, i, row);
+                    shap::add_tree(tree, covers.tree(t), goes_left, phi, path);
+                }
+            }
+        };
+        if nf == 0 {
+            // No features, nothing to attribute (and no chunks of width 0).
+        } else if rows.len() <= CHUNK {
+            // A served request's rows: on this thread, without a hop to the pool.
+            chunk(&mut values, rows, &mut Default::default());
+        } else {
+            crate::in_pool(|| {
+                values
+                    .par_chunks_mut(CHUNK * k * nf)
+                    .zip(rows.par_chunks(CHUNK))
+                    .for_each_init(Default::default, |space, (out, rows)| {
+                        chunk(out, rows, space)
+                    })
+            });
+        }
+        Ok(Contributions {
+            base: covers.base().to_vec(),
+            values,
+            outputs: k,
+            features: nf,
+        })
     }
 
     /// Raw scores computed the slow, obvious way: each row's real values walked down each stored
@@ -432,6 +511,14 @@ impl Model for GbdtModel {
         let mut raw = self.predict_raw(features, rows);
         objective::transform(self.task, &mut raw);
         raw
+    }
+
+    fn contributions(
+        &self,
+        features: &Features,
+        rows: &[u32],
+    ) -> Result<Contributions, LearnError> {
+        GbdtModel::contributions(self, features, rows)
     }
 
     fn save(&self) -> Vec<u8> {

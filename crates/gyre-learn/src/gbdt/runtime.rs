@@ -211,6 +211,14 @@ impl Runtime {
         if n.kind == NUMERIC { numeric } else { in_set }
     }
 
+    /// Whether one coded row goes left at internal node `node` of tree `t` (numbered as in the
+    /// stored tree): the decision prediction takes there, for walks that visit both sides
+    /// (TreeSHAP).
+    pub(crate) fn goes_left_at(&self, t: usize, node: usize, row: &[u32]) -> bool {
+        let n = &self.trees[t].nodes[node];
+        self.goes_left(n, row[n.feature as usize])
+    }
+
     /// The leaf one coded row reaches in tree `t`.
     #[inline]
     pub(crate) fn leaf(&self, t: usize, row: &[u32]) -> usize {
@@ -423,6 +431,7 @@ mod tests {
             cat_offsets: vec![0],
             cat_bits: Vec::new(),
             leaf_value: vec![1.0, 2.0, 3.0],
+            leaf_count: Vec::new(),
         }
     }
 

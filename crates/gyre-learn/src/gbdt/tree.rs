@@ -135,6 +135,8 @@ pub(crate) struct TreeNode {
 pub(crate) struct Tree {
     pub nodes: Vec<TreeNode>,
     pub leaf_values: Vec<f64>,
+    /// Training rows (of the tree's bag) that reached each leaf: the covers TreeSHAP weighs by.
+    pub leaf_counts: Vec<u32>,
 }
 
 fn bit(set: &[u64; 4], b: u8) -> bool {
@@ -333,13 +335,19 @@ impl<'a> Grower<'a> {
         }
 
         let leaf_values = leaves.iter().map(|l| leaf_output(&l.sums, cfg)).collect();
+        let leaf_counts = leaves.iter().map(|l| (l.end - l.start) as u32).collect();
         let ranges = leaves.iter().map(|l| (l.start, l.end)).collect();
         for l in leaves {
             if !l.hist.is_empty() {
                 self.pool.push(l.hist);
             }
         }
-        (Tree { nodes, leaf_values }, ranges)
+        let tree = Tree {
+            nodes,
+            leaf_values,
+            leaf_counts,
+        };
+        (tree, ranges)
     }
 
     fn take_buffer(&mut self) -> Vec<Sums> {
