@@ -365,25 +365,8 @@ impl ServingModel {
             let values = gyre_data::derive::evaluate(expr, &batch)
                 .map_err(|e| (name.clone(), format!("cannot derive it: {e}")))?;
             let (array, _, _) = gyre_data::derive::to_column(values, n);
-            let mut fields: Vec<arrow_schema::Field> = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone())
-                .collect();
-            fields.push(arrow_schema::Field::new(
-                name,
-                array.data_type().clone(),
-                true,
-            ));
-            let mut arrays = batch.columns().to_vec();
-            arrays.push(array);
-            batch = RecordBatch::try_new_with_options(
-                Arc::new(arrow_schema::Schema::new(fields)),
-                arrays,
-                &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
-            )
-            .map_err(|e| (name.clone(), e.to_string()))?;
+            batch = gyre_data::derive::with_column(&batch, name, array)
+                .map_err(|e| (name.clone(), e.to_string()))?;
         }
         Ok(batch)
     }

@@ -81,6 +81,34 @@ pub fn to_column(values: Values, n: usize) -> (ArrayRef, ColumnKind, Vec<String>
     }
 }
 
+/// `batch` with `array` added as a nullable column `name`; the row count is kept even for a
+/// batch with no columns (a request's inputs can be none).
+pub fn with_column(
+    batch: &RecordBatch,
+    name: &str,
+    array: ArrayRef,
+) -> Result<RecordBatch, DataError> {
+    let mut fields: Vec<arrow_schema::Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(arrow_schema::Field::new(
+        name,
+        array.data_type().clone(),
+        true,
+    ));
+    let mut columns = batch.columns().to_vec();
+    columns.push(array);
+    RecordBatch::try_new_with_options(
+        Arc::new(arrow_schema::Schema::new(fields)),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .map_err(|e| bad(e.to_string()))
+}
+
 struct Evaluator<'a> {
     batch: &'a RecordBatch,
     n: usize,

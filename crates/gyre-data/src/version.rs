@@ -192,20 +192,7 @@ impl Materialized {
                 role: ColumnRole::Feature,
                 categories,
             });
-            let mut fields: Vec<arrow_schema::Field> = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone())
-                .collect();
-            fields.push(arrow_schema::Field::new(
-                name,
-                array.data_type().clone(),
-                true,
-            ));
-            let mut columns = batch.columns().to_vec();
-            columns.push(array);
-            batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+            batch = crate::derive::with_column(&batch, name, array)
                 .map_err(|e| SchemaMismatch(e.to_string()))?;
         }
         Ok((batch, schema))
@@ -230,22 +217,7 @@ impl Materialized {
             role: ColumnRole::Feature,
             categories,
         });
-        let mut fields: Vec<arrow_schema::Field> = self
-            .batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.push(arrow_schema::Field::new(
-            name,
-            array.data_type().clone(),
-            true,
-        ));
-        let mut columns = self.batch.columns().to_vec();
-        columns.push(array);
-        self.batch = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
-            .map_err(|e| DataError::Parquet(e.to_string()))?;
+        self.batch = crate::derive::with_column(&self.batch, name, array)?;
         self.derived.push((name.to_string(), expr.clone()));
         Ok(present)
     }
