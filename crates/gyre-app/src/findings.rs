@@ -45,6 +45,9 @@ pub enum FindingDetail {
     /// Evaluated rows with values the training rows never had (see `skew`).
     Skew {
         dataset: String,
+        /// Found by `gyre monitor` in served rows (else by `gyre train` in holdout rows).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        served: bool,
         #[serde(flatten)]
         skew: crate::skew::Skew,
     },
@@ -258,6 +261,7 @@ impl App {
                 ),
                 detail: serde_json::to_string(&FindingDetail::Skew {
                     dataset: run.dataset.clone(),
+                    served: false,
                     skew: s.clone(),
                 })
                 .expect("serializes"),
@@ -374,12 +378,15 @@ impl App {
                 {
                     fixed.push(f.id);
                 }
-                FindingDetail::Skew { dataset, skew }
-                    if dataset == run.dataset
-                        && !checks
-                            .skew
-                            .iter()
-                            .any(|s| s.column == skew.column && s.what == skew.what) =>
+                FindingDetail::Skew {
+                    dataset,
+                    served: false,
+                    skew,
+                } if dataset == run.dataset
+                    && !checks
+                        .skew
+                        .iter()
+                        .any(|s| s.column == skew.column && s.what == skew.what) =>
                 {
                     fixed.push(f.id);
                 }

@@ -237,6 +237,9 @@ pub struct MonitorReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ab_test: Option<gyre_eval::online::Msprt>,
     pub errors: BTreeMap<u16, usize>,
+    /// Served rows with values the champion's training rows never had (the rule of `train`'s
+    /// skew check).
+    pub skew: Vec<crate::skew::Skew>,
     pub findings: FindingChanges,
 }
 
@@ -332,6 +335,20 @@ impl App {
         let mut last_answer: Option<(PredictionId, String)> = None;
         let (mut shadowed, mut disagreed) = (0usize, 0usize);
         let mut labelled_answers: HashMap<PredictionId, (bool, String)> = HashMap::new();
+        let mut watches: Vec<Option<crate::skew::SkewWatch>> = reference
+            .features
+            .iter()
+            .map(|f| {
+                if f.categorical() {
+                    Some(crate::skew::SkewWatch::categories(
+                        &f.name,
+                        f.categories.keys().map(String::as_str),
+                    ))
+                } else {
+                    crate::skew::SkewWatch::numbers(&f.name, f.sorted.iter().copied())
+                }
+            })
+            .collect();
         log.served_each(since.as_deref(), |r| {
             let g = match groups
                 .iter_mut()
@@ -374,6 +391,13 @@ impl App {
             for (j, f) in reference.features.iter().enumerate() {
                 let v = row.and_then(|row| row.get(&f.name));
                 actual[j][f.bin_of(v)] += 1.0;
+                if let Some(w) = &mut watches[j] {
+                    if f.categorical() {
+                        w.text(v.and_then(FieldValue::text));
+                    } else {
+                        w.number(f.number(v));
+                    }
+                }
                 if !f.categorical() {
                     let x = f.number(v);
                     if !x.is_nan() {
@@ -396,6 +420,16 @@ impl App {
         drop(log);
 
         let enough = answered >= MIN_ROWS;
+        let mut skew: Vec<crate::skew::Skew> = if enough {
+            watches
+                .into_iter()
+                .flatten()
+                .filter_map(|w| w.finish(answered))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        skew.sort_by(|a, b| b.rows.cmp(&a.rows).then(a.column.cmp(&b.column)));
         let mut features = Vec::new();
         if answered > 0 {
             for ((f, actual), values) in reference.features.iter().zip(&actual).zip(values) {
@@ -487,7 +521,7 @@ impl App {
             *errors.entry(e.status).or_insert(0) += 1;
         }
         let findings = if enough {
-            self.findings_after_monitor(&record, &features)?
+            self.findings_after_monitor(&record, &features, &skew)?
         } else {
             FindingChanges::default()
         };
@@ -504,6 +538,7 @@ impl App {
             shadow_disagreement,
             ab_test,
             errors,
+            skew,
             findings,
         })
     }
@@ -514,8 +549,31 @@ impl App {
         &mut self,
         champion: &gyre_store::RunRecord,
         features: &[FeatureDrift],
+        skew: &[crate::skew::Skew],
     ) -> Result<FindingChanges, AppError> {
         let mut records = Vec::new();
+        for s in skew {
+            records.push(FindingRecord {
+                id: 0,
+                kind: "skew".into(),
+                key: format!("served-skew:{}:{}:{}", champion.dataset, s.column, s.what),
+                title: format!(
+                    "skew: {} served rows ({:.1}%) have {}: {}",
+                    s.rows,
+                    100.0 * s.share,
+                    s.describe(),
+                    s.predicate
+                ),
+                detail: serde_json::to_string(&FindingDetail::Skew {
+                    dataset: champion.dataset.clone(),
+                    served: true,
+                    skew: s.clone(),
+                })
+                .expect("serializes"),
+                run: champion.id.clone(),
+                created_at: now(),
+            });
+        }
         for f in features.iter().filter(|f| f.drifted) {
             records.push(FindingRecord {
                 id: 0,
@@ -538,6 +596,25 @@ impl App {
             });
         }
         let mut fixed = Vec::new();
+        for f in self
+            .findings()?
+            .findings
+            .into_iter()
+            .filter(|f| f.state != "fixed" && f.kind == "skew")
+        {
+            if let Ok(FindingDetail::Skew {
+                dataset,
+                served: true,
+                skew: old,
+            }) = serde_json::from_value::<FindingDetail>(f.detail.clone())
+                && dataset == champion.dataset
+                && !skew
+                    .iter()
+                    .any(|s| s.column == old.column && s.what == old.what)
+            {
+                fixed.push(f.id);
+            }
+        }
         for f in self
             .findings()?
             .findings

@@ -77,34 +77,187 @@ pub struct Leak {
     pub value: f64,
 }
 
+/// What values of one feature training had, and the evaluated values it did not have: the one
+/// rule both `train` (holdout rows) and `monitor` (served rows) apply.
+pub(crate) struct SkewWatch {
+    column: String,
+    support: Support,
+    /// Unseen values (text, or a discrete number's bits) with their counts.
+    unseen: rustc_hash::FxHashMap<String, usize>,
+    below: usize,
+    above: usize,
+}
+
+enum Support {
+    Categories(rustc_hash::FxHashSet<String>),
+    /// At most [`DISCRETE_MAX`] distinct numbers (by bits).
+    Discrete(Vec<u64>),
+    Range(f64, f64),
+}
+
+impl SkewWatch {
+    /// From a categorical feature's training values.
+    pub(crate) fn categories<'a>(column: &str, trained: impl Iterator<Item = &'a str>) -> Self {
+        Self::new(
+            column,
+            Support::Categories(trained.map(String::from).collect()),
+        )
+    }
+
+    /// From a numeric feature's training values (NaN and missing skipped); `None` without any.
+    pub(crate) fn numbers(column: &str, trained: impl Iterator<Item = f64>) -> Option<Self> {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        let mut seen: Vec<u64> = Vec::new();
+        let mut discrete = true;
+        for v in trained.filter(|v| !v.is_nan()) {
+            lo = lo.min(v);
+            hi = hi.max(v);
+            if discrete && !seen.contains(&v.to_bits()) {
+                seen.push(v.to_bits());
+                discrete = seen.len() <= DISCRETE_MAX;
+            }
+        }
+        (lo <= hi).then(|| {
+            Self::new(
+                column,
+                if discrete {
+                    Support::Discrete(seen)
+                } else {
+                    Support::Range(lo, hi)
+                },
+            )
+        })
+    }
+
+    fn new(column: &str, support: Support) -> Self {
+        SkewWatch {
+            column: column.into(),
+            support,
+            unseen: Default::default(),
+            below: 0,
+            above: 0,
+        }
+    }
+
+    /// An evaluated categorical value (`None`: missing, which is no skew).
+    pub(crate) fn text(&mut self, v: Option<&str>) {
+        if let (Support::Categories(known), Some(v)) = (&self.support, v)
+            && !known.contains(v)
+        {
+            *self.unseen.entry(v.to_string()).or_default() += 1;
+        }
+    }
+
+    /// An evaluated number (NaN: missing).
+    pub(crate) fn number(&mut self, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        match &self.support {
+            Support::Discrete(seen) if !seen.contains(&v.to_bits()) => {
+                *self
+                    .unseen
+                    .entry(gyre_data::infer::format_number(v))
+                    .or_default() += 1;
+            }
+            Support::Range(lo, _) if v < *lo => self.below += 1,
+            Support::Range(_, hi) if v > *hi => self.above += 1,
+            _ => {}
+        }
+    }
+
+    /// The skew among `n` evaluated rows, when it reaches the reporting bar.
+    pub(crate) fn finish(self, n: usize) -> Option<Skew> {
+        let min_rows = SKEW_MIN_ROWS.max((SKEW_MIN_SHARE * n as f64).ceil() as usize);
+        let col = gyre_core::predicate::ident_sql(&self.column);
+        let num = gyre_data::infer::format_number;
+        let skew = |what: &str, rows: usize, values: Vec<String>, predicate: String| Skew {
+            column: self.column.clone(),
+            what: what.into(),
+            rows,
+            share: rows as f64 / n.max(1) as f64,
+            values,
+            predicate,
+        };
+        let found = match &self.support {
+            Support::Range(lo, hi) => {
+                let rows = self.below + self.above;
+                let predicate = match (self.below > 0, self.above > 0) {
+                    (true, true) => format!("{col} < {} OR {col} > {}", num(*lo), num(*hi)),
+                    (true, false) => format!("{col} < {}", num(*lo)),
+                    _ => format!("{col} > {}", num(*hi)),
+                };
+                let range = vec![format!("training range {} to {}", num(*lo), num(*hi))];
+                skew("out of range", rows, range, predicate)
+            }
+            support => {
+                let mut values: Vec<(&String, &usize)> = self.unseen.iter().collect();
+                values.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                let rows = values.iter().map(|(_, n)| **n).sum();
+                let shown: Vec<String> = values.iter().take(5).map(|(v, _)| (*v).clone()).collect();
+                let (what, predicate) = if let Support::Categories(_) = support {
+                    let mut literals: Vec<String> = values
+                        .iter()
+                        .map(|(v, _)| {
+                            gyre_core::predicate::literal_sql(&gyre_core::predicate::Literal::Text(
+                                (*v).clone(),
+                            ))
+                        })
+                        .collect();
+                    literals.sort();
+                    (
+                        "unseen categories",
+                        format!("{col} IN ({})", literals.join(", ")),
+                    )
+                } else {
+                    let mut numbers: Vec<f64> =
+                        values.iter().filter_map(|(v, _)| v.parse().ok()).collect();
+                    numbers.sort_by(f64::total_cmp);
+                    let listed: Vec<String> = numbers.iter().map(|v| num(*v)).collect();
+                    ("unseen values", format!("{col} IN ({})", listed.join(", ")))
+                };
+                skew(what, rows, shown, predicate)
+            }
+        };
+        (found.rows >= min_rows && found.rows > 0).then_some(found)
+    }
+}
+
 /// Skew of every feature between `train` and `evaluated` rows (table rows).
 pub fn skew(data: &Materialized, train: &[u32], evaluated: &[u32]) -> Vec<Skew> {
     let n = evaluated.len();
     if n == 0 {
         return Vec::new();
     }
-    let min_rows = SKEW_MIN_ROWS.max((SKEW_MIN_SHARE * n as f64).ceil() as usize);
     let mut out = Vec::new();
     for name in data.feature_names() {
-        let Some(col) = data.schema.column(name) else {
-            continue;
-        };
-        let Some(array) = data.batch.column_by_name(name) else {
+        let (Some(col), Some(array)) = (data.schema.column(name), data.batch.column_by_name(name))
+        else {
             continue;
         };
         let found = match col.kind {
             ColumnKind::Categorical => {
-                unseen_categories(name, array, &col.categories, train, evaluated)
+                let c = codes(array);
+                let text = |r: &u32| c[*r as usize].map(|k| col.categories[k as usize].as_str());
+                let mut watch = SkewWatch::categories(name, train.iter().filter_map(text));
+                for r in evaluated {
+                    watch.text(text(r));
+                }
+                watch.finish(n)
             }
-            ColumnKind::Numeric => numbers(name, array, train, evaluated),
+            ColumnKind::Numeric => {
+                let x = numbers_of(array);
+                let value = |r: &u32| x[*r as usize].unwrap_or(f64::NAN);
+                SkewWatch::numbers(name, train.iter().map(value)).and_then(|mut watch| {
+                    for r in evaluated {
+                        watch.number(value(r));
+                    }
+                    watch.finish(n)
+                })
+            }
             _ => None,
         };
-        if let Some(s) = found.filter(|s| s.rows >= min_rows) {
-            out.push(Skew {
-                share: s.rows as f64 / n as f64,
-                ..s
-            });
-        }
+        out.extend(found);
     }
     out.sort_by(|a, b| b.rows.cmp(&a.rows).then(a.column.cmp(&b.column)));
     out
@@ -127,147 +280,6 @@ fn numbers_of(array: &arrow_array::ArrayRef) -> Vec<Option<f64>> {
         .iter()
         .map(|v| v.filter(|v| !v.is_nan()))
         .collect()
-}
-
-fn unseen_categories(
-    name: &str,
-    array: &arrow_array::ArrayRef,
-    categories: &[String],
-    train: &[u32],
-    evaluated: &[u32],
-) -> Option<Skew> {
-    let c = codes(array);
-    let mut trained = vec![false; categories.len()];
-    for &r in train {
-        if let Some(k) = c[r as usize] {
-            trained[k as usize] = true;
-        }
-    }
-    let mut counts = vec![0usize; categories.len()];
-    for &r in evaluated {
-        if let Some(k) = c[r as usize]
-            && !trained[k as usize]
-        {
-            counts[k as usize] += 1;
-        }
-    }
-    let rows: usize = counts.iter().sum();
-    if rows == 0 {
-        return None;
-    }
-    let mut values: Vec<(usize, &str)> = counts
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| **n > 0)
-        .map(|(k, n)| (*n, categories[k].as_str()))
-        .collect();
-    values.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-    let literals: Vec<String> = values
-        .iter()
-        .map(|(_, v)| {
-            gyre_core::predicate::literal_sql(&gyre_core::predicate::Literal::Text((*v).into()))
-        })
-        .collect();
-    Some(Skew {
-        column: name.into(),
-        what: "unseen categories".into(),
-        rows,
-        share: 0.0,
-        values: values.iter().take(5).map(|(_, v)| v.to_string()).collect(),
-        predicate: format!(
-            "{} IN ({})",
-            gyre_core::predicate::ident_sql(name),
-            literals.join(", ")
-        ),
-    })
-}
-
-fn numbers(
-    name: &str,
-    array: &arrow_array::ArrayRef,
-    train: &[u32],
-    evaluated: &[u32],
-) -> Option<Skew> {
-    let x = numbers_of(array);
-    let mut seen: Vec<u64> = Vec::new();
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    let mut discrete = true;
-    for &r in train {
-        if let Some(v) = x[r as usize] {
-            lo = lo.min(v);
-            hi = hi.max(v);
-            if discrete && !seen.contains(&v.to_bits()) {
-                seen.push(v.to_bits());
-                discrete = seen.len() <= DISCRETE_MAX;
-            }
-        }
-    }
-    if lo > hi {
-        return None;
-    }
-    let col = gyre_core::predicate::ident_sql(name);
-    let num = gyre_data::infer::format_number;
-    if discrete {
-        let mut counts: Vec<(f64, usize)> = Vec::new();
-        for &r in evaluated {
-            if let Some(v) = x[r as usize]
-                && !seen.contains(&v.to_bits())
-            {
-                match counts.iter_mut().find(|(u, _)| u.to_bits() == v.to_bits()) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((v, 1)),
-                }
-            }
-        }
-        let rows: usize = counts.iter().map(|(_, n)| n).sum();
-        if rows == 0 {
-            return None;
-        }
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.total_cmp(&b.0)));
-        let mut values: Vec<f64> = counts.iter().map(|(v, _)| *v).collect();
-        let shown: Vec<String> = values.iter().take(5).map(|v| num(*v)).collect();
-        values.sort_by(f64::total_cmp);
-        return Some(Skew {
-            column: name.into(),
-            what: "unseen values".into(),
-            rows,
-            share: 0.0,
-            values: shown,
-            predicate: format!(
-                "{col} IN ({})",
-                values
-                    .iter()
-                    .map(|v| num(*v))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        });
-    }
-    let (mut below, mut above) = (0usize, 0usize);
-    for &r in evaluated {
-        match x[r as usize] {
-            Some(v) if v < lo => below += 1,
-            Some(v) if v > hi => above += 1,
-            _ => {}
-        }
-    }
-    let rows = below + above;
-    if rows == 0 {
-        return None;
-    }
-    let predicate = match (below > 0, above > 0) {
-        (true, true) => format!("{col} < {} OR {col} > {}", num(lo), num(hi)),
-        (true, false) => format!("{col} < {}", num(lo)),
-        _ => format!("{col} > {}", num(hi)),
-    };
-    Some(Skew {
-        column: name.into(),
-        what: "out of range".into(),
-        rows,
-        share: 0.0,
-        values: vec![format!("training range {} to {}", num(lo), num(hi))],
-        predicate,
-    })
 }
 
 /// Features that alone predict `labels` (table rows' labels: class index, or value) almost

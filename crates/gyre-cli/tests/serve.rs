@@ -915,3 +915,49 @@ fn explain_adds_each_predictions_contributions_that_add_up_to_its_score() {
     }
     assert_eq!(stop(&mut server), Some(0));
 }
+
+/// Issue 20: `monitor` applies `train`'s skew rule to served rows: categories and numbers the
+/// champion's training rows never had, as a finding with a pasteable predicate.
+#[test]
+fn served_rows_out_of_the_training_support_are_skew() {
+    let p = Project::new();
+    p.import_adult();
+    let run = train(&p, "10");
+    p.json(&["promote", &run, "--why", "serve it"]);
+    let (mut server, addr, _) = start(&p, &[]);
+    let rows: Vec<serde_json::Value> = holdout_rows(200)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, mut r))| {
+            if i % 10 == 0 {
+                r["workclass"] = serde_json::json!("Astronaut");
+                r["age"] = serde_json::json!(150);
+            }
+            r
+        })
+        .collect();
+    let (s, b) = post(&addr, "/v1/predict", &serde_json::json!({ "rows": rows }));
+    assert_eq!(s, 200, "{b}");
+    wait_committed(&addr, 200);
+    assert_eq!(stop(&mut server), Some(0));
+    let m = p.json(&["monitor"]);
+    let skew = m["skew"].as_array().unwrap();
+    let of = |c: &str| {
+        skew.iter()
+            .find(|s| s["column"] == c)
+            .unwrap_or_else(|| panic!("{m}"))
+    };
+    assert_eq!(of("workclass")["predicate"], "workclass IN ('Astronaut')");
+    assert_eq!(of("workclass")["rows"], 20);
+    assert_eq!(of("age")["what"], "out of range");
+    assert_eq!(of("age")["predicate"], "age > 90");
+    let f = p.json(&["findings"]);
+    assert!(
+        f["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "skew" && f["title"].as_str().unwrap().contains("served rows")),
+        "{f}"
+    );
+}

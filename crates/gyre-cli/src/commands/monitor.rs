@@ -46,6 +46,15 @@ pub fn run(cli: &Cli, since: Option<&str>) -> anyhow::Result<ExitCode> {
             quality
         ));
     }
+    for k in &r.skew {
+        s.push_str(&format!(
+            "  skew: {} served rows ({:.1}%) have {}; the model can only guess there: {}\n",
+            count(k.rows as u64),
+            100.0 * k.share,
+            k.describe(),
+            k.predicate
+        ));
+    }
     if let Some(d) = &r.shadow_disagreement {
         s.push_str(&format!(
             "  the shadow challenger disagrees with the answer on {:.1}% of rows [{:.1}%, {:.1}%]\n",
