@@ -169,9 +169,10 @@ impl App {
                 .map(|s| {
                     let mask = suite_mask(s, &with, &base_preds.row_ids);
                     let labels = masked(&mask, &base_preds.labels, 1);
-                    let base = Prepared::new(
+                    let base = Prepared::for_positive(
                         task,
                         classes,
+                        schema.positive_index(),
                         &labels,
                         &masked(&mask, &base_preds.scores, k),
                     );
@@ -183,7 +184,13 @@ impl App {
                 let mut suites = Vec::new();
                 let mut holdout_delta = None;
                 for (s, mask, labels, base) in &sides {
-                    let b = Prepared::new(task, classes, labels, &masked(mask, &without.scores, k));
+                    let b = Prepared::for_positive(
+                        task,
+                        classes,
+                        schema.positive_index(),
+                        labels,
+                        &masked(mask, &without.scores, k),
+                    );
                     let Some(d) = compare_metric(
                         base,
                         &b,

@@ -57,6 +57,9 @@ pub struct DiffReport {
     pub task: Task,
     pub rows: usize,
     pub primary_metric: String,
+    /// A binary task's positive class: precision, recall, F1 and average precision are its.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub positive_class: Option<String>,
     pub metrics: BTreeMap<String, MetricDelta>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flips: Option<Flips>,
@@ -217,8 +220,11 @@ impl App {
             for s in &suite_list {
                 let mask = suite_mask(s.as_ref(), &latest, &row_ids);
                 let l = masked(&mask, &labels, 1);
-                let prepared_b = Prepared::new(task, classes, &l, &masked(&mask, &sb, k));
-                let prepared_c = Prepared::new(task, classes, &l, &masked(&mask, &sc, k));
+                let positive = latest.schema.positive_index();
+                let prepared_b =
+                    Prepared::for_positive(task, classes, positive, &l, &masked(&mask, &sb, k));
+                let prepared_c =
+                    Prepared::for_positive(task, classes, positive, &l, &masked(&mask, &sc, k));
                 let tb = std::time::Instant::now();
                 let metrics = compare::compare_metrics(&prepared_b, &prepared_c, resamples, seed);
                 bootstrap_s += tb.elapsed().as_secs_f64();
@@ -283,6 +289,7 @@ impl App {
             candidate: cand.id.clone(),
             dataset: base.dataset.clone(),
             labels_version: latest.version.clone(),
+            positive_class: latest.schema.positive_class().map(|(_, c)| c.to_string()),
             task,
             rows,
             primary_metric: gate

@@ -192,7 +192,13 @@ impl App {
             let intervals = if labels.is_empty() {
                 BTreeMap::new()
             } else {
-                let p = gyre_eval::compare::Prepared::new(task, classes, &labels, &scores);
+                let p = gyre_eval::compare::Prepared::for_positive(
+                    task,
+                    classes,
+                    loaded.schema.positive_index(),
+                    &labels,
+                    &scores,
+                );
                 gyre_eval::compare::metric_intervals(&p, INTERVAL_RESAMPLES, INTERVAL_SEED)
             };
             cards.push(SuiteCard {

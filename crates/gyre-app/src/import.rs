@@ -33,6 +33,8 @@ pub struct ImportRequest {
     pub drop_missing_target: bool,
     /// Columns left out of the features.
     pub ignore: Vec<String>,
+    /// A binary task's positive class (default: the second class in sorted order).
+    pub positive: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -59,6 +61,10 @@ pub struct ImportReport {
     pub already_imported: bool,
     /// Rows of the file left out because their target was missing (`--missing-target drop`).
     pub dropped_rows: usize,
+    /// A binary task's positive class, and whether it was chosen (else the default: the second
+    /// class in sorted order).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub positive_class: Option<String>,
     /// Columns that are no features (`--ignore`, and the columns `--target-expr` reads).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignored: Vec<String>,
@@ -110,6 +116,7 @@ impl ImportRequest {
                 gyre_data::import::MissingTarget::Fail
             },
             ignore: self.ignore.clone(),
+            positive: self.positive.clone(),
         })
     }
 }
@@ -267,6 +274,7 @@ impl App {
                 .filter(|c| c.role == ColumnRole::Ignored)
                 .map(|c| c.name.clone())
                 .collect(),
+            positive_class: dataset.positive_class().map(|(_, c)| c.to_string()),
             splits: stats.splits,
             already_imported,
             dropped_rows: stats.dropped_rows,

@@ -244,6 +244,7 @@ mod tests {
             classes: classes.iter().map(|s| s.to_string()).collect(),
             id_column: None,
             time_column: None,
+            positive: None,
         }
     }
 

@@ -349,13 +349,16 @@ impl App {
                     scores.extend_from_slice(&preds.scores[i * k..(i + 1) * k]);
                 }
             }
-            let m = metrics::metrics(&Scores {
-                task,
-                classes: loaded.schema.classes.len(),
-                labels: &labels,
-                scores: &scores,
-                weights: None,
-            });
+            let m = metrics::metrics_for(
+                loaded.schema.positive_index(),
+                &Scores {
+                    task,
+                    classes: loaded.schema.classes.len(),
+                    labels: &labels,
+                    scores: &scores,
+                    weights: None,
+                },
+            );
             let mut failures = Vec::new();
             if let Some(s) = s {
                 for r in &s.definition.requirements {

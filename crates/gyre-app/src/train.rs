@@ -48,6 +48,9 @@ pub struct RunReport {
     pub params: serde_json::Value,
     pub seed: u64,
     pub task: Task,
+    /// A binary task's positive class: precision, recall, F1 and average precision are its.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub positive_class: Option<String>,
     pub primary_metric: String,
     /// `{suite: {metric: value}}`.
     pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
@@ -133,6 +136,8 @@ pub struct SeedsNote {
 #[derive(Serialize, Deserialize)]
 pub(crate) struct RunInfo {
     pub task: Task,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive_class: Option<String>,
     pub primary_metric: String,
     pub suites: Vec<SuiteResult>,
     pub rows: RowCounts,
@@ -264,6 +269,7 @@ impl App {
             }
             let info = RunInfo {
                 task,
+                positive_class: loaded.schema.positive_class().map(|(_, c)| c.to_string()),
                 primary_metric: metrics::primary(task).name.to_string(),
                 suites: vec![SuiteResult {
                     name: "holdout".into(),
@@ -463,13 +469,16 @@ fn evaluate_on_holdout(
                 })
             });
             let scored = (|| -> Result<_, AppError> {
-                let holdout_metrics = metrics::metrics(&Scores {
-                    task,
-                    classes,
-                    labels: holdout_labels,
-                    scores,
-                    weights: None,
-                });
+                let holdout_metrics = metrics::metrics_for(
+                    loaded.schema.positive_index(),
+                    &Scores {
+                        task,
+                        classes,
+                        labels: holdout_labels,
+                        scores,
+                        weights: None,
+                    },
+                );
                 let correct: Option<Vec<bool>> = task.is_classification().then(|| {
                     metrics::predicted_classes(task, classes, scores)
                         .iter()
@@ -557,6 +566,7 @@ pub(crate) fn run_report(r: &RunRecord) -> Result<RunReport, AppError> {
         params: serde_json::from_str(&r.params).map_err(|e| corrupt("params", e))?,
         seed: r.seed,
         task: info.task,
+        positive_class: info.positive_class.clone(),
         primary_metric: info.primary_metric,
         metrics: serde_json::from_str(&r.metrics).map_err(|e| corrupt("metrics", e))?,
         suites: info.suites,

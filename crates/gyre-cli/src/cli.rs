@@ -356,6 +356,10 @@ pub struct ImportArgs {
     /// (repeatable)
     #[arg(long, value_name = "COL")]
     pub ignore: Vec<String>,
+    /// A binary task's positive class, the one precision, recall, F1 and average precision
+    /// are about (default: the second class in sorted order)
+    #[arg(long, value_name = "CLASS")]
+    pub positive: Option<String>,
     /// The dataset's name (default: the file's name without extensions)
     #[arg(long)]
     pub name: Option<String>,

@@ -328,3 +328,85 @@ fn zero_training_rows_after_edits_is_refused() {
     assert_eq!(p.snapshot(), before);
     assert_eq!(run_count(&p), 0);
 }
+
+/// Issue 20: the positive class is chosen at import and stated in every report; precision,
+/// recall and average precision are its, in train and (with intervals) in diff.
+#[test]
+fn the_positive_class_is_chosen_and_its_metrics_reported() {
+    let adult = adult();
+    let a = adult.to_str().unwrap();
+    let default = Project::new();
+    let imp = default.json(&["import", a, "--target", "income", "--split-column", "split"]);
+    assert_eq!(imp["positive_class"], ">50K");
+    let chosen = Project::new();
+    let imp = chosen.json(&[
+        "import",
+        a,
+        "--target",
+        "income",
+        "--split-column",
+        "split",
+        "--positive",
+        "<=50K",
+    ]);
+    assert_eq!(imp["positive_class"], "<=50K");
+    let bad = Project::new();
+    assert_error(
+        &bad.run(&[
+            "import",
+            a,
+            "--target",
+            "income",
+            "--split-column",
+            "split",
+            "--positive",
+            "rich",
+        ]),
+        &["--positive rich is not a class", "<=50K, >50K"],
+    );
+    let d = default.json(&["train", "-p", "num_iterations=20"]);
+    let c = chosen.json(&["train", "-p", "num_iterations=20"]);
+    assert_eq!(c["positive_class"], "<=50K");
+    let (dm, cm) = (&d["metrics"]["holdout"], &c["metrics"]["holdout"]);
+    // The same model either way: symmetric metrics agree, the positive class's do not.
+    for m in ["auc", "accuracy", "log_loss"] {
+        assert!(
+            (dm[m].as_f64().unwrap() - cm[m].as_f64().unwrap()).abs() < 1e-12,
+            "{m}"
+        );
+    }
+    assert!(cm["recall"].as_f64().unwrap() > 0.9 && dm["recall"].as_f64().unwrap() < 0.8);
+    // Precision of <=50K from the stored predictions, counted by hand.
+    let out = chosen.path().join("p.csv");
+    chosen.json(&["predictions", "latest", "--out", out.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let (mut called, mut right) = (0.0, 0.0);
+    for line in text.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells[2] == "<=50K" {
+            called += 1.0;
+            right += f64::from(u8::from(cells[1] == "<=50K"));
+        }
+    }
+    assert!((cm["precision"].as_f64().unwrap() - right / called).abs() < 1e-12);
+    let ap = cm["average_precision"].as_f64().unwrap();
+    assert!(ap > 0.9 && ap <= 1.0, "{ap}");
+    // diff: the positive class named, its metrics with intervals.
+    chosen.json(&["train", "-p", "num_iterations=40"]);
+    let runs = chosen.json(&["runs"]);
+    let ids: Vec<&str> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run"].as_str().unwrap())
+        .collect();
+    let diff = chosen.json(&["diff", ids[1], ids[0]]);
+    assert_eq!(diff["positive_class"], "<=50K");
+    for m in ["average_precision", "precision", "recall"] {
+        let ci = &diff["metrics"][m]["ci95"];
+        assert!(
+            ci[0].as_f64().unwrap() < ci[1].as_f64().unwrap(),
+            "{m}: {ci}"
+        );
+    }
+}

@@ -913,6 +913,7 @@ mod tests {
             classes: vec!["a".into(), "b".into()],
             id_column: None,
             time_column: Some("t".into()),
+            positive: None,
         }
     }
 

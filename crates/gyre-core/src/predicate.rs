@@ -681,6 +681,7 @@ mod tests {
             classes: vec![],
             id_column: None,
             time_column: None,
+            positive: None,
         }
     }
 

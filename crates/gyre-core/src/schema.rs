@@ -133,9 +133,32 @@ pub struct DatasetSchema {
     pub id_column: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_column: Option<String>,
+    /// A binary task's positive class, chosen at import (`--positive`); by default the second
+    /// class in sorted order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive: Option<String>,
 }
 
 impl DatasetSchema {
+    /// A binary task's positive class and its index (the default: the second class); `None`
+    /// for other tasks.
+    pub fn positive_class(&self) -> Option<(usize, &str)> {
+        if self.task != Task::Binary || self.classes.len() != 2 {
+            return None;
+        }
+        let i = self
+            .positive
+            .as_ref()
+            .and_then(|p| self.classes.iter().position(|c| c == p))
+            .unwrap_or(1);
+        Some((i, self.classes[i].as_str()))
+    }
+
+    /// The index metrics treat as positive (1 unless a binary task chose class 0).
+    pub fn positive_index(&self) -> usize {
+        self.positive_class().map_or(1, |(i, _)| i)
+    }
+
     pub fn column(&self, name: &str) -> Option<&ColumnSchema> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -177,6 +200,7 @@ mod tests {
             classes: vec!["<=50K".into(), ">50K".into()],
             id_column: None,
             time_column: None,
+            positive: None,
         };
         let back: DatasetSchema =
             serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();

@@ -44,6 +44,7 @@ fn main() {
             target_expr: None,
             missing_target: Default::default(),
             ignore: Vec::new(),
+            positive: None,
         },
     );
     let base = Materialized::base(
@@ -115,6 +116,7 @@ fn main() {
                 target_expr: None,
                 missing_target: Default::default(),
                 ignore: Vec::new(),
+                positive: None,
             },
         );
         let edits = [

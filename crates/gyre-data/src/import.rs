@@ -44,6 +44,9 @@ pub struct ImportOptions {
     /// Columns left out of the features (`--ignore`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<String>,
+    /// A binary task's positive class (`--positive`; by default the second in sorted order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive: Option<String>,
 }
 
 /// What import does with a row whose target is missing.
@@ -272,6 +275,7 @@ pub fn import(
     }
     let row_ids: Vec<u64> = (opts.first_row_id..opts.first_row_id + raw.rows as u64).collect();
     let batch = table::assemble(&row_ids, &splits, arrays)?;
+    let positive = check_positive(path, opts, task, &classes)?;
     let schema = DatasetSchema {
         columns,
         target: opts.target.clone(),
@@ -279,6 +283,7 @@ pub fn import(
         classes,
         id_column: opts.id_column.clone(),
         time_column: time_name,
+        positive,
     };
     let mut stats = stats::describe(&batch, &schema);
     stats.dropped_rows = dropped_rows;
@@ -288,6 +293,37 @@ pub fn import(
         stats,
         dropped_rows,
     })
+}
+
+/// The positive class asked for, checked: a binary task's class.
+fn check_positive(
+    path: &Path,
+    opts: &ImportOptions,
+    task: Task,
+    classes: &[String],
+) -> Result<Option<String>, DataError> {
+    let Some(p) = &opts.positive else {
+        return Ok(None);
+    };
+    if task != Task::Binary {
+        return Err(DataError::Invalid {
+            path: path.into(),
+            message: format!(
+                "--positive {p}: the task is {task}; a positive class is for binary tasks"
+            ),
+        });
+    }
+    if !classes.contains(p) {
+        return Err(DataError::Invalid {
+            path: path.into(),
+            message: format!(
+                "--positive {p} is not a class of \"{}\" (the classes are {})",
+                opts.target,
+                classes.join(", ")
+            ),
+        });
+    }
+    Ok(Some(p.clone()))
 }
 
 /// Makes the label column `opts.target` from `expr` over the file's columns (typed as import
@@ -346,6 +382,7 @@ fn derive_target(
         classes: Vec::new(),
         id_column: None,
         time_column: None,
+        positive: None,
     };
     let kind = expr
         .check(&schema)

@@ -164,6 +164,7 @@ fn table(rows: &[Row]) -> Materialized {
         classes: vec!["no".into(), "yes".into()],
         id_column: None,
         time_column: None,
+        positive: None,
     };
     // Both classes must exist for relabels to name a known class; the schema lists both.
     Materialized::base(batch, schema)

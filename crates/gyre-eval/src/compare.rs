@@ -108,6 +108,21 @@ pub(crate) struct Curve {
 }
 
 impl Prepared {
+    /// As [`Prepared::new`], with a binary task's positive class `positive` (0 or 1): the
+    /// metrics of the positive class are about it.
+    pub fn for_positive(
+        task: Task,
+        classes: usize,
+        positive: usize,
+        labels: &[f64],
+        scores: &[f64],
+    ) -> Prepared {
+        match crate::metrics::oriented(task, positive, labels, scores) {
+            Some((l, s)) => Prepared::new(task, classes, &l, &s),
+            None => Prepared::new(task, classes, labels, scores),
+        }
+    }
+
     pub fn new(task: Task, classes: usize, labels: &[f64], scores: &[f64]) -> Prepared {
         let k = if task == Task::Binary { 2 } else { classes };
         let n = labels.len();
@@ -305,7 +320,7 @@ impl Prepared {
         } else {
             Vec::new()
         };
-        vec![
+        let mut out = vec![
             ("accuracy", correct / wsum),
             (
                 "auc",
@@ -329,8 +344,62 @@ impl Prepared {
                 },
             ),
             ("log_loss", ll / wsum),
-        ]
+        ];
+        if self.task == Task::Binary {
+            let called = tp[1] + fp[1];
+            out.push((
+                "average_precision",
+                if with_auc {
+                    weighted_average_precision(&self.auc_orders[0], w).unwrap_or(f64::NAN)
+                } else {
+                    f64::NAN
+                },
+            ));
+            out.push(("precision", if called > 0.0 { tp[1] / called } else { 0.0 }));
+            out.push((
+                "recall",
+                if support[1] > 0.0 {
+                    tp[1] / support[1]
+                } else {
+                    f64::NAN
+                },
+            ));
+        }
+        out
     }
+}
+
+/// Average precision of one curve with each row counted `w[row]` times (as
+/// `metrics::average_precision`: tied scores ranked together, descending).
+fn weighted_average_precision(c: &Curve, w: &[u8]) -> Option<f64> {
+    let total: u64 = c
+        .order
+        .iter()
+        .zip(&c.positive)
+        .map(|(&r, &p)| u64::from(w[r as usize]) * u64::from(p))
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    let (mut tp, mut fp, mut ap) = (0u64, 0u64, 0.0);
+    let mut end = c.order.len();
+    for &start in c.starts.iter().rev() {
+        let mut group_tp = 0u64;
+        for j in start as usize..end {
+            let wr = u64::from(w[c.order[j] as usize]);
+            if c.positive[j] == 1 {
+                group_tp += wr;
+            } else {
+                fp += wr;
+            }
+        }
+        end = start as usize;
+        tp += group_tp;
+        if group_tp > 0 {
+            ap += group_tp as f64 / total as f64 * (tp as f64 / (tp + fp) as f64);
+        }
+    }
+    Some(ap)
 }
 
 /// Two binary runs on the same rows, laid out for the paired bootstrap's inner loop: one pass
@@ -512,12 +581,17 @@ fn metric_deltas(ints: [u32; 6], ll: f64, br: f64) -> Vec<(&'static str, f64)> {
         ("brier", br / t),
         ("f1", c[2] - b[2]),
         ("log_loss", ll / t),
+        // Resampled apart (it needs the score order): see `compare_metrics`.
+        ("average_precision", f64::NAN),
+        ("precision", c[3] - b[3]),
+        ("recall", c[4] - b[4]),
     ]
 }
 
 /// A binary run's count-based metrics from its weighted counts: total `w`, positives `pos`,
-/// right predictions `right`, true positives `tp` (as `Prepared::values` defines them).
-fn binary_counts_metrics(w: f64, pos: f64, right: f64, tp: f64) -> [f64; 3] {
+/// right predictions `right`, true positives `tp` (as `Prepared::values` defines them):
+/// accuracy, balanced accuracy, F1, precision and recall.
+fn binary_counts_metrics(w: f64, pos: f64, right: f64, tp: f64) -> [f64; 5] {
     let fp = w - pos - right + tp;
     let support = [w - pos, pos];
     let tps = [right - tp, tp];
@@ -532,7 +606,10 @@ fn binary_counts_metrics(w: f64, pos: f64, right: f64, tp: f64) -> [f64; 3] {
     let balanced = recall_sum / present;
     let d = 2.0 * tp + fp + (pos - tp);
     let f1 = if d == 0.0 { 0.0 } else { 2.0 * tp / d };
-    [right / w, balanced, f1]
+    let called = tp + fp;
+    let precision = if called > 0.0 { tp / called } else { 0.0 };
+    let recall = if pos > 0.0 { tp / pos } else { f64::NAN };
+    [right / w, balanced, f1, precision, recall]
 }
 
 impl PairedBinary {
@@ -1048,14 +1125,34 @@ pub fn compare_metrics(
             })
             .collect()
     };
+    // Binary average precision needs each replicate's score order, which the paired pass does
+    // not keep: its replicates are drawn here, as the generic path draws them.
+    let ap_deltas: Vec<f64> = if delong {
+        (0..resamples)
+            .into_par_iter()
+            .filter_map(|b| {
+                let mut rng = SplitMix64::new(replicate_seed(seed, b as u64));
+                let w = poisson_counts(&mut rng, n);
+                let x = weighted_average_precision(&base.auc_orders[0], &w)?;
+                let y = weighted_average_precision(&cand.auc_orders[0], &w)?;
+                Some(y - x)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut out = std::collections::BTreeMap::new();
     for (name, &b) in &mb {
         let Some(&c) = mc.get(name) else { continue };
-        let mut ds: Vec<f64> = deltas
-            .iter()
-            .filter_map(|d| d.iter().find(|(k, _)| k == name).map(|(_, v)| *v))
-            .filter(|v| !v.is_nan())
-            .collect();
+        let mut ds: Vec<f64> = if delong && name == "average_precision" {
+            ap_deltas.clone()
+        } else {
+            deltas
+                .iter()
+                .filter_map(|d| d.iter().find(|(k, _)| k == name).map(|(_, v)| *v))
+                .filter(|v| !v.is_nan())
+                .collect()
+        };
         ds.sort_by(f64::total_cmp);
         if name == "auc" && delong {
             if let Some(d) = &auc_delta {

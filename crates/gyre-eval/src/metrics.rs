@@ -44,7 +44,18 @@ pub fn primary(task: Task) -> Primary {
 /// Every metric name a task reports.
 pub fn metric_names(task: Task) -> &'static [&'static str] {
     match task {
-        Task::Binary | Task::Multiclass => &[
+        Task::Binary => &[
+            "accuracy",
+            "auc",
+            "average_precision",
+            "balanced_accuracy",
+            "brier",
+            "f1",
+            "log_loss",
+            "precision",
+            "recall",
+        ],
+        Task::Multiclass => &[
             "accuracy",
             "auc",
             "balanced_accuracy",
@@ -149,6 +160,22 @@ pub fn classification_metrics(s: &Scores<'_>) -> Metrics {
             present.iter().map(|&c| f1(c)).sum::<f64>() / present.len() as f64
         },
     );
+    if s.task == Task::Binary {
+        // Of the positive class (the second label): what share of the rows called positive are,
+        // and what share of the positives are called so.
+        let called = tp[1] + fp[1];
+        m.insert(
+            "precision".into(),
+            if called > 0.0 { tp[1] / called } else { 0.0 },
+        );
+        if support[1] > 0.0 {
+            m.insert("recall".into(), tp[1] / support[1]);
+        }
+        let y: Vec<bool> = s.labels.iter().map(|&l| l == 1.0).collect();
+        if let Some(ap) = average_precision(s.scores, &y, s.weights) {
+            m.insert("average_precision".into(), ap);
+        }
+    }
     let auc = if s.task == Task::Binary {
         let y: Vec<bool> = s.labels.iter().map(|&l| l == 1.0).collect();
         auc_binary(s.scores, &y, s.weights)
@@ -189,6 +216,60 @@ pub(crate) fn order_by_score(n: usize, score: impl Fn(usize) -> f64) -> Vec<u32>
         .collect();
     keyed.sort_unstable();
     keyed.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Average precision (the area under the precision-recall curve as a step function): over the
+/// rows in descending score order, each group of tied scores adds its share of the positives
+/// times the precision at its end (tied rows are ranked together, as scikit-learn does).
+/// `None` when there is no positive.
+pub fn average_precision(
+    scores: &[f64],
+    positive: &[bool],
+    weights: Option<&[f64]>,
+) -> Option<f64> {
+    let order = order_by_score(scores.len(), |i| scores[i]);
+    let w = |i: usize| weights.map_or(1.0, |w| w[i]);
+    let total: f64 = (0..scores.len()).filter(|&i| positive[i]).map(w).sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let (mut tp, mut fp, mut ap) = (0.0, 0.0, 0.0);
+    let mut j = order.len();
+    while j > 0 {
+        let top = scores[order[j - 1] as usize];
+        let mut group_tp = 0.0;
+        while j > 0 && scores[order[j - 1] as usize] == top {
+            let r = order[j - 1] as usize;
+            if positive[r] {
+                group_tp += w(r);
+            } else {
+                fp += w(r);
+            }
+            j -= 1;
+        }
+        tp += group_tp;
+        if group_tp > 0.0 {
+            ap += group_tp / total * (tp / (tp + fp));
+        }
+    }
+    Some(ap)
+}
+
+/// Labels and scores with the classes of a binary task swapped, so that the metrics of "the
+/// second class" (precision, recall, F1, average precision) are those of class 0; `None` when
+/// nothing changes (the positive class is already the second, or the task is not binary).
+pub fn oriented(
+    task: Task,
+    positive: usize,
+    labels: &[f64],
+    scores: &[f64],
+) -> Option<(Vec<f64>, Vec<f64>)> {
+    (task == Task::Binary && positive == 0).then(|| {
+        (
+            labels.iter().map(|&y| 1.0 - y).collect(),
+            scores.iter().map(|&s| 1.0 - s).collect(),
+        )
+    })
 }
 
 /// Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties counted half.
@@ -243,6 +324,21 @@ pub fn regression_metrics(s: &Scores<'_>) -> Metrics {
     m
 }
 
+/// All metrics, those of "the positive class" about class `positive` (a binary task's class 0
+/// or 1; see [`oriented`]).
+pub fn metrics_for(positive: usize, s: &Scores<'_>) -> Metrics {
+    match oriented(s.task, positive, s.labels, s.scores) {
+        Some((labels, scores)) => metrics(&Scores {
+            task: s.task,
+            classes: s.classes,
+            labels: &labels,
+            scores: &scores,
+            weights: s.weights,
+        }),
+        None => metrics(s),
+    }
+}
+
 /// All metrics for the task.
 pub fn metrics(s: &Scores<'_>) -> Metrics {
     match s.task {
@@ -254,6 +350,26 @@ pub fn metrics(s: &Scores<'_>) -> Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn average_precision_matches_its_definition_with_ties() {
+        // Descending: 0.9 (pos), 0.8 (neg), 0.7 (pos, neg tied), 0.1 (pos).
+        let scores = [0.1, 0.7, 0.9, 0.8, 0.7];
+        let pos = [true, true, true, false, false];
+        // Groups: {0.9}: tp 1, p 1/1; {0.8}: none; {0.7}: tp 2 of 4 called, p 2/4; {0.1}: p 3/5.
+        let want = (1.0 / 3.0) * 1.0 + (1.0 / 3.0) * 0.5 + (1.0 / 3.0) * 0.6;
+        assert!((average_precision(&scores, &pos, None).unwrap() - want).abs() < 1e-12);
+        assert_eq!(average_precision(&scores, &[false; 5], None), None);
+        let w = [1.0, 2.0, 1.0, 1.0, 1.0];
+        let doubled = [0.1, 0.7, 0.7, 0.9, 0.8, 0.7];
+        let dpos = [true, true, true, true, false, false];
+        assert!(
+            (average_precision(&scores, &pos, Some(&w)).unwrap()
+                - average_precision(&doubled, &dpos, None).unwrap())
+            .abs()
+                < 1e-12
+        );
+    }
 
     #[test]
     fn auc_matches_pair_counting() {
@@ -278,6 +394,7 @@ mod tests {
         assert_eq!(m["accuracy"], 0.5);
         assert_eq!(m["balanced_accuracy"], 0.5);
         assert_eq!(m["f1"], 0.5);
+        assert!(m.contains_key("precision") && m.contains_key("recall"));
         assert!((m["brier"] - (0.04 + 0.36 + 0.09 + 0.36) / 4.0).abs() < 1e-12);
         let ll = -(0.8f64.ln() + 0.4f64.ln() + 0.7f64.ln() + 0.4f64.ln()) / 4.0;
         assert!((m["log_loss"] - ll).abs() < 1e-12);

@@ -38,6 +38,11 @@ pub fn text(d: &DiffReport) -> String {
         count(d.rows as u64),
         short(&d.labels_version)
     );
+    if let Some(p) = &d.positive_class {
+        s.push_str(&format!(
+            "  positive class {p} (precision, recall, f1, average_precision)\n"
+        ));
+    }
     for (name, m) in &d.metrics {
         let mark = if *name == d.primary_metric { "*" } else { " " };
         let sig = if m.ci95[0] > 0.0 || m.ci95[1] < 0.0 {

@@ -28,6 +28,7 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         target_expr: args.target_expr.clone(),
         drop_missing_target: args.missing_target == crate::cli::MissingTargetArg::Drop,
         ignore: args.ignore.clone(),
+        positive: args.positive.clone(),
     };
     let bar = if cli.json {
         ProgressBar::hidden()
@@ -66,6 +67,16 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     s.push_str(&format!("  task     {} on \"{}\"", r.task, r.target));
     if !r.classes.is_empty() {
         s.push_str(&format!(" (classes: {})", r.classes.join(", ")));
+    }
+    if let Some(p) = &r.positive_class {
+        s.push_str(&format!(
+            "\n  positive {p}{}",
+            if args.positive.is_some() {
+                ""
+            } else {
+                " (by default the second class; --positive CLASS to choose)"
+            }
+        ));
     }
     s.push('\n');
     let splits: Vec<String> = r

@@ -130,6 +130,11 @@ pub fn run_summary(r: &RunReport) -> String {
         count(r.rows.train as u64),
         count(r.rows.holdout as u64)
     );
+    if let Some(p) = &r.positive_class {
+        s.push_str(&format!(
+            "  positive class {p} (precision, recall, f1 and average_precision are its)\n"
+        ));
+    }
     for (suite, m) in &r.metrics {
         let primary = m.get(&r.primary_metric).copied();
         let others: Vec<String> = m
