@@ -221,7 +221,7 @@ impl App {
         {
             return Ok(cached.clone());
         }
-        let base = self.base_table(dataset)?;
+        let mut base = self.base_table(dataset)?;
         let edits = match entry.edit {
             Some(upto) => self.edits_upto(dataset, Some(upto))?,
             None => Vec::new(),
@@ -229,11 +229,46 @@ impl App {
         let effective = gyre_core::edit::effective(&edits);
         let mut tables = SourceTables::new();
         self.load_source_tables(effective.iter().map(|e| &e.kind), &mut tables)?;
-        let loaded = build_version(base, entry.id, effective, &tables)?;
+        // A version's derived features depend on its content alone, which its id names: they
+        // are kept, decoded, beside the base table's decoded form and reused.
+        let derives = effective
+            .iter()
+            .any(|e| matches!(e.kind, EditKind::AddFeature { .. }));
+        let key = gyre_core::ContentHash::parse(&entry.id).filter(|_| derives);
+        if let Some(key) = &key
+            && let Some(bytes) = self.store.objects().get_derived(DERIVED_FEATURES, key)
+        {
+            match gyre_data::table::from_ipc(bytes) {
+                Ok(batch) => base.precomputed = Some(batch),
+                Err(_) => self.store.objects().remove_derived(DERIVED_FEATURES, key),
+            }
+        }
+        let cached = base.precomputed.is_some();
+        let mut loaded = build_version(base, entry.id, effective, &tables)?;
+        loaded.data.precomputed = None;
+        if let (Some(key), false) = (&key, cached) {
+            let names: Vec<usize> = loaded
+                .data
+                .derived
+                .iter()
+                .filter_map(|(n, _)| loaded.data.batch.schema().index_of(n).ok())
+                .collect();
+            if let Ok(columns) = loaded.data.batch.project(&names)
+                && let Ok(ipc) = gyre_data::table::to_ipc(&columns)
+            {
+                let _ = self
+                    .store
+                    .objects()
+                    .put_derived(DERIVED_FEATURES, key, &ipc);
+            }
+        }
         self.loaded = Some((dataset.to_string(), loaded.clone()));
         Ok(loaded)
     }
 }
+
+/// The kind of derived file that keeps a version's derived feature columns (Arrow IPC).
+const DERIVED_FEATURES: &str = "features-ipc-v1";
 
 /// Added tables by source id, loaded by [`App::load_source_tables`].
 pub(crate) type SourceTables = std::collections::HashMap<String, arrow_array::RecordBatch>;

@@ -411,3 +411,41 @@ fn added_rows_get_derived_features() {
         .clone();
     assert_eq!(s, "30");
 }
+
+/// A version's derived columns are computed once and kept beside its decoded table; a damaged
+/// copy is a miss, computed again, with the same results.
+#[test]
+fn derived_columns_are_kept_with_their_version() {
+    let p = Project::new();
+    p.import_adult();
+    p.json(&[
+        "edit",
+        "add-feature",
+        "net_gain",
+        "--expr",
+        "capital_gain - capital_loss",
+        "--why",
+        "net",
+    ]);
+    let first = p.json(&["train", "-p", "num_iterations=10"]);
+    let dir = p.path().join(".gyre/derived/features-ipc-v1");
+    let kept: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(kept.len(), 1, "one version with derived features");
+    let again = p.json(&["train", "-p", "num_iterations=10"]);
+    assert_eq!(first["metrics"], again["metrics"]);
+    let file = kept[0].as_ref().unwrap().path();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let third = p.json(&["train", "-p", "num_iterations=10"]);
+    assert_eq!(first["metrics"], third["metrics"]);
+    let w = p.json(&["why", "0"]);
+    assert!(
+        w["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v[0] == "net_gain" && v[1] == "2174")
+    );
+}

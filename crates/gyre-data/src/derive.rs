@@ -109,6 +109,24 @@ pub fn with_column(
     .map_err(|e| bad(e.to_string()))
 }
 
+/// The kind (and, for text, the categories) of a column [`to_column`] made; `None` for any
+/// other array.
+pub fn kind_of(array: &ArrayRef) -> Option<(ColumnKind, Vec<String>)> {
+    match array.data_type() {
+        arrow_schema::DataType::Float64 => Some((ColumnKind::Numeric, Vec::new())),
+        arrow_schema::DataType::Boolean => Some((ColumnKind::Boolean, Vec::new())),
+        arrow_schema::DataType::Dictionary(_, _) => {
+            let d = array.as_dictionary_opt::<Int32Type>()?;
+            let values = d.values().as_string_opt::<i32>()?;
+            Some((
+                ColumnKind::Categorical,
+                values.iter().map(|v| v.unwrap_or("").to_string()).collect(),
+            ))
+        }
+        _ => None,
+    }
+}
+
 struct Evaluator<'a> {
     batch: &'a RecordBatch,
     n: usize,

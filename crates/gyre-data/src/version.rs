@@ -27,6 +27,9 @@ pub struct Materialized {
     /// The derived features, in the order their edits made them, with their expressions: what
     /// serving and `gyre predict` compute from a request's raw fields.
     pub derived: Vec<(String, gyre_core::Expr)>,
+    /// Derived feature columns computed before (a version's cached ones), used by name instead
+    /// of evaluating again.
+    pub precomputed: Option<RecordBatch>,
     splits: Arc<Vec<Split>>,
 }
 
@@ -39,6 +42,7 @@ impl Materialized {
             weights: None,
             dropped: Vec::new(),
             derived: Vec::new(),
+            precomputed: None,
             batch,
             schema,
             splits: Arc::new(splits),
@@ -208,8 +212,19 @@ impl Materialized {
             });
         }
         let n = self.batch.num_rows();
-        let values = crate::derive::evaluate(expr, &self.batch)?;
-        let (array, kind, categories) = crate::derive::to_column(values, n);
+        let kept = self
+            .precomputed
+            .as_ref()
+            .and_then(|p| p.column_by_name(name))
+            .filter(|a| a.len() == n)
+            .and_then(|a| crate::derive::kind_of(a).map(|(k, c)| (a.clone(), k, c)));
+        let (array, kind, categories) = match kept {
+            Some(found) => found,
+            None => {
+                let values = crate::derive::evaluate(expr, &self.batch)?;
+                crate::derive::to_column(values, n)
+            }
+        };
         let present = (n - array.null_count()) as u64;
         self.schema.columns.push(gyre_core::ColumnSchema {
             name: name.to_string(),
