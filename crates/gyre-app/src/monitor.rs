@@ -113,6 +113,11 @@ pub(crate) fn drift_reference(loaded: &LoadedVersion, holdout_scores: &[f64]) ->
     let train = loaded.train_rows();
     let mut out = Vec::new();
     for (name, column) in features.names.iter().zip(&features.columns) {
+        // A derived feature is a function of raw fields that are watched themselves; served rows
+        // carry only the raw fields, so it would read as missing in every one of them.
+        if loaded.data.derived.iter().any(|(d, _)| d == name) {
+            continue;
+        }
         let schema = loaded.schema.column(name).expect("feature in schema");
         out.push(match column {
             Column::Numeric(v) => {

@@ -193,7 +193,33 @@ fn derived_features_train_serve_and_score_offline_alike() {
     let (status, b) = post(&addr, &serde_json::json!({ "rows": [without] }));
     assert_eq!(status, 422, "{b}");
     assert!(b["error"].as_str().unwrap().contains("capital_loss"), "{b}");
-    drop(server.0.kill());
+    // A graceful stop commits the log; monitor watches the raw fields, not the derived ones
+    // (served rows do not carry them, so they would read as missing and drift).
+    std::process::Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    server.0.wait().unwrap();
+    let m = p.json(&["monitor"]);
+    assert_eq!(m["predictions"], 301);
+    let watched: Vec<&str> = m["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["feature"].as_str().unwrap())
+        .collect();
+    assert!(watched.contains(&"capital_gain"), "{watched:?}");
+    assert!(
+        !watched.contains(&"net_gain") && !watched.contains(&"age_band"),
+        "{watched:?}"
+    );
+    assert!(
+        !m["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["drifted"] == true && f["feature"] == "net_gain")
+    );
 
     // Edits on derived features: drop and revert work like any edit; a derived feature that a
     // later edit reads cannot be reverted first.
