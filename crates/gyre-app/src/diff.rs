@@ -104,6 +104,10 @@ impl App {
         }
         let t0 = std::time::Instant::now();
         let gate = gate_config(&self.store.config_path())?;
+        // Average precision's interval costs more than all others: only when it is wanted.
+        let wants_average_precision = |schema: &gyre_core::DatasetSchema| {
+            schema.positive.is_some() || gate.primary_metric.as_deref() == Some("average_precision")
+        };
         let resamples = req.resamples.unwrap_or(gate.bootstrap_resamples);
         let seed = req.seed.unwrap_or(gate.bootstrap_seed);
         let latest = self.load_version(&base.dataset, None)?;
@@ -221,12 +225,19 @@ impl App {
                 let mask = suite_mask(s.as_ref(), &latest, &row_ids);
                 let l = masked(&mask, &labels, 1);
                 let positive = latest.schema.positive_index();
+                let with_average_precision = wants_average_precision(&latest.schema);
                 let prepared_b =
                     Prepared::for_positive(task, classes, positive, &l, &masked(&mask, &sb, k));
                 let prepared_c =
                     Prepared::for_positive(task, classes, positive, &l, &masked(&mask, &sc, k));
                 let tb = std::time::Instant::now();
-                let metrics = compare::compare_metrics(&prepared_b, &prepared_c, resamples, seed);
+                let metrics = compare::compare_metrics_with(
+                    &prepared_b,
+                    &prepared_c,
+                    resamples,
+                    seed,
+                    with_average_precision,
+                );
                 bootstrap_s += tb.elapsed().as_secs_f64();
                 let (flips, p) = if task.is_classification() {
                     let f = compare::flips(&prepared_b.right(), &prepared_c.right());
