@@ -9,13 +9,8 @@ use common::*;
 /// category (shop "new" opens in December only), `amount` a number that grows over the year,
 /// `label` yes/no, and `refund` a column recorded after the label (it equals it).
 fn year_csv(p: &Project) -> std::path::PathBuf {
-    let mut x: u64 = 11;
-    let mut next = || {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (x >> 33) as f64 / (1u64 << 31) as f64
-    };
+    let mut rng = Lcg::new(11);
+    let mut next = || rng.next_f64();
     let mut text = String::from("day,shop,amount,label,refund\n");
     let days_in = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     for (m, &days) in days_in.iter().enumerate() {

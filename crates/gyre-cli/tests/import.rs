@@ -462,13 +462,8 @@ fn the_decoded_table_cache_is_only_a_shortcut() {
 fn flights_csv(p: &Project) -> std::path::PathBuf {
     let mut text = String::from("origin,distance,dep_delay,arr_delay,carrier\n");
     // A fixed pseudo-random sequence (a linear congruential generator, seed 7).
-    let mut x: u64 = 7;
-    let mut next = || {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (x >> 33) as f64 / (1u64 << 31) as f64
-    };
+    let mut rng = Lcg::new(7);
+    let mut next = || rng.next_f64();
     for i in 0..600 {
         let origin = ["JFK", "LGA", "EWR"][i % 3];
         let distance = 200.0 + 2000.0 * next();

@@ -8,13 +8,8 @@ fn planted_label_noise_is_found() {
     // y = (x1 + x2 > 1) with three classes by thirds of x1 + x2; then 4% of labels flipped.
     let p = Project::new();
     let mut csv = String::from("x1,x2,noise,y\n");
-    let mut s: u64 = 11;
-    let mut next = || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (s >> 33) as f64 / (1u64 << 31) as f64
-    };
+    let mut rng = Lcg::new(11);
+    let mut next = || rng.next_f64();
     let mut flipped = Vec::new();
     for i in 0..3000u64 {
         let (a, b, c) = (next(), next(), next());
@@ -79,13 +74,8 @@ fn planted_label_noise_is_found() {
 fn a_weak_model_on_clean_labels_is_not_reliable() {
     let p = Project::new();
     let mut csv = String::from("x,noise,y\n");
-    let mut s: u64 = 41;
-    let mut next = || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (s >> 33) as f64 / (1u64 << 31) as f64
-    };
+    let mut rng = Lcg::new(41);
+    let mut next = || rng.next_f64();
     for _ in 0..3000 {
         let (x, noise) = (next(), next());
         // Labels are what they are (no flips); x moves the odds only from 0.45 to 0.55.
@@ -237,13 +227,8 @@ fn findings_open_link_edits_and_close_when_a_run_no_longer_fails() {
     // Labels follow x, except inside a = 'a2' AND b = 'b1', where they are coin flips.
     let p = Project::new();
     let mut csv = String::from("a,b,x,y\n");
-    let mut s: u64 = 21;
-    let mut next = || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        s >> 33
-    };
+    let mut rng = Lcg::new(21);
+    let mut next = || rng.next_u64();
     for _ in 0..6000 {
         let (a, b) = (next() % 4, next() % 3);
         let x = (next() % 1000) as f64 / 1000.0;

@@ -389,13 +389,8 @@ fn a_planted_slice_is_found_first() {
     // Labels follow x exactly, except inside a = 'a2' AND b = 'b1', where they are noise.
     let p = Project::new();
     let mut csv = String::from("a,b,c,x,y\n");
-    let mut s: u64 = 7;
-    let mut next = || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        s >> 33
-    };
+    let mut rng = Lcg::new(7);
+    let mut next = || rng.next_u64();
     for _ in 0..6000 {
         let a = next() % 4;
         let b = next() % 3;
@@ -891,13 +886,8 @@ fn one_group_of_rows_described_three_ways_is_one_slice() {
     // Labels follow x, except where a = 'a2' (= b = 'b3' = c = 'c1'), where they are noise.
     let p = Project::new();
     let mut csv = String::from("a,b,c,d,x,y\n");
-    let mut s: u64 = 31;
-    let mut next = || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        s >> 33
-    };
+    let mut rng = Lcg::new(31);
+    let mut next = || rng.next_u64();
     for _ in 0..6000 {
         let (a, d) = (next() % 4, next() % 5);
         let x = (next() % 1000) as f64 / 1000.0;

@@ -157,3 +157,27 @@ pub fn require(what: &str, available: bool) -> bool {
     let _ = writeln!(std::io::stderr(), "did not run: {test} ({what})");
     false
 }
+
+/// The tests' seeded pseudo-random numbers (Knuth's MMIX linear congruential generator): the
+/// data they generate is the same on every machine and run.
+pub struct Lcg(u64);
+
+impl Lcg {
+    pub fn new(seed: u64) -> Lcg {
+        Lcg(seed)
+    }
+
+    /// The next number, 31 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    /// The next number in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        self.next_u64() as f64 / (1u64 << 31) as f64
+    }
+}
