@@ -3,53 +3,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
-
-/// Kills the server if the test fails before it stops it.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(p: &Project) -> (Server, String) {
-    let mut server = Server(
-        p.cmd(&["serve", "--addr", "127.0.0.1:0", "--json"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut first = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let ready: serde_json::Value = serde_json::from_str(&first)
-        .unwrap_or_else(|e| panic!("serve did not start ({e}): {first:?}"));
-    (server, ready["addr"].as_str().unwrap().to_string())
-}
-
-fn post(addr: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let body = body.to_string();
-    write!(
-        s,
-        "POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let json = text.split_once("\r\n\r\n").unwrap().1;
-    (
-        status,
-        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
-    )
-}
+use std::io::Read;
 
 /// A CSV file's rows: header, then cells as text.
 fn csv_rows(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
@@ -154,7 +108,7 @@ fn derived_features_train_serve_and_score_offline_alike() {
         .read_to_string(&mut text)
         .unwrap();
     let (header, rows) = csv_rows(&text);
-    let (mut server, addr) = start(&p);
+    let (mut server, addr, _) = start(&p, &[]);
     let sent: Vec<usize> = srows
         .iter()
         .take(300)
@@ -164,7 +118,7 @@ fn derived_features_train_serve_and_score_offline_alike() {
         .iter()
         .map(|&r| json_row(&header, &rows[r], &["income", "split"]))
         .collect();
-    let (status, b) = post(&addr, &serde_json::json!({ "rows": body }));
+    let (status, b) = post(&addr, "/v1/predict", &serde_json::json!({ "rows": body }));
     assert_eq!(status, 200, "{b}");
     for (i, &r) in sent.iter().enumerate() {
         let served = b["predictions"][i]["scores"][1].as_f64().unwrap();
@@ -179,7 +133,7 @@ fn derived_features_train_serve_and_score_offline_alike() {
     // A request that sends a derived feature is told it is derived (its value is not used).
     let mut with = json_row(&header, &rows[sent[0]], &["income", "split"]);
     with["net_gain"] = serde_json::json!(1e9);
-    let (status, b) = post(&addr, &serde_json::json!({ "rows": [with] }));
+    let (status, b) = post(&addr, "/v1/predict", &serde_json::json!({ "rows": [with] }));
     assert_eq!(status, 200, "{b}");
     assert_eq!(
         b["predictions"][0]["derived"],
@@ -190,7 +144,11 @@ fn derived_features_train_serve_and_score_offline_alike() {
     // A raw field a derived feature needs is named when missing.
     let mut without = json_row(&header, &rows[sent[0]], &["income", "split"]);
     without.as_object_mut().unwrap().remove("capital_loss");
-    let (status, b) = post(&addr, &serde_json::json!({ "rows": [without] }));
+    let (status, b) = post(
+        &addr,
+        "/v1/predict",
+        &serde_json::json!({ "rows": [without] }),
+    );
     assert_eq!(status, 422, "{b}");
     assert!(b["error"].as_str().unwrap().contains("capital_loss"), "{b}");
     // A graceful stop commits the log; monitor watches the raw fields, not the derived ones
@@ -365,13 +323,13 @@ fn features_derived_from_the_time_column() {
         .read_to_string(&mut text)
         .unwrap();
     let (header, rows) = csv_rows(&text);
-    let (mut server, addr) = start(&p);
+    let (mut server, addr, _) = start(&p, &[]);
     let picked: Vec<usize> = (0..rows.len()).step_by(rows.len() / 50).collect();
     let body: Vec<serde_json::Value> = picked
         .iter()
         .map(|&r| json_row(&header, &rows[r], &["class"]))
         .collect();
-    let (status, b) = post(&addr, &serde_json::json!({ "rows": body }));
+    let (status, b) = post(&addr, "/v1/predict", &serde_json::json!({ "rows": body }));
     assert_eq!(status, 200, "{b}");
     for (i, &r) in picked.iter().enumerate() {
         let served = b["predictions"][i]["scores"]
@@ -386,7 +344,7 @@ fn features_derived_from_the_time_column() {
     // A time that is not one is named.
     let mut bad = json_row(&header, &rows[0], &["class"]);
     bad["timestamp"] = serde_json::json!("soon");
-    let (status, b) = post(&addr, &serde_json::json!({ "rows": [bad] }));
+    let (status, b) = post(&addr, "/v1/predict", &serde_json::json!({ "rows": [bad] }));
     assert_eq!(status, 422, "{b}");
     assert!(b["error"].as_str().unwrap().contains("timestamp"), "{b}");
     drop(server.0.kill());

@@ -1,6 +1,7 @@
 //! Helpers for tests that run the real `gyre` binary in a temporary project.
 #![allow(dead_code)]
 
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -180,4 +181,78 @@ impl Lcg {
     pub fn next_f64(&mut self) -> f64 {
         self.next_u64() as f64 / (1u64 << 31) as f64
     }
+}
+
+// A `gyre serve` process on loopback, for the tests that send it real HTTP.
+
+/// Kills the server if the test fails before it stops it, so no process outlives the test.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = s.write_all(head.as_bytes()).and_then(|_| s.write_all(body));
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Starts `gyre serve` on a free port; returns the process, its address and its ready line.
+pub fn start(p: &Project, extra: &[&str]) -> (Server, String, serde_json::Value) {
+    let mut args = vec!["serve", "--addr", "127.0.0.1:0", "--json"];
+    args.extend_from_slice(extra);
+    let mut server = Server(
+        p.cmd(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first = String::new();
+    std::io::BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&first)
+        .unwrap_or_else(|e| panic!("serve did not start ({e}): {first:?}"));
+    let addr = ready["addr"].as_str().unwrap().to_string();
+    (server, addr, ready)
+}
+
+/// SIGTERM, and the exit status.
+pub fn stop(server: &mut Server) -> Option<i32> {
+    let pid = server.0.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    server.0.wait().unwrap().code()
+}
+
+pub fn post(addr: &str, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let (status, text) = http(addr, "POST", path, body.to_string().as_bytes());
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
 }
