@@ -6,6 +6,7 @@
 
 mod ablate;
 mod config;
+mod curves;
 mod data;
 mod diff;
 mod edit;
@@ -23,6 +24,7 @@ mod predict_file;
 mod prediction_log;
 mod predictions;
 mod request_row;
+mod review;
 mod runs;
 mod serving;
 mod ship;
@@ -36,6 +38,7 @@ mod why;
 
 pub use ablate::AblateReport;
 pub use config::{GateConfig, default_config};
+pub use curves::CurvesReport;
 pub use data::{DataReport, DatasetReport, VersionReport, VersionsReport};
 pub use diff::{DiffReport, DiffRequest};
 pub use edit::{EditReport, EditSpec};
@@ -48,8 +51,9 @@ pub use feedback::FeedbackImportReport;
 pub use findings::{DataChecks, Finding, FindingChanges, FindingsReport};
 pub use gyre_eval::slices::SliceParams;
 pub use gyre_learn::{LEARNERS, Progress};
+pub use gyre_store::{CompareOp, JournalQuery, RunField, RunFilter, RunsQuery};
 pub use import::{ImportReport, ImportRequest};
-pub use journal::LogReport;
+pub use journal::{JournalPageReport, LogReport};
 pub use label_issues::{LabelIssueRow, LabelIssuesReport};
 pub use monitor::{
     DISTANCE_SAMPLE as MONITOR_DISTANCE_SAMPLE, DriftReference, FeatureDrift, FeatureReference,
@@ -59,7 +63,8 @@ pub use predict_file::{PredictFileReport, PredictFileRequest};
 pub use prediction_log::{LogWriter, timestamp};
 pub use predictions::PredictionsReport;
 pub use request_row::{FieldName, FieldValue, RequestRow};
-pub use runs::{RunsReport, ShowReport};
+pub use review::{LabelDecision, ReviewReport, RowDecision, RowsTable, ShownRow};
+pub use runs::{MAX_PAGE, RunsPageReport, RunsReport, ShowReport, parse_run_filters, run_field};
 pub use serving::{FieldError, ServedPrediction, ServingModel};
 pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use skew::{Leak, Skew};
@@ -126,6 +131,16 @@ impl App {
             command: command.to_string(),
             loaded: None,
         })
+    }
+
+    /// The command line kept in the journal for what this `App` does next (a long-lived face
+    /// such as the web UI names each action it takes).
+    pub fn set_command(&mut self, command: &str) {
+        self.command = command.to_string();
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
     }
 
     pub fn root(&self) -> &Path {

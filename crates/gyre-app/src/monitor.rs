@@ -65,6 +65,29 @@ impl FeatureReference {
         }
     }
 
+    /// A readable name for each bin, in bin order (the UI draws reference and live counts on
+    /// these same bins).
+    pub fn bin_labels(&self) -> Vec<String> {
+        let n = self.bins();
+        if self.categorical() {
+            let mut labels = vec![String::new(); n];
+            for (name, &b) in &self.categories {
+                labels[b] = name.clone();
+            }
+            labels[n - 1] = "missing or unseen".into();
+            return labels;
+        }
+        let e = &self.edges;
+        (0..n)
+            .map(|b| match b {
+                _ if b == n - 1 => "missing".to_string(),
+                0 => format!("<= {}", short_number(e[0])),
+                _ if b == e.len() => format!("> {}", short_number(e[e.len() - 1])),
+                _ => format!("{}..{}", short_number(e[b - 1]), short_number(e[b])),
+            })
+            .collect()
+    }
+
     fn numeric(name: &str, kind: ColumnKind, values: impl Iterator<Item = f64>) -> Self {
         let mut sorted: Vec<f64> = values.collect();
         let edges = drift::decile_edges(&sorted);
@@ -83,6 +106,22 @@ impl FeatureReference {
             sorted,
         }
     }
+}
+
+fn short_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.4}").trim_end_matches('0').to_string()
+    }
+}
+
+/// One bin of a feature: training (reference) and served (live) rows, on the same bins.
+#[derive(Clone, Debug, Serialize)]
+pub struct DriftBin {
+    pub bin: String,
+    pub reference: f64,
+    pub live: f64,
 }
 
 /// The champion's reference distributions: every feature over its training rows, and its score
@@ -170,6 +209,8 @@ pub struct FeatureDrift {
     pub ks: Option<drift::Ks>,
     /// PSI major, or the distance above its threshold.
     pub drifted: bool,
+    /// The bins PSI was computed on, with both counts.
+    pub bins: Vec<DriftBin>,
     /// KS and the distance used a uniform sample of [`DISTANCE_SAMPLE`] served values (there
     /// were more); PSI and Jensen-Shannon always count every row.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -466,6 +507,16 @@ impl App {
                     drifted: enough
                         && (psi > drift::PSI_MAJOR || distance > drift::DISTANCE_THRESHOLD),
                     sampled,
+                    bins: f
+                        .bin_labels()
+                        .into_iter()
+                        .zip(f.expected.iter().zip(actual))
+                        .map(|(bin, (&reference, &live))| DriftBin {
+                            bin,
+                            reference,
+                            live,
+                        })
+                        .collect(),
                 });
             }
         }

@@ -4,7 +4,7 @@
 use crate::explain::Importance;
 use crate::train::{RunReport, run_report};
 use crate::{App, AppError};
-use gyre_store::RunRecord;
+use gyre_store::{CompareOp, RunField, RunFilter, RunRecord, RunsQuery};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -89,5 +89,155 @@ impl App {
             importance,
             importance_note,
         })
+    }
+}
+
+/// `gyre runs --sort ... --where ...` and the UI's runs table: one page of the runs that match.
+#[derive(Serialize)]
+pub struct RunsPageReport {
+    pub runs: Vec<RunReport>,
+    /// Runs that match the filters, in all.
+    pub total: usize,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// Most runs one page may hold.
+pub const MAX_PAGE: usize = 1000;
+
+/// A sort or filter field by name: `created`, `id`, `dataset`, `version`, `learner`, `seed`,
+/// `who` (or `created_by`), `metrics.NAME` / `params.NAME`, or a bare name: a holdout metric
+/// when gyre knows it as one, else a param.
+pub fn run_field(name: &str) -> Result<RunField, AppError> {
+    let name = name.trim();
+    let field = match name {
+        "created" | "created_at" | "when" => RunField::Created,
+        "id" | "run" => RunField::Id,
+        "dataset" => RunField::Dataset,
+        "version" => RunField::Version,
+        "learner" => RunField::Learner,
+        "seed" => RunField::Seed,
+        "who" | "created_by" => RunField::CreatedBy,
+        _ => {
+            if let Some(m) = name.strip_prefix("metrics.") {
+                RunField::Metric(m.to_string())
+            } else if let Some(p) = name.strip_prefix("params.") {
+                RunField::Param(p.to_string())
+            } else if is_metric(name) {
+                RunField::Metric(name.to_string())
+            } else {
+                RunField::Param(name.to_string())
+            }
+        }
+    };
+    if let RunField::Metric(n) | RunField::Param(n) = &field
+        && !gyre_store::is_identifier(n)
+    {
+        return Err(AppError::Invalid {
+            message: format!("\"{name}\" is not a field of a run"),
+            hint: Some(
+                "fields: created, id, dataset, version, learner, seed, who, a metric (auc, metrics.NAME) or a param (num_leaves, params.NAME)".into(),
+            ),
+        });
+    }
+    Ok(field)
+}
+
+fn is_metric(name: &str) -> bool {
+    [
+        gyre_core::Task::Binary,
+        gyre_core::Task::Multiclass,
+        gyre_core::Task::Regression,
+    ]
+    .iter()
+    .any(|&t| gyre_eval::metrics::metric_names(t).contains(&name))
+        || name == "average_precision"
+        || name == "precision"
+        || name == "recall"
+}
+
+/// Filters as text: conditions joined by `AND` or commas, each `FIELD OP VALUE` with OP one of
+/// `= != < <= > >= ~` (`~` contains). `auc >= 0.92, learner = gbdt`.
+pub fn parse_run_filters(text: &str) -> Result<Vec<RunFilter>, AppError> {
+    let mut out = Vec::new();
+    let normalized = text.replace(" AND ", ",").replace(" and ", ",");
+    for (i, cond) in normalized.split(',').enumerate() {
+        let cond = cond.trim();
+        if cond.is_empty() {
+            continue;
+        }
+        // Two-character operators first.
+        let ops = [
+            ("<=", CompareOp::Le),
+            (">=", CompareOp::Ge),
+            ("!=", CompareOp::Ne),
+            ("<>", CompareOp::Ne),
+            ("=", CompareOp::Eq),
+            ("<", CompareOp::Lt),
+            (">", CompareOp::Gt),
+            ("~", CompareOp::Contains),
+        ];
+        let Some((at, sym, op)) = ops
+            .iter()
+            .filter_map(|(sym, op)| cond.find(sym).map(|at| (at, *sym, *op)))
+            .min_by_key(|(at, sym, _)| (*at, std::cmp::Reverse(sym.len())))
+        else {
+            return Err(AppError::Invalid {
+                message: format!("condition {} \"{cond}\" has no operator", i + 1),
+                hint: Some("write FIELD OP VALUE, e.g. auc >= 0.92 or learner = gbdt (OP: = != < <= > >= ~)".into()),
+            });
+        };
+        let field = run_field(&cond[..at])?;
+        let value = cond[at + sym.len()..]
+            .trim()
+            .trim_matches(|c| c == '\'' || c == '"')
+            .to_string();
+        if value.is_empty() {
+            return Err(AppError::invalid(format!(
+                "condition {} \"{cond}\" has no value after {sym}",
+                i + 1
+            )));
+        }
+        out.push(RunFilter { field, op, value });
+    }
+    Ok(out)
+}
+
+impl App {
+    /// One page of runs, sorted and filtered by the store (never every run in memory).
+    pub fn runs_page(&mut self, query: &RunsQuery) -> Result<RunsPageReport, AppError> {
+        let mut q = query.clone();
+        q.limit = q.limit.clamp(1, MAX_PAGE);
+        let page = self.store.read(|tx| tx.runs_page(&q))?;
+        Ok(RunsPageReport {
+            runs: page.runs.iter().map(run_report).collect::<Result<_, _>>()?,
+            total: page.total,
+            offset: q.offset,
+            limit: q.limit,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_fields_operators_and_values() {
+        let f = parse_run_filters("auc >= 0.92, learner = 'gbdt' AND num_leaves != 31").unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[0].field, RunField::Metric("auc".into()));
+        assert_eq!(f[0].op, CompareOp::Ge);
+        assert_eq!(f[0].value, "0.92");
+        assert_eq!(f[1].field, RunField::Learner);
+        assert_eq!(f[1].value, "gbdt");
+        assert_eq!(f[2].field, RunField::Param("num_leaves".into()));
+        assert_eq!(f[2].op, CompareOp::Ne);
+        let err = parse_run_filters("auc 0.9").unwrap_err().to_string();
+        assert!(err.contains("no operator"), "{err}");
+        let err = parse_run_filters("x') OR 1=1 -- = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a field of a run"), "{err}");
     }
 }

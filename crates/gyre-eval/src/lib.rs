@@ -7,6 +7,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod compare;
+pub mod curves;
 pub mod drift;
 pub mod label_issues;
 pub mod label_reliability;

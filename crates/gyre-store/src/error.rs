@@ -27,6 +27,9 @@ pub enum StoreError {
     MissingObject { id: String },
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// A query a caller built that the store cannot run (a bad field name).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl StoreError {

@@ -11,6 +11,7 @@ mod meta;
 mod migrations;
 mod objects;
 mod project;
+mod queries;
 
 pub use error::StoreError;
 pub use log::{
@@ -23,3 +24,6 @@ pub use meta::{
 };
 pub use objects::Objects;
 pub use project::{CONFIG_FILE, STATE_DIR, Store, Tx, discover, write_atomic};
+pub use queries::{
+    CompareOp, JournalPage, JournalQuery, RunField, RunFilter, RunsPage, RunsQuery, is_identifier,
+};

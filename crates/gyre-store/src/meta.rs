@@ -385,10 +385,10 @@ impl Tx<'_> {
         Ok(())
     }
 
-    const RUN_COLS: &'static str = "id, dataset, version, learner, params, seed, model, predictions, \
+    pub(crate) const RUN_COLS: &'static str = "id, dataset, version, learner, params, seed, model, predictions, \
          metrics, timings, info, seed_group, created_at, created_by";
 
-    fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    pub(crate) fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         Ok(RunRecord {
             id: r.get(0)?,
             dataset: r.get(1)?,
