@@ -14,7 +14,7 @@ use gyre_data::version::Materialized;
 use gyre_eval::compare::{MetricDelta, Prepared, compare_metric};
 use gyre_learn::{NoProgress, TrainSet};
 use gyre_store::NewJournalEntry;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Serialize)]
 pub struct SuiteEffect {
@@ -39,6 +39,33 @@ pub struct EditEffect {
     pub also_without: Vec<i64>,
 }
 
+/// The cache kind of a stored ablation report.
+const ABLATION_REPORT: &str = "ablation-report";
+
+/// What an ablation said one edit was worth.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct EditWorth {
+    pub edit: i64,
+    pub run: String,
+    pub primary_metric: String,
+    /// The primary metric without the edit minus with it (negative: the edit helps).
+    pub delta_without: MetricDelta,
+    pub time: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredAblation {
+    run: String,
+    primary_metric: String,
+    edits: Vec<StoredEffect>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredEffect {
+    edit: i64,
+    metric_delta_without: MetricDelta,
+}
+
 #[derive(Serialize)]
 pub struct AblateReport {
     pub run: String,
@@ -51,6 +78,32 @@ pub struct AblateReport {
 type Retrained = Result<(usize, Predictions, Vec<u8>), AppError>;
 
 impl App {
+    /// Every stored ablation's verdict on each edit, oldest first.
+    pub fn ablation_worth(&mut self) -> Result<Vec<EditWorth>, AppError> {
+        let entries = self.store.read(|tx| tx.caches_of_kind(ABLATION_REPORT))?;
+        let mut out = Vec::new();
+        for (_, object, time) in entries {
+            let Some(id) = ContentHash::parse(&object) else {
+                continue;
+            };
+            // A missing or damaged report is as if the ablation had not run.
+            let Ok(bytes) = self.store.objects().get(&id) else {
+                continue;
+            };
+            let Ok(r) = serde_json::from_slice::<StoredAblation>(&bytes) else {
+                continue;
+            };
+            out.extend(r.edits.into_iter().map(|e| EditWorth {
+                edit: e.edit,
+                run: r.run.clone(),
+                primary_metric: r.primary_metric.clone(),
+                delta_without: e.metric_delta_without,
+                time: time.clone(),
+            }));
+        }
+        Ok(out)
+    }
+
     pub fn ablate(&mut self, run: &str, jobs: Option<usize>) -> Result<AblateReport, AppError> {
         if jobs == Some(0) {
             return Err(AppError::invalid("--jobs must be at least 1"));
@@ -257,12 +310,20 @@ impl App {
                     })
                 })?;
             }
-            Ok(AblateReport {
+            let report = AblateReport {
                 run: record.id.clone(),
                 version: record.version.clone(),
                 primary_metric: primary,
                 edits: effects,
-            })
+            };
+            // What each edit was worth, kept for the data view (the first ablation of a run).
+            let bytes = serde_json::to_vec(&report).expect("report serializes");
+            let obj = self.store.objects().put(&bytes)?;
+            let time = now();
+            let key = format!("{ABLATION_REPORT}:{}", record.id);
+            self.store
+                .write(|tx| tx.put_cache(&key, ABLATION_REPORT, obj.as_str(), &time))?;
+            Ok(report)
         })
     }
 }

@@ -270,3 +270,88 @@ impl App {
         })
     }
 }
+
+/// A column of the newest version as bars: equal-width bins of a numeric column, or the most
+/// frequent values of a categorical or boolean one (the rest summed as "other").
+#[derive(Serialize)]
+pub struct ColumnHistogram {
+    pub column: String,
+    pub kind: gyre_core::ColumnKind,
+    pub bins: Vec<(String, usize)>,
+    pub missing: usize,
+}
+
+/// Bins of a numeric column's histogram; categories shown before "other".
+const HISTOGRAM_BINS: usize = 20;
+
+impl App {
+    pub fn column_histograms(
+        &mut self,
+        dataset: Option<&str>,
+    ) -> Result<Vec<ColumnHistogram>, AppError> {
+        use arrow_array::cast::AsArray;
+        let dataset = self.resolve_dataset(dataset)?;
+        let latest = self.load_version(&dataset, None)?;
+        let batch = &latest.data.batch;
+        let mut out = Vec::new();
+        for c in &latest.schema.columns {
+            let Some(array) = batch.column_by_name(&c.name) else {
+                continue;
+            };
+            let missing = array.null_count();
+            let bins = match c.kind {
+                gyre_core::ColumnKind::Numeric => {
+                    let Ok(f) = arrow_cast::cast(array, &arrow_schema::DataType::Float64) else {
+                        continue;
+                    };
+                    let values: Vec<f64> = f
+                        .as_primitive::<arrow_array::types::Float64Type>()
+                        .iter()
+                        .flatten()
+                        .collect();
+                    gyre_eval::curves::histogram(&values, HISTOGRAM_BINS)
+                        .into_iter()
+                        .map(|b| (format!("{:.4}..{:.4}", b.lower, b.upper), b.rows))
+                        .collect()
+                }
+                _ => {
+                    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+                    if let Some(dict) = array.as_dictionary_opt::<arrow_array::types::Int32Type>() {
+                        // By code: one name per category, not one string per row.
+                        let mut by_code = vec![0usize; dict.values().len()];
+                        for k in dict.keys().iter().flatten() {
+                            by_code[k as usize] += 1;
+                        }
+                        for (code, n) in by_code.into_iter().enumerate().filter(|x| x.1 > 0) {
+                            let name = gyre_data::table::display_value(dict.values().as_ref(), code);
+                            *counts.entry(name).or_default() += n;
+                        }
+                    } else {
+                        for r in 0..array.len() {
+                            if array.is_valid(r) {
+                                *counts
+                                    .entry(gyre_data::table::display_value(array.as_ref(), r))
+                                    .or_default() += 1;
+                            }
+                        }
+                    }
+                    let mut v: Vec<(String, usize)> = counts.into_iter().collect();
+                    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                    if v.len() > HISTOGRAM_BINS {
+                        let other: usize = v[HISTOGRAM_BINS - 1..].iter().map(|x| x.1).sum();
+                        v.truncate(HISTOGRAM_BINS - 1);
+                        v.push(("other".into(), other));
+                    }
+                    v
+                }
+            };
+            out.push(ColumnHistogram {
+                column: c.name.clone(),
+                kind: c.kind,
+                bins,
+                missing,
+            });
+        }
+        Ok(out)
+    }
+}

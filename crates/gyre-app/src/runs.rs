@@ -241,3 +241,25 @@ mod tests {
         assert!(err.contains("not a field of a run"), "{err}");
     }
 }
+
+/// What a view needs to know of a run without evaluating it: its id, dataset and classes.
+#[derive(Serialize)]
+pub struct RunBrief {
+    pub run: String,
+    pub dataset: String,
+    pub task: gyre_core::Task,
+    pub classes: Vec<String>,
+}
+
+impl App {
+    pub fn run_brief(&mut self, run: &str) -> Result<RunBrief, AppError> {
+        let r = self.resolve_run(run)?;
+        let schema = self.dataset_record(&r.dataset)?;
+        Ok(RunBrief {
+            run: r.id,
+            dataset: r.dataset,
+            task: schema.task,
+            classes: schema.classes,
+        })
+    }
+}

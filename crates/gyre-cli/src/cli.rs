@@ -32,6 +32,7 @@ const STAGES: &[(&str, &[&str])] = &[
     ),
     ("Serve and watch", &["serve", "monitor", "feedback"]),
     ("History", &["log"]),
+    ("See it all", &["ui"]),
 ];
 
 impl Cli {
@@ -210,6 +211,15 @@ pub enum Command {
         /// Answer 413 to a request body larger than this (1MiB holds about 3,000 Adult rows)
         #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = crate::commands::parse_size)]
         max_body: usize,
+    },
+    /// The project in a browser: runs, diffs, label review, findings, data, monitor, journal
+    Ui {
+        /// The address to listen on; any address but loopback needs a token
+        #[arg(long, default_value = "127.0.0.1:8765")]
+        addr: String,
+        /// Require a token on every request even on loopback (one is generated and printed)
+        #[arg(long)]
+        token: bool,
     },
     /// Drift, online quality per model, shadow disagreement, latency and errors from the prediction log
     Monitor {

@@ -507,6 +507,15 @@ impl Tx<'_> {
             .optional()?)
     }
 
+    /// Every cache entry of a kind, oldest first: (key, object, created_at).
+    pub fn caches_of_kind(&self, kind: &str) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut st = self.0.prepare(
+            "SELECT key, object, created_at FROM caches WHERE kind = ?1 ORDER BY created_at, key",
+        )?;
+        let rows = st.query_map([kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn put_cache(
         &self,
         key: &str,

@@ -18,6 +18,7 @@ mod ship;
 mod slices;
 mod suites;
 mod train;
+mod ui;
 mod why;
 
 use crate::cli::{Cli, Command};
@@ -56,6 +57,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Aliases => ship::aliases(cli),
         Command::Demo { dir } => demo::run(cli, dir.as_deref()),
         Command::Findings => findings::list(cli),
+        Command::Ui { addr, token } => ui::run(cli, addr, *token),
         Command::Serve {
             addr,
             run,

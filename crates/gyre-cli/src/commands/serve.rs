@@ -105,7 +105,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Binds the address, with a hint when it is taken or cannot be had.
-fn bind(addr: &str) -> Result<std::net::TcpListener, gyre_app::AppError> {
+pub(crate) fn bind(addr: &str) -> Result<std::net::TcpListener, gyre_app::AppError> {
     std::net::TcpListener::bind(addr).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::AddrInUse => Some(format!(
