@@ -323,7 +323,8 @@ impl App {
                             by_code[k as usize] += 1;
                         }
                         for (code, n) in by_code.into_iter().enumerate().filter(|x| x.1 > 0) {
-                            let name = gyre_data::table::display_value(dict.values().as_ref(), code);
+                            let name =
+                                gyre_data::table::display_value(dict.values().as_ref(), code);
                             *counts.entry(name).or_default() += n;
                         }
                     } else {

@@ -64,7 +64,9 @@ pub use prediction_log::{LogWriter, timestamp};
 pub use predictions::PredictionsReport;
 pub use request_row::{FieldName, FieldValue, RequestRow};
 pub use review::{LabelDecision, ReviewReport, RowDecision, RowsTable, ShownRow};
-pub use runs::{MAX_PAGE, RunBrief, RunsPageReport, RunsReport, ShowReport, parse_run_filters, run_field};
+pub use runs::{
+    MAX_PAGE, RunBrief, RunsPageReport, RunsReport, ShowReport, parse_run_filters, run_field,
+};
 pub use serving::{FieldError, ServedPrediction, ServingModel};
 pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use skew::{Leak, Skew};

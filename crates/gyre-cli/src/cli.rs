@@ -265,8 +265,21 @@ pub enum Command {
     Log,
     /// Train a learner on the current dataset version and evaluate it on every suite
     Train(TrainArgs),
-    /// List runs
-    Runs,
+    /// List runs; with --sort, --where or --limit, one page of them, sorted and filtered
+    Runs {
+        /// Sort by a field: created, id, learner, seed, who, a metric (auc) or a param (num_leaves); - first for descending
+        #[arg(long, value_name = "FIELD", allow_hyphen_values = true)]
+        sort: Option<String>,
+        /// Only runs matching every condition, e.g. "auc >= 0.92, learner = gbdt" (ops: = != < <= > >= ~)
+        #[arg(long = "where", value_name = "CONDITIONS")]
+        filter: Option<String>,
+        /// Runs per page
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Runs to skip
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
     /// Show one run: learner, params, version, metrics, timings
     Show {
         /// A run id (or unique prefix), or `latest`

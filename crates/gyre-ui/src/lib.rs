@@ -87,11 +87,13 @@ impl Ui {
         match &self.token_hash {
             None => true,
             // Equal digests, compared without an early exit.
-            Some(want) => digest(given)
-                .iter()
-                .zip(want)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0,
+            Some(want) => {
+                digest(given)
+                    .iter()
+                    .zip(want)
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+            }
         }
     }
 }

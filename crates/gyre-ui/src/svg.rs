@@ -33,7 +33,11 @@ pub struct XyChart<'a> {
 }
 
 fn scale(v: f64, (lo, hi): (f64, f64), a: f64, b: f64) -> f64 {
-    if hi > lo { a + (v - lo) / (hi - lo) * (b - a) } else { a }
+    if hi > lo {
+        a + (v - lo) / (hi - lo) * (b - a)
+    } else {
+        a
+    }
 }
 
 fn axes(s: &mut String, x: (f64, f64), y: (f64, f64), x_label: &str, y_label: &str) {
@@ -252,7 +256,16 @@ fn tick_value(v: f64) -> String {
     }
 }
 
-/// A forest plot: each row's estimate and 95% interval around zero.
+/// Metrics where a smaller value is better (the forest plot colours by better or worse).
+pub fn lower_is_better(metric: &str) -> bool {
+    matches!(
+        metric,
+        "log_loss" | "brier" | "rmse" | "mae" | "mse" | "ece" | "error"
+    )
+}
+
+/// A forest plot: each row's estimate and 95% interval around zero, coloured by whether the
+/// whole interval is on the better side (`up`), the worse side (`down`) or straddles zero.
 pub fn forest(id: &str, rows: &[(String, f64, f64, f64)]) -> String {
     let row = 24.0;
     let (w, label_w) = (640.0, 170.0);
@@ -275,9 +288,11 @@ pub fn forest(id: &str, rows: &[(String, f64, f64, f64)]) -> String {
     );
     for (i, (name, d, lo, hi)) in rows.iter().enumerate() {
         let y = 14.0 + row * i as f64;
-        let class = if *lo > 0.0 {
+        let sign = if lower_is_better(name) { -1.0 } else { 1.0 };
+        let (blo, bhi) = if sign > 0.0 { (*lo, *hi) } else { (-hi, -lo) };
+        let class = if blo > 0.0 {
             "up"
-        } else if *hi < 0.0 {
+        } else if bhi < 0.0 {
             "down"
         } else {
             "noise"

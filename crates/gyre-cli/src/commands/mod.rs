@@ -92,7 +92,18 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::LabelIssues { run, top, folds } => label_issues::run(cli, run, *top, *folds),
         Command::Log => log::run(cli),
         Command::Train(args) => train::run(cli, args),
-        Command::Runs => runs::list(cli),
+        Command::Runs {
+            sort,
+            filter,
+            limit,
+            offset,
+        } => {
+            if sort.is_none() && filter.is_none() && limit.is_none() && *offset == 0 {
+                runs::list(cli)
+            } else {
+                runs::page(cli, sort.as_deref(), filter.as_deref(), *limit, *offset)
+            }
+        }
         Command::Show { run } => runs::show(cli, run),
         Command::Predict {
             run,

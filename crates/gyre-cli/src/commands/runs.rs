@@ -15,11 +15,52 @@ pub fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
         output::print("no runs yet\n\nnext: gyre train\n");
         return Ok(ExitCode::SUCCESS);
     }
+    output::print(&runs_table(&report.runs));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gyre runs --sort FIELD --where CONDITIONS --limit N --offset N`: one page, from the store.
+pub fn page(
+    cli: &Cli,
+    sort: Option<&str>,
+    filter: Option<&str>,
+    limit: Option<usize>,
+    offset: usize,
+) -> anyhow::Result<ExitCode> {
+    let sort = sort.unwrap_or("-created");
+    let (descending, name) = match sort.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, sort),
+    };
+    let query = gyre_app::RunsQuery {
+        sort: gyre_app::run_field(name)?,
+        descending,
+        filters: gyre_app::parse_run_filters(filter.unwrap_or(""))?,
+        limit: limit.unwrap_or(50),
+        offset,
+    };
+    let report = super::open(cli)?.runs_page(&query)?;
+    if cli.json {
+        output::json(&report);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut s = runs_table(&report.runs);
+    s.push_str(&format!(
+        "\n{}-{} of {} runs\n",
+        if report.total == 0 { 0 } else { offset + 1 },
+        (offset + report.runs.len()).min(report.total),
+        report.total
+    ));
+    output::print(&s);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runs_table(runs: &[gyre_app::RunReport]) -> String {
     let mut s = format!(
         "{:<12}  {:<24}  {:<7}  {:<12}  {:>5}  {}\n",
         "run", "created", "learner", "version", "seed", "holdout"
     );
-    for r in &report.runs {
+    for r in runs {
         let primary = r
             .metrics
             .get("holdout")
@@ -37,8 +78,7 @@ pub fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
             primary
         ));
     }
-    output::print(&s);
-    Ok(ExitCode::SUCCESS)
+    s
 }
 
 pub fn show(cli: &Cli, run: &str) -> anyhow::Result<ExitCode> {

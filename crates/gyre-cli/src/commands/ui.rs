@@ -13,7 +13,9 @@ pub fn run(cli: &Cli, addr: &str, want_token: bool) -> anyhow::Result<ExitCode> 
     drop(app);
     let listener = super::serve::bind(addr)?;
     let bound = listener.local_addr()?;
-    let from_env = std::env::var(TOKEN_ENV).ok().filter(|t| !t.trim().is_empty());
+    let from_env = std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
     // Beyond loopback every request needs a token: from the environment, else a fresh one.
     let token = match from_env {
         Some(t) => Some(t),

@@ -196,13 +196,36 @@ impl Drop for Server {
 }
 
 pub fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return (0, String::new());
-    };
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+    let (status, _, body) = http_with(
+        addr,
+        method,
+        path,
+        &[("Host", "test"), ("Content-Type", "application/json")],
+        body,
     );
+    (status, body)
+}
+
+/// A request with these headers (Content-Length and Connection are added); the status, the
+/// response's head and its body.
+pub fn http_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new(), String::new());
+    };
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
     let _ = s.write_all(head.as_bytes()).and_then(|_| s.write_all(body));
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
@@ -211,19 +234,24 @@ pub fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) 
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
+    let (head, body) = text
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
+        .map(|(h, b)| (h.to_string(), b.to_string()))
         .unwrap_or_default();
-    (status, body)
+    (status, head, body)
 }
 
 /// Starts `gyre serve` on a free port; returns the process, its address and its ready line.
 pub fn start(p: &Project, extra: &[&str]) -> (Server, String, serde_json::Value) {
     let mut args = vec!["serve", "--addr", "127.0.0.1:0", "--json"];
     args.extend_from_slice(extra);
+    spawn_ready(p, &args)
+}
+
+/// Runs a long-lived gyre command whose first line on stdout is a JSON ready line with `addr`.
+pub fn spawn_ready(p: &Project, args: &[&str]) -> (Server, String, serde_json::Value) {
     let mut server = Server(
-        p.cmd(&args)
+        p.cmd(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()

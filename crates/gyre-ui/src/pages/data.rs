@@ -11,9 +11,15 @@ use std::fmt::Write;
 
 pub fn page(app: &mut App, q: &HashMap<String, String>) -> Result<Out, AppError> {
     if let Some(row) = q.get("row").filter(|r| !r.trim().is_empty()) {
-        return Ok(Out::Redirect(format!("/rows/{}", crate::html::url(row.trim()))));
+        return Ok(Out::Redirect(format!(
+            "/rows/{}",
+            crate::html::url(row.trim())
+        )));
     }
-    let dataset = q.get("dataset").filter(|d| !d.is_empty()).map(String::as_str);
+    let dataset = q
+        .get("dataset")
+        .filter(|d| !d.is_empty())
+        .map(String::as_str);
     let data = app.data(dataset)?;
     let Some(ds) = data.datasets.first() else {
         return Ok(Out::Page {
@@ -40,11 +46,7 @@ pub fn page(app: &mut App, q: &HashMap<String, String>) -> Result<Out, AppError>
         }
         b.push_str("</p>");
     }
-    let ds = data
-        .datasets
-        .iter()
-        .find(|d| d.name == name)
-        .unwrap_or(ds);
+    let ds = data.datasets.iter().find(|d| d.name == name).unwrap_or(ds);
     let _ = write!(
         b,
         "<p>Dataset <b>{}</b>: {} rows, target <b>{}</b> ({:?}), newest version <span class=\"id\">{}</span>.</p>\

@@ -65,7 +65,11 @@ pub fn page(
                 esc(name),
                 num(d.base),
                 num(d.candidate),
-                format!("<span data-metric=\"{}\">{}</span>", esc(name), signed(d.delta)),
+                format!(
+                    "<span data-metric=\"{}\">{}</span>",
+                    esc(name),
+                    signed(d.delta)
+                ),
                 format!("[{}, {}]", signed(d.ci95[0]), signed(d.ci95[1])),
             ]
         }),
@@ -82,13 +86,26 @@ pub fn page(
         );
     }
 
-    gate_section(&mut b, &report.base, &report.candidate, &gate, champion.as_deref());
+    gate_section(
+        &mut b,
+        &report.base,
+        &report.candidate,
+        &gate,
+        champion.as_deref(),
+    );
 
     b.push_str("<h2>Suites, before and after</h2>");
     let primary = report.primary_metric.clone();
     b.push_str(&table(
         "suites",
-        &["suite", "rows", &format!("{primary} base"), &format!("{primary} candidate"), "delta", "95% interval"],
+        &[
+            "suite",
+            "rows",
+            &format!("{primary} base"),
+            &format!("{primary} candidate"),
+            "delta",
+            "95% interval",
+        ],
         report.suites.iter().map(|s| {
             let d = s.metrics.get(&primary);
             vec![
@@ -97,7 +114,9 @@ pub fn page(
                 d.map_or(String::new(), |d| num(d.base)),
                 d.map_or(String::new(), |d| num(d.candidate)),
                 d.map_or(String::new(), |d| signed(d.delta)),
-                d.map_or(String::new(), |d| format!("[{}, {}]", signed(d.ci95[0]), signed(d.ci95[1]))),
+                d.map_or(String::new(), |d| {
+                    format!("[{}, {}]", signed(d.ci95[0]), signed(d.ci95[1]))
+                }),
             ]
         }),
     ));
@@ -106,7 +125,11 @@ pub fn page(
     if report.regressed_slices.is_empty() {
         b.push_str("<p>no slice of rows got worse more than chance</p>");
     } else {
-        let max = report.regressed_slices.iter().map(|s| s.error).fold(0.0, f64::max);
+        let max = report
+            .regressed_slices
+            .iter()
+            .map(|s| s.error)
+            .fold(0.0, f64::max);
         let items: Vec<(String, f64, String)> = report
             .regressed_slices
             .iter()
@@ -114,7 +137,12 @@ pub fn page(
                 (
                     format!("{} ({} rows)", s.predicate, s.size),
                     s.error,
-                    format!("{}: negative-flip rate {} in {} rows", s.predicate, num(s.error), s.size),
+                    format!(
+                        "{}: negative-flip rate {} in {} rows",
+                        s.predicate,
+                        num(s.error),
+                        s.size
+                    ),
                 )
             })
             .collect();
@@ -267,7 +295,11 @@ pub fn promote(
         format!(
             "Promoted {} to champion{}.",
             crate::html::short(&report.run),
-            if report.forced { " (forced past the failed gate)" } else { "" }
+            if report.forced {
+                " (forced past the failed gate)"
+            } else {
+                ""
+            }
         )
     } else {
         "Not promoted: the gate failed (see its checks). Force it only with a reason.".to_string()

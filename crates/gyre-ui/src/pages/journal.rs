@@ -31,7 +31,11 @@ pub fn page(app: &mut App, q: &HashMap<String, String>) -> Result<Out, AppError>
             .iter()
             .map(|u| format!(
                 "<option{}>{}</option>",
-                if query.user.as_deref() == Some(u.as_str()) { " selected" } else { "" },
+                if query.user.as_deref() == Some(u.as_str()) {
+                    " selected"
+                } else {
+                    ""
+                },
                 esc(u)
             ))
             .collect::<String>(),

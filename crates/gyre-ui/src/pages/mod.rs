@@ -50,7 +50,11 @@ fn status_of(e: &AppError) -> StatusCode {
 impl Out {
     pub fn into_response(self, project: &str, json: bool) -> Response {
         match self {
-            Out::Page { title, body, json: v } => {
+            Out::Page {
+                title,
+                body,
+                json: v,
+            } => {
                 if json {
                     axum::Json(v).into_response()
                 } else {

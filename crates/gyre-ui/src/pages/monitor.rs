@@ -42,12 +42,26 @@ pub fn page(app: &mut App, q: &HashMap<String, String>) -> Result<Out, AppError>
     b.push_str("<h2>Models</h2>");
     b.push_str(&table(
         "models",
-        &["model", "arm", "shadow", "predictions", "requests", "p50 ms", "p99 ms", "labelled", "quality"],
+        &[
+            "model",
+            "arm",
+            "shadow",
+            "predictions",
+            "requests",
+            "p50 ms",
+            "p99 ms",
+            "labelled",
+            "quality",
+        ],
         m.models.iter().map(|w| {
             vec![
                 run_link(&w.model),
                 esc(&w.arm),
-                if w.shadow { "yes".into() } else { String::new() },
+                if w.shadow {
+                    "yes".into()
+                } else {
+                    String::new()
+                },
                 w.predictions.to_string(),
                 w.requests.to_string(),
                 format!("{:.3}", w.latency_p50_ms),
@@ -55,7 +69,15 @@ pub fn page(app: &mut App, q: &HashMap<String, String>) -> Result<Out, AppError>
                 w.labelled.to_string(),
                 w.quality
                     .as_ref()
-                    .map(|i| format!("{} {} [{}, {}]", w.quality_metric, num(i.value), num(i.low), num(i.high)))
+                    .map(|i| {
+                        format!(
+                            "{} {} [{}, {}]",
+                            w.quality_metric,
+                            num(i.value),
+                            num(i.low),
+                            num(i.high)
+                        )
+                    })
                     .unwrap_or_default(),
             ]
         }),
@@ -70,7 +92,11 @@ pub fn page(app: &mut App, q: &HashMap<String, String>) -> Result<Out, AppError>
             ab.n_challenger,
             num(ab.delta),
             num(ab.p_value),
-            if ab.p_value < 0.05 { ": a real difference" } else { ": not yet distinguishable" }
+            if ab.p_value < 0.05 {
+                ": a real difference"
+            } else {
+                ": not yet distinguishable"
+            }
         );
     }
     if let Some(d) = &m.shadow_disagreement {
@@ -95,7 +121,9 @@ pub fn page(app: &mut App, q: &HashMap<String, String>) -> Result<Out, AppError>
         b.push_str(&table(
             "errors",
             &["status", "requests"],
-            m.errors.iter().map(|(s, n)| vec![s.to_string(), n.to_string()]),
+            m.errors
+                .iter()
+                .map(|(s, n)| vec![s.to_string(), n.to_string()]),
         ));
     }
     b.push_str("<h2>Features</h2>");
@@ -109,7 +137,11 @@ pub fn page(app: &mut App, q: &HashMap<String, String>) -> Result<Out, AppError>
                 esc(f.level),
                 format!("{} {}", esc(f.method), num(f.distance)),
                 f.ks.as_ref().map(|k| num(k.p_value)).unwrap_or_default(),
-                if f.drifted { "<b>yes</b>".into() } else { String::new() },
+                if f.drifted {
+                    "<b>yes</b>".into()
+                } else {
+                    String::new()
+                },
             ]
         }),
     ));
@@ -120,7 +152,11 @@ pub fn page(app: &mut App, q: &HashMap<String, String>) -> Result<Out, AppError>
             .iter()
             .fold((0.0, 0.0), |(a, c), x| (a + x.reference, c + x.live));
         let scale = |v: f64, total: f64| {
-            if percent && total > 0.0 { 100.0 * v / total } else { v }
+            if percent && total > 0.0 {
+                100.0 * v / total
+            } else {
+                v
+            }
         };
         let labels: Vec<String> = f.bins.iter().map(|x| x.bin.clone()).collect();
         let _ = write!(
@@ -135,7 +171,10 @@ pub fn page(app: &mut App, q: &HashMap<String, String>) -> Result<Out, AppError>
             &format!("hist-{}", f.feature),
             &labels,
             &[
-                ("training", f.bins.iter().map(|x| scale(x.reference, rt)).collect()),
+                (
+                    "training",
+                    f.bins.iter().map(|x| scale(x.reference, rt)).collect(),
+                ),
                 ("served", f.bins.iter().map(|x| scale(x.live, lt)).collect()),
             ],
             if percent { "%" } else { "" },

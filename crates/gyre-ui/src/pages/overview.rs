@@ -89,7 +89,9 @@ pub fn page(app: &mut App) -> Result<Out, AppError> {
                 .metrics
                 .get("holdout")
                 .and_then(|m| m.get(&r.primary_metric))
-                .map_or("n/a".into(), |v| format!("{} {}", r.primary_metric, num(*v)));
+                .map_or("n/a".into(), |v| {
+                    format!("{} {}", r.primary_metric, num(*v))
+                });
             vec![
                 run_link(&r.run),
                 esc(&r.created_at),

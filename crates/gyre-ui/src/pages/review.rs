@@ -37,7 +37,10 @@ pub fn page(app: &mut App, run: &str, q: &HashMap<String, String>) -> Result<Out
         } else {
             format!(
                 "<b>not reliable</b>: {}",
-                esc(issues.reason.as_deref().unwrap_or("the suspects look like hard rows"))
+                esc(issues
+                    .reason
+                    .as_deref()
+                    .unwrap_or("the suspects look like hard rows"))
             )
         }
     );

@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 pub fn page(app: &mut App, row: &str, q: &HashMap<String, String>) -> Result<Out, AppError> {
-    let dataset = q.get("dataset").filter(|d| !d.is_empty()).map(String::as_str);
+    let dataset = q
+        .get("dataset")
+        .filter(|d| !d.is_empty())
+        .map(String::as_str);
     let run = q.get("run").filter(|d| !d.is_empty()).map(String::as_str);
     let why = app.why(row, dataset, run)?;
     let mut b = String::new();
@@ -68,9 +71,12 @@ pub fn page(app: &mut App, row: &str, q: &HashMap<String, String>) -> Result<Out
                 esc(&p.created_at),
                 esc(&p.learner),
                 esc(&p.prediction),
-                p.correct.map_or(String::new(), |c| {
-                    if c { "yes".into() } else { "no".into() }
-                }),
+                p.correct.map_or(
+                    String::new(),
+                    |c| {
+                        if c { "yes".into() } else { "no".into() }
+                    },
+                ),
                 esc(p.flip.unwrap_or("")),
             ]
         }),

@@ -75,7 +75,7 @@ fn summary(b: &mut String, shown: &ShowReport) {
         b,
         "<dl class=\"facts\"><dt>run</dt><dd class=\"id\">{}</dd><dt>learner</dt><dd>{}</dd>\
          <dt>dataset</dt><dd>{}</dd><dt>version</dt><dd class=\"id\">{}</dd><dt>seed</dt><dd>{}</dd>\
-         <dt>created</dt><dd>{} by {}</dd><dt>params</dt><dd><code>{}</code></dd></dl>",
+         <dt>created</dt><dd>{} by {}</dd><dt>params</dt><dd class=\"params\"><code>{}</code></dd></dl>",
         esc(&r.run),
         esc(&r.learner),
         esc(&r.dataset),
@@ -83,7 +83,16 @@ fn summary(b: &mut String, shown: &ShowReport) {
         r.seed,
         esc(&r.created_at),
         esc(&r.created_by),
-        esc(&r.params.to_string())
+        esc(&r
+            .params
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default())
     );
     b.push_str("<h2>Metrics</h2>");
     let names: Vec<&String> = r
@@ -288,7 +297,14 @@ fn charts(b: &mut String, c: &CurvesReport) {
             let _ = write!(b, "<th>{}</th>", esc(name));
         }
         b.push_str("</tr></thead><tbody>");
-        let max = conf.counts.iter().flatten().copied().max().unwrap_or(1).max(1);
+        let max = conf
+            .counts
+            .iter()
+            .flatten()
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(1);
         for (i, row) in conf.counts.iter().enumerate() {
             let _ = write!(
                 b,
