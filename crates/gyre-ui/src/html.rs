@@ -105,7 +105,7 @@ pub fn layout(title: &str, project: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t} · gyre</title><link rel=\"stylesheet\" href=\"/assets/ui.css\">\
+         <title>{t} · gyre</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/assets/ui.css\">\
          <script src=\"/assets/ui.js\" defer></script></head><body>\
          <header><span class=\"brand\">gyre</span><span class=\"project\">{p}</span><nav>{nav}</nav></header>\
          <main><h1>{t}</h1>{body}</main></body></html>",
