@@ -7,7 +7,7 @@ use crate::{App, AppError};
 use gyre_core::{ContentHash, Split, Task};
 use gyre_learn::{Contributions, Model};
 use gyre_store::{RunRecord, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Holdout rows past which importance is averaged over a sample of this many.
 pub const IMPORTANCE_ROWS: usize = 2000;
@@ -54,7 +54,7 @@ pub struct Explanation {
 }
 
 /// A feature's mean |contribution| over the rows averaged.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FeatureImportance {
     pub feature: String,
     pub mean_abs_contribution: f64,
@@ -62,9 +62,9 @@ pub struct FeatureImportance {
 
 /// Global importance: per feature, the mean |contribution| to the raw score over a run's
 /// holdout rows (for multiclass, each row's |contributions| summed over the classes).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Importance {
-    pub scale: &'static str,
+    pub scale: String,
     /// Holdout rows averaged over: all of them, or a sample drawn with `sample_seed`.
     pub rows: usize,
     pub holdout_rows: usize,
@@ -183,6 +183,29 @@ impl App {
     /// [`IMPORTANCE_ROWS`] of them when there are more (TreeSHAP costs about a thousand
     /// predictions a row).
     pub(crate) fn importance(&mut self, record: &RunRecord) -> Result<Importance, AppError> {
+        // A run never changes, so neither does its importance: computed once, then read back
+        // (the web UI's run page shows it on every visit).
+        let key = format!(
+            "importance:v1:{}:{IMPORTANCE_ROWS}:{IMPORTANCE_SEED}",
+            record.id
+        );
+        if let Some(object) = self.store.read(|tx| tx.cache(&key))?
+            && let Some(id) = ContentHash::parse(&object)
+            && let Ok(bytes) = self.store.objects().get(&id)
+            && let Ok(cached) = serde_json::from_slice::<Importance>(&bytes)
+        {
+            return Ok(cached);
+        }
+        let importance = self.compute_importance(record)?;
+        let bytes = serde_json::to_vec(&importance).expect("importance serializes");
+        let object = self.store.objects().put(&bytes)?;
+        let time = crate::now();
+        self.store
+            .write(|tx| tx.put_cache(&key, "importance", object.as_str(), &time))?;
+        Ok(importance)
+    }
+
+    fn compute_importance(&mut self, record: &RunRecord) -> Result<Importance, AppError> {
         let model = self.run_model(record)?;
         let loaded = self.load_version(&record.dataset, Some(&record.version))?;
         let (rows, holdout_rows, sample_seed) = importance_rows(&loaded);
@@ -207,7 +230,7 @@ impl App {
             .collect();
         features.sort_by(|a, b| b.mean_abs_contribution.total_cmp(&a.mean_abs_contribution));
         Ok(Importance {
-            scale: scale(loaded.schema.task),
+            scale: scale(loaded.schema.task).to_string(),
             rows: rows.len(),
             holdout_rows,
             sample_seed,

@@ -382,6 +382,20 @@ impl Tx<'_> {
                 r.created_by
             ],
         )?;
+        // The metrics and params the runs table sorts and filters by (see migration 7).
+        for (prefix, json, path) in [
+            ("metrics.", &r.metrics, "$.holdout"),
+            ("params.", &r.params, "$"),
+        ] {
+            self.0.execute(
+                "INSERT INTO run_values (run, field, num, text)
+                 SELECT ?1, ?2 || j.key,
+                        CASE WHEN j.type IN ('integer', 'real', 'true', 'false') THEN j.value END,
+                        CASE WHEN j.type NOT IN ('integer', 'real', 'true', 'false') THEN j.value END
+                 FROM json_each(?3, ?4) j",
+                params![r.id, prefix, json, path],
+            )?;
+        }
         Ok(())
     }
 

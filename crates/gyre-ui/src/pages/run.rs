@@ -341,7 +341,7 @@ fn importance(b: &mut String, shown: &ShowReport) {
             let _ = write!(
                 b,
                 "<p>Mean |contribution| to the score ({}) over {} holdout rows.</p>",
-                esc(i.scale),
+                esc(&i.scale),
                 i.rows
             );
             let max = i
