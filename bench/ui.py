@@ -135,6 +135,7 @@ def main():
                      seed=rng.randrange(1000), seed_group=None,
                      created_at=f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:00.{i % 1000:03d}Z")
             rows.append(tuple(r[c] for c in cols))
+        before = db.execute("SELECT max(rowid) FROM runs").fetchone()[0]
         db.executemany(f"INSERT INTO runs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", rows)
         # What gyre's insert_run writes beside each run (migration 7): its metrics and params.
         for prefix, json_col, path in (("metrics.", "metrics", "$.holdout"), ("params.", "params", "$")):
@@ -143,7 +144,10 @@ def main():
                        CASE WHEN j.type IN ('integer','real','true','false') THEN j.value END,
                        CASE WHEN j.type NOT IN ('integer','real','true','false') THEN j.value END
                 FROM runs r, json_each(r.{json_col}, '{path}') j
-                WHERE r.id NOT IN (SELECT run FROM run_values)""")
+                WHERE r.rowid > {before}""")
+        for field, col in (("run.dataset", "dataset"), ("run.version", "version"), ("run.learner", "learner"), ("run.who", "created_by")):
+            db.execute(f"INSERT INTO run_values (run, field, num, text) SELECT id, '{field}', NULL, {col} FROM runs WHERE rowid > {before}")
+        db.execute(f"INSERT INTO run_values (run, field, num, text) SELECT id, 'run.seed', seed, NULL FROM runs WHERE rowid > {before}")
         db.commit()
         db.close()
         p, host, port = start(many, "ui")

@@ -396,6 +396,12 @@ impl Tx<'_> {
                 params![r.id, prefix, json, path],
             )?;
         }
+        self.0.execute(
+            "INSERT INTO run_values (run, field, num, text) VALUES
+                 (?1, 'run.dataset', NULL, ?2), (?1, 'run.version', NULL, ?3),
+                 (?1, 'run.learner', NULL, ?4), (?1, 'run.who', NULL, ?5), (?1, 'run.seed', ?6, NULL)",
+            params![r.id, r.dataset, r.version, r.learner, r.created_by, r.seed as i64],
+        )?;
         Ok(())
     }
 

@@ -151,8 +151,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER finding_events_no_delete BEFORE DELETE ON finding_events
         BEGIN SELECT RAISE(ABORT, 'finding history is append-only'); END;
     "#,
-    // 7: each run's holdout metrics and params as indexed rows, so the runs table sorts and
-    // filters by any of them in the store (100,000 runs, one page), and runs by creation time.
+    // 7: each run's holdout metrics, params and own fields (dataset, version, learner, who,
+    // seed) as indexed rows, so the runs table sorts and filters by any of them in the store
+    // (100,000 runs, one page: the runs rows are wide, a scan of them is slow), and runs by
+    // creation time.
     r#"
     CREATE TABLE run_values (
         run    TEXT NOT NULL REFERENCES runs(id),
@@ -160,8 +162,8 @@ pub const MIGRATIONS: &[&str] = &[
         num    REAL,
         text   TEXT
     );
-    CREATE INDEX run_values_by_num ON run_values (field, num);
-    CREATE INDEX run_values_by_text ON run_values (field, text);
+    CREATE INDEX run_values_by_num ON run_values (field, num, run);
+    CREATE INDEX run_values_by_text ON run_values (field, text, run);
     CREATE INDEX run_values_by_run ON run_values (run);
     CREATE INDEX runs_by_created ON runs (created_at);
     INSERT INTO run_values (run, field, num, text)
@@ -174,5 +176,11 @@ pub const MIGRATIONS: &[&str] = &[
                CASE WHEN j.type IN ('integer', 'real', 'true', 'false') THEN j.value END,
                CASE WHEN j.type NOT IN ('integer', 'real', 'true', 'false') THEN j.value END
         FROM runs r, json_each(r.params) j;
+    INSERT INTO run_values (run, field, num, text)
+        SELECT id, 'run.dataset', NULL, dataset FROM runs
+        UNION ALL SELECT id, 'run.version', NULL, version FROM runs
+        UNION ALL SELECT id, 'run.learner', NULL, learner FROM runs
+        UNION ALL SELECT id, 'run.who', NULL, created_by FROM runs
+        UNION ALL SELECT id, 'run.seed', seed, NULL FROM runs;
     "#,
 ];

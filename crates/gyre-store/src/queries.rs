@@ -7,6 +7,7 @@
 use crate::meta::{JournalEntry, RunRecord};
 use crate::{StoreError, Tx};
 use rusqlite::types::Value;
+use std::collections::HashSet;
 
 /// A field of a run to sort or filter on.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,35 +79,65 @@ pub struct JournalPage {
     pub total: usize,
 }
 
+/// Whether looking up each of `kept` runs (about 30 times the cost of one step of an index
+/// walk, measured) is cheaper than walking the sort index until `wanted` of them are found
+/// (about `wanted * total / kept` steps when they are spread evenly).
+fn few_enough(kept: usize, wanted: usize, total: usize) -> bool {
+    (kept as u128).pow(2) * 32 <= wanted as u128 * total as u128
+}
+
+/// SQLite's order of two values of a column: numbers by value, text by bytes.
+fn compare_values(a: &Value, b: &Value) -> std::cmp::Ordering {
+    let number = |v: &Value| match v {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Real(x) => Some(*x),
+        _ => None,
+    };
+    match (a, b) {
+        (Value::Text(x), Value::Text(y)) => x.cmp(y),
+        _ => match (number(a), number(b)) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            // Numbers before text, as SQLite sorts them.
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        },
+    }
+}
+
 /// Letters, digits and `_`: the only names that become part of a JSON path.
 pub fn is_identifier(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// A column of `runs` (`None` for a metric or param, which live in `run_values`).
+/// A column of `runs` that sorts through an index of its own (`None` for the other fields,
+/// which sort and filter through `run_values`).
 fn run_column(field: &RunField) -> Option<&'static str> {
-    Some(match field {
-        RunField::Created => "r.created_at",
-        RunField::Id => "r.id",
-        RunField::Dataset => "r.dataset",
-        RunField::Version => "r.version",
-        RunField::Learner => "r.learner",
-        RunField::Seed => "r.seed",
-        RunField::CreatedBy => "r.created_by",
-        RunField::Metric(_) | RunField::Param(_) => return None,
-    })
+    match field {
+        RunField::Created => Some("r.created_at"),
+        RunField::Id => Some("r.id"),
+        _ => None,
+    }
 }
 
-/// The `run_values` field of a metric or param.
+/// The `run_values` field of a metric, a param or one of the run's own columns (see
+/// migration 7 and `Tx::insert_run`).
 fn value_field(field: &RunField) -> Result<Option<String>, StoreError> {
-    match field {
-        RunField::Metric(m) | RunField::Param(m) if !is_identifier(m) => Err(StoreError::Invalid(
-            format!("\"{m}\" is not a metric or param name (letters, digits and _ only)"),
-        )),
-        RunField::Metric(m) => Ok(Some(format!("metrics.{m}"))),
-        RunField::Param(p) => Ok(Some(format!("params.{p}"))),
-        _ => Ok(None),
-    }
+    Ok(Some(match field {
+        RunField::Metric(m) | RunField::Param(m) if !is_identifier(m) => {
+            return Err(StoreError::Invalid(format!(
+                "\"{m}\" is not a metric or param name (letters, digits and _ only)"
+            )));
+        }
+        RunField::Metric(m) => format!("metrics.{m}"),
+        RunField::Param(p) => format!("params.{p}"),
+        RunField::Dataset => "run.dataset".into(),
+        RunField::Version => "run.version".into(),
+        RunField::Learner => "run.learner".into(),
+        RunField::Seed => "run.seed".into(),
+        RunField::CreatedBy => "run.who".into(),
+        RunField::Created | RunField::Id => return Ok(None),
+    }))
 }
 
 fn op_sql(op: CompareOp) -> &'static str {
@@ -121,10 +152,11 @@ fn op_sql(op: CompareOp) -> &'static str {
     }
 }
 
-/// The WHERE conditions of `filters` over `runs r`, with their bound values.
-fn run_conditions(filters: &[RunFilter]) -> Result<(Vec<String>, Vec<Value>), StoreError> {
-    let mut conditions = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
+/// The ids of the runs that pass every filter, as a SQL query (an intersection of index
+/// scans: each metric or param filter reads only its matching entries of `run_values`), with
+/// its bound values; `None` when there is no filter.
+fn kept_runs(filters: &[RunFilter], values: &mut Vec<Value>) -> Result<Option<String>, StoreError> {
+    let mut parts = Vec::new();
     for f in filters {
         let number = f.value.trim().parse::<f64>().ok();
         match (run_column(&f.field), value_field(&f.field)?) {
@@ -134,10 +166,11 @@ fn run_conditions(filters: &[RunFilter]) -> Result<(Vec<String>, Vec<Value>), St
                     _ => Value::Text(f.value.clone()),
                 });
                 let n = values.len();
-                conditions.push(match f.op {
+                let test = match f.op {
                     CompareOp::Contains => format!("instr(CAST({col} AS TEXT), ?{n}) > 0"),
                     op => format!("{col} {} ?{n}", op_sql(op)),
-                });
+                };
+                parts.push(format!("SELECT r.id FROM runs r WHERE {test}"));
             }
             (None, Some(field)) => {
                 values.push(Value::Text(field));
@@ -160,13 +193,13 @@ fn run_conditions(filters: &[RunFilter]) -> Result<(Vec<String>, Vec<Value>), St
                         format!("v.text {} ?{}", op_sql(op), values.len())
                     }
                 };
+                let within =
+                    format!("SELECT v.run FROM run_values v WHERE v.field = ?{nf} AND {test}");
                 // A run without the field does not match, except under `!=`.
-                let within = format!(
-                    "r.id IN (SELECT v.run FROM run_values v WHERE v.field = ?{nf} AND {test})"
-                );
-                conditions.push(if f.op == CompareOp::Ne {
+                parts.push(if f.op == CompareOp::Ne {
                     format!(
-                        "({within} OR r.id NOT IN (SELECT v.run FROM run_values v WHERE v.field = ?{nf}))"
+                        "SELECT * FROM ({within} UNION SELECT r.id FROM runs r WHERE r.id NOT IN \
+                         (SELECT v.run FROM run_values v WHERE v.field = ?{nf}))"
                     )
                 } else {
                     within
@@ -175,98 +208,182 @@ fn run_conditions(filters: &[RunFilter]) -> Result<(Vec<String>, Vec<Value>), St
             (None, None) => unreachable!("every field is a column or a value"),
         }
     }
-    Ok((conditions, values))
-}
-
-fn and(conditions: &[String], extra: Option<String>) -> String {
-    let all: Vec<&str> = conditions
-        .iter()
-        .map(String::as_str)
-        .chain(extra.as_deref())
-        .collect();
-    if all.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", all.join(" AND "))
-    }
+    Ok((!parts.is_empty()).then(|| parts.join(" INTERSECT ")))
 }
 
 impl Tx<'_> {
-    /// The runs matching every filter, sorted, one page of them. Metrics and params sort and
-    /// filter through `run_values` and its indexes; runs without the sort field come last.
+    /// The runs matching every filter, sorted, one page of them. The filters' runs are found
+    /// once (index range scans, intersected); the page then walks the sort field's index in
+    /// order, keeping matching runs and stopping at the page's end. Metrics and params live in
+    /// `run_values`; runs without the sort field come last, newest first.
     pub fn runs_page(&self, q: &RunsQuery) -> Result<RunsPage, StoreError> {
-        let (conditions, values) = run_conditions(&q.filters)?;
-        let count = |extra: Option<String>, vals: &[Value]| -> Result<usize, StoreError> {
-            let n: i64 = self.0.query_row(
-                &format!("SELECT count(*) FROM runs r {}", and(&conditions, extra)),
-                rusqlite::params_from_iter(vals.iter()),
-                |r| r.get(0),
-            )?;
-            Ok(n as usize)
+        let mut values = Vec::new();
+        let kept: Option<HashSet<String>> = match kept_runs(&q.filters, &mut values)? {
+            Some(sql) => {
+                let mut st = self.0.prepare(&sql)?;
+                let ids = st.query_map(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
+                Some(ids.collect::<Result<_, _>>()?)
+            }
+            None => None,
         };
-        let total = count(None, &values)?;
+        let total_runs = {
+            let n: i64 = self
+                .0
+                .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
+            n as usize
+        };
+        // A filter that keeps every run filters nothing.
+        let kept = kept.filter(|k| k.len() < total_runs);
+        let total = match &kept {
+            Some(k) => k.len(),
+            None => total_runs,
+        };
+        let ids = match &kept {
+            // A filter that keeps few runs: their sort keys are looked up one by one and
+            // sorted here, instead of walking much of the sort index for a few matches.
+            Some(k) if few_enough(k.len(), q.offset + q.limit, total_runs) => {
+                self.page_of_few(k, q)?
+            }
+            _ => self.page_by_walk(kept.as_ref(), q)?,
+        };
+        let mut st = self.0.prepare(&format!(
+            "SELECT {} FROM runs WHERE id = ?1",
+            Self::RUN_COLS
+        ))?;
+        let runs = ids
+            .iter()
+            .map(|id| st.query_row([id], Self::run_row))
+            .collect::<Result<_, _>>()?;
+        Ok(RunsPage { runs, total })
+    }
+
+    /// A page by walking the sort field's index in order, keeping the filters' runs.
+    fn page_by_walk(
+        &self,
+        kept: Option<&HashSet<String>>,
+        q: &RunsQuery,
+    ) -> Result<Vec<String>, StoreError> {
         let dir = if q.descending { "DESC" } else { "ASC" };
-        let cols: Vec<String> = Self::RUN_COLS
-            .split(',')
-            .map(|c| format!("r.{}", c.trim()))
-            .collect();
-        let cols = cols.join(", ");
-        let select = |sql: String, vals: &[Value]| -> Result<Vec<RunRecord>, StoreError> {
-            let mut st = self.0.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(vals.iter()), Self::run_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        };
-        let runs = match (run_column(&q.sort), value_field(&q.sort)?) {
-            (Some(col), _) => select(
-                format!(
-                    "SELECT {cols} FROM runs r {} ORDER BY {col} {dir}, r.rowid {dir} LIMIT {} OFFSET {}",
-                    and(&conditions, None),
-                    q.limit,
-                    q.offset
-                ),
-                &values,
-            )?,
+        // Ordered streams of run ids, read one after the other until the page is full.
+        let mut streams: Vec<(String, Vec<Value>)> = Vec::new();
+        match (run_column(&q.sort), value_field(&q.sort)?) {
+            (Some(col), _) => streams.push((
+                format!("SELECT r.id FROM runs r ORDER BY {col} {dir}, r.rowid {dir}"),
+                Vec::new(),
+            )),
             (None, Some(field)) => {
-                let mut vals = values.clone();
-                vals.push(Value::Text(field));
-                let nf = vals.len();
-                let mut runs = select(
+                // A field with numbers sorts by them, one with only text by its text: either
+                // way one walk of an index in order.
+                let key = if self.numeric_field(&field)? {
+                    "num"
+                } else {
+                    "text"
+                };
+                streams.push((
                     format!(
-                        "SELECT {cols} FROM run_values s JOIN runs r ON r.id = s.run {} \
-                         ORDER BY s.num {dir}, s.text {dir}, r.rowid {dir} LIMIT {} OFFSET {}",
-                        and(&conditions, Some(format!("s.field = ?{nf}"))),
-                        q.limit,
-                        q.offset
+                        "SELECT run FROM run_values WHERE field = ?1 ORDER BY {key} {dir}, run {dir}"
                     ),
-                    &vals,
-                )?;
-                if runs.len() < q.limit {
-                    // The page reaches past the runs with the field: those without it follow,
-                    // newest first.
-                    let without = Some(format!(
-                        "r.id NOT IN (SELECT s.run FROM run_values s WHERE s.field = ?{nf})"
-                    ));
-                    let with = count(
-                        Some(format!(
-                            "r.id IN (SELECT s.run FROM run_values s WHERE s.field = ?{nf})"
-                        )),
-                        &vals,
-                    )?;
-                    let skip = q.offset.saturating_sub(with);
-                    runs.extend(select(
-                        format!(
-                            "SELECT {cols} FROM runs r {} ORDER BY r.created_at DESC, r.rowid DESC LIMIT {} OFFSET {skip}",
-                            and(&conditions, without),
-                            q.limit - runs.len()
-                        ),
-                        &vals,
-                    )?);
+                    vec![Value::Text(field.clone())],
+                ));
+                streams.push((
+                    "SELECT r.id FROM runs r WHERE r.id NOT IN \
+                     (SELECT run FROM run_values WHERE field = ?1) \
+                     ORDER BY r.created_at DESC, r.rowid DESC"
+                        .into(),
+                    vec![Value::Text(field)],
+                ));
+            }
+            (None, None) => unreachable!("every field is a column or a value"),
+        }
+        let mut ids = Vec::with_capacity(q.limit);
+        let mut skip = q.offset;
+        for (sql, vals) in &streams {
+            let mut st = self.0.prepare(sql)?;
+            let mut rows = st.query(rusqlite::params_from_iter(vals.iter()))?;
+            while let Some(row) = rows.next()? {
+                let id: String = row.get(0)?;
+                if kept.is_some_and(|k| !k.contains(&id)) {
+                    continue;
                 }
-                runs
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                ids.push(id);
+                if ids.len() == q.limit {
+                    return Ok(ids);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// A page of a few kept runs: each one's sort key read by id and sorted here in the order
+    /// the index walk gives (runs without the field last, newest first).
+    fn page_of_few(
+        &self,
+        kept: &HashSet<String>,
+        q: &RunsQuery,
+    ) -> Result<Vec<String>, StoreError> {
+        let field = value_field(&q.sort)?;
+        let sql = match (run_column(&q.sort), &field) {
+            (Some(col), _) => {
+                format!("SELECT {col}, r.created_at, r.rowid FROM runs r WHERE r.id = ?1")
+            }
+            (None, Some(f)) => {
+                let key = if self.numeric_field(f)? {
+                    "v.num"
+                } else {
+                    "v.text"
+                };
+                format!(
+                    "SELECT (SELECT {key} FROM run_values v WHERE v.run = ?1 AND v.field = ?2), \
+                     r.created_at, r.rowid FROM runs r WHERE r.id = ?1"
+                )
             }
             (None, None) => unreachable!("every field is a column or a value"),
         };
-        Ok(RunsPage { runs, total })
+        let mut st = self.0.prepare(&sql)?;
+        let mut keyed: Vec<(Value, String, i64, &String)> = Vec::with_capacity(kept.len());
+        for id in kept {
+            let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+            let (key, created, rowid): (Value, String, i64) = match &field {
+                None => st.query_row([id], row)?,
+                Some(f) => st.query_row([id, f], row)?,
+            };
+            keyed.push((key, created, rowid, id));
+        }
+        keyed.sort_by(|a, b| match (a.0 == Value::Null, b.0 == Value::Null) {
+            // Without the field: last, newest first.
+            (true, true) => (&b.1, b.2).cmp(&(&a.1, a.2)),
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            (false, false) => {
+                // Ties as the index walk breaks them: by run id for a metric or param, by
+                // insertion for a column.
+                let tie = if field.is_some() {
+                    a.3.cmp(b.3)
+                } else {
+                    a.2.cmp(&b.2)
+                };
+                let o = compare_values(&a.0, &b.0).then(tie);
+                if q.descending { o.reverse() } else { o }
+            }
+        });
+        Ok(keyed
+            .into_iter()
+            .skip(q.offset)
+            .take(q.limit)
+            .map(|k| k.3.clone())
+            .collect())
+    }
+
+    fn numeric_field(&self, field: &str) -> Result<bool, StoreError> {
+        Ok(self.0.query_row(
+            "SELECT EXISTS (SELECT 1 FROM run_values WHERE field = ?1 AND num IS NOT NULL)",
+            [field],
+            |r| r.get(0),
+        )?)
     }
 
     /// Journal entries matching the query, newest first, one page of them.
@@ -510,5 +627,75 @@ mod tests {
         assert!(!is_identifier("a') OR 1=1 --"));
         let err = value_field(&RunField::Metric("x'); DROP TABLE runs; --".into())).unwrap_err();
         assert!(err.to_string().contains("not a metric or param name"));
+    }
+
+    #[test]
+    fn the_few_kept_runs_sort_as_the_index_walk_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Store::init(dir.path(), "").unwrap();
+        let mut store = Store::open(&root).unwrap();
+        store
+            .write(|tx| {
+                tx.insert_dataset(&DatasetRecord {
+                    name: "d".into(),
+                    schema: "{}".into(),
+                    created_at: "t".into(),
+                })?;
+                for i in 0..60u32 {
+                    // Repeated aucs (ties), some runs without auc, a text param.
+                    let metrics = if i % 7 == 3 {
+                        r#"{"holdout":{"rmse":1.0}}"#.to_string()
+                    } else {
+                        format!(r#"{{"holdout":{{"auc":0.{}}}}}"#, 5 + (i * 13) % 4)
+                    };
+                    let params = format!(
+                        r#"{{"num_leaves":{},"mode":"{}"}}"#,
+                        [7, 15, 31][i as usize % 3],
+                        ["auto", "fast", "slow"][(i as usize / 3) % 3]
+                    );
+                    tx.insert_run(&run(
+                        &format!("r{i:02}"),
+                        &metrics,
+                        &params,
+                        &format!("2026-01-{:02}", 1 + (i * 7) % 28),
+                    ))?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let sorts = [
+            RunField::Metric("auc".into()),
+            RunField::Param("mode".into()),
+            RunField::Param("num_leaves".into()),
+            RunField::Created,
+            RunField::Id,
+        ];
+        store
+            .read(|tx| {
+                let kept: HashSet<String> = (0..60)
+                    .filter(|i| i % 5 == 0 || i % 7 == 3)
+                    .map(|i| format!("r{i:02}"))
+                    .collect();
+                for sort in &sorts {
+                    for descending in [false, true] {
+                        for (offset, limit) in [(0, 5), (3, 4), (9, 10), (0, 100)] {
+                            let q = RunsQuery {
+                                sort: sort.clone(),
+                                descending,
+                                filters: Vec::new(),
+                                limit,
+                                offset,
+                            };
+                            assert_eq!(
+                                tx.page_of_few(&kept, &q)?,
+                                tx.page_by_walk(Some(&kept), &q)?,
+                                "{sort:?} descending {descending} offset {offset} limit {limit}"
+                            );
+                        }
+                    }
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
     }
 }
