@@ -116,6 +116,85 @@ fn short_number(x: f64) -> String {
     }
 }
 
+/// Served values kept per numeric feature and window for its KS test (a seeded reservoir).
+const WINDOW_SAMPLE: usize = 500;
+/// Hour windows until the log spans more than this many hours; then day windows.
+const MAX_HOUR_WINDOWS: usize = 72;
+
+/// Drift in one window of time: PSI on the reference bins and, for numeric features, KS
+/// against the training values (on a sample of the window's values).
+#[derive(Clone, Debug, Serialize)]
+pub struct DriftWindow {
+    /// The window's first hour (`2026-12-04T18`) or day (`2026-12-04`), UTC.
+    pub start: String,
+    pub rows: usize,
+    pub features: Vec<WindowDrift>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WindowDrift {
+    pub feature: String,
+    pub psi: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ks: Option<drift::Ks>,
+}
+
+/// One window's running counts while the log is read.
+struct WindowCounts {
+    rows: usize,
+    bins: Vec<Vec<f64>>,
+    samples: Vec<Reservoir>,
+}
+
+impl WindowCounts {
+    fn new(reference: &DriftReference, key: &str) -> WindowCounts {
+        // Seeded by the window's key (FNV-1a), so a window's sample does not depend on others.
+        let seed = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        WindowCounts {
+            rows: 0,
+            bins: reference
+                .features
+                .iter()
+                .map(|f| vec![0.0; f.bins()])
+                .collect(),
+            samples: (0..reference.features.len())
+                .map(|j| Reservoir::new(WINDOW_SAMPLE, seed ^ (0x7769_6e64 + j as u64)))
+                .collect(),
+        }
+    }
+
+    fn merge(&mut self, other: WindowCounts) {
+        self.rows += other.rows;
+        for (a, b) in self.bins.iter_mut().zip(other.bins) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        for (a, b) in self.samples.iter_mut().zip(other.samples) {
+            for v in b.values {
+                a.add(v);
+            }
+        }
+    }
+}
+
+/// Day windows from hour windows (keys `YYYY-MM-DDTHH` become `YYYY-MM-DD`).
+fn by_day(windows: BTreeMap<String, WindowCounts>) -> BTreeMap<String, WindowCounts> {
+    let mut days: BTreeMap<String, WindowCounts> = BTreeMap::new();
+    for (key, w) in windows {
+        let day = key[..key.len().min(10)].to_string();
+        match days.get_mut(&day) {
+            Some(d) => d.merge(w),
+            None => {
+                days.insert(day, w);
+            }
+        }
+    }
+    days
+}
+
 /// One bin of a feature: training (reference) and served (live) rows, on the same bins.
 #[derive(Clone, Debug, Serialize)]
 pub struct DriftBin {
@@ -271,6 +350,8 @@ pub struct MonitorReport {
     pub feedback: usize,
     pub models: Vec<ModelWatch>,
     pub features: Vec<FeatureDrift>,
+    /// The same drift per window of time (hours, or days past 72 hours), oldest first.
+    pub windows: Vec<DriftWindow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score_psi: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -381,6 +462,8 @@ impl App {
         let mut last_answer: Option<(PredictionId, String)> = None;
         let (mut shadowed, mut disagreed) = (0usize, 0usize);
         let mut labelled_answers: HashMap<PredictionId, (bool, String)> = HashMap::new();
+        let mut windows: BTreeMap<String, WindowCounts> = BTreeMap::new();
+        let mut daily = false;
         let mut watches: Vec<Option<crate::skew::SkewWatch>> = reference
             .features
             .iter()
@@ -434,9 +517,31 @@ impl App {
             // does not parse counts as all missing).
             let row = RequestRow::parse(&r.features).ok();
             let row = row.as_ref();
+            let key = &r.time[..r.time.len().min(if daily { 10 } else { 13 })];
+            if !windows.contains_key(key) {
+                if !daily && windows.len() >= MAX_HOUR_WINDOWS {
+                    daily = true;
+                    windows = by_day(std::mem::take(&mut windows));
+                }
+                let key = &r.time[..r.time.len().min(if daily { 10 } else { 13 })];
+                if !windows.contains_key(key) {
+                    windows.insert(key.to_string(), WindowCounts::new(&reference, key));
+                }
+            }
+            let key = &r.time[..r.time.len().min(if daily { 10 } else { 13 })];
+            let window = windows.get_mut(key).expect("the row's window");
+            window.rows += 1;
             for (j, f) in reference.features.iter().enumerate() {
                 let v = row.and_then(|row| row.get(&f.name));
-                actual[j][f.bin_of(v)] += 1.0;
+                let bin = f.bin_of(v);
+                actual[j][bin] += 1.0;
+                window.bins[j][bin] += 1.0;
+                if !f.categorical() {
+                    let x = f.number(v);
+                    if !x.is_nan() {
+                        window.samples[j].add(x);
+                    }
+                }
                 if let Some(w) = &mut watches[j] {
                     if f.categorical() {
                         w.text(v.and_then(FieldValue::text));
@@ -520,6 +625,27 @@ impl App {
                 });
             }
         }
+        let windows: Vec<DriftWindow> = windows
+            .into_iter()
+            .map(|(start, w)| DriftWindow {
+                start,
+                rows: w.rows,
+                features: reference
+                    .features
+                    .iter()
+                    .zip(w.bins.iter().zip(w.samples))
+                    .map(|(f, (bins, sample))| WindowDrift {
+                        feature: f.name.clone(),
+                        psi: drift::psi(&f.expected, bins),
+                        ks: (!f.categorical() && !sample.values.is_empty()).then(|| {
+                            let mut v = sample.values;
+                            v.sort_by(f64::total_cmp);
+                            drift::ks_two_sample(&f.sorted, &v)
+                        }),
+                    })
+                    .collect(),
+            })
+            .collect();
         let score_psi = (scored > 0).then(|| drift::psi(&reference.score.expected, &score_bins));
 
         // Per model and arm: volume, latency, quality from feedback.
@@ -589,6 +715,7 @@ impl App {
             feedback: feedback.len(),
             models,
             features,
+            windows,
             score_psi,
             score_level: score_psi.map(drift::psi_level),
             shadow_disagreement,
@@ -695,5 +822,42 @@ pub(crate) fn served_scores(task: Task, s: &[f64]) -> Vec<f64> {
     match task {
         Task::Binary => vec![1.0 - s[0], s[0]],
         _ => s.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference() -> DriftReference {
+        let f = FeatureReference::numeric("x", ColumnKind::Numeric, (0..100).map(f64::from));
+        let score = FeatureReference::numeric("score", ColumnKind::Numeric, (0..10).map(f64::from));
+        DriftReference {
+            features: vec![f],
+            score,
+        }
+    }
+
+    #[test]
+    fn hour_windows_merge_into_days_keeping_every_count() {
+        let r = reference();
+        let mut hours = BTreeMap::new();
+        for (key, n) in [
+            ("2026-12-04T10", 3),
+            ("2026-12-04T11", 4),
+            ("2026-12-05T00", 5),
+        ] {
+            let mut w = WindowCounts::new(&r, key);
+            w.rows = n;
+            w.bins[0][0] = n as f64;
+            w.samples[0].add(n as f64);
+            hours.insert(key.to_string(), w);
+        }
+        let days = by_day(hours);
+        let keys: Vec<&String> = days.keys().collect();
+        assert_eq!(keys, ["2026-12-04", "2026-12-05"]);
+        let d = &days["2026-12-04"];
+        assert_eq!((d.rows, d.bins[0][0]), (7, 7.0));
+        assert_eq!(d.samples[0].values.len(), 2);
     }
 }

@@ -604,6 +604,22 @@ fn replaying_elec2_in_time_order_shows_drift_on_the_features_that_drift() {
     wait_committed(&addr, 4_000);
     let late_report = p.json(&["monitor", "--since", &since]);
     assert_eq!(late_report["predictions"], 2000);
+    // Drift per window of time: the windows hold every row, and a window's PSI is computed on
+    // the same bins as the whole report's (one window: the same numbers).
+    let windows = late_report["windows"].as_array().unwrap();
+    let rows: u64 = windows.iter().map(|w| w["rows"].as_u64().unwrap()).sum();
+    assert_eq!(rows, 2000);
+    if windows.len() == 1 {
+        for (f, w) in late_report["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(windows[0]["features"].as_array().unwrap())
+        {
+            assert_eq!(f["feature"], w["feature"]);
+            assert!((f["psi"].as_f64().unwrap() - w["psi"].as_f64().unwrap()).abs() < 1e-12);
+        }
+    }
     let late = psi(&late_report);
     for feature in ["vicprice", "vicdemand", "transfer"] {
         let (a, _) = soon[feature];

@@ -530,3 +530,74 @@ fn markup_in_data_is_shown_as_text() {
         "the reason shows as text"
     );
 }
+
+#[test]
+fn the_monitor_page_draws_the_monitors_numbers() {
+    use std::io::Read;
+    let (p, _a, _b) = project();
+    // Serve 300 Adult holdout rows, then read the log through the UI.
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(adult()).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Value> = lines
+        .filter(|l| l.ends_with(",test"))
+        .take(300)
+        .map(|l| {
+            let mut m = serde_json::Map::new();
+            for (k, v) in header.iter().zip(l.split(',')) {
+                if *k == "income" || *k == "split" {
+                    continue;
+                }
+                let value = match (v, v.parse::<f64>()) {
+                    ("?", _) => Value::Null,
+                    (_, Ok(x)) => serde_json::json!(x),
+                    _ => serde_json::json!(v),
+                };
+                m.insert(k.to_string(), value);
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let (mut server, addr, _) = start(&p, &[]);
+    for chunk in rows.chunks(100) {
+        let (status, body) = post(&addr, "/v1/predict", &serde_json::json!({ "rows": chunk }));
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(stop(&mut server), Some(0));
+    let (_ui, addr) = ui(&p, &[]);
+    let mut page = get_json(&addr, "/monitor?format=json");
+    let mut cli = p.json(&["monitor"]);
+    // The first reading opens the drift findings it finds; the second finds them open.
+    assert!(!page["findings"]["new"].as_array().unwrap().is_empty());
+    page.as_object_mut().unwrap().remove("findings");
+    cli.as_object_mut().unwrap().remove("findings");
+    assert!(
+        page == cli,
+        "the monitor page's JSON is gyre monitor --json"
+    );
+    assert_eq!(page["predictions"], 300);
+    let (status, html) = get(&addr, "/monitor");
+    assert_eq!(status, 200);
+    // One histogram pair per feature, on the feature's bins.
+    for f in cli["features"].as_array().unwrap() {
+        let name = f["feature"].as_str().unwrap();
+        let bins = f["bins"].as_array().unwrap().len();
+        assert!(
+            html.contains(&format!(
+                "id=\"hist-{name}\" viewBox=\"0 0 560 220\" data-bins=\"{bins}\""
+            )),
+            "{name}: {bins} bins"
+        );
+    }
+    // The percent view draws shares: the served bars of a feature add up to 100.
+    let (_, html) = get(&addr, "/monitor?percent=1");
+    assert!(html.contains("%</text>"), "the axis is in percent");
+    let (_, overview) = get(&addr, "/");
+    assert!(
+        overview.contains("300 predictions"),
+        "the overview has the monitor's summary"
+    );
+}

@@ -145,6 +145,44 @@ pub fn page(app: &mut App, q: &HashMap<String, String>) -> Result<Out, AppError>
             ]
         }),
     ));
+    if m.windows.len() > 1 {
+        b.push_str(
+            "<h2>Drift over time</h2><p>PSI per window against the training rows; hover a cell for KS.</p>\
+             <table class=\"windows\" id=\"windows\"><thead><tr><th>feature</th>",
+        );
+        for w in &m.windows {
+            let _ = write!(b, "<th title=\"{} rows\">{}</th>", w.rows, esc(&w.start));
+        }
+        b.push_str("</tr></thead><tbody>");
+        for (j, f) in m.features.iter().enumerate() {
+            let _ = write!(b, "<tr><th>{}</th>", esc(&f.feature));
+            for w in &m.windows {
+                if let Some(d) = w.features.get(j) {
+                    let level = if d.psi > 0.25 {
+                        "major"
+                    } else if d.psi > 0.1 {
+                        "moderate"
+                    } else {
+                        "stable"
+                    };
+                    let ks =
+                        d.ks.as_ref()
+                            .map(|k| format!("; KS {} (p {})", num(k.statistic), num(k.p_value)))
+                            .unwrap_or_default();
+                    let _ = write!(
+                        b,
+                        "<td class=\"num psi-{level}\" title=\"{}: PSI {}{ks} on {} rows\">{}</td>",
+                        esc(&w.start),
+                        num(d.psi),
+                        w.rows,
+                        num(d.psi)
+                    );
+                }
+            }
+            b.push_str("</tr>");
+        }
+        b.push_str("</tbody></table>");
+    }
     b.push_str("<div class=\"charts\">");
     for f in &m.features {
         let (rt, lt): (f64, f64) = f
