@@ -61,9 +61,10 @@ pub fn page(app: &mut App, q: &HashMap<String, String>) -> Result<Out, AppError>
     let sort_link = |field: &str, label: &str| {
         let next = if sort_name == field && !descending {
             format!("-{field}")
-        } else if sort_name == field {
-            field.to_string()
-        } else if matches!(field, "created" | "learner" | "who" | "dataset" | "seed") {
+        } else if sort_name == field
+            || matches!(field, "created" | "learner" | "who" | "dataset" | "seed")
+        {
+            // Descending now, or a field read best from the start: ascending.
             field.to_string()
         } else {
             format!("-{field}")
