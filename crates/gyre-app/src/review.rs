@@ -8,6 +8,9 @@ use crate::{App, AppError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The journal object that records a kept label: `kept-label:DATASET:row N`.
+const KEPT_LABEL: &str = "kept-label:";
+
 /// What the reviewer decided for one row.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case", tag = "decision")]
@@ -94,7 +97,10 @@ impl App {
             edits.push(self.edit(Some(&dataset), &spec, Some(why))?);
         }
         if !kept.is_empty() {
-            let objects: Vec<String> = kept.iter().map(|r| format!("kept-label:row {r}")).collect();
+            let objects: Vec<String> = kept
+                .iter()
+                .map(|r| format!("{KEPT_LABEL}{dataset}:row {r}"))
+                .collect();
             self.record(Some(why), &objects)?;
         }
         Ok(ReviewReport {
@@ -126,6 +132,19 @@ pub struct ShownRow {
 }
 
 impl App {
+    /// Rows of `dataset` whose given label a reviewer kept (from the journal).
+    pub fn kept_labels(&mut self, dataset: &str) -> Result<Vec<u64>, AppError> {
+        let prefix = format!("{KEPT_LABEL}{dataset}:row ");
+        let objects = self.store.read(|tx| tx.journal_objects(&prefix))?;
+        let mut rows: Vec<u64> = objects
+            .iter()
+            .filter_map(|o| o.strip_prefix(&prefix)?.parse().ok())
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        Ok(rows)
+    }
+
     /// The rows with these ids in the newest version; ids it does not hold are left out.
     pub fn rows_table(
         &mut self,

@@ -364,8 +364,18 @@ fn label_review_decisions_become_edits_and_findings_are_triaged() {
         e["objects"]
             .as_array()
             .unwrap()
-            .contains(&Value::String(format!("kept-label:row {}", row(2))))
+            .contains(&Value::String(format!("kept-label:adult:row {}", row(2))))
     }));
+    // The review page shows each decision made.
+    let html = get(&addr, &format!("/review/{b}?limit=10")).1;
+    let suggested = issues[0]["suggested"].as_str().unwrap();
+    let shown = suggested.replace('<', "&lt;").replace('>', "&gt;");
+    assert!(
+        html.contains(&format!("relabelled to {shown}")),
+        "{suggested}"
+    );
+    assert!(html.contains("kept the given label"));
+    assert!(html.contains("excluded"));
 
     // A finding accepted from the findings page, with its reason.
     let findings = p.json(&["findings"]);

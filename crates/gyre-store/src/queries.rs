@@ -441,6 +441,18 @@ impl Tx<'_> {
         })
     }
 
+    /// The objects named by journal entries that start with `prefix` (e.g. `kept-label:`),
+    /// oldest first.
+    pub fn journal_objects(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut st = self.0.prepare(
+            "SELECT j.value FROM journal, json_each(journal.objects) j \
+             WHERE instr(journal.objects, ?1) > 0 AND substr(j.value, 1, length(?1)) = ?1 \
+             ORDER BY journal.seq",
+        )?;
+        let rows = st.query_map([prefix], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Distinct journal users, for the journal page's filter.
     pub fn journal_users(&self) -> Result<Vec<String>, StoreError> {
         let mut st = self

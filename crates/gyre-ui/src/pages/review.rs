@@ -22,6 +22,7 @@ pub fn page(app: &mut App, run: &str, q: &HashMap<String, String>) -> Result<Out
     let ids: Vec<u64> = issues.issues.iter().map(|i| i.row).collect();
     let rows = app.rows_table(Some(&brief.dataset), &ids)?;
     let schema_classes = brief.classes;
+    let kept = app.kept_labels(&brief.dataset)?;
     let by_row: HashMap<u64, &gyre_app::ShownRow> = rows.rows.iter().map(|r| (r.row, r)).collect();
 
     let mut b = String::new();
@@ -69,6 +70,7 @@ pub fn page(app: &mut App, run: &str, q: &HashMap<String, String>) -> Result<Out
         let state = match shown {
             Some(r) if !r.in_training => "excluded".to_string(),
             Some(r) if r.label != s.given => format!("relabelled to {}", r.label),
+            _ if kept.binary_search(&s.row).is_ok() => "kept the given label".to_string(),
             _ => String::new(),
         };
         let _ = write!(
