@@ -611,3 +611,64 @@ fn the_monitor_page_draws_the_monitors_numbers() {
         "the overview has the monitor's summary"
     );
 }
+
+#[test]
+fn regression_and_multiclass_runs_draw_their_own_plots() {
+    let mut rng = Lcg::new(11);
+    // Regression: y = 3x + noise.
+    let p = Project::new();
+    let mut csv = String::from("x,z,y\n");
+    for _ in 0..600 {
+        let (x, z) = (rng.next_f64(), rng.next_f64());
+        csv.push_str(&format!("{x},{z},{}\n", 3.0 * x + 0.1 * rng.next_f64()));
+    }
+    let file = p.write("reg.csv", csv.as_bytes());
+    p.json(&["import", file.to_str().unwrap(), "--target", "y"]);
+    let run = p.json(&["train", "-p", "num_iterations=30"])["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_server, addr) = ui(&p, &[]);
+    let page = get_json(&addr, &format!("/runs/{run}?format=json"));
+    let holdout = page["show"]["rows"]["holdout"].as_u64().unwrap();
+    let points = page["curves"]["predicted_vs_actual"].as_array().unwrap();
+    assert_eq!(points.len() as u64, holdout);
+    let residuals: u64 = page["curves"]["residuals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["rows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(residuals, holdout);
+    assert!(page["curves"].get("roc").is_none());
+    let (_, html) = get(&addr, &format!("/runs/{run}"));
+    assert!(html.contains("id=\"predicted-actual\""));
+    assert!(html.contains("id=\"residuals\""));
+    assert!(!html.contains("id=\"confusion\""));
+
+    // Multiclass: a 3x3 confusion matrix, no ROC.
+    let p = Project::new();
+    let mut csv = String::from("x,label\n");
+    for _ in 0..600 {
+        let x = rng.next_f64();
+        let label = ["low", "mid", "high"][((x * 3.0) as usize).min(2)];
+        csv.push_str(&format!("{x},{label}\n"));
+    }
+    let file = p.write("multi.csv", csv.as_bytes());
+    p.json(&["import", file.to_str().unwrap(), "--target", "label"]);
+    let run = p.json(&["train", "-p", "num_iterations=20"])["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_server, addr) = ui(&p, &[]);
+    let page = get_json(&addr, &format!("/runs/{run}?format=json"));
+    let counts = page["curves"]["confusion"]["counts"].as_array().unwrap();
+    assert_eq!(counts.len(), 3);
+    assert!(page["curves"].get("roc").is_none());
+    assert!(page["curves"]["calibration"]["ece"].as_f64().unwrap() >= 0.0);
+    let (_, html) = get(&addr, &format!("/runs/{run}"));
+    assert!(
+        html.contains("<th>high</th><th>low</th><th>mid</th>"),
+        "classes in order"
+    );
+}
