@@ -74,10 +74,49 @@ fn grouped_commands(cmd: &clap::Command) -> String {
     out
 }
 
+/// `gyre -V`: the version and the commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GYRE_COMMIT"), ")");
+
+/// `gyre --version`: also the CPU features the build may use, and those this CPU has (the
+/// bootstrap picks AVX-512 or AVX2 kernels at run time).
+fn long_version() -> &'static str {
+    static LONG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LONG.get_or_init(|| {
+        let mut built = Vec::new();
+        let mut here: Vec<&str> = Vec::new();
+        macro_rules! features {
+            ($($f:tt),*) => {$(
+                if cfg!(target_feature = $f) { built.push($f); }
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!($f) { here.push($f); }
+            )*};
+        }
+        features!(
+            "sse4.2", "popcnt", "avx", "avx2", "fma", "bmi2", "avx512f", "avx512bw"
+        );
+        format!(
+            "{VERSION}\ntarget: {} {}\nbuilt for: {}\nthis CPU: {}",
+            std::env::consts::ARCH,
+            std::env::consts::OS,
+            if built.is_empty() {
+                "the architecture's baseline".to_string()
+            } else {
+                built.join(" ")
+            },
+            if here.is_empty() {
+                "baseline".to_string()
+            } else {
+                here.join(" ")
+            }
+        )
+    })
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "gyre",
-    version,
+    version = VERSION,
+    long_version = long_version(),
     about = "The whole iteration loop of one ML model: import, train, find failures, steer, compare, ship, watch"
 )]
 pub struct Cli {
@@ -619,6 +658,24 @@ mod tests {
             let usage = c.render_usage().to_string();
             assert!(usage.contains("--why <TEXT>"), "{path:?}: {usage}");
         }
+    }
+
+    #[test]
+    fn the_version_names_the_commit_and_the_cpu_features() {
+        let commit = env!("GYRE_COMMIT");
+        assert!(
+            commit == "unknown"
+                || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{commit}"
+        );
+        assert!(VERSION.starts_with(env!("CARGO_PKG_VERSION")));
+        assert!(VERSION.contains(commit));
+        let long = long_version();
+        assert!(long.starts_with(VERSION));
+        assert!(
+            long.contains("\nbuilt for: ") && long.contains("\nthis CPU: "),
+            "{long}"
+        );
     }
 
     #[test]
