@@ -327,7 +327,7 @@ pub fn run(cli: &Cli, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
         ));
     }
     story.say(&format!(
-        "\nThe project is an ordinary gyre project. Go on by hand:\n  cd {}\n  gyre log          # everything done, by whom and why\n  gyre runs         # both runs\n  gyre diff {} {}\n  gyre slices champion\n  gyre aliases      # the champion's history\n  gyre serve        # serve the champion over HTTP (add --challenger RUN --shadow)\n  gyre monitor      # drift and online quality of what was served\n",
+        "\nThe project is an ordinary gyre project. Go on by hand:\n  cd {}\n  gyre log          # everything done, by whom and why\n  gyre runs         # both runs\n  gyre diff {} {}\n  gyre slices champion\n  gyre aliases      # the champion's history\n  gyre serve        # serve the champion over HTTP (add --challenger RUN --shadow)\n  gyre monitor      # drift and online quality of what was served\n  gyre ui           # all of it in a browser: runs, the diff, label review, data, journal\n",
         init.project.display(),
         short(&champ_run),
         short(&chal_run)
