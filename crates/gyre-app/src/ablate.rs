@@ -75,7 +75,7 @@ impl App {
         let classes = schema.classes.len();
         let k = outputs(task, classes);
         let params = params_of(&serde_json::from_str(&record.params).unwrap_or_default());
-        let learner = gyre_learn::learner(&record.learner, &params)?;
+        let (learner, _) = self.learner(&record.learner, &params, &schema)?;
 
         // Cached predictions of the versions without each edit, where they exist.
         let mut variants = Vec::new();
@@ -285,8 +285,8 @@ fn retrain<'a>(
     let holdout: Vec<u32> = (0..lv.splits().len() as u32)
         .filter(|&r| lv.splits()[r as usize] == Split::Holdout)
         .collect();
-    let model = gyre_learn::on_own_threads(1, || {
-        learner.fit(
+    let (_, scores) = gyre_learn::on_own_threads(1, || {
+        learner.fit_predict(
             learn_task,
             &TrainSet {
                 features: &features,
@@ -295,6 +295,7 @@ fn retrain<'a>(
                 weights: lv.weights(),
             },
             seed,
+            &holdout,
             &NoProgress,
         )
     })?;
@@ -302,7 +303,7 @@ fn retrain<'a>(
     let p = Predictions {
         row_ids: holdout.iter().map(|&r| ids[r as usize]).collect(),
         labels: holdout.iter().map(|&r| labels[r as usize]).collect(),
-        scores: model.predict(&features, &holdout),
+        scores,
     };
     let bytes = predictions::to_parquet(&p, schema)?;
     Ok((p, bytes))

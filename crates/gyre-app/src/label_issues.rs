@@ -115,7 +115,7 @@ impl App {
             }
             None => {
                 let params = params_of(&serde_json::from_str(&record.params).unwrap_or_default());
-                let learner = gyre_learn::learner(&record.learner, &params)?;
+                let (learner, _) = self.learner(&record.learner, &params, &loaded.schema)?;
                 let features = loaded.features();
                 let task = loaded.learn_task();
                 // Stratified folds from the run's seed.
@@ -151,7 +151,7 @@ impl App {
                                         (0..rows.len()).filter(|&i| fold_of[i] == f).collect();
                                     let held_rows: Vec<u32> =
                                         held.iter().map(|&i| rows[i]).collect();
-                                    let model = learner.fit(
+                                    let (_, scores) = learner.fit_predict(
                                         task,
                                         &TrainSet {
                                             features,
@@ -160,12 +160,10 @@ impl App {
                                             weights,
                                         },
                                         record.seed,
+                                        &held_rows,
                                         &NoProgress,
                                     )?;
-                                    Ok::<_, gyre_learn::LearnError>((
-                                        held,
-                                        model.predict(features, &held_rows),
-                                    ))
+                                    Ok::<_, gyre_learn::LearnError>((held, scores))
                                 })
                             })
                         })

@@ -5,6 +5,7 @@
 //! order of writes (objects first, then one metadata transaction with its journal entry).
 
 mod ablate;
+mod command_learner;
 mod config;
 mod data;
 mod diff;
@@ -12,6 +13,7 @@ mod edit;
 mod error;
 mod explain;
 mod export;
+mod external_model;
 mod feedback;
 mod findings;
 mod import;
@@ -19,11 +21,13 @@ mod journal;
 mod label_issues;
 mod model_card;
 mod monitor;
+mod onnx_runtime;
 mod predict_file;
 mod prediction_log;
 mod predictions;
 mod request_row;
 mod runs;
+mod runs_import;
 mod serving;
 mod ship;
 mod skew;
@@ -35,7 +39,8 @@ mod watch_stats;
 mod why;
 
 pub use ablate::AblateReport;
-pub use config::{GateConfig, default_config};
+pub use command_learner::{CommandInfo, PROTOCOL_VERSION};
+pub use config::{GateConfig, LearnerConfig, default_config};
 pub use data::{DataReport, DatasetReport, VersionReport, VersionsReport};
 pub use diff::{DiffReport, DiffRequest};
 pub use edit::{EditReport, EditSpec};
@@ -60,6 +65,7 @@ pub use prediction_log::{LogWriter, timestamp};
 pub use predictions::PredictionsReport;
 pub use request_row::{FieldName, FieldValue, RequestRow};
 pub use runs::{RunsReport, ShowReport};
+pub use runs_import::{HoldoutReport, ImportRunRequest, ImportedFrom};
 pub use serving::{FieldError, ServedPrediction, ServingModel};
 pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use skew::{Leak, Skew};

@@ -90,7 +90,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::LabelIssues { run, top, folds } => label_issues::run(cli, run, *top, *folds),
         Command::Log => log::run(cli),
         Command::Train(args) => train::run(cli, args),
-        Command::Runs => runs::list(cli),
+        Command::Runs { action: None } => runs::list(cli),
+        Command::Runs {
+            action: Some(action),
+        } => runs::action(cli, action),
         Command::Show { run } => runs::show(cli, run),
         Command::Predict {
             run,
