@@ -743,10 +743,11 @@ impl crate::App {
         params: &[(String, String)],
         schema: &DatasetSchema,
     ) -> Result<(Box<dyn Learner>, Option<CommandInfo>), AppError> {
+        // Read (and checked) for every learner, so a bad section shows before it is needed.
+        let config = crate::config::learners_config(&self.store.config_path())?;
         if gyre_learn::LEARNERS.contains(&name) {
             return Ok((gyre_learn::learner(name, params)?, None));
         }
-        let config = crate::config::learners_config(&self.store.config_path())?;
         match config.get(name) {
             Some(c) => {
                 let l = CommandLearner::new(name, c, self.root(), schema, params)?;
