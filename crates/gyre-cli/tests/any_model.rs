@@ -1,0 +1,215 @@
+//! Issue 19 end to end with the real scikit-learn example (`examples/learners/sklearn_hgb.py`):
+//! trained as a command learner, compared with a gbdt champion, promoted through the gate,
+//! served from its ONNX file by onnxruntime, and served == offline within 1e-5. Needs Python
+//! with scikit-learn, skl2onnx, onnxruntime, pandas and pyarrow (`.ci/run` installs them).
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::path::Path;
+
+const PACKAGES: &str = "scikit-learn, skl2onnx, onnxruntime, pandas or pyarrow not installed: \
+    pip install scikit-learn==1.9.1 skl2onnx==1.20.0 onnx==1.23.2 protobuf==6.33.6 \
+    onnxruntime==1.32.0 pandas==3.1.1 pyarrow==26.0.1";
+
+fn has_packages() -> bool {
+    std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sklearn, skl2onnx, onnxruntime, pandas, pyarrow",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// An Adult project with the repository's example learners declared.
+fn project() -> Project {
+    let p = Project::new();
+    p.import_adult();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/learners");
+    std::fs::create_dir(p.path().join("learners")).unwrap();
+    for f in ["sklearn_hgb.py", "mlp.py"] {
+        std::fs::copy(examples.join(f), p.path().join("learners").join(f)).unwrap();
+    }
+    let toml = p.path().join("gyre.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str(
+        "\n[learners.sklearn]\ncommand = \"python3 learners/sklearn_hgb.py\"\ntimeout = \"10m\"\n\
+         \n[learners.mlp]\ncommand = \"python3 learners/mlp.py\"\ntimeout = \"10m\"\n",
+    );
+    std::fs::write(&toml, text).unwrap();
+    p
+}
+
+/// The holdout rows as JSON request rows, by row id (`gyre runs holdout`).
+fn holdout_rows(p: &Project) -> Vec<(u64, serde_json::Value)> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, UInt64Type};
+    let out = p.path().join("holdout.parquet");
+    p.json(&["runs", "holdout", "--out", out.to_str().unwrap()]);
+    let file = std::fs::File::open(&out).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        let schema = b.schema();
+        let ids = b.column(0).as_primitive::<UInt64Type>();
+        for r in 0..b.num_rows() {
+            let mut row = serde_json::Map::new();
+            for (f, col) in schema.fields().iter().zip(b.columns()).skip(1) {
+                let v = if col.is_null(r) {
+                    serde_json::Value::Null
+                } else if let Some(s) = col.as_string_opt::<i32>() {
+                    s.value(r).into()
+                } else {
+                    col.as_primitive::<Float64Type>().value(r).into()
+                };
+                row.insert(f.name().clone(), v);
+            }
+            rows.push((ids.value(r), serde_json::Value::Object(row)));
+        }
+    }
+    rows
+}
+
+/// A run's stored holdout score of the second class, by row id (`gyre predictions`).
+fn stored_scores(p: &Project, run: &str) -> HashMap<u64, f64> {
+    let out = p.path().join(format!("{run}.csv"));
+    p.json(&["predictions", run, "--out", out.to_str().unwrap()]);
+    let mut r = csv::Reader::from_path(&out).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let id = headers.iter().position(|h| h == "row_id").unwrap();
+    let score = headers.iter().position(|h| h == "score_>50K").unwrap();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (rec[id].parse().unwrap(), rec[score].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn the_sklearn_challenger_is_trained_compared_promoted_and_served_as_offline() {
+    if !require(PACKAGES, has_packages()) {
+        return;
+    }
+    let p = project();
+    let gbdt = p.json(&[
+        "train",
+        "-p",
+        "num_iterations=200",
+        "-p",
+        "learning_rate=0.05",
+    ]);
+    let gbdt = gbdt["run"].as_str().unwrap().to_string();
+    p.json(&["promote", &gbdt, "--why", "the gbdt champion"]);
+    let t = p.json(&[
+        "train",
+        "--learner",
+        "sklearn",
+        "-p",
+        "max_iter=200",
+        "--seed",
+        "3",
+    ]);
+    let run = t["run"].as_str().unwrap().to_string();
+    assert_eq!(t["learner"], "sklearn");
+    assert_eq!(t["command"]["command"], "python3 learners/sklearn_hgb.py");
+    let auc = t["metrics"]["holdout"]["auc"].as_f64().unwrap();
+    assert!(auc > 0.9, "a real model: auc {auc}");
+    // Compared with the champion from stored predictions; through the gate.
+    let d = p.json(&["diff", "champion", &run]);
+    assert!(d["metrics"]["auc"]["ci95"].is_array(), "{d}");
+    let promoted = p.json(&["promote", &run, "--why", "the sklearn challenger"]);
+    assert_eq!(promoted["promoted"], true, "{promoted}");
+    assert_eq!(promoted["forced"], false);
+
+    // Served from its ONNX file, with the gbdt run in the shadow: what the server answers is
+    // what the run recorded offline.
+    let rows = holdout_rows(&p);
+    let stored = stored_scores(&p, &run);
+    let (mut server, addr, ready) = start(&p, &["--challenger", &gbdt, "--shadow"]);
+    assert!(ready.to_string().contains(&run[..12]), "{ready}");
+    let mut worst = 0.0f64;
+    let mut checked = 0;
+    for chunk in rows.chunks(500).take(4) {
+        let body = serde_json::json!({
+            "rows": chunk.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()
+        });
+        let (status, answer) = post(&addr, "/v1/predict", &body);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["classes"], serde_json::json!(["<=50K", ">50K"]));
+        for ((id, _), pred) in chunk.iter().zip(answer["predictions"].as_array().unwrap()) {
+            assert_eq!(
+                pred["model"].as_str().unwrap(),
+                &run[..pred["model"].as_str().unwrap().len()]
+            );
+            let served = pred["scores"][1].as_f64().unwrap();
+            worst = worst.max((served - stored[id]).abs());
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2000);
+    assert!(worst <= 1e-5, "served and offline differ by {worst}");
+    // The same request contract: a missing field is refused, naming it.
+    let mut bad = rows[0].1.clone();
+    bad.as_object_mut().unwrap().remove("age");
+    let (status, answer) = post(&addr, "/v1/predict", &serde_json::json!({ "rows": [bad] }));
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.to_string().contains("age"), "{answer}");
+    assert_eq!(stop(&mut server), Some(0));
+
+    // Offline scoring of a file goes through the same model.
+    let scored = p.path().join("scored.csv");
+    let out = p.run(&[
+        "predict",
+        "champion",
+        adult().to_str().unwrap(),
+        "--out",
+        scored.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn the_mlp_example_is_served_as_offline_too() {
+    if !require(PACKAGES, has_packages()) {
+        return;
+    }
+    let p = project();
+    let t = p.json(&[
+        "train",
+        "--learner",
+        "mlp",
+        "-p",
+        "hidden=16",
+        "-p",
+        "epochs=3",
+        "--seed",
+        "1",
+    ]);
+    let run = t["run"].as_str().unwrap().to_string();
+    // Promote checks onnxruntime reproduces the recorded predictions (first holdout rows).
+    p.json(&["promote", &run, "--why", "the first champion"]);
+    let rows = holdout_rows(&p);
+    let stored = stored_scores(&p, &run);
+    let (mut server, addr, _) = start(&p, &[]);
+    let chunk = &rows[..300];
+    let body =
+        serde_json::json!({ "rows": chunk.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>() });
+    let (status, answer) = post(&addr, "/v1/predict", &body);
+    assert_eq!(status, 200, "{answer}");
+    for ((id, _), pred) in chunk.iter().zip(answer["predictions"].as_array().unwrap()) {
+        let served = pred["scores"][1].as_f64().unwrap();
+        assert!(
+            (served - stored[id]).abs() <= 1e-5,
+            "row {id}: {served} vs {}",
+            stored[id]
+        );
+    }
+    assert_eq!(stop(&mut server), Some(0));
+}
