@@ -131,6 +131,14 @@ impl App {
                         fold_of[i] = j % folds;
                     }
                 }
+                // A command learner's folds are processes of their own: at most one per core
+                // at a time. Built-in learners run every fold at once, each on one thread.
+                let limit = if learner.name() == "command" {
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                } else {
+                    folds
+                };
+                let slots = (std::sync::Mutex::new(limit), std::sync::Condvar::new());
                 let out = std::thread::scope(|s| {
                     let handles: Vec<_> = (0..folds)
                         .map(|f| {
@@ -138,9 +146,20 @@ impl App {
                                 (&rows, &fold_of, &features, &labels);
                             let learner = &learner;
                             let weights = loaded.weights();
+                            let slots = &slots;
                             // Each fold on a one-thread pool of its own (see ablate).
                             s.spawn(move || {
-                                gyre_learn::on_own_threads(1, || {
+                                let mut free = slots.0.lock().expect("fold slots");
+                                while *free == 0 {
+                                    free = slots.1.wait(free).expect("fold slots");
+                                }
+                                *free -= 1;
+                                drop(free);
+                                let done = || {
+                                    *slots.0.lock().expect("fold slots") += 1;
+                                    slots.1.notify_one();
+                                };
+                                let result = gyre_learn::on_own_threads(1, || {
                                     let train: Vec<u32> = rows
                                         .iter()
                                         .zip(fold_of)
@@ -164,7 +183,9 @@ impl App {
                                         &NoProgress,
                                     )?;
                                     Ok::<_, gyre_learn::LearnError>((held, scores))
-                                })
+                                });
+                                done();
+                                result
                             })
                         })
                         .collect();
