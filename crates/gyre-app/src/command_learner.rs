@@ -260,8 +260,13 @@ impl Learner for CommandLearner {
             .map_err(|e| ext(format!("cannot make a working directory: {e}")))?;
         let features = feature_specs(data.features, &self.schema).map_err(ext)?;
         let paths = Paths::in_dir(dir.path());
+        let t0 = Instant::now();
         write_inputs(self, task, data, seed, predict, &features, &paths).map_err(ext)?;
+        let inputs_s = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
         run_command(self, dir.path(), &paths, progress).map_err(ext)?;
+        let command_s = t1.elapsed().as_secs_f64();
+        let t2 = Instant::now();
         let scores = read_predictions(
             &paths.predictions,
             task,
@@ -274,7 +279,8 @@ impl Learner for CommandLearner {
             Ok(bytes) if !bytes.is_empty() => Some(bytes),
             _ => None,
         };
-        let model = ExternalModel::new(
+        let outputs_s = t2.elapsed().as_secs_f64();
+        let mut model = ExternalModel::new(
             ExternalInfo {
                 origin: external_model::Origin::Command(self.info()),
                 task,
@@ -283,6 +289,11 @@ impl Learner for CommandLearner {
             },
             onnx,
         );
+        model.timings = vec![
+            ("inputs_s", inputs_s),
+            ("command_s", command_s),
+            ("outputs_s", outputs_s),
+        ];
         // `dir` is removed here, on success or failure.
         Ok((Box::new(model), scores))
     }
@@ -378,48 +389,61 @@ fn write_inputs(
             })
             .collect()
     };
-    // Training rows: row_id, weight, the features, the target.
-    let rows = data.rows;
-    let mut train: Vec<(Field, ArrayRef)> = vec![
-        (
-            Field::new("row_id", DataType::UInt64, false),
-            Arc::new(UInt64Array::from_iter_values(
-                rows.iter().map(|&r| r as u64),
-            )),
-        ),
-        (
-            Field::new("weight", DataType::Float64, false),
-            Arc::new(Float64Array::from_iter_values(
-                rows.iter()
-                    .map(|&r| data.weights.map_or(1.0, |w| w[r as usize])),
-            )),
-        ),
-    ];
-    train.extend(columns(rows));
-    let target: ArrayRef = match task {
-        gyre_learn::Task::Regression => Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|&r| data.labels[r as usize]),
-        )),
-        _ => Arc::new(StringArray::from_iter_values(rows.iter().map(|&r| {
-            l.schema.classes[data.labels[r as usize] as usize].as_str()
-        }))),
-    };
-    train.push((
-        Field::new(&l.schema.target, target.data_type().clone(), false),
-        target,
-    ));
-    write_parquet(&paths.train, train)?;
-    let mut pred: Vec<(Field, ArrayRef)> = vec![(
-        Field::new("row_id", DataType::UInt64, false),
-        Arc::new(UInt64Array::from_iter_values(
-            predict.iter().map(|&r| r as u64),
-        )),
-    )];
-    pred.extend(columns(predict));
-    write_parquet(&paths.predict, pred)?;
-    let spec = serde_json::to_vec_pretty(&l.spec(task, features, seed)).expect("spec serializes");
-    std::fs::write(&paths.spec, spec)
-        .map_err(|e| format!("cannot write {}: {e}", paths.spec.display()))
+    // The training rows (row_id, weight, the features, the target) on a thread of their own,
+    // beside the rows to predict and the spec: the files are independent.
+    std::thread::scope(|s| {
+        let writing_train = s.spawn(|| {
+            // Training rows: row_id, weight, the features, the target.
+            let rows = data.rows;
+            let mut train: Vec<(Field, ArrayRef)> = vec![
+                (
+                    Field::new("row_id", DataType::UInt64, false),
+                    Arc::new(UInt64Array::from_iter_values(
+                        rows.iter().map(|&r| r as u64),
+                    )),
+                ),
+                (
+                    Field::new("weight", DataType::Float64, false),
+                    Arc::new(Float64Array::from_iter_values(
+                        rows.iter()
+                            .map(|&r| data.weights.map_or(1.0, |w| w[r as usize])),
+                    )),
+                ),
+            ];
+            train.extend(columns(rows));
+            let target: ArrayRef = match task {
+                gyre_learn::Task::Regression => Arc::new(Float64Array::from_iter_values(
+                    rows.iter().map(|&r| data.labels[r as usize]),
+                )),
+                _ => Arc::new(StringArray::from_iter_values(rows.iter().map(|&r| {
+                    l.schema.classes[data.labels[r as usize] as usize].as_str()
+                }))),
+            };
+            train.push((
+                Field::new(&l.schema.target, target.data_type().clone(), false),
+                target,
+            ));
+            write_parquet(&paths.train, train)
+        });
+        let others = (|| -> Result<(), String> {
+            let mut pred: Vec<(Field, ArrayRef)> = vec![(
+                Field::new("row_id", DataType::UInt64, false),
+                Arc::new(UInt64Array::from_iter_values(
+                    predict.iter().map(|&r| r as u64),
+                )),
+            )];
+            pred.extend(columns(predict));
+            write_parquet(&paths.predict, pred)?;
+            let spec =
+                serde_json::to_vec_pretty(&l.spec(task, features, seed)).expect("spec serializes");
+            std::fs::write(&paths.spec, spec)
+                .map_err(|e| format!("cannot write {}: {e}", paths.spec.display()))
+        })();
+        writing_train
+            .join()
+            .expect("writing the training rows does not panic")?;
+        others
+    })
 }
 
 pub(crate) fn write_parquet(path: &Path, columns: Vec<(Field, ArrayRef)>) -> Result<(), String> {
@@ -428,7 +452,13 @@ pub(crate) fn write_parquet(path: &Path, columns: Vec<(Field, ArrayRef)>) -> Res
         .map_err(|e| format!("cannot build {}: {e}", path.display()))?;
     let file =
         std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)
+    // Files read once, on this machine: no compression, no dictionaries, no statistics (each
+    // cost more to write than it saves a reader; see BENCHMARKS.md's command-learner row).
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     w.write(&batch)
         .and_then(|_| w.close().map(|_| ()))

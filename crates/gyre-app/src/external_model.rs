@@ -63,6 +63,8 @@ pub struct ExternalModel {
     pub(crate) onnx: Option<Vec<u8>>,
     /// The model loaded into onnxruntime, on first use.
     runner: OnceLock<Result<OnnxRunner, String>>,
+    /// Where a command learner's fit spent its time (not stored).
+    pub(crate) timings: Vec<(&'static str, f64)>,
 }
 
 impl ExternalModel {
@@ -71,6 +73,7 @@ impl ExternalModel {
             info,
             onnx,
             runner: OnceLock::new(),
+            timings: Vec::new(),
         }
     }
 
@@ -119,6 +122,10 @@ impl Model for ExternalModel {
         runner
             .predict(features, rows)
             .unwrap_or_else(|e| panic!("onnxruntime failed on checked input: {e}"))
+    }
+
+    fn fit_timings(&self) -> Vec<(&'static str, f64)> {
+        self.timings.clone()
     }
 
     fn save(&self) -> Vec<u8> {

@@ -275,6 +275,7 @@ impl App {
                 )
             };
             let train_s = t1.elapsed().as_secs_f64();
+            let fit_timings = model.fit_timings();
             let t2 = Instant::now();
             let evaluated = evaluate_on_holdout(
                 &*model,
@@ -311,6 +312,9 @@ impl App {
             timings.insert("train_s".to_string(), train_s);
             timings.insert("evaluate_s".to_string(), evaluate_s);
             timings.insert("predict_s".to_string(), predict_s);
+            for (k, v) in fit_timings {
+                timings.insert(k.to_string(), v);
+            }
             if k == 0 {
                 timings.insert("slices_s".to_string(), slices_s);
             }

@@ -264,6 +264,11 @@ pub trait Model: Send + Sync {
             reason: "only gbdt models explain their predictions".into(),
         })
     }
+    /// Seconds spent in named parts of the fit that the run's timings should show (a command
+    /// learner's own time, and gyre's writing and checking of its files); none by default.
+    fn fit_timings(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
     /// The model in gyre's versioned model format: JSON `{"format":"gyre-model","version":1,"learner":..}`.
     fn save(&self) -> Vec<u8>;
     /// The model as an ONNX graph that computes what `predict` does (see [`onnx`]).
