@@ -3,11 +3,14 @@
 //! `$ORT_DYLIB_PATH` when set, else the one inside the Python `onnxruntime` wheel
 //! (`python3 -c 'import onnxruntime'`, its `capi/` folder).
 //!
-//! Why onnxruntime and not tract-onnx (pure Rust): a realistic scikit-learn pipeline exported by
-//! skl2onnx takes strings (`OneHotEncoder` on string categories) and uses the `ai.onnx.ml`
-//! operators (`OneHotEncoder`, `Imputer`, `Scaler`, `TreeEnsembleClassifier`, `ZipMap`); tract
-//! does not run string tensors nor most of that domain, so it would serve almost no imported
-//! pipeline. One runtime that runs them all keeps served == offline in one place.
+//! Why onnxruntime and not tract-onnx (pure Rust): the two examples' graphs (skl2onnx 1.20) use
+//! `ai.onnx.ml` `OneHotEncoder` (on string inputs), `Imputer`, `Scaler`, `ArrayFeatureExtractor`
+//! and `TreeEnsembleClassifier` (and `ZipMap` unless it is turned off). tract's ONNX-ML module
+//! has `TreeEnsembleClassifier` and `CategoryMapper` only (onnx-opl/src/ml), and its maintainers
+//! rule out `ZipMap` and every non-tensor value (sonos/tract#1262), so tract would refuse both
+//! examples at their first node; a fallback to it would serve only graphs made of numeric
+//! tensors, which onnxruntime runs too. So one runtime: onnxruntime, whose `ort` binding builds
+//! in about 6 s (tract-onnx was not built here; the decision rests on its operator list).
 //!
 //! Mapping a request row to the graph's inputs: an input named like a feature gets that
 //! feature's column (`[rows, 1]`, or `[rows]` for a rank-1 input): a string input the category
