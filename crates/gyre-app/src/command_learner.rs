@@ -778,6 +778,18 @@ impl crate::App {
         if gyre_learn::LEARNERS.contains(&name) {
             return Ok((gyre_learn::learner(name, params)?, None));
         }
+        if name == "imported" {
+            return Err(AppError::Invalid {
+                message: "this run was imported (gyre runs import): its predictions were made \
+                          elsewhere, so gyre cannot fit its learner again"
+                    .into(),
+                hint: Some(
+                    "label-issues and ablate refit the run's learner; train it as a command \
+                     learner ([learners.NAME] in gyre.toml) to use them"
+                        .into(),
+                ),
+            });
+        }
         match config.get(name) {
             Some(c) => {
                 let l = CommandLearner::new(name, c, self.root(), schema, params)?;

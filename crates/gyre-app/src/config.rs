@@ -90,9 +90,10 @@ pub fn learners_config(
 ) -> Result<std::collections::BTreeMap<String, LearnerConfig>, AppError> {
     let file = read(path)?;
     for (name, l) in &file.learners {
-        if gyre_learn::LEARNERS.contains(&name.as_str()) {
+        if gyre_learn::LEARNERS.contains(&name.as_str()) || name == "imported" {
             return Err(AppError::invalid(format!(
-                "{}: [learners.{name}] takes the name of a built-in learner; choose another",
+                "{}: [learners.{name}] takes the name of a built-in learner (or of imported \
+                 runs); choose another",
                 path.display()
             )));
         }
@@ -171,6 +172,34 @@ mod tests {
         let f: ConfigFile = toml::from_str(&default_config()).unwrap();
         assert_eq!(f.gate.max_negative_flip_rate, 0.05);
         assert!(f.gate.suites_not_worse);
+    }
+
+    #[test]
+    fn learner_sections_are_checked_and_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gyre.toml");
+        std::fs::write(
+            &p,
+            "[learners.mlp]\ncommand = \"python3 mlp.py\"\ntimeout = \"90s\"\n",
+        )
+        .unwrap();
+        let l = learners_config(&p).unwrap();
+        assert_eq!(l["mlp"].command, "python3 mlp.py");
+        assert_eq!(l["mlp"].timeout("mlp").unwrap().as_secs(), 90);
+        for (text, needle) in [
+            ("[learners.mlp]\ncomand = \"x\"\n", "comand"),
+            ("[learners.mlp]\ncommand = \"  \"\n", "command is empty"),
+            (
+                "[learners.mlp]\ncommand = \"x\"\ntimeout = \"later\"\n",
+                "timeout",
+            ),
+            ("[learners.linear]\ncommand = \"x\"\n", "built-in"),
+            ("[learners.imported]\ncommand = \"x\"\n", "built-in"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = learners_config(&p).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
     }
 
     #[test]

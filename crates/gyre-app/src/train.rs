@@ -278,12 +278,14 @@ impl App {
             let fit_timings = model.fit_timings();
             let t2 = Instant::now();
             let evaluated = evaluate_on_holdout(
-                &*model,
+                Fitted {
+                    model: &*model,
+                    scores,
+                },
                 &loaded,
                 &features,
                 &labels,
                 &holdout_rows,
-                scores,
                 self.store.objects(),
                 k == 0,
             )?;
@@ -472,17 +474,23 @@ struct FoundSlices {
 /// own while the holdout is predicted. Then two more pieces of work side by side: the slice
 /// search, and the metrics, the predictions' Parquet and its storing. Both objects are durable
 /// when this returns, before any record names them.
+/// A fitted model, with its holdout scores when the learner gave them as it fit.
+struct Fitted<'a> {
+    model: &'a dyn gyre_learn::Model,
+    scores: Option<Vec<f64>>,
+}
+
 fn evaluate_on_holdout(
-    model: &dyn gyre_learn::Model,
+    fitted: Fitted<'_>,
     loaded: &crate::table_view::LoadedVersion,
     features: &gyre_learn::Features,
     labels: &[f64],
     holdout_rows: &[u32],
-    scores: Option<Vec<f64>>,
     objects: &gyre_store::Objects,
     search_slices: bool,
 ) -> Result<HoldoutEvaluation, AppError> {
     let t0 = Instant::now();
+    let (model, scores) = (fitted.model, fitted.scores);
     let task = loaded.schema.task;
     let classes = loaded.schema.classes.len();
     let row_ids = loaded.row_ids();
