@@ -2,7 +2,7 @@
 
 Usage: python3 bench/any_model.py [rounds] [seconds]   (defaults 5 rounds, 5 s of load)
 
-1. Overhead around a command learner on Adult (39,074 training rows, 9,768 holdout rows):
+1. Overhead around a command learner on Adult (32,561 training rows, 16,281 holdout rows):
    `gyre train --learner NAME --json` as a process, `rounds` times each for `prior`
    (bench/learners/prior.py: reads the files, predicts the class shares) and `sklearn`
    (examples/learners/sklearn_hgb.py, 100 iterations). The run's timings say how long the
