@@ -201,7 +201,9 @@ pub(crate) fn load_model(bytes: &[u8]) -> Result<Box<dyn Model>, LearnError> {
 }
 
 /// How far a served score may be from the run's recorded one: onnxruntime computes trees and
-/// networks in float32, a Python learner's predictions are float64.
+/// networks in float32, a Python learner's predictions are float64. Probabilities are compared
+/// as they are; a regression's values relative to the largest of them (float32 sums of a
+/// hundred trees differ from float64 ones by about 1e-7 of their scale).
 pub const REPRODUCE_TOLERANCE: f64 = 1e-5;
 
 /// Holdout rows run through the ONNX model when a run is promoted or served.
@@ -251,11 +253,18 @@ impl crate::App {
             .ok_or_else(|| refuse("its holdout rows are not in its version".into()))?;
         let features = loaded.features();
         let served = runner.predict(&features, &rows).map_err(&refuse)?;
-        for (i, (a, b)) in served.iter().zip(&stored.scores[..n * width]).enumerate() {
-            if (a - b).abs() > REPRODUCE_TOLERANCE || !a.is_finite() {
+        let recorded = &stored.scores[..n * width];
+        let tolerance = match model.info.task {
+            Task::Regression => {
+                REPRODUCE_TOLERANCE * recorded.iter().fold(1.0f64, |m, v| m.max(v.abs()))
+            }
+            _ => REPRODUCE_TOLERANCE,
+        };
+        for (i, (a, b)) in served.iter().zip(recorded).enumerate() {
+            if (a - b).abs() > tolerance || !a.is_finite() {
                 return Err(refuse(format!(
                     "its ONNX model does not reproduce the run's predictions: row_id {} scores \
-                     {a} in onnxruntime, {b} as recorded (tolerance {REPRODUCE_TOLERANCE}); \
+                     {a} in onnxruntime, {b} as recorded (tolerance {tolerance:.3e}); \
                      was the model exported from the same fit, with the inputs the protocol \
                      describes?",
                     stored.row_ids[i / width]

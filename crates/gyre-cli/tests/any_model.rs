@@ -26,6 +26,11 @@ fn has_packages() -> bool {
 fn project() -> Project {
     let p = Project::new();
     p.import_adult();
+    declare_examples(&p);
+    p
+}
+
+fn declare_examples(p: &Project) {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/learners");
     std::fs::create_dir(p.path().join("learners")).unwrap();
     for f in ["sklearn_hgb.py", "mlp.py"] {
@@ -38,7 +43,6 @@ fn project() -> Project {
          \n[learners.mlp]\ncommand = \"python3 learners/mlp.py\"\ntimeout = \"10m\"\n",
     );
     std::fs::write(&toml, text).unwrap();
-    p
 }
 
 /// The holdout rows as JSON request rows, by row id (`gyre runs holdout`).
@@ -78,12 +82,17 @@ fn holdout_rows(p: &Project) -> Vec<(u64, serde_json::Value)> {
 
 /// A run's stored holdout score of the second class, by row id (`gyre predictions`).
 fn stored_scores(p: &Project, run: &str) -> HashMap<u64, f64> {
+    stored_column(p, run, "score_>50K")
+}
+
+/// One column of a run's stored holdout predictions, by row id.
+fn stored_column(p: &Project, run: &str, column: &str) -> HashMap<u64, f64> {
     let out = p.path().join(format!("{run}.csv"));
     p.json(&["predictions", run, "--out", out.to_str().unwrap()]);
     let mut r = csv::Reader::from_path(&out).unwrap();
     let headers = r.headers().unwrap().clone();
     let id = headers.iter().position(|h| h == "row_id").unwrap();
-    let score = headers.iter().position(|h| h == "score_>50K").unwrap();
+    let score = headers.iter().position(|h| h == column).unwrap();
     r.records()
         .map(|rec| {
             let rec = rec.unwrap();
@@ -210,6 +219,113 @@ fn the_mlp_example_is_served_as_offline_too() {
             "row {id}: {served} vs {}",
             stored[id]
         );
+    }
+    assert_eq!(stop(&mut server), Some(0));
+}
+
+#[test]
+fn a_regressor_is_promoted_and_served_as_offline() {
+    if !require(PACKAGES, has_packages()) {
+        return;
+    }
+    let p = Project::new();
+    p.json(&[
+        "import",
+        fixture("bike-hour.csv.gz").to_str().unwrap(),
+        "--target",
+        "cnt",
+    ]);
+    declare_examples(&p);
+    let t = p.json(&["train", "--learner", "sklearn", "-p", "max_iter=30"]);
+    assert_eq!(t["task"], "regression");
+    let run = t["run"].as_str().unwrap().to_string();
+    p.json(&["promote", &run, "--why", "a regressor"]);
+    let rows = holdout_rows(&p);
+    let stored = stored_column(&p, &run, "prediction");
+    let scale = stored.values().fold(1.0f64, |m, v| m.max(v.abs()));
+    let (mut server, addr, _) = start(&p, &[]);
+    let chunk = &rows[..300];
+    let body =
+        serde_json::json!({ "rows": chunk.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>() });
+    let (status, answer) = post(&addr, "/v1/predict", &body);
+    assert_eq!(status, 200, "{answer}");
+    for ((id, _), pred) in chunk.iter().zip(answer["predictions"].as_array().unwrap()) {
+        let served = pred["scores"][0].as_f64().unwrap();
+        // float32 tree sums: within 1e-5 of the values' scale.
+        assert!(
+            (served - stored[id]).abs() <= 1e-5 * scale,
+            "row {id}: {served} vs {} (scale {scale})",
+            stored[id]
+        );
+    }
+    assert_eq!(stop(&mut server), Some(0));
+}
+
+#[test]
+fn a_multiclass_mlp_is_promoted_and_served_as_offline() {
+    if !require(PACKAGES, has_packages()) {
+        return;
+    }
+    let p = Project::new();
+    p.json(&[
+        "import",
+        fixture("kddcup-20k.csv.gz").to_str().unwrap(),
+        "--target",
+        "label",
+    ]);
+    declare_examples(&p);
+    let t = p.json(&[
+        "train",
+        "--learner",
+        "mlp",
+        "-p",
+        "hidden=16",
+        "-p",
+        "epochs=2",
+        "--seed",
+        "2",
+    ]);
+    assert_eq!(t["task"], "multiclass");
+    let run = t["run"].as_str().unwrap().to_string();
+    p.json(&["promote", &run, "--why", "a multiclass net"]);
+    // Every class's stored score, in the order of the predictions file's columns.
+    let out = p.path().join("preds.csv");
+    p.json(&["predictions", &run, "--out", out.to_str().unwrap()]);
+    let mut r = csv::Reader::from_path(&out).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let classes: Vec<String> = headers
+        .iter()
+        .filter_map(|h| h.strip_prefix("score_").map(String::from))
+        .collect();
+    let first = headers
+        .iter()
+        .position(|h| h.starts_with("score_"))
+        .unwrap();
+    let mut stored: HashMap<u64, Vec<f64>> = HashMap::new();
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        let scores = (0..classes.len())
+            .map(|c| rec[first + c].parse().unwrap())
+            .collect();
+        stored.insert(rec[0].parse().unwrap(), scores);
+    }
+    let rows = holdout_rows(&p);
+    let (mut server, addr, _) = start(&p, &[]);
+    let chunk = &rows[..200];
+    let body =
+        serde_json::json!({ "rows": chunk.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>() });
+    let (status, answer) = post(&addr, "/v1/predict", &body);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["classes"], serde_json::json!(classes));
+    for ((id, _), pred) in chunk.iter().zip(answer["predictions"].as_array().unwrap()) {
+        let served = pred["scores"].as_array().unwrap();
+        assert_eq!(served.len(), classes.len());
+        for (s, o) in served.iter().zip(&stored[id]) {
+            assert!(
+                (s.as_f64().unwrap() - o).abs() <= 1e-5,
+                "row {id}: {s} vs {o}"
+            );
+        }
     }
     assert_eq!(stop(&mut server), Some(0));
 }
