@@ -329,3 +329,138 @@ fn a_multiclass_mlp_is_promoted_and_served_as_offline() {
     }
     assert_eq!(stop(&mut server), Some(0));
 }
+
+/// A notebook's model: trained on Adult's CSV with pandas and scikit-learn, predicting the rows
+/// `gyre runs holdout` wrote, exported with skl2onnx.
+const NOTEBOOK: &str = r#"
+import sys
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+adult, holdout, preds, model = sys.argv[1:5]
+df = pd.read_csv(adult, na_values="?")
+df = df[df["split"] == "train"]
+rows = pd.read_parquet(holdout)
+cat = [c for c in rows.columns if c != "row_id" and not pd.api.types.is_numeric_dtype(rows[c])]
+num = [c for c in rows.columns if c != "row_id" and c not in cat]
+def frame(d):
+    d = d.copy()
+    for c in cat:
+        d[c] = d[c].fillna("").astype(str)
+    for c in num:
+        d[c] = d[c].astype("float32").fillna(0.0)
+    return d[cat + num]
+pipe = Pipeline([("enc", ColumnTransformer([("c", OneHotEncoder(handle_unknown="ignore"), cat),
+                                             ("n", StandardScaler(), num)])),
+                 ("lr", LogisticRegression(max_iter=300))])
+pipe.fit(frame(df), df["income"])
+p = pipe.predict_proba(frame(rows))
+out = pd.DataFrame({"row_id": rows["row_id"]})
+for i, c in enumerate(pipe.classes_):
+    out[c] = p[:, i]
+out.to_parquet(preds, index=False)
+# The same rows with every probability pulled toward one half: not what the model gives.
+off = out.copy()
+for c in pipe.classes_:
+    off[c] = 0.9 * off[c] + 0.05
+off.to_parquet(preds + ".off.parquet", index=False)
+types = [(c, StringTensorType([None, 1])) for c in cat] + [(c, FloatTensorType([None, 1])) for c in num]
+onx = to_onnx(pipe, initial_types=types, options={id(pipe.steps[-1][1]): {"zipmap": False}})
+open(model, "wb").write(onx.SerializeToString())
+"#;
+
+#[test]
+fn a_notebooks_run_is_imported_with_its_model_promoted_and_served() {
+    if !require(PACKAGES, has_packages()) {
+        return;
+    }
+    let p = Project::new();
+    p.import_adult();
+    let gbdt = p.json(&["train", "-p", "num_iterations=30"]);
+    p.json(&["promote", gbdt["run"].as_str().unwrap(), "--why", "gbdt"]);
+    let rows = holdout_rows(&p);
+    let script = p.write("notebook.py", NOTEBOOK.as_bytes());
+    let (preds, model) = (p.path().join("preds.parquet"), p.path().join("model.onnx"));
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(adult())
+        .arg(p.path().join("holdout.parquet"))
+        .arg(&preds)
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = p.json(&[
+        "runs",
+        "import",
+        preds.to_str().unwrap(),
+        "--name",
+        "notebook-lr",
+        "--why",
+        "the notebook's logistic regression",
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    let run = r["run"].as_str().unwrap().to_string();
+    assert_eq!(r["imported"]["model"], model.to_str().unwrap());
+    let auc = r["metrics"]["holdout"]["auc"].as_f64().unwrap();
+    assert!(auc > 0.85, "{auc}");
+    // Through the gate with --force if a linear model loses to the trees: what matters here is
+    // that it can be served, which promote checks before anything else.
+    let promoted = p.run(&[
+        "promote",
+        &run,
+        "--why",
+        "the notebook",
+        "--force",
+        "--json",
+    ]);
+    assert_eq!(promoted.status.code(), Some(0), "{}", stderr(&promoted));
+    let stored = stored_scores(&p, &run);
+    let (mut server, addr, _) = start(&p, &[]);
+    let chunk = &rows[..300];
+    let body =
+        serde_json::json!({ "rows": chunk.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>() });
+    let (status, answer) = post(&addr, "/v1/predict", &body);
+    assert_eq!(status, 200, "{answer}");
+    for ((id, _), pred) in chunk.iter().zip(answer["predictions"].as_array().unwrap()) {
+        let served = pred["scores"][1].as_f64().unwrap();
+        assert!(
+            (served - stored[id]).abs() <= 1e-5,
+            "row {id}: {served} vs {}",
+            stored[id]
+        );
+    }
+    assert_eq!(stop(&mut server), Some(0));
+    // Predictions the model does not give: imported (they are checked as predictions, and
+    // pass), compared, but refused by promote, naming a row and both numbers.
+    let off = p.path().join("preds.parquet.off.parquet");
+    let r = p.json(&[
+        "runs",
+        "import",
+        off.to_str().unwrap(),
+        "--name",
+        "mismatched",
+        "--why",
+        "predictions that are not the model's",
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    let bad = r["run"].as_str().unwrap();
+    p.json(&["diff", &run, bad]);
+    let before = p.snapshot();
+    let out = p.run(&["promote", bad, "--why", "x", "--force"]);
+    assert_error(
+        &out,
+        &[
+            "cannot be served",
+            "does not reproduce the run's predictions",
+            "row_id",
+        ],
+    );
+    assert_eq!(p.snapshot(), before);
+}
