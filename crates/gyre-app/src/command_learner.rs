@@ -254,10 +254,18 @@ impl Learner for CommandLearner {
         progress: &dyn Progress,
     ) -> Result<(Box<dyn Model>, Vec<f64>), LearnError> {
         let ext = |e: String| LearnError::External(e);
+        // In the project's `.gyre/tmp/`, named by this process: removed when the run ends, and
+        // by the next command's sweep if gyre dies first.
+        let tmp = self.root.join(".gyre").join("tmp");
         let dir = tempfile::Builder::new()
-            .prefix("gyre-learner-")
-            .tempdir()
-            .map_err(|e| ext(format!("cannot make a working directory: {e}")))?;
+            .prefix(&format!("{}-learner-", std::process::id()))
+            .tempdir_in(&tmp)
+            .map_err(|e| {
+                ext(format!(
+                    "cannot make a working directory in {}: {e}",
+                    tmp.display()
+                ))
+            })?;
         let features = feature_specs(data.features, &self.schema).map_err(ext)?;
         let paths = Paths::in_dir(dir.path());
         let t0 = Instant::now();

@@ -70,16 +70,22 @@ fn project(learners: &str) -> Project {
     let mut text = std::fs::read_to_string(&toml).unwrap();
     text.push_str(learners);
     std::fs::write(&toml, text).unwrap();
-    std::fs::create_dir(p.path().join("tmp")).unwrap();
     p
 }
 
-/// `gyre ARGS` with TMPDIR inside the project, so the test sees the working directories.
 fn run(p: &Project, args: &[&str]) -> std::process::Output {
-    p.cmd(args)
-        .env("TMPDIR", p.path().join("tmp"))
-        .output()
+    p.run(args)
+}
+
+/// A command learner's working directories live in `.gyre/tmp/` while it runs, never after.
+fn assert_no_working_dirs(p: &Project) {
+    let left: Vec<_> = std::fs::read_dir(p.path().join(".gyre/tmp"))
         .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains("learner"))
+        .collect();
+    assert!(left.is_empty(), "working directories left: {left:?}");
 }
 
 /// Runs a failing command and checks it changed nothing: no journal entry, no object, no run,
@@ -92,8 +98,7 @@ fn fails_cleanly(p: &Project, args: &[&str], needles: &[&str]) -> String {
     let err = assert_error(&out, needles);
     assert_eq!(p.snapshot(), before, "the project changed: {err}");
     assert_eq!(run_count(p), runs);
-    let left: Vec<_> = std::fs::read_dir(p.path().join("tmp")).unwrap().collect();
-    assert!(left.is_empty(), "working directories left: {left:?}");
+    assert_no_working_dirs(p);
     err
 }
 
@@ -257,8 +262,7 @@ fn a_command_learner_makes_an_ordinary_run() {
     let ab = p.json(&["ablate", "latest"]);
     assert_eq!(ab["edits"].as_array().unwrap().len(), 1, "{ab}");
     // No working directory is left behind.
-    let left: Vec<_> = std::fs::read_dir(p.path().join("tmp")).unwrap().collect();
-    assert!(left.is_empty(), "{left:?}");
+    assert_no_working_dirs(&p);
 }
 
 #[test]
@@ -414,4 +418,18 @@ fn imported_predictions_are_checked_then_diffed_and_gated_like_any_run() {
     // No model: it is refused by promote, with the reason.
     let out = p.run(&["promote", run, "--why", "x", "--force"]);
     assert_error(&out, &["cannot be served", "no model"]);
+}
+
+#[test]
+fn a_working_directory_left_by_a_dead_gyre_is_swept_by_the_next_command() {
+    let p = project("");
+    // Named as gyre names them: the pid of a process that cannot exist (above pid_max).
+    let stale = p.path().join(".gyre/tmp/999999999-learner-x1");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("train.parquet"), b"rows").unwrap();
+    p.json(&["runs"]);
+    assert!(
+        !stale.exists(),
+        "the dead process's working directory is still there"
+    );
 }
