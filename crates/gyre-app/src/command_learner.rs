@@ -512,6 +512,7 @@ fn run_command(
         .spawn()
         .map_err(|e| format!("{what}: cannot start sh: {e}"))?;
     let pgid = child.id() as i32;
+    let _registered = groups::Registered::new(pgid);
     let tail: Mutex<std::collections::VecDeque<String>> = Mutex::new(Default::default());
     let started = Instant::now();
     let stdout = child.stdout.take().expect("piped");
@@ -819,6 +820,66 @@ impl crate::App {
                     ),
                 })
             }
+        }
+    }
+}
+
+/// The process groups of the commands running now, so that gyre stopped by a signal (Ctrl-C,
+/// SIGTERM, SIGHUP) takes them with it: in groups of their own, they do not get the terminal's
+/// signals, and the parent-death signal reaches only their first process.
+mod groups {
+    use std::sync::Once;
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    const SLOTS: usize = 256;
+    static GROUPS: [AtomicI32; SLOTS] = [const { AtomicI32::new(0) }; SLOTS];
+    static INSTALL: Once = Once::new();
+
+    /// A running command's group, registered until dropped.
+    pub(super) struct Registered(Option<usize>);
+
+    impl Registered {
+        pub(super) fn new(pgid: i32) -> Registered {
+            INSTALL.call_once(|| {
+                for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                    // SAFETY: `on_signal` only calls async-signal-safe functions (kill, signal,
+                    // raise) and reads atomics.
+                    unsafe {
+                        libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+                    }
+                }
+            });
+            let slot = GROUPS.iter().position(|g| {
+                g.compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            });
+            Registered(slot)
+        }
+    }
+
+    impl Drop for Registered {
+        fn drop(&mut self) {
+            if let Some(i) = self.0 {
+                GROUPS[i].store(0, Ordering::SeqCst);
+            }
+        }
+    }
+
+    extern "C" fn on_signal(sig: libc::c_int) {
+        for g in &GROUPS {
+            let pgid = g.load(Ordering::SeqCst);
+            if pgid > 0 {
+                // SAFETY: kill(2) is async-signal-safe.
+                unsafe {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+            }
+        }
+        // Then die of the signal as gyre would have without this handler.
+        // SAFETY: signal(2) and raise(3) are async-signal-safe.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
         }
     }
 }

@@ -433,3 +433,48 @@ fn a_working_directory_left_by_a_dead_gyre_is_swept_by_the_next_command() {
         "the dead process's working directory is still there"
     );
 }
+
+#[test]
+fn gyre_stopped_by_a_signal_takes_the_command_with_it() {
+    let p = project(
+        "\n[learners.wait]\ncommand = \"sleep 300 & echo $! > $GYRE_PROJECT/child.pid; sleep 300\"\n",
+    );
+    let before = p.snapshot();
+    let mut gyre = p
+        .cmd(&["train", "--learner", "wait"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = p.path().join("child.pid");
+    let t = std::time::Instant::now();
+    while !pid_file.exists()
+        || std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .is_empty()
+    {
+        assert!(t.elapsed().as_secs() < 60, "the command never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &gyre.id().to_string()])
+        .status()
+        .unwrap();
+    let status = gyre.wait().unwrap();
+    assert!(!status.success());
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pid = pid.trim();
+    let t = std::time::Instant::now();
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
+    };
+    while alive() && t.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!alive(), "the command's child {pid} outlived gyre");
+    // Nothing was recorded; the next command sweeps the working directory.
+    assert_eq!(p.snapshot(), before);
+    assert_no_working_dirs(&p);
+}
