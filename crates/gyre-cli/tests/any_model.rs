@@ -371,6 +371,9 @@ off.to_parquet(preds + ".off.parquet", index=False)
 types = [(c, StringTensorType([None, 1])) for c in cat] + [(c, FloatTensorType([None, 1])) for c in num]
 onx = to_onnx(pipe, initial_types=types, options={id(pipe.steps[-1][1]): {"zipmap": False}})
 open(model, "wb").write(onx.SerializeToString())
+# As skl2onnx exports by default: probabilities through a ZipMap (a sequence of maps).
+zipped = to_onnx(pipe, initial_types=types)
+open(model + ".zipmap.onnx", "wb").write(zipped.SerializeToString())
 "#;
 
 #[test]
@@ -463,4 +466,30 @@ fn a_notebooks_run_is_imported_with_its_model_promoted_and_served() {
         ],
     );
     assert_eq!(p.snapshot(), before);
+    // Models onnxruntime cannot serve: a file that is not ONNX, and a ZipMap output. Each run
+    // is recorded (it can be compared) and refused by promote with the reason.
+    let junk = p.write("junk.onnx", b"not a model");
+    let zipmap = p.path().join("model.onnx.zipmap.onnx");
+    for (file, needle) in [
+        (junk.to_str().unwrap(), "onnxruntime cannot load the model"),
+        (zipmap.to_str().unwrap(), "ZipMap"),
+    ] {
+        let r = p.json(&[
+            "runs",
+            "import",
+            preds.to_str().unwrap(),
+            "--name",
+            "unservable",
+            "--why",
+            "a model gyre cannot run",
+            "--model",
+            file,
+        ]);
+        let id = r["run"].as_str().unwrap();
+        p.json(&["diff", &run, id]);
+        let out = p.run(&["promote", id, "--why", "x", "--force"]);
+        assert_error(&out, &["cannot be served", needle]);
+        let out = p.run(&["serve", "--addr", "127.0.0.1:0", "--run", id]);
+        assert_error(&out, &["cannot be served", needle]);
+    }
 }
