@@ -102,7 +102,13 @@ impl App {
         let todo: Vec<usize> = (0..variants.len())
             .filter(|&i| variants[i].2.is_none())
             .collect();
-        let jobs = jobs.unwrap_or(todo.len()).clamp(1, todo.len().max(1));
+        // A command learner's retrains are processes of their own: by default one per core.
+        let default_jobs = if learner.name() == "command" {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            todo.len()
+        };
+        let jobs = jobs.unwrap_or(default_jobs).clamp(1, todo.len().max(1));
         let learn_task = with.learn_task();
         let seed = record.seed;
 
