@@ -64,7 +64,7 @@ pub use predict_file::{PredictFileReport, PredictFileRequest};
 pub use prediction_log::{LogWriter, timestamp};
 pub use predictions::PredictionsReport;
 pub use request_row::{FieldName, FieldValue, RequestRow};
-pub use runs::{RunsReport, ShowReport};
+pub use runs::{ExternalModelNote, RunsReport, ShowReport};
 pub use runs_import::{HoldoutReport, ImportRunRequest, ImportedFrom};
 pub use serving::{FieldError, ServedPrediction, ServingModel};
 pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};

@@ -226,6 +226,10 @@ fn a_command_learner_makes_an_ordinary_run() {
     assert_eq!(shown["learner"], "tiny");
     assert_eq!(shown["params"]["mode"], "ok");
     assert_eq!(shown["command"]["command"], "python3 tiny.py");
+    assert_eq!(shown["external_model"]["onnx_bytes"], 0);
+    let human = stdout(&p.run(&["show", "latest"]));
+    assert!(human.contains("command python3 tiny.py"), "{human}");
+    assert!(human.contains("no ONNX model"), "{human}");
     let hash = shown["command"]["files_hash"].as_str().unwrap().to_string();
     assert_eq!(hash.len(), 64);
     // Predicting the class shares: an AUC of one half, an accuracy of the majority's share.

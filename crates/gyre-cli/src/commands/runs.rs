@@ -65,6 +65,9 @@ pub fn show(cli: &Cli, run: &str) -> anyhow::Result<ExitCode> {
     if let Some(c) = &r.git_commit {
         s.push_str(&format!("  git     {c}\n"));
     }
+    if let Some(m) = &shown.external_model {
+        s.push_str(&format!("  model   {}\n", m.note));
+    }
     if let Some(i) = &shown.importance {
         s.push_str(&importance(i));
     } else if let Some(note) = &shown.importance_note {
