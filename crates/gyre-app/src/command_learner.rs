@@ -513,8 +513,7 @@ fn run_command(
         .map_err(|e| format!("{what}: cannot start sh: {e}"))?;
     let pgid = child.id() as i32;
     let _registered = groups::Registered::new(pgid);
-    let tail: Mutex<std::collections::VecDeque<String>> = Mutex::new(Default::default());
-    let started = Instant::now();
+    let tail: Mutex<Tail> = Mutex::new(Tail::default());
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let (status, timed_out) = std::thread::scope(|s| {
@@ -527,28 +526,27 @@ fn run_command(
         s.spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 progress.message(&line);
-                let mut t = tail.lock().expect("tail lock");
-                if t.len() == STDERR_TAIL {
-                    t.pop_front();
-                }
-                t.push_back(line);
+                tail.lock().expect("tail lock").push(line);
             }
         });
-        let mut timed_out = false;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break Ok(st),
-                Ok(None) => {}
-                Err(e) => break Err(e),
-            }
-            if !timed_out && started.elapsed() > l.timeout {
-                timed_out = true;
+        // Waited for on a thread of its own, so its exit is seen at once and the timeout is a
+        // channel's.
+        let (sender, exited) = std::sync::mpsc::channel();
+        s.spawn(move || {
+            let _ = sender.send(child.wait());
+        });
+        let (status, timed_out) = match exited.recv_timeout(l.timeout) {
+            Ok(status) => (status, false),
+            Err(_) => {
                 // SAFETY: kill(2) on our child's process group.
                 unsafe {
                     libc::kill(-pgid, libc::SIGKILL);
                 }
+                let status = exited
+                    .recv()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the waiting thread ended")));
+                (status, true)
             }
-            std::thread::sleep(Duration::from_millis(5));
         };
         // The command exited, but a process it left in its group may hold the pipes open (and
         // so the readers); the group goes with it.
@@ -559,12 +557,7 @@ fn run_command(
         (status, timed_out)
     });
     let status = status.map_err(|e| format!("{what}: cannot wait for it: {e}"))?;
-    let tail: Vec<String> = tail.into_inner().expect("tail lock").into();
-    let stderr_note = if tail.is_empty() {
-        "it wrote nothing to stderr".to_string()
-    } else {
-        format!("last lines of its stderr:\n  {}", tail.join("\n  "))
-    };
+    let stderr_note = tail.into_inner().expect("tail lock").note();
     if timed_out {
         return Err(format!(
             "{what} timed out after {} and was killed with its process group; {stderr_note}",
@@ -882,4 +875,51 @@ mod groups {
             libc::raise(sig);
         }
     }
+}
+
+/// The last lines of a command's stderr, and the last line before them that names an error (a
+/// Python exception's message often comes long before its last lines).
+#[derive(Default)]
+struct Tail {
+    lines: std::collections::VecDeque<String>,
+    error: Option<String>,
+}
+
+impl Tail {
+    fn push(&mut self, line: String) {
+        if self.lines.len() == STDERR_TAIL {
+            let old = self.lines.pop_front().expect("full");
+            if looks_like_an_error(&old) {
+                self.error = Some(old);
+            }
+        }
+        self.lines.push_back(line);
+    }
+
+    fn note(self) -> String {
+        if self.lines.is_empty() {
+            return "it wrote nothing to stderr".to_string();
+        }
+        let mut s = String::new();
+        if let Some(e) = &self.error
+            && !self.lines.iter().any(|l| looks_like_an_error(l))
+        {
+            let e: String = e.chars().take(500).collect();
+            s.push_str(&format!("the last error it named: {e}\n"));
+        }
+        let lines: Vec<String> = self
+            .lines
+            .iter()
+            .map(|l| l.chars().take(500).collect())
+            .collect();
+        s.push_str(&format!(
+            "last lines of its stderr:\n  {}",
+            lines.join("\n  ")
+        ));
+        s
+    }
+}
+
+fn looks_like_an_error(line: &str) -> bool {
+    line.contains("Error") || line.contains("Exception") || line.starts_with("error")
 }

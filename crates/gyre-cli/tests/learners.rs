@@ -112,6 +112,9 @@ timeout = "1s"
 
 [learners.silent]
 command = "true"
+
+[learners.noisy]
+command = "echo 'ValueError: a bad input on purpose' >&2; for i in $(seq 30); do echo detail $i >&2; done; exit 1"
 "#;
 
 #[test]
@@ -122,6 +125,23 @@ fn a_crashing_command_names_itself_its_exit_code_and_its_stderr() {
         &["train", "--learner", "crash"],
         &["learner \"crash\"", "exit code 3", "Traceback: it broke"],
     );
+}
+
+#[test]
+fn an_error_long_before_the_last_lines_of_stderr_is_still_named() {
+    let p = project(SHELL_LEARNERS);
+    let err = fails_cleanly(
+        &p,
+        &["train", "--learner", "noisy"],
+        &[
+            "exit code 1",
+            "the last error it named: ValueError: a bad input on purpose",
+            "detail 30",
+        ],
+    );
+    // The command's lines were shown as progress; the error itself keeps the last twelve.
+    let error = &err[err.find("error: learner").unwrap()..];
+    assert!(!error.contains("detail 5\n"), "{error}");
 }
 
 #[test]
