@@ -128,7 +128,7 @@ impl App {
         let classes = schema.classes.len();
         let k = outputs(task, classes);
         let params = params_of(&serde_json::from_str(&record.params).unwrap_or_default());
-        let learner = gyre_learn::learner(&record.learner, &params)?;
+        let (learner, _) = self.learner(&record.learner, &params, &schema)?;
 
         // Cached predictions of the versions without each edit, where they exist.
         let mut variants = Vec::new();
@@ -155,7 +155,13 @@ impl App {
         let todo: Vec<usize> = (0..variants.len())
             .filter(|&i| variants[i].2.is_none())
             .collect();
-        let jobs = jobs.unwrap_or(todo.len()).clamp(1, todo.len().max(1));
+        // A command learner's retrains are processes of their own: by default one per core.
+        let default_jobs = if learner.name() == "command" {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            todo.len()
+        };
+        let jobs = jobs.unwrap_or(default_jobs).clamp(1, todo.len().max(1));
         let learn_task = with.learn_task();
         let seed = record.seed;
 
@@ -346,8 +352,8 @@ fn retrain<'a>(
     let holdout: Vec<u32> = (0..lv.splits().len() as u32)
         .filter(|&r| lv.splits()[r as usize] == Split::Holdout)
         .collect();
-    let model = gyre_learn::on_own_threads(1, || {
-        learner.fit(
+    let (_, scores) = gyre_learn::on_own_threads(1, || {
+        learner.fit_predict(
             learn_task,
             &TrainSet {
                 features: &features,
@@ -356,6 +362,7 @@ fn retrain<'a>(
                 weights: lv.weights(),
             },
             seed,
+            &holdout,
             &NoProgress,
         )
     })?;
@@ -363,7 +370,7 @@ fn retrain<'a>(
     let p = Predictions {
         row_ids: holdout.iter().map(|&r| ids[r as usize]).collect(),
         labels: holdout.iter().map(|&r| labels[r as usize]).collect(),
-        scores: model.predict(&features, &holdout),
+        scores,
     };
     let bytes = predictions::to_parquet(&p, schema)?;
     Ok((p, bytes))

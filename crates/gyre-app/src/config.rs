@@ -29,6 +29,11 @@ max_flip_multiple_of_seed_floor = 0.0
 suites_not_worse = true
 bootstrap_resamples = 1000
 bootstrap_seed = 0
+
+# Learners that are commands (docs/learner-protocol.md), used as `gyre train --learner NAME`:
+# [learners.mlp]
+# command = "python learners/mlp.py"
+# timeout = "20m"
 "#,
         version = env!("CARGO_PKG_VERSION")
     )
@@ -42,6 +47,74 @@ struct ConfigFile {
     project: Option<toml::Table>,
     #[serde(default)]
     gate: GateConfig,
+    #[serde(default)]
+    learners: std::collections::BTreeMap<String, LearnerConfig>,
+}
+
+/// A `[learners.NAME]` section: a learner that is a command (docs/learner-protocol.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnerConfig {
+    /// Run by `sh -c` in a fresh working directory; words naming a project file are made absolute.
+    pub command: String,
+    /// How long one run may take (`"90s"`, `"20m"`); past it the command's process group is
+    /// killed. Default one hour.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// More files or directories (relative to the project) whose contents the run's hash covers,
+    /// besides those the command names.
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+/// The default limit of one command learner run.
+pub const DEFAULT_LEARNER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl LearnerConfig {
+    /// The timeout, checked.
+    pub fn timeout(&self, name: &str) -> Result<std::time::Duration, AppError> {
+        match &self.timeout {
+            None => Ok(DEFAULT_LEARNER_TIMEOUT),
+            Some(t) => humantime::parse_duration(t.trim()).map_err(|e| AppError::Invalid {
+                message: format!("gyre.toml: [learners.{name}] timeout = {t:?}: {e}"),
+                hint: Some("write a duration such as \"90s\" or \"20m\"".into()),
+            }),
+        }
+    }
+}
+
+/// The `[learners.*]` sections of the project's `gyre.toml`, by name. A built-in learner's name
+/// cannot be taken.
+pub fn learners_config(
+    path: &Path,
+) -> Result<std::collections::BTreeMap<String, LearnerConfig>, AppError> {
+    let file = read(path)?;
+    for (name, l) in &file.learners {
+        if gyre_learn::LEARNERS.contains(&name.as_str()) || name == "imported" {
+            return Err(AppError::invalid(format!(
+                "{}: [learners.{name}] takes the name of a built-in learner (or of imported \
+                 runs); choose another",
+                path.display()
+            )));
+        }
+        if l.command.trim().is_empty() {
+            return Err(AppError::invalid(format!(
+                "{}: [learners.{name}] command is empty",
+                path.display()
+            )));
+        }
+        l.timeout(name)?;
+    }
+    Ok(file.learners)
+}
+
+fn read(path: &Path) -> Result<ConfigFile, AppError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AppError::from(gyre_store::StoreError::io(path, e)))?;
+    toml::from_str(&text).map_err(|e| AppError::Invalid {
+        message: format!("{}: {}", path.display(), e.to_string().trim()),
+        hint: Some("see the keys that `gyre init` writes, and docs/learner-protocol.md".into()),
+    })
 }
 
 /// The `[gate]` section.
@@ -73,13 +146,7 @@ impl Default for GateConfig {
 
 /// Reads the project's `gyre.toml`.
 pub fn gate_config(path: &Path) -> Result<GateConfig, AppError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| AppError::from(gyre_store::StoreError::io(path, e)))?;
-    let file: ConfigFile = toml::from_str(&text).map_err(|e| AppError::Invalid {
-        message: format!("{}: {}", path.display(), e.to_string().trim()),
-        hint: Some("see the [gate] keys that `gyre init` writes".into()),
-    })?;
-    let g = file.gate;
+    let g = read(path)?.gate;
     if !(0.0..=1.0).contains(&g.max_negative_flip_rate) {
         return Err(AppError::invalid(format!(
             "{}: [gate] max_negative_flip_rate must be between 0 and 1, got {}",
@@ -105,6 +172,34 @@ mod tests {
         let f: ConfigFile = toml::from_str(&default_config()).unwrap();
         assert_eq!(f.gate.max_negative_flip_rate, 0.05);
         assert!(f.gate.suites_not_worse);
+    }
+
+    #[test]
+    fn learner_sections_are_checked_and_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gyre.toml");
+        std::fs::write(
+            &p,
+            "[learners.mlp]\ncommand = \"python3 mlp.py\"\ntimeout = \"90s\"\n",
+        )
+        .unwrap();
+        let l = learners_config(&p).unwrap();
+        assert_eq!(l["mlp"].command, "python3 mlp.py");
+        assert_eq!(l["mlp"].timeout("mlp").unwrap().as_secs(), 90);
+        for (text, needle) in [
+            ("[learners.mlp]\ncomand = \"x\"\n", "comand"),
+            ("[learners.mlp]\ncommand = \"  \"\n", "command is empty"),
+            (
+                "[learners.mlp]\ncommand = \"x\"\ntimeout = \"later\"\n",
+                "timeout",
+            ),
+            ("[learners.linear]\ncommand = \"x\"\n", "built-in"),
+            ("[learners.imported]\ncommand = \"x\"\n", "built-in"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = learners_config(&p).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -128,7 +128,9 @@ impl App {
     pub(crate) fn run_model(&mut self, record: &RunRecord) -> Result<Box<dyn Model>, AppError> {
         let object = ContentHash::parse(&record.model)
             .ok_or_else(|| StoreError::Corrupt(format!("bad model id in run {}", record.id)))?;
-        Ok(gyre_learn::load_model(&self.store.objects().get(&object)?)?)
+        Ok(crate::external_model::load_model(
+            &self.store.objects().get(&object)?,
+        )?)
     }
 
     /// A run's breakdown of one row's score (the row by id, in the run's own version).

@@ -95,7 +95,7 @@ impl App {
         let loaded = self.load_version(&record.dataset, Some(&record.version))?;
         let object = ContentHash::parse(&record.model)
             .ok_or_else(|| StoreError::Corrupt(format!("bad model id in run {}", record.id)))?;
-        let model = gyre_learn::load_model(&self.store.objects().get(&object)?)?;
+        let model = crate::external_model::load_model(&self.store.objects().get(&object)?)?;
         let features = loaded.features();
         let spec = inputs_spec(&loaded.schema, &features, model.task());
         let onnx_model = onnx_model(model.as_ref(), &record, &spec)?;

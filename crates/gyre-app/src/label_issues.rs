@@ -115,7 +115,7 @@ impl App {
             }
             None => {
                 let params = params_of(&serde_json::from_str(&record.params).unwrap_or_default());
-                let learner = gyre_learn::learner(&record.learner, &params)?;
+                let (learner, _) = self.learner(&record.learner, &params, &loaded.schema)?;
                 let features = loaded.features();
                 let task = loaded.learn_task();
                 // Stratified folds from the run's seed.
@@ -131,6 +131,14 @@ impl App {
                         fold_of[i] = j % folds;
                     }
                 }
+                // A command learner's folds are processes of their own: at most one per core
+                // at a time. Built-in learners run every fold at once, each on one thread.
+                let limit = if learner.name() == "command" {
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                } else {
+                    folds
+                };
+                let slots = (std::sync::Mutex::new(limit), std::sync::Condvar::new());
                 let out = std::thread::scope(|s| {
                     let handles: Vec<_> = (0..folds)
                         .map(|f| {
@@ -138,9 +146,20 @@ impl App {
                                 (&rows, &fold_of, &features, &labels);
                             let learner = &learner;
                             let weights = loaded.weights();
+                            let slots = &slots;
                             // Each fold on a one-thread pool of its own (see ablate).
                             s.spawn(move || {
-                                gyre_learn::on_own_threads(1, || {
+                                let mut free = slots.0.lock().expect("fold slots");
+                                while *free == 0 {
+                                    free = slots.1.wait(free).expect("fold slots");
+                                }
+                                *free -= 1;
+                                drop(free);
+                                let done = || {
+                                    *slots.0.lock().expect("fold slots") += 1;
+                                    slots.1.notify_one();
+                                };
+                                let result = gyre_learn::on_own_threads(1, || {
                                     let train: Vec<u32> = rows
                                         .iter()
                                         .zip(fold_of)
@@ -151,7 +170,7 @@ impl App {
                                         (0..rows.len()).filter(|&i| fold_of[i] == f).collect();
                                     let held_rows: Vec<u32> =
                                         held.iter().map(|&i| rows[i]).collect();
-                                    let model = learner.fit(
+                                    let (_, scores) = learner.fit_predict(
                                         task,
                                         &TrainSet {
                                             features,
@@ -160,13 +179,13 @@ impl App {
                                             weights,
                                         },
                                         record.seed,
+                                        &held_rows,
                                         &NoProgress,
                                     )?;
-                                    Ok::<_, gyre_learn::LearnError>((
-                                        held,
-                                        model.predict(features, &held_rows),
-                                    ))
-                                })
+                                    Ok::<_, gyre_learn::LearnError>((held, scores))
+                                });
+                                done();
+                                result
                             })
                         })
                         .collect();

@@ -5,6 +5,7 @@
 //! order of writes (objects first, then one metadata transaction with its journal entry).
 
 mod ablate;
+mod command_learner;
 mod config;
 mod curves;
 mod data;
@@ -13,6 +14,7 @@ mod edit;
 mod error;
 mod explain;
 mod export;
+mod external_model;
 mod feedback;
 mod findings;
 mod import;
@@ -20,12 +22,14 @@ mod journal;
 mod label_issues;
 mod model_card;
 mod monitor;
+mod onnx_runtime;
 mod predict_file;
 mod prediction_log;
 mod predictions;
 mod request_row;
 mod review;
 mod runs;
+mod runs_import;
 mod serving;
 mod ship;
 mod skew;
@@ -37,7 +41,8 @@ mod watch_stats;
 mod why;
 
 pub use ablate::{AblateReport, EditWorth};
-pub use config::{GateConfig, default_config};
+pub use command_learner::{CommandInfo, PROTOCOL_VERSION};
+pub use config::{GateConfig, LearnerConfig, default_config};
 pub use curves::CurvesReport;
 pub use data::{ColumnHistogram, DataReport, DatasetReport, VersionReport, VersionsReport};
 pub use diff::{DiffReport, DiffRequest};
@@ -65,8 +70,10 @@ pub use predictions::PredictionsReport;
 pub use request_row::{FieldName, FieldValue, RequestRow};
 pub use review::{LabelDecision, ReviewReport, RowDecision, RowsTable, ShownRow};
 pub use runs::{
-    MAX_PAGE, RunBrief, RunsPageReport, RunsReport, ShowReport, parse_run_filters, run_field,
+    ExternalModelNote, MAX_PAGE, RunBrief, RunsPageReport, RunsReport, ShowReport,
+    parse_run_filters, run_field,
 };
+pub use runs_import::{HoldoutReport, ImportRunRequest, ImportedFrom};
 pub use serving::{FieldError, ServedPrediction, ServingModel};
 pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use skew::{Leak, Skew};

@@ -22,6 +22,17 @@ pub struct ShowReport {
     /// Why there is no importance (a learner or a saved model without contributions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub importance_note: Option<String>,
+    /// A command learner's or imported run's model: whether there is an ONNX file to serve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_model: Option<ExternalModelNote>,
+}
+
+/// What `gyre show` says of a model gyre did not fit.
+#[derive(Serialize)]
+pub struct ExternalModelNote {
+    /// Bytes of its ONNX file; 0 when it has none.
+    pub onnx_bytes: usize,
+    pub note: String,
 }
 
 impl App {
@@ -84,10 +95,32 @@ impl App {
             }
             Err(e) => return Err(e),
         };
+        let object = gyre_core::ContentHash::parse(&r.model).ok_or_else(|| {
+            gyre_store::StoreError::Corrupt(format!("bad model id in run {}", r.id))
+        })?;
+        let bytes = self.store.objects().get(&object)?;
+        let external_model = if crate::external_model::is_external(&bytes) {
+            let m = crate::external_model::load_external(&bytes)?;
+            let n = m.onnx.as_ref().map_or(0, |o| o.len());
+            Some(ExternalModelNote {
+                onnx_bytes: n,
+                note: if n > 0 {
+                    format!(
+                        "an ONNX model of {n} bytes: gyre serve runs it in onnxruntime once \
+                         promote has checked it reproduces the run"
+                    )
+                } else {
+                    "no ONNX model: the run can be compared and gated, not served".to_string()
+                },
+            })
+        } else {
+            None
+        };
         Ok(ShowReport {
             run: report,
             importance,
             importance_note,
+            external_model,
         })
     }
 }

@@ -83,10 +83,11 @@ impl App {
     /// Loads a run's model and the schema of its version for serving.
     pub fn serving_model(&mut self, run: &str) -> Result<ServingModel, AppError> {
         let record = self.resolve_run(run)?;
+        self.check_servable(&record)?;
         let loaded = self.load_version(&record.dataset, Some(&record.version))?;
         let object = ContentHash::parse(&record.model)
             .ok_or_else(|| StoreError::Corrupt(format!("bad model id in run {}", record.id)))?;
-        let model = gyre_learn::load_model(&self.store.objects().get(&object)?)?;
+        let model = crate::external_model::load_model(&self.store.objects().get(&object)?)?;
         let derivations = loaded.data.derived.clone();
         let is_derived = |name: &str| derivations.iter().any(|(d, _)| d == name);
         let fields = loaded

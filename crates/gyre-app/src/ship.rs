@@ -218,6 +218,8 @@ impl App {
         let alias = alias.unwrap_or(CHAMPION).to_string();
         check_alias_name(&alias)?;
         let cand = self.resolve_run(run)?;
+        // Even --force cannot make a run servable that is not.
+        self.check_servable(&cand)?;
         let previous = self.alias_target(&alias)?;
         if previous.as_deref() == Some(cand.id.as_str()) {
             return Err(AppError::invalid(format!(

@@ -67,6 +67,12 @@ pub struct RunReport {
     /// The worst holdout slices (SliceLine on 0/1 or squared error), when just trained.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slices: Vec<SliceRow>,
+    /// A command learner's run: the command and the hash of its files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<crate::CommandInfo>,
+    /// An imported run: the predictions file it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<crate::runs_import::ImportedFrom>,
 }
 
 impl RunReport {
@@ -143,6 +149,12 @@ pub(crate) struct RunInfo {
     pub rows: RowCounts,
     pub gyre_version: String,
     pub git_commit: Option<String>,
+    /// A command learner's command and the hash of its files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<crate::CommandInfo>,
+    /// Where an imported run's predictions came from (`gyre runs import`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<crate::runs_import::ImportedFrom>,
 }
 
 impl App {
@@ -151,10 +163,38 @@ impl App {
         req: &TrainRequest,
         progress: &dyn Progress,
     ) -> Result<TrainReport, AppError> {
+        self.train_from(req, None, progress)
+    }
+
+    /// `train`, or with `import`, a run whose holdout predictions (and model) were made
+    /// elsewhere (`gyre runs import`): recorded through the same path.
+    pub(crate) fn train_from(
+        &mut self,
+        req: &TrainRequest,
+        import: Option<&crate::runs_import::ImportRunRequest>,
+        progress: &dyn Progress,
+    ) -> Result<TrainReport, AppError> {
         if req.seeds == 0 {
             return Err(AppError::invalid("--seeds must be at least 1"));
         }
-        let learner = gyre_learn::learner(&req.learner, &req.params)?;
+        // A built-in learner's params are checked before the data is loaded; a command learner
+        // needs the version's schema first.
+        if gyre_learn::LEARNERS.contains(&req.learner.as_str()) {
+            gyre_learn::learner(&req.learner, &req.params)?;
+        }
+        let t0 = Instant::now();
+        let dataset = self.resolve_dataset(req.dataset.as_deref())?;
+        let loaded = self.load_version(&dataset, req.version.as_deref())?;
+        let (learner, command_info, imported) = match import {
+            None => {
+                let (l, c) = self.learner(&req.learner, &req.params, &loaded.schema)?;
+                (l, c, None)
+            }
+            Some(i) => {
+                let (l, from) = crate::runs_import::imported_learner(i, &loaded)?;
+                (l, None, Some(from))
+            }
+        };
         // K fits that differ only in a seed that chooses nothing are one fit K times: train
         // one and say why.
         let (seeds, seeds_note, seed_drives) = match learner.seed_effect() {
@@ -177,9 +217,6 @@ impl App {
             SeedEffect::Nothing { .. } => (req.seeds, None, Vec::new()),
             SeedEffect::Drives(d) => (req.seeds, None, d),
         };
-        let t0 = Instant::now();
-        let dataset = self.resolve_dataset(req.dataset.as_deref())?;
-        let loaded = self.load_version(&dataset, req.version.as_deref())?;
         let features = loaded.features();
         let labels = loaded.labels();
         let splits = loaded.splits();
@@ -214,21 +251,37 @@ impl App {
         for k in 0..seeds {
             let seed = req.seed + k as u64;
             let t1 = Instant::now();
-            let model = learner.fit(
-                loaded.learn_task(),
-                &TrainSet {
-                    features: &features,
-                    rows: &train_rows,
-                    labels: &labels,
-                    weights: loaded.weights(),
-                },
-                seed,
-                progress,
-            )?;
+            let set = TrainSet {
+                features: &features,
+                rows: &train_rows,
+                labels: &labels,
+                weights: loaded.weights(),
+            };
+            // A command learner predicts the holdout in the run that trains it; a built-in
+            // model predicts it while it is being stored (`evaluate_on_holdout`).
+            let (model, scores) = if command_info.is_some() || imported.is_some() {
+                let (m, s) = learner.fit_predict(
+                    loaded.learn_task(),
+                    &set,
+                    seed,
+                    &holdout_rows,
+                    progress,
+                )?;
+                (m, Some(s))
+            } else {
+                (
+                    learner.fit(loaded.learn_task(), &set, seed, progress)?,
+                    None,
+                )
+            };
             let train_s = t1.elapsed().as_secs_f64();
+            let fit_timings = model.fit_timings();
             let t2 = Instant::now();
             let evaluated = evaluate_on_holdout(
-                &*model,
+                Fitted {
+                    model: &*model,
+                    scores,
+                },
                 &loaded,
                 &features,
                 &labels,
@@ -261,6 +314,9 @@ impl App {
             timings.insert("train_s".to_string(), train_s);
             timings.insert("evaluate_s".to_string(), evaluate_s);
             timings.insert("predict_s".to_string(), predict_s);
+            for (k, v) in fit_timings {
+                timings.insert(k.to_string(), v);
+            }
             if k == 0 {
                 timings.insert("slices_s".to_string(), slices_s);
             }
@@ -283,6 +339,8 @@ impl App {
                 },
                 gyre_version: env!("CARGO_PKG_VERSION").into(),
                 git_commit: git_commit.clone(),
+                command: command_info.clone(),
+                imported: imported.clone(),
             };
             let record = RunRecord {
                 id: id.clone(),
@@ -369,7 +427,7 @@ impl App {
                 time: &time,
                 user: &user,
                 command: &command,
-                why: None,
+                why: import.map(|i| i.why.as_str()),
                 objects: &objects,
             })?;
             if let Some(obj) = &slices_obj {
@@ -416,8 +474,14 @@ struct FoundSlices {
 /// own while the holdout is predicted. Then two more pieces of work side by side: the slice
 /// search, and the metrics, the predictions' Parquet and its storing. Both objects are durable
 /// when this returns, before any record names them.
+/// A fitted model, with its holdout scores when the learner gave them as it fit.
+struct Fitted<'a> {
+    model: &'a dyn gyre_learn::Model,
+    scores: Option<Vec<f64>>,
+}
+
 fn evaluate_on_holdout(
-    model: &dyn gyre_learn::Model,
+    fitted: Fitted<'_>,
     loaded: &crate::table_view::LoadedVersion,
     features: &gyre_learn::Features,
     labels: &[f64],
@@ -426,12 +490,13 @@ fn evaluate_on_holdout(
     search_slices: bool,
 ) -> Result<HoldoutEvaluation, AppError> {
     let t0 = Instant::now();
+    let (model, scores) = (fitted.model, fitted.scores);
     let task = loaded.schema.task;
     let classes = loaded.schema.classes.len();
     let row_ids = loaded.row_ids();
     let (model_obj, predict_s, preds, slices, scored) = std::thread::scope(|outer| {
         let storing_model = outer.spawn(|| objects.put(&model.save()));
-        let scores = model.predict(features, holdout_rows);
+        let scores = scores.unwrap_or_else(|| model.predict(features, holdout_rows));
         let predict_s = t0.elapsed().as_secs_f64();
         let preds = Predictions {
             row_ids: holdout_rows.iter().map(|&r| row_ids[r as usize]).collect(),
@@ -578,6 +643,8 @@ pub(crate) fn run_report(r: &RunRecord) -> Result<RunReport, AppError> {
         git_commit: info.git_commit,
         seed_group: r.seed_group.clone(),
         slices: Vec::new(),
+        command: info.command,
+        imported: info.imported,
     })
 }
 

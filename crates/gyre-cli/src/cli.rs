@@ -304,7 +304,7 @@ pub enum Command {
     Log,
     /// Train a learner on the current dataset version and evaluate it on every suite
     Train(TrainArgs),
-    /// List runs; with --sort, --where or --limit, one page of them, sorted and filtered
+    /// List runs (with --sort, --where or --limit, one page of them); `runs import` records predictions made elsewhere
     Runs {
         /// Sort by a field: created, id, learner, seed, who, a metric (auc) or a param (num_leaves); - first for descending
         #[arg(long, value_name = "FIELD", allow_hyphen_values = true)]
@@ -318,6 +318,8 @@ pub enum Command {
         /// Runs to skip
         #[arg(long, default_value_t = 0)]
         offset: usize,
+        #[command(subcommand)]
+        action: Option<RunsAction>,
     },
     /// Show one run: learner, params, version, metrics, timings
     Show {
@@ -362,9 +364,50 @@ pub enum Command {
     },
 }
 
+/// `gyre runs import` and `gyre runs holdout`.
+#[derive(Subcommand, Debug)]
+pub enum RunsAction {
+    /// Record predictions made elsewhere (a notebook, another team) for a version's holdout rows
+    /// as a run, checked as a command learner's are (docs/learner-protocol.md); `gyre runs
+    /// holdout` writes the rows to predict
+    Import {
+        /// Parquet: `row_id` and one probability column per class (named by the class), or
+        /// `prediction` for regression; every holdout row exactly once
+        predictions: PathBuf,
+        /// A name for the run, shown with it
+        #[arg(long)]
+        name: String,
+        /// Why it is imported (kept in the journal)
+        #[arg(long)]
+        why: String,
+        /// The ONNX model that made the predictions, so the run can be served
+        #[arg(long, value_name = "FILE")]
+        model: Option<PathBuf>,
+        /// The dataset version predicted (default: the latest)
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        /// The dataset (default: the project's only dataset)
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+    /// Write a version's holdout rows (`row_id` and the features, as a command learner reads
+    /// them) to Parquet: what an imported run must predict
+    Holdout {
+        /// The output file (.parquet)
+        #[arg(long)]
+        out: PathBuf,
+        /// The dataset version (default: the latest)
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        /// The dataset (default: the project's only dataset)
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+}
+
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// The learner: gbdt (gradient-boosted trees) or linear
+    /// The learner: gbdt (gradient-boosted trees), linear, or a command of gyre.toml's [learners]
     #[arg(long, default_value = "gbdt")]
     pub learner: String,
     /// A learner parameter, e.g. -p num_iterations=200 -p learning_rate=0.05 (repeatable)

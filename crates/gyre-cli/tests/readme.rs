@@ -28,60 +28,110 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[test]
-fn the_readme_tour_runs_as_pasted() {
-    let curl = std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !require("curl not installed: apt-get install curl", curl) {
-        return;
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let tour = block_under(&readme, "## A five-minute tour");
+/// The block as a bash script that stops at the first line that fails (a line whose comment
+/// says "exit 1 when" may exit 1), with the count of commands in it.
+fn script_of(block: &str, port: &str) -> (String, usize) {
     let bin_dir = Path::new(bin()).parent().unwrap();
-    let port = free_port().to_string();
     let mut script =
         String::from("cleanup() { kill $(jobs -p) 2>/dev/null; wait; }\ntrap cleanup EXIT\n");
     let mut commands = 0;
-    for (n, line) in tour.lines().enumerate() {
+    for (n, line) in block.lines().enumerate() {
         let code = line.split("  #").next().unwrap().trim();
         if code.is_empty() || code.starts_with('#') || code.starts_with("cargo ") {
             continue;
         }
         let code = code
             .replace("$PWD/target/release", &bin_dir.display().to_string())
-            .replace("8080", &port);
+            .replace("8080", port);
         let may_exit_1 = line.contains("exit 1 when");
         let allowed = if may_exit_1 { "0|1" } else { "0" };
         script.push_str(&format!(
-            "{code}\nrc=$?; case $rc in {allowed}) ;; *) echo \"README tour line {}: exit $rc: {}\" >&2; exit 1;; esac\n",
+            "{code}\nrc=$?; case $rc in {allowed}) ;; *) echo \"README line {}: exit $rc: {}\" >&2; exit 1;; esac\n",
             n + 1,
             code.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`")
         ));
         commands += 1;
     }
-    assert!(
-        commands >= 20,
-        "the tour shrank to {commands} commands:\n{tour}"
-    );
+    (script, commands)
+}
+
+/// Runs a script from `script_of` at the repository's root, bounded so a server that never
+/// comes up fails the test instead of hanging it.
+fn run_script(script: &str, root: &Path) -> std::process::Output {
     let home = tempfile::tempdir().unwrap();
-    // Bounded, so a server that never comes up fails the test instead of hanging it.
-    let out = std::process::Command::new("timeout")
+    std::process::Command::new("timeout")
         .args(["600", "bash", "-c"])
-        .arg(&script)
-        .current_dir(&root)
+        .arg(script)
+        .current_dir(root)
         .env("GYRE_USER", "readme")
         .env("HOME", home.path())
         .env("TMPDIR", home.path())
         .env_remove("GYRE_PROJECT")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn has_curl() -> bool {
+    std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_readme_tour_runs_as_pasted() {
+    if !require("curl not installed: apt-get install curl", has_curl()) {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let tour = block_under(&readme, "## A five-minute tour");
+    let (script, commands) = script_of(&tour, &free_port().to_string());
+    assert!(
+        commands >= 20,
+        "the tour shrank to {commands} commands:\n{tour}"
+    );
+    let out = run_script(&script, &root);
     let (o, e) = (stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(0), "stdout:\n{o}\nstderr:\n{e}");
     // The pasted request was answered, and its feedback recorded.
     assert!(o.contains("\"classes\":[\"<=50K\",\">50K\"]"), "{o}");
     assert!(o.contains("\"recorded\":true"), "{o}");
     assert!(o.contains("scored 48,842 rows"), "{o}");
+}
+
+/// README's turn with the scikit-learn challenger (issue 19): trained as a command learner,
+/// compared with the gbdt champion, promoted through the gate and served from its ONNX model.
+#[test]
+fn the_readme_turn_with_the_sklearn_challenger_runs_as_pasted() {
+    let python = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sklearn, skl2onnx, onnxruntime, pandas, pyarrow",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !require("curl not installed: apt-get install curl", has_curl())
+        || !require(
+            "scikit-learn, skl2onnx, onnxruntime, pandas or pyarrow not installed (see README)",
+            python,
+        )
+    {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let turn = block_under(&readme, "## Any model joins the loop");
+    let (script, commands) = script_of(&turn, &free_port().to_string());
+    assert!(
+        commands >= 12,
+        "the turn shrank to {commands} commands:\n{turn}"
+    );
+    let out = run_script(&script, &root);
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{o}\nstderr:\n{e}");
+    assert!(o.contains("command python3 learners/sklearn_hgb.py"), "{o}");
+    assert!(o.contains("champion is now run"), "{o}");
+    assert!(!o.contains("FORCED"), "{o}");
+    assert!(o.contains("\"classes\":[\"<=50K\",\">50K\"]"), "{o}");
 }

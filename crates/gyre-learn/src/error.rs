@@ -51,6 +51,9 @@ pub enum LearnError {
         learner: &'static str,
         reason: String,
     },
+    /// A learner outside gyre (a command) failed or gave output that breaks its contract.
+    #[error("{0}")]
+    External(String),
     #[error("corrupt model: {0}")]
     CorruptModel(String),
     #[error(

@@ -189,6 +189,8 @@ pub struct TrainSet<'a> {
 /// Reports training progress; called from the training thread once per boosting round or solver iteration.
 pub trait Progress: Sync {
     fn iteration(&self, done: usize, total: usize);
+    /// A line of progress in words (what a command learner prints).
+    fn message(&self, _line: &str) {}
 }
 
 /// A `Progress` that ignores every report.
@@ -223,6 +225,21 @@ pub trait Learner: Send + Sync {
         seed: u64,
         progress: &dyn Progress,
     ) -> Result<Box<dyn Model>, LearnError>;
+    /// Fits, then predicts `predict` (indices into `data.features`, as for [`Model::predict`]).
+    /// A learner that is a process of its own (gyre-app's command learner) trains and predicts
+    /// in one run, so every caller that needs both asks for both at once.
+    fn fit_predict(
+        &self,
+        task: Task,
+        data: &TrainSet<'_>,
+        seed: u64,
+        predict: &[u32],
+        progress: &dyn Progress,
+    ) -> Result<(Box<dyn Model>, Vec<f64>), LearnError> {
+        let model = self.fit(task, data, seed, progress)?;
+        let scores = model.predict(data.features, predict);
+        Ok((model, scores))
+    }
 }
 
 /// A fitted model.
@@ -246,6 +263,11 @@ pub trait Model: Send + Sync {
             learner: self.learner(),
             reason: "only gbdt models explain their predictions".into(),
         })
+    }
+    /// Seconds spent in named parts of the fit that the run's timings should show (a command
+    /// learner's own time, and gyre's writing and checking of its files); none by default.
+    fn fit_timings(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
     }
     /// The model in gyre's versioned model format: JSON `{"format":"gyre-model","version":1,"learner":..}`.
     fn save(&self) -> Vec<u8>;

@@ -197,7 +197,8 @@ impl Objects {
         self.tmp.join(format!("{}-{n}.tmp", std::process::id()))
     }
 
-    /// Removes temporary files whose writing process no longer runs (a crash or `kill -9`).
+    /// Removes temporary files (and directories: a command learner's working directory) whose
+    /// writing process no longer runs (a crash or `kill -9`).
     pub(crate) fn sweep_abandoned(&self) {
         let Ok(entries) = fs::read_dir(&self.tmp) else {
             return;
@@ -211,7 +212,11 @@ impl Objects {
                 None => false,
             };
             if !alive {
-                let _ = fs::remove_file(e.path());
+                let _ = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    fs::remove_dir_all(e.path())
+                } else {
+                    fs::remove_file(e.path())
+                };
             }
         }
     }

@@ -93,6 +93,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Log => log::run(cli),
         Command::Train(args) => train::run(cli, args),
         Command::Runs {
+            action: Some(action),
+            ..
+        } => runs::action(cli, action),
+        Command::Runs {
+            action: None,
             sort,
             filter,
             limit,

@@ -105,6 +105,9 @@ pub fn show(cli: &Cli, run: &str) -> anyhow::Result<ExitCode> {
     if let Some(c) = &r.git_commit {
         s.push_str(&format!("  git     {c}\n"));
     }
+    if let Some(m) = &shown.external_model {
+        s.push_str(&format!("  model   {}\n", m.note));
+    }
     if let Some(i) = &shown.importance {
         s.push_str(&importance(i));
     } else if let Some(note) = &shown.importance_note {
@@ -247,4 +250,49 @@ pub fn predict(
     }
     output::print(&s);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `gyre runs import` and `gyre runs holdout`.
+pub fn action(cli: &Cli, action: &crate::cli::RunsAction) -> anyhow::Result<ExitCode> {
+    use crate::cli::RunsAction;
+    match action {
+        RunsAction::Import {
+            predictions,
+            name,
+            why,
+            model,
+            version,
+            dataset,
+        } => {
+            let report = super::open(cli)?.import_run(&gyre_app::ImportRunRequest {
+                predictions: predictions.clone(),
+                name: name.clone(),
+                why: why.clone(),
+                model: model.clone(),
+                dataset: dataset.clone(),
+                version: version.clone(),
+            })?;
+            Ok(super::train::print_report(cli, &report))
+        }
+        RunsAction::Holdout {
+            out,
+            version,
+            dataset,
+        } => {
+            let r = super::open(cli)?.write_holdout(dataset.as_deref(), version.as_deref(), out)?;
+            if cli.json {
+                output::json(&r);
+            } else {
+                output::print(&format!(
+                    "wrote {} holdout rows of {} version {} to {} (row_id and {} features)\n\nnext: predict them, then gyre runs import PREDICTIONS --name NAME --why TEXT\n",
+                    count(r.rows as u64),
+                    r.dataset,
+                    short(&r.version),
+                    r.out.display(),
+                    r.features
+                ));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -6,8 +6,9 @@ use gyre_app::{Progress, RunReport, TrainRequest};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
 
-/// Training progress on stderr; indicatif draws nothing when stderr is not a terminal.
-struct Bar(ProgressBar);
+/// Training progress on stderr; indicatif draws nothing when stderr is not a terminal. What a
+/// command learner prints goes to stderr too, line by line, except with `--json`.
+struct Bar(ProgressBar, bool);
 
 impl Progress for Bar {
     fn iteration(&self, done: usize, total: usize) {
@@ -16,6 +17,12 @@ impl Progress for Bar {
             self.0.reset();
         }
         self.0.set_position(done as u64);
+    }
+
+    fn message(&self, line: &str) {
+        if self.1 {
+            self.0.suspend(|| eprintln!("{line}"));
+        }
     }
 }
 
@@ -48,17 +55,22 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<ExitCode> {
         b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
         b
     };
-    let result = app.train(&req, &Bar(bar.clone()));
+    let result = app.train(&req, &Bar(bar.clone(), !cli.json));
     bar.finish_and_clear();
     let report = result?;
+    Ok(print_report(cli, &report))
+}
+
+/// A training report (or an imported run's), readable or as JSON; exit 1 when a suite fails.
+pub fn print_report(cli: &Cli, report: &gyre_app::TrainReport) -> ExitCode {
     let code = if report.runs.iter().chain([&report.run]).all(|r| r.passed()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     };
     if cli.json {
-        output::json(&report);
-        return Ok(code);
+        output::json(report);
+        return code;
     }
     let mut s = String::new();
     let runs: Vec<&RunReport> = if report.runs.is_empty() {
@@ -115,7 +127,7 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<ExitCode> {
         short(&report.run.run)
     ));
     output::print(&s);
-    Ok(code)
+    code
 }
 
 /// A few readable lines about one run.
@@ -154,6 +166,26 @@ pub fn run_summary(r: &RunReport) -> String {
             "  suite {} FAILED: {}\n",
             x.name,
             x.failures.join("; ")
+        ));
+    }
+    if let Some(c) = &r.command {
+        s.push_str(&format!(
+            "  command {} (learner {}, files sha256 {})\n",
+            c.command,
+            c.name,
+            &c.files_hash[..12.min(c.files_hash.len())]
+        ));
+    }
+    if let Some(i) = &r.imported {
+        s.push_str(&format!(
+            "  imported as \"{}\" from {} (sha256 {}){}\n",
+            i.name,
+            i.predictions,
+            &i.predictions_sha256[..12.min(i.predictions_sha256.len())],
+            i.model
+                .as_ref()
+                .map(|m| format!(", model {m}"))
+                .unwrap_or_else(|| ", no model".into())
         ));
     }
     let t = |k: &str| r.timings.get(k).copied().unwrap_or(0.0);
