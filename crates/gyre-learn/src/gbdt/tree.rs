@@ -202,7 +202,6 @@ pub(crate) struct Grower<'a> {
     ordered_h: Vec<f64>,
     ordered_packed: Vec<u64>,
     scratch: Vec<u32>,
-    spare: Vec<u32>,
     pool: Vec<Vec<Sums>>,
 }
 
@@ -224,7 +223,6 @@ impl<'a> Grower<'a> {
             ordered_h: Vec::new(),
             ordered_packed: Vec::new(),
             scratch: Vec::new(),
-            spare: Vec::new(),
             pool: Vec::new(),
         }
     }
@@ -528,21 +526,22 @@ impl<'a> Grower<'a> {
             .map(|(r, s)| partition_chunk(col, &left_bin, r, s))
             .collect();
         // Chunk i holds its left rows at the front of its slice of `rows` and its right rows at the
-        // front of its slice of `scratch`; gather lefts then rights into `out`.
-        let mut out = std::mem::take(&mut self.spare);
-        out.clear();
+        // front of its slice of `scratch`. Lefts move down in place (chunk i's lefts land at or
+        // before where they are, so chunk order keeps every source unread-over), then rights
+        // follow from `scratch`: one copy of each row instead of two through a spare buffer.
+        let mut w = 0;
         for (i, &l) in lefts.iter().enumerate() {
             let lo = i * PARTITION_CHUNK;
-            out.extend_from_slice(&rows[lo..lo + l]);
+            rows.copy_within(lo..lo + l, w);
+            w += l;
         }
-        let w = out.len();
+        let mut at = w;
         for (i, &l) in lefts.iter().enumerate() {
             let lo = i * PARTITION_CHUNK;
             let len = PARTITION_CHUNK.min(rows.len() - lo);
-            out.extend_from_slice(&self.scratch[lo..lo + len - l]);
+            rows[at..at + len - l].copy_from_slice(&self.scratch[lo..lo + len - l]);
+            at += len - l;
         }
-        rows.copy_from_slice(&out);
-        self.spare = out;
         w
     }
 
