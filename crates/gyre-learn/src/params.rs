@@ -86,6 +86,18 @@ impl RawParams {
         }
     }
 
+    /// A yes/no value: true/false, 1/0, yes/no, on/off (any case).
+    pub(crate) fn bool(&self, name: &'static str, default: bool) -> Result<bool, LearnError> {
+        let Some((_, raw)) = self.values.get(name) else {
+            return Ok(default);
+        };
+        match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(self.invalid(name, "must be true or false")),
+        }
+    }
+
     /// An integer; `check` returns why a parsed value is out of range.
     pub(crate) fn i64(
         &self,

@@ -815,3 +815,84 @@ fn a_model_whose_nodes_share_children_loads_in_linear_time() {
     let logit = |p: f64| (p / (1.0 - p)).ln();
     assert!((logit(p[1]) - logit(p[0]) - 1.0).abs() < 1e-9, "{p:?}");
 }
+
+/// Issue 24: quantized gradients (Shi et al., NeurIPS 2022) are the default; exact histograms stay
+/// one param away, and both keep Adult's AUC within 0.002 of each other.
+#[test]
+fn quantized_gradients_keep_adult_auc_and_can_be_turned_off() {
+    let d = adult();
+    let y = labels_of(d, &d.test);
+    let auc_with = |q: &str| {
+        let p = [
+            ("trees", "200"),
+            ("learning_rate", "0.05"),
+            ("use_quantized_grad", q),
+        ];
+        auc(
+            &fit("gbdt", &p, Task::Binary, d, &d.train, None, 0).predict(&d.features, &d.test),
+            &y,
+        )
+    };
+    let (quantized, exact) = (auc_with("true"), auc_with("false"));
+    eprintln!("adult AUC quantized {quantized:.5}, exact {exact:.5}");
+    assert!((quantized - exact).abs() < 0.002, "{quantized} vs {exact}");
+    assert!(
+        learner("gbdt", &params(&[("use_quantized_grad", "maybe")])).is_err(),
+        "a bool param takes true or false"
+    );
+}
+
+/// Quantized histograms over a wide table (column by column, not row-wise) and exact ones each
+/// give the same model whatever the thread count.
+#[test]
+fn wide_table_identical_whatever_the_threads_quantized_or_not() {
+    let (n, m) = (6_000usize, 80usize);
+    let columns: Vec<Column> = (0..m)
+        .map(|f| {
+            Column::Numeric(
+                (0..n)
+                    .map(|i| unit_hash(i as u64, 100 + f as u64))
+                    .collect::<Vec<f64>>()
+                    .into(),
+            )
+        })
+        .collect();
+    let labels: Vec<f64> = (0..n)
+        .map(|i| {
+            let s = unit_hash(i as u64, 100) + unit_hash(i as u64, 101) + unit_hash(i as u64, 7);
+            (s > 1.5) as u8 as f64
+        })
+        .collect();
+    let f = Features {
+        names: (0..m).map(|c| format!("x{c}")).collect(),
+        columns,
+        rows: n,
+    };
+    let rows: Vec<u32> = (0..n as u32).collect();
+    for q in ["true", "false"] {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let l = learner(
+                    "gbdt",
+                    &params(&[("trees", "10"), ("use_quantized_grad", q)]),
+                )
+                .unwrap();
+                let data = TrainSet {
+                    features: &f,
+                    rows: &rows,
+                    labels: &labels,
+                    weights: None,
+                };
+                let model = l.fit(Task::Binary, &data, 1, &NoProgress).unwrap();
+                bits(&model.predict(&f, &rows))
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(2), "use_quantized_grad={q}: 1 vs 2 threads");
+        assert_eq!(one, run(3), "use_quantized_grad={q}: 1 vs 3 threads");
+    }
+}
