@@ -15,6 +15,15 @@ pub enum StoreError {
     },
     #[error("metadata store: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A PostgreSQL error with its causes (the server's message), never the connection string.
+    #[error("team metadata store (PostgreSQL): {0}")]
+    Postgres(String),
+    /// The S3-compatible object server refused or failed a request.
+    #[error("team object store: {0}")]
+    Remote(String),
+    /// The `[store]` section of gyre.toml, or a store URL given to `gyre init`, is unusable.
+    #[error("{0}")]
+    Config(String),
     #[error(
         "the project at {path} was written by a newer gyre (schema {found}, this gyre knows up to {known})"
     )]
@@ -30,6 +39,20 @@ pub enum StoreError {
     /// A query a caller built that the store cannot run (a bad field name).
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        use std::error::Error;
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(c.to_string().trim());
+            cause = c.source();
+        }
+        StoreError::Postgres(text)
+    }
 }
 
 impl StoreError {

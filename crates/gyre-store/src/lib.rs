@@ -10,8 +10,13 @@ mod log;
 mod meta;
 mod migrations;
 mod objects;
+mod pg;
 mod project;
 mod queries;
+mod remote;
+mod sql;
+#[cfg(test)]
+mod testing;
 
 pub use error::StoreError;
 pub use log::{
@@ -23,7 +28,7 @@ pub use meta::{
     NewJournalEntry, RunRecord, SeedGroupRecord, SourceRecord, SuiteRecord, VersionRecord,
 };
 pub use objects::Objects;
-pub use project::{CONFIG_FILE, STATE_DIR, Store, Tx, discover, write_atomic};
+pub use project::{CONFIG_FILE, STATE_DIR, Store, StoreConfig, Tx, discover, write_atomic};
 pub use queries::{
     CompareOp, JournalPage, JournalQuery, RunField, RunFilter, RunsPage, RunsQuery, is_identifier,
 };

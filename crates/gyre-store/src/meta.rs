@@ -1,7 +1,7 @@
 //! Typed records of the metadata store and the queries over them. No SQL leaves this crate.
 
+use crate::sql::{Row, Value, vals};
 use crate::{StoreError, Tx};
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -166,61 +166,107 @@ pub struct NewJournalEntry<'a> {
     pub objects: &'a [String],
 }
 
+/// The run_values rows of one JSON object's entries: numbers and booleans by value, anything
+/// else by its text (a string as itself, an array or object as JSON), as SQLite's `json_each`
+/// gave them to migration 7.
+fn json_fields(prefix: &str, json: &str, path: Option<&str>) -> Vec<(String, Value, Value)> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    let obj = match path {
+        Some(p) => v.get(p),
+        None => Some(&v),
+    };
+    let Some(serde_json::Value::Object(m)) = obj else {
+        return Vec::new();
+    };
+    m.iter()
+        .map(|(k, v)| {
+            let (num, text) = match v {
+                serde_json::Value::Number(n) => (
+                    n.as_i64()
+                        .map(Value::Int)
+                        .or_else(|| n.as_f64().map(Value::Real))
+                        .unwrap_or(Value::Null),
+                    Value::Null,
+                ),
+                serde_json::Value::Bool(b) => (Value::Int(*b as i64), Value::Null),
+                serde_json::Value::Null => (Value::Null, Value::Null),
+                serde_json::Value::String(s) => (Value::Null, Value::Text(s.clone())),
+                other => (Value::Null, Value::Text(other.to_string())),
+            };
+            (format!("{prefix}{k}"), num, text)
+        })
+        .collect()
+}
+
+fn dataset_row(r: Row) -> Result<DatasetRecord, StoreError> {
+    Ok(DatasetRecord {
+        name: r.text(0)?,
+        schema: r.text(1)?,
+        created_at: r.text(2)?,
+    })
+}
+
+pub(crate) fn journal_row(r: Row) -> Result<JournalEntry, StoreError> {
+    let seq = r.int(0)?;
+    let objects = r.text(5)?;
+    Ok(JournalEntry {
+        seq,
+        time: r.text(1)?,
+        user: r.text(2)?,
+        command: r.text(3)?,
+        why: r.opt_text(4)?,
+        objects: serde_json::from_str(&objects)
+            .map_err(|err| StoreError::Corrupt(format!("journal entry {seq}: {err}")))?,
+    })
+}
+
 impl Tx<'_> {
     pub fn insert_dataset(&self, d: &DatasetRecord) -> Result<(), StoreError> {
-        self.0.execute(
+        self.0.exec(
             "INSERT INTO datasets (name, schema, created_at) VALUES (?1, ?2, ?3)",
-            params![d.name, d.schema, d.created_at],
+            vals![&d.name, &d.schema, &d.created_at],
         )?;
         Ok(())
     }
 
     pub fn dataset(&self, name: &str) -> Result<Option<DatasetRecord>, StoreError> {
-        Ok(self
-            .0
-            .query_row(
+        self.0
+            .query_opt(
                 "SELECT name, schema, created_at FROM datasets WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok(DatasetRecord {
-                        name: r.get(0)?,
-                        schema: r.get(1)?,
-                        created_at: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+                vals![name],
+            )?
+            .map(dataset_row)
+            .transpose()
     }
 
     pub fn datasets(&self) -> Result<Vec<DatasetRecord>, StoreError> {
-        let mut st = self
-            .0
-            .prepare("SELECT name, schema, created_at FROM datasets ORDER BY created_at, name")?;
-        let rows = st.query_map([], |r| {
-            Ok(DatasetRecord {
-                name: r.get(0)?,
-                schema: r.get(1)?,
-                created_at: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.0
+            .query(
+                "SELECT name, schema, created_at FROM datasets ORDER BY created_at, name",
+                &[],
+            )?
+            .into_iter()
+            .map(dataset_row)
+            .collect()
     }
 
     pub fn insert_source(&self, s: &SourceRecord) -> Result<(), StoreError> {
-        self.0.execute(
+        self.0.exec(
             "INSERT INTO sources (id, dataset, seq, file_name, options, object, rows, first_row_id, stats, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                s.id,
-                s.dataset,
+            vals![
+                &s.id,
+                &s.dataset,
                 s.seq,
-                s.file_name,
-                s.options,
-                s.object,
-                s.rows as i64,
-                s.first_row_id as i64,
-                s.stats,
-                s.created_at
+                &s.file_name,
+                &s.options,
+                &s.object,
+                s.rows,
+                s.first_row_id,
+                &s.stats,
+                &s.created_at
             ],
         )?;
         Ok(())
@@ -229,24 +275,27 @@ impl Tx<'_> {
     const SOURCE_COLS: &'static str =
         "id, dataset, seq, file_name, options, object, rows, first_row_id, stats, created_at";
 
-    fn source_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceRecord> {
+    fn source_row(r: Row) -> Result<SourceRecord, StoreError> {
         Ok(SourceRecord {
-            id: r.get(0)?,
-            dataset: r.get(1)?,
-            seq: r.get(2)?,
-            file_name: r.get(3)?,
-            options: r.get(4)?,
-            object: r.get(5)?,
-            rows: r.get::<_, i64>(6)? as u64,
-            first_row_id: r.get::<_, i64>(7)? as u64,
-            stats: r.get(8)?,
-            created_at: r.get(9)?,
+            id: r.text(0)?,
+            dataset: r.text(1)?,
+            seq: r.int(2)?,
+            file_name: r.text(3)?,
+            options: r.text(4)?,
+            object: r.text(5)?,
+            rows: r.int(6)? as u64,
+            first_row_id: r.int(7)? as u64,
+            stats: r.text(8)?,
+            created_at: r.text(9)?,
         })
     }
 
     pub fn source(&self, id: &str) -> Result<Option<SourceRecord>, StoreError> {
         let sql = format!("SELECT {} FROM sources WHERE id = ?1", Self::SOURCE_COLS);
-        Ok(self.0.query_row(&sql, [id], Self::source_row).optional()?)
+        self.0
+            .query_opt(&sql, vals![id])?
+            .map(Self::source_row)
+            .transpose()
     }
 
     pub fn sources(&self, dataset: &str) -> Result<Vec<SourceRecord>, StoreError> {
@@ -254,176 +303,202 @@ impl Tx<'_> {
             "SELECT {} FROM sources WHERE dataset = ?1 ORDER BY seq",
             Self::SOURCE_COLS
         );
-        let mut st = self.0.prepare(&sql)?;
-        let rows = st.query_map([dataset], Self::source_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.0
+            .query(&sql, vals![dataset])?
+            .into_iter()
+            .map(Self::source_row)
+            .collect()
     }
 
     pub fn insert_version(&self, v: &VersionRecord) -> Result<(), StoreError> {
-        self.0.execute(
+        self.0.exec(
             "INSERT INTO versions (id, dataset, seq, edit, description, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![v.id, v.dataset, v.seq, v.edit, v.description, v.created_at],
+            vals![
+                &v.id,
+                &v.dataset,
+                v.seq,
+                v.edit,
+                &v.description,
+                &v.created_at
+            ],
         )?;
         Ok(())
     }
 
-    fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRecord> {
+    fn version_row(r: Row) -> Result<VersionRecord, StoreError> {
         Ok(VersionRecord {
-            id: r.get(0)?,
-            dataset: r.get(1)?,
-            seq: r.get(2)?,
-            edit: r.get(3)?,
-            description: r.get(4)?,
-            created_at: r.get(5)?,
+            id: r.text(0)?,
+            dataset: r.text(1)?,
+            seq: r.int(2)?,
+            edit: r.opt_int(3)?,
+            description: r.text(4)?,
+            created_at: r.text(5)?,
         })
     }
 
     /// Appends an edit and returns its number.
     pub fn insert_edit(&self, e: &EditRecord) -> Result<i64, StoreError> {
-        self.0.execute(
-            "INSERT INTO edits (dataset, body, why, author, time, rows_affected)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                e.dataset,
-                e.body,
-                e.why,
-                e.author,
-                e.time,
-                e.rows_affected as i64
-            ],
-        )?;
-        Ok(self.0.last_insert_rowid())
+        self.0
+            .query_one(
+                "INSERT INTO edits (dataset, body, why, author, time, rows_affected)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                vals![
+                    &e.dataset,
+                    &e.body,
+                    &e.why,
+                    &e.author,
+                    &e.time,
+                    e.rows_affected
+                ],
+            )?
+            .int(0)
+    }
+
+    fn edit_row(r: Row) -> Result<EditRecord, StoreError> {
+        Ok(EditRecord {
+            id: r.int(0)?,
+            dataset: r.text(1)?,
+            body: r.text(2)?,
+            why: r.text(3)?,
+            author: r.text(4)?,
+            time: r.text(5)?,
+            rows_affected: r.int(6)? as u64,
+        })
     }
 
     /// A dataset's edits, oldest first.
     pub fn edits(&self, dataset: &str) -> Result<Vec<EditRecord>, StoreError> {
-        let mut st = self.0.prepare(
-            "SELECT id, dataset, body, why, author, time, rows_affected FROM edits
-             WHERE dataset = ?1 ORDER BY id",
-        )?;
-        let rows = st.query_map([dataset], |r| {
-            Ok(EditRecord {
-                id: r.get(0)?,
-                dataset: r.get(1)?,
-                body: r.get(2)?,
-                why: r.get(3)?,
-                author: r.get(4)?,
-                time: r.get(5)?,
-                rows_affected: r.get::<_, i64>(6)? as u64,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.0
+            .query(
+                "SELECT id, dataset, body, why, author, time, rows_affected FROM edits
+                 WHERE dataset = ?1 ORDER BY id",
+                vals![dataset],
+            )?
+            .into_iter()
+            .map(Self::edit_row)
+            .collect()
+    }
+
+    /// The number of a dataset's newest edit (none before its first). A writer that decided
+    /// on a change from what it read earlier checks this inside its transaction: another
+    /// writer's edit in between makes its version id wrong, and it must read again.
+    pub fn last_edit_id(&self, dataset: &str) -> Result<Option<i64>, StoreError> {
+        self.0
+            .query_one(
+                "SELECT max(id) FROM edits WHERE dataset = ?1",
+                vals![dataset],
+            )?
+            .opt_int(0)
     }
 
     /// A dataset's versions, oldest first.
     pub fn versions(&self, dataset: &str) -> Result<Vec<VersionRecord>, StoreError> {
-        let mut st = self.0.prepare(
-            "SELECT id, dataset, seq, edit, description, created_at FROM versions
-             WHERE dataset = ?1 ORDER BY seq",
-        )?;
-        let rows = st.query_map([dataset], Self::version_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.0
+            .query(
+                "SELECT id, dataset, seq, edit, description, created_at FROM versions
+                 WHERE dataset = ?1 ORDER BY seq",
+                vals![dataset],
+            )?
+            .into_iter()
+            .map(Self::version_row)
+            .collect()
     }
 
     /// How many versions `dataset` has had (the next one's `seq`).
     pub fn version_count(&self, dataset: &str) -> Result<i64, StoreError> {
-        Ok(self.0.query_row(
-            "SELECT COUNT(*) FROM versions WHERE dataset = ?1",
-            [dataset],
-            |r| r.get(0),
-        )?)
+        self.0
+            .query_one(
+                "SELECT COUNT(*) FROM versions WHERE dataset = ?1",
+                vals![dataset],
+            )?
+            .int(0)
     }
 
     pub fn insert_seed_group(&self, g: &SeedGroupRecord) -> Result<(), StoreError> {
-        self.0.execute(
+        self.0.exec(
             "INSERT INTO seed_groups (id, summary, created_at) VALUES (?1, ?2, ?3)",
-            params![g.id, g.summary, g.created_at],
+            vals![&g.id, &g.summary, &g.created_at],
         )?;
         Ok(())
     }
 
     pub fn seed_group(&self, id: &str) -> Result<Option<SeedGroupRecord>, StoreError> {
-        Ok(self
-            .0
-            .query_row(
+        self.0
+            .query_opt(
                 "SELECT id, summary, created_at FROM seed_groups WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(SeedGroupRecord {
-                        id: r.get(0)?,
-                        summary: r.get(1)?,
-                        created_at: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+                vals![id],
+            )?
+            .map(|r| {
+                Ok(SeedGroupRecord {
+                    id: r.text(0)?,
+                    summary: r.text(1)?,
+                    created_at: r.text(2)?,
+                })
+            })
+            .transpose()
     }
 
     pub fn insert_run(&self, r: &RunRecord) -> Result<(), StoreError> {
-        self.0.execute(
+        self.0.exec(
             "INSERT INTO runs (id, dataset, version, learner, params, seed, model, predictions,
                                metrics, timings, info, seed_group, created_at, created_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            params![
-                r.id,
-                r.dataset,
-                r.version,
-                r.learner,
-                r.params,
-                r.seed as i64,
-                r.model,
-                r.predictions,
-                r.metrics,
-                r.timings,
-                r.info,
-                r.seed_group,
-                r.created_at,
-                r.created_by
+            vals![
+                &r.id,
+                &r.dataset,
+                &r.version,
+                &r.learner,
+                &r.params,
+                r.seed,
+                &r.model,
+                &r.predictions,
+                &r.metrics,
+                &r.timings,
+                &r.info,
+                r.seed_group.as_deref(),
+                &r.created_at,
+                &r.created_by
             ],
         )?;
         // The metrics and params the runs table sorts and filters by (see migration 7).
-        for (prefix, json, path) in [
-            ("metrics.", &r.metrics, "$.holdout"),
-            ("params.", &r.params, "$"),
-        ] {
-            self.0.execute(
-                "INSERT INTO run_values (run, field, num, text)
-                 SELECT ?1, ?2 || j.key,
-                        CASE WHEN j.type IN ('integer', 'real', 'true', 'false') THEN j.value END,
-                        CASE WHEN j.type NOT IN ('integer', 'real', 'true', 'false') THEN j.value END
-                 FROM json_each(?3, ?4) j",
-                params![r.id, prefix, json, path],
+        let mut fields = json_fields("metrics.", &r.metrics, Some("holdout"));
+        fields.extend(json_fields("params.", &r.params, None));
+        fields.extend([
+            ("run.dataset".into(), Value::Null, Value::from(&r.dataset)),
+            ("run.version".into(), Value::Null, Value::from(&r.version)),
+            ("run.learner".into(), Value::Null, Value::from(&r.learner)),
+            ("run.who".into(), Value::Null, Value::from(&r.created_by)),
+            ("run.seed".into(), Value::from(r.seed), Value::Null),
+        ]);
+        for (field, num, text) in fields {
+            self.0.exec(
+                "INSERT INTO run_values (run, field, num, text) VALUES (?1, ?2, ?3, ?4)",
+                &[Value::from(&r.id), Value::Text(field), num, text],
             )?;
         }
-        self.0.execute(
-            "INSERT INTO run_values (run, field, num, text) VALUES
-                 (?1, 'run.dataset', NULL, ?2), (?1, 'run.version', NULL, ?3),
-                 (?1, 'run.learner', NULL, ?4), (?1, 'run.who', NULL, ?5), (?1, 'run.seed', ?6, NULL)",
-            params![r.id, r.dataset, r.version, r.learner, r.created_by, r.seed as i64],
-        )?;
         Ok(())
     }
 
     pub(crate) const RUN_COLS: &'static str = "id, dataset, version, learner, params, seed, model, predictions, \
          metrics, timings, info, seed_group, created_at, created_by";
 
-    pub(crate) fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    pub(crate) fn run_row(r: Row) -> Result<RunRecord, StoreError> {
         Ok(RunRecord {
-            id: r.get(0)?,
-            dataset: r.get(1)?,
-            version: r.get(2)?,
-            learner: r.get(3)?,
-            params: r.get(4)?,
-            seed: r.get::<_, i64>(5)? as u64,
-            model: r.get(6)?,
-            predictions: r.get(7)?,
-            metrics: r.get(8)?,
-            timings: r.get(9)?,
-            info: r.get(10)?,
-            seed_group: r.get(11)?,
-            created_at: r.get(12)?,
-            created_by: r.get(13)?,
+            id: r.text(0)?,
+            dataset: r.text(1)?,
+            version: r.text(2)?,
+            learner: r.text(3)?,
+            params: r.text(4)?,
+            seed: r.int(5)? as u64,
+            model: r.text(6)?,
+            predictions: r.text(7)?,
+            metrics: r.text(8)?,
+            timings: r.text(9)?,
+            info: r.text(10)?,
+            seed_group: r.opt_text(11)?,
+            created_at: r.text(12)?,
+            created_by: r.text(13)?,
         })
     }
 
@@ -433,9 +508,11 @@ impl Tx<'_> {
             "SELECT {} FROM runs ORDER BY created_at, rowid",
             Self::RUN_COLS
         );
-        let mut st = self.0.prepare(&sql)?;
-        let rows = st.query_map([], Self::run_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.0
+            .query(&sql, &[])?
+            .into_iter()
+            .map(Self::run_row)
+            .collect()
     }
 
     /// The newest run (the last of [`Tx::runs`]), read alone.
@@ -444,96 +521,115 @@ impl Tx<'_> {
             "SELECT {} FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1",
             Self::RUN_COLS
         );
-        Ok(self.0.query_row(&sql, [], Self::run_row).optional()?)
+        self.0.query_opt(&sql, &[])?.map(Self::run_row).transpose()
     }
 
     /// Runs whose id starts with `prefix`.
     pub fn runs_with_prefix(&self, prefix: &str) -> Result<Vec<RunRecord>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM runs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY created_at, rowid",
+            "SELECT {} FROM runs WHERE substr(id, 1, length(CAST(?1 AS TEXT))) = ?1 \
+             ORDER BY created_at, rowid",
             Self::RUN_COLS
         );
-        let mut st = self.0.prepare(&sql)?;
-        let rows = st.query_map([prefix], Self::run_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.0
+            .query(&sql, vals![prefix])?
+            .into_iter()
+            .map(Self::run_row)
+            .collect()
     }
 
     pub fn insert_suite(&self, s: &SuiteRecord) -> Result<(), StoreError> {
-        self.0.execute(
+        self.0.exec(
             "INSERT INTO suites (name, dataset, definition, created_at, author) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![s.name, s.dataset, s.definition, s.created_at, s.author],
+            vals![&s.name, &s.dataset, &s.definition, &s.created_at, &s.author],
         )?;
         Ok(())
     }
 
     /// Every suite, oldest first.
     pub fn suites(&self) -> Result<Vec<SuiteRecord>, StoreError> {
-        let mut st = self.0.prepare(
-            "SELECT name, dataset, definition, created_at, author FROM suites ORDER BY created_at, name",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(SuiteRecord {
-                name: r.get(0)?,
-                dataset: r.get(1)?,
-                definition: r.get(2)?,
-                created_at: r.get(3)?,
-                author: r.get(4)?,
+        self.0
+            .query(
+                "SELECT name, dataset, definition, created_at, author FROM suites ORDER BY created_at, name",
+                &[],
+            )?
+            .into_iter()
+            .map(|r| {
+                Ok(SuiteRecord {
+                    name: r.text(0)?,
+                    dataset: r.text(1)?,
+                    definition: r.text(2)?,
+                    created_at: r.text(3)?,
+                    author: r.text(4)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     pub fn insert_alias_event(&self, e: &AliasEvent) -> Result<i64, StoreError> {
-        self.0.execute(
-            "INSERT INTO alias_events (alias, run, previous, action, who, time, why, forced, gate)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                e.alias, e.run, e.previous, e.action, e.who, e.time, e.why, e.forced, e.gate
-            ],
-        )?;
-        Ok(self.0.last_insert_rowid())
+        self.0
+            .query_one(
+                "INSERT INTO alias_events (alias, run, previous, action, who, time, why, forced, gate)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING seq",
+                vals![
+                    &e.alias,
+                    &e.run,
+                    e.previous.as_deref(),
+                    &e.action,
+                    &e.who,
+                    &e.time,
+                    &e.why,
+                    e.forced,
+                    e.gate.as_deref()
+                ],
+            )?
+            .int(0)
     }
 
     /// Every alias move, oldest first.
     pub fn alias_events(&self) -> Result<Vec<AliasEvent>, StoreError> {
-        let mut st = self.0.prepare(
-            "SELECT seq, alias, run, previous, action, who, time, why, forced, gate
-             FROM alias_events ORDER BY seq",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(AliasEvent {
-                seq: r.get(0)?,
-                alias: r.get(1)?,
-                run: r.get(2)?,
-                previous: r.get(3)?,
-                action: r.get(4)?,
-                who: r.get(5)?,
-                time: r.get(6)?,
-                why: r.get(7)?,
-                forced: r.get(8)?,
-                gate: r.get(9)?,
+        self.0
+            .query(
+                "SELECT seq, alias, run, previous, action, who, time, why, forced, gate
+                 FROM alias_events ORDER BY seq",
+                &[],
+            )?
+            .into_iter()
+            .map(|r| {
+                Ok(AliasEvent {
+                    seq: r.int(0)?,
+                    alias: r.text(1)?,
+                    run: r.text(2)?,
+                    previous: r.opt_text(3)?,
+                    action: r.text(4)?,
+                    who: r.text(5)?,
+                    time: r.text(6)?,
+                    why: r.text(7)?,
+                    forced: r.bool(8)?,
+                    gate: r.opt_text(9)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// A cached object for `key`, if computed before.
     pub fn cache(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .0
-            .query_row("SELECT object FROM caches WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        self.0
+            .query_opt("SELECT object FROM caches WHERE key = ?1", vals![key])?
+            .map(|r| r.text(0))
+            .transpose()
     }
 
     /// Every cache entry of a kind, oldest first: (key, object, created_at).
     pub fn caches_of_kind(&self, kind: &str) -> Result<Vec<(String, String, String)>, StoreError> {
-        let mut st = self.0.prepare(
-            "SELECT key, object, created_at FROM caches WHERE kind = ?1 ORDER BY created_at, key",
-        )?;
-        let rows = st.query_map([kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.0
+            .query(
+                "SELECT key, object, created_at FROM caches WHERE kind = ?1 ORDER BY created_at, key",
+                vals![kind],
+            )?
+            .into_iter()
+            .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?)))
+            .collect()
     }
 
     pub fn put_cache(
@@ -543,112 +639,113 @@ impl Tx<'_> {
         object: &str,
         time: &str,
     ) -> Result<(), StoreError> {
-        self.0.execute(
-            "INSERT OR IGNORE INTO caches (key, kind, object, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![key, kind, object, time],
+        self.0.exec(
+            "INSERT INTO caches (key, kind, object, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
+            vals![key, kind, object, time],
         )?;
         Ok(())
     }
 
     /// Inserts a finding unless one with the same key exists; returns its id and whether it is new.
     pub fn upsert_finding(&self, f: &FindingRecord) -> Result<(i64, bool), StoreError> {
-        if let Some(id) = self
+        if let Some(r) = self
             .0
-            .query_row("SELECT id FROM findings WHERE key = ?1", [&f.key], |r| {
-                r.get(0)
-            })
-            .optional()?
+            .query_opt("SELECT id FROM findings WHERE key = ?1", vals![&f.key])?
         {
-            return Ok((id, false));
+            return Ok((r.int(0)?, false));
         }
-        self.0.execute(
-            "INSERT INTO findings (kind, key, title, detail, run, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![f.kind, f.key, f.title, f.detail, f.run, f.created_at],
-        )?;
-        Ok((self.0.last_insert_rowid(), true))
+        let id = self
+            .0
+            .query_one(
+                "INSERT INTO findings (kind, key, title, detail, run, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                vals![&f.kind, &f.key, &f.title, &f.detail, &f.run, &f.created_at],
+            )?
+            .int(0)?;
+        Ok((id, true))
     }
 
     pub fn findings(&self) -> Result<Vec<FindingRecord>, StoreError> {
-        let mut st = self.0.prepare(
-            "SELECT id, kind, key, title, detail, run, created_at FROM findings ORDER BY id",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(FindingRecord {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                key: r.get(2)?,
-                title: r.get(3)?,
-                detail: r.get(4)?,
-                run: r.get(5)?,
-                created_at: r.get(6)?,
+        self.0
+            .query(
+                "SELECT id, kind, key, title, detail, run, created_at FROM findings ORDER BY id",
+                &[],
+            )?
+            .into_iter()
+            .map(|r| {
+                Ok(FindingRecord {
+                    id: r.int(0)?,
+                    kind: r.text(1)?,
+                    key: r.text(2)?,
+                    title: r.text(3)?,
+                    detail: r.text(4)?,
+                    run: r.text(5)?,
+                    created_at: r.text(6)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     pub fn insert_finding_event(&self, e: &FindingEvent) -> Result<(), StoreError> {
-        self.0.execute(
+        self.0.exec(
             "INSERT INTO finding_events (finding, state, why, who, time, run, edit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![e.finding, e.state, e.why, e.who, e.time, e.run, e.edit],
+            vals![
+                e.finding,
+                &e.state,
+                e.why.as_deref(),
+                &e.who,
+                &e.time,
+                e.run.as_deref(),
+                e.edit
+            ],
         )?;
         Ok(())
     }
 
     pub fn finding_events(&self) -> Result<Vec<FindingEvent>, StoreError> {
-        let mut st = self.0.prepare(
-            "SELECT seq, finding, state, why, who, time, run, edit FROM finding_events ORDER BY seq",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(FindingEvent {
-                seq: r.get(0)?,
-                finding: r.get(1)?,
-                state: r.get(2)?,
-                why: r.get(3)?,
-                who: r.get(4)?,
-                time: r.get(5)?,
-                run: r.get(6)?,
-                edit: r.get(7)?,
+        self.0
+            .query(
+                "SELECT seq, finding, state, why, who, time, run, edit FROM finding_events ORDER BY seq",
+                &[],
+            )?
+            .into_iter()
+            .map(|r| {
+                Ok(FindingEvent {
+                    seq: r.int(0)?,
+                    finding: r.int(1)?,
+                    state: r.text(2)?,
+                    why: r.opt_text(3)?,
+                    who: r.text(4)?,
+                    time: r.text(5)?,
+                    run: r.opt_text(6)?,
+                    edit: r.opt_int(7)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     pub fn append_journal(&self, e: &NewJournalEntry<'_>) -> Result<i64, StoreError> {
         let objects = serde_json::to_string(e.objects).expect("strings serialize");
-        self.0.execute(
-            "INSERT INTO journal (time, user, command, why, objects) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![e.time, e.user, e.command, e.why, objects],
-        )?;
-        Ok(self.0.last_insert_rowid())
+        self.0
+            .query_one(
+                "INSERT INTO journal (time, \"user\", command, why, objects) VALUES (?1, ?2, ?3, ?4, ?5)
+                 RETURNING seq",
+                vals![e.time, e.user, e.command, e.why, objects],
+            )?
+            .int(0)
     }
 
     /// The journal, oldest first.
     pub fn journal(&self) -> Result<Vec<JournalEntry>, StoreError> {
-        let mut st = self
-            .0
-            .prepare("SELECT seq, time, user, command, why, objects FROM journal ORDER BY seq")?;
-        let rows = st.query_map([], |r| {
-            let objects: String = r.get(5)?;
-            Ok((
-                JournalEntry {
-                    seq: r.get(0)?,
-                    time: r.get(1)?,
-                    user: r.get(2)?,
-                    command: r.get(3)?,
-                    why: r.get(4)?,
-                    objects: Vec::new(),
-                },
-                objects,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (mut e, objects) = row?;
-            e.objects = serde_json::from_str(&objects)
-                .map_err(|err| StoreError::Corrupt(format!("journal entry {}: {err}", e.seq)))?;
-            out.push(e);
-        }
-        Ok(out)
+        self.0
+            .query(
+                "SELECT seq, time, \"user\", command, why, objects FROM journal ORDER BY seq",
+                &[],
+            )?
+            .into_iter()
+            .map(journal_row)
+            .collect()
     }
 }
 
@@ -673,10 +770,7 @@ mod tests {
             })
             .unwrap();
         let err = store
-            .write(|tx| {
-                tx.0.execute("DELETE FROM journal", [])
-                    .map_err(crate::StoreError::from)
-            })
+            .write(|tx| tx.0.exec("DELETE FROM journal", &[]))
             .unwrap_err();
         assert!(err.to_string().contains("append-only"), "{err}");
         let j = store.read(|tx| tx.journal()).unwrap();
@@ -697,10 +791,7 @@ mod tests {
         let root = Store::init(dir.path(), "").unwrap();
         let mut store = Store::open(&root).unwrap();
         let synchronous: i64 = store
-            .read(|tx| {
-                tx.0.query_row("PRAGMA synchronous", [], |r| r.get(0))
-                    .map_err(crate::StoreError::from)
-            })
+            .read(|tx| tx.0.query_one("PRAGMA synchronous", &[])?.int(0))
             .unwrap();
         assert_eq!(synchronous, 2, "FULL");
         store

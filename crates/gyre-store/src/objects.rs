@@ -1,10 +1,14 @@
 //! The content-addressed object directory: `objects/ab/cdef...` named by the SHA-256 of the bytes.
+//! In a team project the objects live in an S3-compatible bucket ([`Remote`]) and this
+//! directory is this machine's cache of them: bounded, least recently used evicted first.
 
 use crate::StoreError;
+use crate::remote::Remote;
 use gyre_core::ContentHash;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Clone, Debug)]
@@ -15,6 +19,10 @@ pub struct Objects {
     derived: PathBuf,
     /// The most bytes one kind of derived file may take; past it the least recently used go.
     derived_max: u64,
+    /// The team store's bucket, when this directory is its cache.
+    remote: Option<Arc<Remote>>,
+    /// The bytes the cache holds, counted once when it first grows in this process.
+    cached_bytes: Arc<std::sync::Mutex<Option<u64>>>,
 }
 
 /// The most bytes each kind of derived file takes by default (a decoded table is about 8x its
@@ -50,7 +58,128 @@ impl Objects {
             tmp: state_dir.join("tmp"),
             derived: state_dir.join("derived"),
             derived_max: DERIVED_MAX_BYTES,
+            remote: None,
+            cached_bytes: Arc::default(),
         }
+    }
+
+    /// The objects of a team project: `remote` holds them, this directory caches them.
+    pub(crate) fn with_remote(state_dir: &Path, remote: Remote) -> Self {
+        Objects {
+            remote: Some(Arc::new(remote)),
+            ..Objects::new(state_dir)
+        }
+    }
+
+    /// The bucket behind a team project's objects.
+    pub(crate) fn remote(&self) -> Option<&Remote> {
+        self.remote.as_deref()
+    }
+
+    /// Every object id stored (the bucket's for a team project), for `gyre store copy`.
+    pub fn list(&self) -> Result<Vec<String>, StoreError> {
+        if let Some(r) = &self.remote {
+            return r.list();
+        }
+        let mut out = Vec::new();
+        let Ok(fans) = fs::read_dir(&self.dir) else {
+            return Ok(out);
+        };
+        for fan in fans.flatten() {
+            let fan_name = fan.file_name().to_string_lossy().to_string();
+            for e in fs::read_dir(fan.path())
+                .map_err(|e| StoreError::io(fan.path(), e))?
+                .flatten()
+            {
+                let id = format!("{fan_name}{}", e.file_name().to_string_lossy());
+                if ContentHash::parse(&id).is_some() {
+                    out.push(id);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Counts a file newly cached from the bucket and, past the cache's bound, removes the
+    /// least recently used cached objects (reads mark them used). Only a team project's cache
+    /// is bounded: a local project's directory is its objects.
+    fn cached(&self, len: u64, keep: &Path) {
+        if self.remote.is_none() {
+            return;
+        }
+        let mut total = self.cached_bytes.lock().unwrap_or_else(|e| e.into_inner());
+        let now = match *total {
+            Some(t) => t + len,
+            // The first growth in this process counts what earlier ones left.
+            None => self.cache_files().iter().map(|f| f.1).sum(),
+        };
+        *total = Some(now);
+        if now <= self.derived_max {
+            return;
+        }
+        let mut files = self.cache_files();
+        files.sort();
+        let mut left: u64 = files.iter().map(|f| f.1).sum();
+        for (_, len, path) in files {
+            if left <= self.derived_max {
+                break;
+            }
+            if path != keep && fs::remove_file(&path).is_ok() {
+                left -= len;
+            }
+        }
+        *total = Some(left);
+    }
+
+    fn cache_files(&self) -> Vec<(std::time::SystemTime, u64, PathBuf)> {
+        let mut out = Vec::new();
+        for fan in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            for e in fs::read_dir(fan.path()).into_iter().flatten().flatten() {
+                if let Ok(m) = e.metadata()
+                    && m.is_file()
+                    && let Ok(t) = m.modified()
+                {
+                    out.push((t, m.len(), e.path()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Makes sure the object is in the local directory: a team project downloads it from its
+    /// bucket (checked against its id) into the cache. Errors with `MissingObject` when
+    /// neither has it.
+    fn fetch(&self, id: &ContentHash) -> Result<PathBuf, StoreError> {
+        let p = self.path(id);
+        if p.is_file() {
+            if self.remote.is_some() {
+                // Used now: eviction keeps the most recently used.
+                let _ =
+                    fs::File::open(&p).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            }
+            return Ok(p);
+        }
+        let Some(remote) = &self.remote else {
+            return Err(StoreError::MissingObject { id: id.to_string() });
+        };
+        let tmp = self.temp_path();
+        let mut file = fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        let got = remote.download(id, &mut file).and_then(|found| {
+            if !found {
+                return Err(StoreError::MissingObject { id: id.to_string() });
+            }
+            let parent = p.parent().expect("objects live in a fan-out directory");
+            fs::create_dir_all(parent)
+                .and_then(|_| fs::rename(&tmp, &p))
+                .map_err(|e| StoreError::io(&p, e))
+        });
+        if let Err(e) = got {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        self.cached(fs::metadata(&p).map(|m| m.len()).unwrap_or(0), &p);
+        Ok(p)
     }
 
     /// Removes the least recently used files of a kind of derived file until the kind takes at
@@ -139,19 +268,34 @@ impl Objects {
         self.dir.join(&s[..2]).join(&s[2..])
     }
 
+    /// Whether the object is stored (in the bucket, for a team project; an unreachable bucket
+    /// counts as not).
     pub fn contains(&self, id: &ContentHash) -> bool {
         self.path(id).is_file()
+            || self
+                .remote
+                .as_ref()
+                .is_some_and(|r| r.contains(id).unwrap_or(false))
     }
 
     /// Stores bytes and returns their address; writes nothing when the object already exists
     /// with the right length. A file of another length at the address (truncated, or damaged
     /// into another length) is replaced, so storing the bytes again heals it; contents are not
     /// compared, so damage that keeps the length stays.
+    ///
+    /// In a team project the bucket has the object before this returns (metadata recorded
+    /// after a put never points at a missing object), and the cache keeps a copy: a cached
+    /// object is one the bucket has, so a put of one costs no request.
     pub fn put(&self, bytes: &[u8]) -> Result<ContentHash, StoreError> {
         let id = ContentHash::of(bytes);
         let dest = self.path(&id);
         if fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64) {
             return Ok(id);
+        }
+        if let Some(remote) = &self.remote
+            && !remote.contains(&id)?
+        {
+            remote.put(&id, bytes)?;
         }
         let tmp = self.temp_path();
         let write = || -> std::io::Result<()> {
@@ -168,12 +312,13 @@ impl Objects {
             let _ = fs::remove_file(&tmp);
             StoreError::io(&dest, e)
         })?;
+        self.cached(bytes.len() as u64, &dest);
         Ok(id)
     }
 
     /// An object's bytes, mapped into memory rather than read (see [`mapped`]).
     pub fn get_mapped(&self, id: &ContentHash) -> Result<bytes::Bytes, StoreError> {
-        let p = self.path(id);
+        let p = self.fetch(id)?;
         fs::File::open(&p)
             .and_then(mapped)
             .map_err(|e| match e.kind() {
@@ -183,7 +328,7 @@ impl Objects {
     }
 
     pub fn get(&self, id: &ContentHash) -> Result<Vec<u8>, StoreError> {
-        let p = self.path(id);
+        let p = self.fetch(id)?;
         fs::read(&p).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => StoreError::MissingObject { id: id.to_string() },
             _ => StoreError::io(p, e),

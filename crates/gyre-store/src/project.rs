@@ -1,8 +1,16 @@
 //! Finding, creating and opening a project; transactions over its metadata.
+//!
+//! A project's metadata lives in one of two backends: the embedded store (`.gyre/gyre.db`,
+//! SQLite, the default) or the team store (PostgreSQL, named by `[store] metadata` in
+//! gyre.toml, with objects in an S3-compatible bucket named by `[store] objects`). Both serve
+//! the same operations ([`Tx`]); the conformance tests run each against both.
 
 use crate::migrations::MIGRATIONS;
-use crate::{Objects, StoreError};
-use rusqlite::{Connection, Transaction};
+use crate::remote::Remote;
+use crate::sql::Conn;
+use crate::{Objects, StoreError, pg};
+use rusqlite::Connection;
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -13,12 +21,122 @@ const DB_FILE: &str = "gyre.db";
 /// An open project: its root directory, metadata connection and object store.
 pub struct Store {
     root: PathBuf,
-    conn: Connection,
+    db: Db,
     objects: Objects,
 }
 
+/// The metadata connection.
+enum Db {
+    Lite(Connection),
+    Pg {
+        client: postgres::Client,
+        statements: HashMap<String, postgres::Statement>,
+    },
+}
+
 /// A metadata transaction: everything inside commits together or not at all.
-pub struct Tx<'a>(pub(crate) Transaction<'a>);
+pub struct Tx<'a>(pub(crate) Conn<'a>);
+
+impl Tx<'_> {
+    /// Whether this transaction is on the team store (PostgreSQL).
+    pub fn is_team(&self) -> bool {
+        self.0.is_postgres()
+    }
+}
+
+/// The `[store]` section of gyre.toml: where a team project's metadata and objects live.
+/// Never credentials: those come from the environment and the usual files (see `pg` and
+/// `remote`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://USER@HOST:PORT/DATABASE`.
+    pub metadata: Option<String>,
+    /// `s3://BUCKET/PREFIX`.
+    pub objects: Option<String>,
+    /// The S3-compatible endpoint (`http://127.0.0.1:9000`); default AWS_ENDPOINT_URL, else AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The bucket's region; default AWS_REGION, else us-east-1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+impl StoreConfig {
+    /// The `[store]` section of a gyre.toml text (`None` for an embedded project).
+    pub fn from_config_text(text: &str, path: &Path) -> Result<Option<StoreConfig>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct File {
+            store: Option<StoreConfig>,
+        }
+        let f: File = toml::from_str(text).map_err(|e| {
+            StoreError::Config(format!("{}: {}", path.display(), e.to_string().trim()))
+        })?;
+        if let Some(c) = &f.store {
+            c.check()
+                .map_err(|e| StoreError::Config(format!("{}: [store] {e}", path.display())))?;
+        }
+        Ok(f.store)
+    }
+
+    /// Both locations given and well formed, with no secret in either.
+    pub fn check(&self) -> Result<(), StoreError> {
+        match (&self.metadata, &self.objects) {
+            (Some(m), Some(o)) => {
+                pg::parse_url(m)?;
+                crate::remote::parse_s3_url(o)?;
+                Ok(())
+            }
+            (None, None) => Err(StoreError::Config(
+                "names neither metadata nor objects; remove it for an embedded project".into(),
+            )),
+            _ => Err(StoreError::Config(
+                "needs both metadata = \"postgres://...\" and objects = \"s3://...\" (a team \
+                 store keeps both where the whole team reaches them)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The section as gyre.toml text.
+    pub fn to_toml(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct File<'a> {
+            store: &'a StoreConfig,
+        }
+        toml::to_string(&File { store: self }).expect("strings serialize")
+    }
+
+    /// Where the metadata lives, without secrets (for messages and reports).
+    pub fn metadata_shown(&self) -> Option<String> {
+        self.metadata.as_deref().map(pg::redact)
+    }
+}
+
+fn read_store_config(root: &Path) -> Result<Option<StoreConfig>, StoreError> {
+    let path = root.join(CONFIG_FILE);
+    let text = fs::read_to_string(&path).map_err(|e| StoreError::io(&path, e))?;
+    StoreConfig::from_config_text(&text, &path)
+}
+
+/// Opens a team store's connection and bucket, bringing the schema up to date.
+fn open_team(state: &Path, c: &StoreConfig) -> Result<(Db, Objects), StoreError> {
+    let url = c.metadata.as_deref().expect("checked");
+    let mut client = pg::connect(url)?;
+    pg::migrate(&mut client, url)?;
+    let remote = Remote::new(
+        c.objects.as_deref().expect("checked"),
+        c.endpoint.as_deref(),
+        c.region.as_deref(),
+    )?;
+    Ok((
+        Db::Pg {
+            client,
+            statements: HashMap::new(),
+        },
+        Objects::with_remote(state, remote),
+    ))
+}
 
 /// The nearest directory from `start` upward that holds `gyre.toml`.
 pub fn discover(start: &Path) -> Result<PathBuf, StoreError> {
@@ -44,13 +162,21 @@ impl Store {
         if root.join(CONFIG_FILE).exists() || root.join(STATE_DIR).exists() {
             return Err(StoreError::AlreadyProject { path: root });
         }
+        let team = StoreConfig::from_config_text(config_text, &root.join(CONFIG_FILE))?;
         let staging = root.join(format!(".gyre.init-{}", std::process::id()));
         let build = || -> Result<(), StoreError> {
             fs::create_dir_all(staging.join("objects")).map_err(|e| StoreError::io(&staging, e))?;
             fs::create_dir_all(staging.join("tmp")).map_err(|e| StoreError::io(&staging, e))?;
-            let mut conn = connect(&staging.join(DB_FILE))?;
-            migrate(&mut conn, &staging)?;
-            conn.close().map_err(|(_, e)| StoreError::Sql(e))?;
+            match &team {
+                // The team's database and bucket: reached (and the schema made or brought up
+                // to date) before the project exists, so a wrong URL leaves nothing behind.
+                Some(c) => drop(open_team(&staging, c)?),
+                None => {
+                    let mut conn = connect(&staging.join(DB_FILE))?;
+                    migrate(&mut conn, &staging)?;
+                    conn.close().map_err(|(_, e)| StoreError::Sql(e))?;
+                }
+            }
             Ok(())
         };
         if let Err(e) = build() {
@@ -71,16 +197,31 @@ impl Store {
                 start: root.to_path_buf(),
             });
         }
-        let mut conn = connect(&state.join(DB_FILE))?;
-        migrate(&mut conn, root)?;
-        let objects = Objects::new(&state);
+        let (db, objects) = match read_store_config(root)? {
+            Some(c) => open_team(&state, &c)?,
+            None => {
+                let mut conn = connect(&state.join(DB_FILE))?;
+                migrate(&mut conn, root)?;
+                (Db::Lite(conn), Objects::new(&state))
+            }
+        };
         let _ = fs::create_dir_all(state.join("tmp"));
         objects.sweep_abandoned();
         Ok(Store {
             root: root.to_path_buf(),
-            conn,
+            db,
             objects,
         })
+    }
+
+    /// Whether this project's metadata and objects are the team store.
+    pub fn is_team(&self) -> bool {
+        matches!(self.db, Db::Pg { .. })
+    }
+
+    /// The team store's object bucket (`s3://...`), for reports.
+    pub fn objects_location(&self) -> Option<&str> {
+        self.objects.remote().map(Remote::url)
     }
 
     pub fn root(&self) -> &Path {
@@ -100,37 +241,77 @@ impl Store {
         crate::PredictionLog::open(&self.root.join(STATE_DIR))
     }
 
-    /// Runs `f` in one transaction; commits when it returns Ok, rolls back otherwise.
+    /// Runs `f` in one transaction; commits when it returns Ok, rolls back otherwise. Write
+    /// transactions of a project are serialized: SQLite's write lock, PostgreSQL's advisory
+    /// lock (see `pg`), each taken when the transaction begins.
     pub fn write<T, E>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let tx = Tx(tx);
-        let out = f(&tx)?;
-        tx.0.commit().map_err(StoreError::from)?;
-        Ok(out)
+        match &mut self.db {
+            Db::Lite(conn) => {
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(StoreError::from)?;
+                let tx = Tx(Conn::Lite(tx));
+                let out = f(&tx)?;
+                let Conn::Lite(tx) = tx.0 else { unreachable!() };
+                tx.commit().map_err(StoreError::from)?;
+                Ok(out)
+            }
+            Db::Pg { client, statements } => {
+                let mut tx = client
+                    .build_transaction()
+                    .isolation_level(postgres::IsolationLevel::ReadCommitted)
+                    .start()
+                    .map_err(StoreError::from)?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&pg::WRITE_LOCK])
+                    .map_err(StoreError::from)?;
+                let tx = Tx(Conn::Pg {
+                    tx: std::cell::RefCell::new(tx),
+                    statements: std::cell::RefCell::new(statements),
+                });
+                let out = f(&tx)?;
+                let Conn::Pg { tx, .. } = tx.0 else {
+                    unreachable!()
+                };
+                tx.into_inner().commit().map_err(StoreError::from)?;
+                Ok(out)
+            }
+        }
     }
 
-    /// Read-only access outside a write transaction.
+    /// Read-only access outside a write transaction: one consistent snapshot.
     pub fn read<T, E>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
-            .map_err(StoreError::from)?;
-        let tx = Tx(tx);
-        f(&tx)
+        match &mut self.db {
+            Db::Lite(conn) => {
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
+                    .map_err(StoreError::from)?;
+                f(&Tx(Conn::Lite(tx)))
+            }
+            Db::Pg { client, statements } => {
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .map_err(StoreError::from)?;
+                f(&Tx(Conn::Pg {
+                    tx: std::cell::RefCell::new(tx),
+                    statements: std::cell::RefCell::new(statements),
+                }))
+            }
+        }
     }
 }
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
+    conn.set_prepared_statement_cache_capacity(64);
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // Each commit is durable when it returns: one fsync of the write-ahead log. The log is not

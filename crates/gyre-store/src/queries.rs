@@ -4,9 +4,9 @@
 //! The query is structured (fields, operators, values), never SQL text from a caller: field
 //! names become JSON paths only after they pass `is_identifier`, and values are bound.
 
-use crate::meta::{JournalEntry, RunRecord};
+use crate::meta::{JournalEntry, RunRecord, journal_row};
+use crate::sql::{Value, vals};
 use crate::{StoreError, Tx};
-use rusqlite::types::Value;
 use std::collections::HashSet;
 
 /// A field of a run to sort or filter on.
@@ -89,7 +89,7 @@ fn few_enough(kept: usize, wanted: usize, total: usize) -> bool {
 /// SQLite's order of two values of a column: numbers by value, text by bytes.
 fn compare_values(a: &Value, b: &Value) -> std::cmp::Ordering {
     let number = |v: &Value| match v {
-        Value::Integer(i) => Some(*i as f64),
+        Value::Int(i) => Some(*i as f64),
         Value::Real(x) => Some(*x),
         _ => None,
     };
@@ -161,10 +161,8 @@ fn kept_runs(filters: &[RunFilter], values: &mut Vec<Value>) -> Result<Option<St
         let number = f.value.trim().parse::<f64>().ok();
         match (run_column(&f.field), value_field(&f.field)?) {
             (Some(col), _) => {
-                values.push(match number {
-                    Some(x) if f.op != CompareOp::Contains => Value::Real(x),
-                    _ => Value::Text(f.value.clone()),
-                });
+                // The run's own columns (time, id) are text, compared as text.
+                values.push(Value::Text(f.value.clone()));
                 let n = values.len();
                 let test = match f.op {
                     CompareOp::Contains => format!("instr(CAST({col} AS TEXT), ?{n}) > 0"),
@@ -199,7 +197,7 @@ fn kept_runs(filters: &[RunFilter], values: &mut Vec<Value>) -> Result<Option<St
                 parts.push(if f.op == CompareOp::Ne {
                     format!(
                         "SELECT * FROM ({within} UNION SELECT r.id FROM runs r WHERE r.id NOT IN \
-                         (SELECT v.run FROM run_values v WHERE v.field = ?{nf}))"
+                         (SELECT v.run FROM run_values v WHERE v.field = ?{nf})) ne"
                     )
                 } else {
                     within
@@ -219,19 +217,16 @@ impl Tx<'_> {
     pub fn runs_page(&self, q: &RunsQuery) -> Result<RunsPage, StoreError> {
         let mut values = Vec::new();
         let kept: Option<HashSet<String>> = match kept_runs(&q.filters, &mut values)? {
-            Some(sql) => {
-                let mut st = self.0.prepare(&sql)?;
-                let ids = st.query_map(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
-                Some(ids.collect::<Result<_, _>>()?)
-            }
+            Some(sql) => Some(
+                self.0
+                    .query(&sql, &values)?
+                    .into_iter()
+                    .map(|r| r.text(0))
+                    .collect::<Result<_, _>>()?,
+            ),
             None => None,
         };
-        let total_runs = {
-            let n: i64 = self
-                .0
-                .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
-            n as usize
-        };
+        let total_runs = self.0.query_one("SELECT count(*) FROM runs", &[])?.int(0)? as usize;
         // A filter that keeps every run filters nothing.
         let kept = kept.filter(|k| k.len() < total_runs);
         let total = match &kept {
@@ -246,13 +241,10 @@ impl Tx<'_> {
             }
             _ => self.page_by_walk(kept.as_ref(), q)?,
         };
-        let mut st = self.0.prepare(&format!(
-            "SELECT {} FROM runs WHERE id = ?1",
-            Self::RUN_COLS
-        ))?;
+        let one = format!("SELECT {} FROM runs WHERE id = ?1", Self::RUN_COLS);
         let runs = ids
             .iter()
-            .map(|id| st.query_row([id], Self::run_row))
+            .map(|id| Self::run_row(self.0.query_one(&one, vals![id])?))
             .collect::<Result<_, _>>()?;
         Ok(RunsPage { runs, total })
     }
@@ -297,23 +289,22 @@ impl Tx<'_> {
         }
         let mut ids = Vec::with_capacity(q.limit);
         let mut skip = q.offset;
-        for (sql, vals) in &streams {
-            let mut st = self.0.prepare(sql)?;
-            let mut rows = st.query(rusqlite::params_from_iter(vals.iter()))?;
-            while let Some(row) = rows.next()? {
-                let id: String = row.get(0)?;
+        for (sql, params) in &streams {
+            if ids.len() == q.limit {
+                break;
+            }
+            self.0.each(sql, params, |row| {
+                let id = row.text(0)?;
                 if kept.is_some_and(|k| !k.contains(&id)) {
-                    continue;
+                    return Ok(true);
                 }
                 if skip > 0 {
                     skip -= 1;
-                    continue;
+                    return Ok(true);
                 }
                 ids.push(id);
-                if ids.len() == q.limit {
-                    return Ok(ids);
-                }
-            }
+                Ok(ids.len() < q.limit)
+            })?;
         }
         Ok(ids)
     }
@@ -343,15 +334,13 @@ impl Tx<'_> {
             }
             (None, None) => unreachable!("every field is a column or a value"),
         };
-        let mut st = self.0.prepare(&sql)?;
         let mut keyed: Vec<(Value, String, i64, &String)> = Vec::with_capacity(kept.len());
         for id in kept {
-            let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
-            let (key, created, rowid): (Value, String, i64) = match &field {
-                None => st.query_row([id], row)?,
-                Some(f) => st.query_row([id, f], row)?,
+            let r = match &field {
+                None => self.0.query_one(&sql, vals![id])?,
+                Some(f) => self.0.query_one(&sql, vals![id, f])?,
             };
-            keyed.push((key, created, rowid, id));
+            keyed.push((r.value(0).clone(), r.text(1)?, r.int(2)?, id));
         }
         keyed.sort_by(|a, b| match (a.0 == Value::Null, b.0 == Value::Null) {
             // Without the field: last, newest first.
@@ -379,11 +368,12 @@ impl Tx<'_> {
     }
 
     fn numeric_field(&self, field: &str) -> Result<bool, StoreError> {
-        Ok(self.0.query_row(
-            "SELECT EXISTS (SELECT 1 FROM run_values WHERE field = ?1 AND num IS NOT NULL)",
-            [field],
-            |r| r.get(0),
-        )?)
+        self.0
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM run_values WHERE field = ?1 AND num IS NOT NULL)",
+                vals![field],
+            )?
+            .bool(0)
     }
 
     /// Journal entries matching the query, newest first, one page of them.
@@ -396,7 +386,7 @@ impl Tx<'_> {
                 conditions.push(cond.replace('?', &format!("?{}", values.len())));
             }
         };
-        add("user = ?", &q.user);
+        add("\"user\" = ?", &q.user);
         add("instr(command, ?) > 0", &q.command);
         add("time >= ?", &q.since);
         add("time < ?", &q.until);
@@ -405,36 +395,21 @@ impl Tx<'_> {
         } else {
             format!("WHERE {}", conditions.join(" AND "))
         };
-        let total: i64 = self.0.query_row(
-            &format!("SELECT count(*) FROM journal {wheres}"),
-            rusqlite::params_from_iter(values.iter()),
-            |r| r.get(0),
-        )?;
+        let total = self
+            .0
+            .query_one(&format!("SELECT count(*) FROM journal {wheres}"), &values)?
+            .int(0)?;
         let sql = format!(
-            "SELECT seq, time, user, command, why, objects FROM journal {wheres} ORDER BY seq DESC LIMIT {} OFFSET {}",
+            "SELECT seq, time, \"user\", command, why, objects FROM journal {wheres} \
+             ORDER BY seq DESC LIMIT {} OFFSET {}",
             q.limit, q.offset
         );
-        let mut st = self.0.prepare(&sql)?;
-        let rows = st.query_map(rusqlite::params_from_iter(values.iter()), |r| {
-            Ok((
-                JournalEntry {
-                    seq: r.get(0)?,
-                    time: r.get(1)?,
-                    user: r.get(2)?,
-                    command: r.get(3)?,
-                    why: r.get(4)?,
-                    objects: Vec::new(),
-                },
-                r.get::<_, String>(5)?,
-            ))
-        })?;
-        let mut entries = Vec::new();
-        for row in rows {
-            let (mut e, objects) = row?;
-            e.objects = serde_json::from_str(&objects)
-                .map_err(|err| StoreError::Corrupt(format!("journal entry {}: {err}", e.seq)))?;
-            entries.push(e);
-        }
+        let entries = self
+            .0
+            .query(&sql, &values)?
+            .into_iter()
+            .map(journal_row)
+            .collect::<Result<_, _>>()?;
         Ok(JournalPage {
             entries,
             total: total as usize,
@@ -444,22 +419,29 @@ impl Tx<'_> {
     /// The objects named by journal entries that start with `prefix` (e.g. `kept-label:`),
     /// oldest first.
     pub fn journal_objects(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut st = self.0.prepare(
-            "SELECT j.value FROM journal, json_each(journal.objects) j \
-             WHERE instr(journal.objects, ?1) > 0 AND substr(j.value, 1, length(?1)) = ?1 \
-             ORDER BY journal.seq",
-        )?;
-        let rows = st.query_map([prefix], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut out = Vec::new();
+        for r in self.0.query(
+            "SELECT seq, objects FROM journal WHERE instr(objects, ?1) > 0 ORDER BY seq",
+            vals![prefix],
+        )? {
+            let objects: Vec<String> = serde_json::from_str(&r.text(1)?).map_err(|err| {
+                StoreError::Corrupt(format!("journal entry {}: {err}", r.int(0).unwrap_or(-1)))
+            })?;
+            out.extend(objects.into_iter().filter(|o| o.starts_with(prefix)));
+        }
+        Ok(out)
     }
 
     /// Distinct journal users, for the journal page's filter.
     pub fn journal_users(&self) -> Result<Vec<String>, StoreError> {
-        let mut st = self
-            .0
-            .prepare("SELECT DISTINCT user FROM journal ORDER BY user")?;
-        let rows = st.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.0
+            .query(
+                "SELECT DISTINCT \"user\" FROM journal ORDER BY \"user\"",
+                &[],
+            )?
+            .into_iter()
+            .map(|r| r.text(0))
+            .collect()
     }
 }
 
@@ -508,129 +490,118 @@ mod tests {
 
     #[test]
     fn runs_sort_and_filter_by_metrics_and_params_in_a_real_sqlite_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Store::init(dir.path(), "").unwrap();
-        let mut store = Store::open(&root).unwrap();
-        store
-            .write(|tx| {
-                tx.insert_dataset(&DatasetRecord {
-                    name: "d".into(),
-                    schema: "{}".into(),
-                    created_at: "t".into(),
-                })?;
-                tx.insert_run(&run(
-                    "a",
-                    r#"{"holdout":{"auc":0.8}}"#,
-                    r#"{"num_leaves":31,"mode":"auto"}"#,
-                    "2026-01-01",
-                ))?;
-                tx.insert_run(&run(
-                    "b",
-                    r#"{"holdout":{"auc":0.9}}"#,
-                    r#"{"num_leaves":7,"mode":"fast"}"#,
-                    "2026-01-02",
-                ))?;
-                // A run without auc (a regression run, say) and without num_leaves.
-                tx.insert_run(&run(
-                    "c",
-                    r#"{"holdout":{"rmse":1.5}}"#,
-                    r#"{"l2":1.0}"#,
-                    "2026-01-03",
-                ))?;
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
-        let auc = || RunField::Metric("auc".into());
-        let f = |field: RunField, op, value: &str| RunFilter {
-            field,
-            op,
-            value: value.into(),
-        };
-        assert_eq!(
-            page(&mut store, auc(), true, vec![], 10, 0),
-            (vec!["b".into(), "a".into(), "c".into()], 3)
-        );
-        // Runs without the field come last in either direction.
-        assert_eq!(
-            page(&mut store, auc(), false, vec![], 10, 0).0,
-            vec!["a", "b", "c"]
-        );
-        // Pages across the boundary between runs with and without the field.
-        assert_eq!(page(&mut store, auc(), true, vec![], 1, 1).0, vec!["a"]);
-        assert_eq!(
-            page(&mut store, auc(), true, vec![], 2, 1).0,
-            vec!["a", "c"]
-        );
-        assert_eq!(page(&mut store, auc(), true, vec![], 2, 2).0, vec!["c"]);
-        // Newest first by default field; filters on a param (number and text) and a column.
-        assert_eq!(
-            page(&mut store, RunField::Created, true, vec![], 10, 0).0,
-            vec!["c", "b", "a"]
-        );
-        let leaves = RunField::Param("num_leaves".into());
-        assert_eq!(
-            page(
-                &mut store,
-                auc(),
-                true,
-                vec![f(leaves.clone(), CompareOp::Ge, "10")],
-                10,
-                0
-            ),
-            (vec!["a".into()], 1)
-        );
-        // `!=` keeps the runs that have no such param.
-        assert_eq!(
-            page(
-                &mut store,
-                RunField::Created,
-                false,
-                vec![f(leaves, CompareOp::Ne, "31")],
-                10,
-                0
-            )
-            .0,
-            vec!["b", "c"]
-        );
-        assert_eq!(
-            page(
-                &mut store,
-                RunField::Created,
-                false,
-                vec![f(RunField::Param("mode".into()), CompareOp::Eq, "fast")],
-                10,
-                0
-            )
-            .0,
-            vec!["b"]
-        );
-        assert_eq!(
-            page(
-                &mut store,
-                RunField::Created,
-                false,
-                vec![
-                    f(RunField::Learner, CompareOp::Eq, "gbdt"),
-                    f(auc(), CompareOp::Gt, "0.85")
-                ],
-                10,
-                0
-            )
-            .0,
-            vec!["b"]
-        );
-        assert_eq!(
-            page(
-                &mut store,
-                RunField::Param("mode".into()),
-                false,
-                vec![],
-                10,
-                0
-            )
-            .0,
-            vec!["a", "b", "c"]
-        );
+        for mut t in crate::testing::backends() {
+            let store = &mut t.store;
+            store
+                .write(|tx| {
+                    tx.insert_dataset(&DatasetRecord {
+                        name: "d".into(),
+                        schema: "{}".into(),
+                        created_at: "t".into(),
+                    })?;
+                    tx.insert_run(&run(
+                        "a",
+                        r#"{"holdout":{"auc":0.8}}"#,
+                        r#"{"num_leaves":31,"mode":"auto"}"#,
+                        "2026-01-01",
+                    ))?;
+                    tx.insert_run(&run(
+                        "b",
+                        r#"{"holdout":{"auc":0.9}}"#,
+                        r#"{"num_leaves":7,"mode":"fast"}"#,
+                        "2026-01-02",
+                    ))?;
+                    // A run without auc (a regression run, say) and without num_leaves.
+                    tx.insert_run(&run(
+                        "c",
+                        r#"{"holdout":{"rmse":1.5}}"#,
+                        r#"{"l2":1.0}"#,
+                        "2026-01-03",
+                    ))?;
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+            let auc = || RunField::Metric("auc".into());
+            let f = |field: RunField, op, value: &str| RunFilter {
+                field,
+                op,
+                value: value.into(),
+            };
+            assert_eq!(
+                page(store, auc(), true, vec![], 10, 0),
+                (vec!["b".into(), "a".into(), "c".into()], 3)
+            );
+            // Runs without the field come last in either direction.
+            assert_eq!(
+                page(store, auc(), false, vec![], 10, 0).0,
+                vec!["a", "b", "c"]
+            );
+            // Pages across the boundary between runs with and without the field.
+            assert_eq!(page(store, auc(), true, vec![], 1, 1).0, vec!["a"]);
+            assert_eq!(page(store, auc(), true, vec![], 2, 1).0, vec!["a", "c"]);
+            assert_eq!(page(store, auc(), true, vec![], 2, 2).0, vec!["c"]);
+            // Newest first by default field; filters on a param (number and text) and a column.
+            assert_eq!(
+                page(store, RunField::Created, true, vec![], 10, 0).0,
+                vec!["c", "b", "a"]
+            );
+            let leaves = RunField::Param("num_leaves".into());
+            assert_eq!(
+                page(
+                    store,
+                    auc(),
+                    true,
+                    vec![f(leaves.clone(), CompareOp::Ge, "10")],
+                    10,
+                    0
+                ),
+                (vec!["a".into()], 1)
+            );
+            // `!=` keeps the runs that have no such param.
+            assert_eq!(
+                page(
+                    store,
+                    RunField::Created,
+                    false,
+                    vec![f(leaves, CompareOp::Ne, "31")],
+                    10,
+                    0
+                )
+                .0,
+                vec!["b", "c"]
+            );
+            assert_eq!(
+                page(
+                    store,
+                    RunField::Created,
+                    false,
+                    vec![f(RunField::Param("mode".into()), CompareOp::Eq, "fast")],
+                    10,
+                    0
+                )
+                .0,
+                vec!["b"]
+            );
+            assert_eq!(
+                page(
+                    store,
+                    RunField::Created,
+                    false,
+                    vec![
+                        f(RunField::Learner, CompareOp::Eq, "gbdt"),
+                        f(auc(), CompareOp::Gt, "0.85")
+                    ],
+                    10,
+                    0
+                )
+                .0,
+                vec!["b"]
+            );
+            assert_eq!(
+                page(store, RunField::Param("mode".into()), false, vec![], 10, 0).0,
+                vec!["a", "b", "c"]
+            );
+        }
     }
 
     #[test]
@@ -643,71 +614,71 @@ mod tests {
 
     #[test]
     fn the_few_kept_runs_sort_as_the_index_walk_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Store::init(dir.path(), "").unwrap();
-        let mut store = Store::open(&root).unwrap();
-        store
-            .write(|tx| {
-                tx.insert_dataset(&DatasetRecord {
-                    name: "d".into(),
-                    schema: "{}".into(),
-                    created_at: "t".into(),
-                })?;
-                for i in 0..60u32 {
-                    // Repeated aucs (ties), some runs without auc, a text param.
-                    let metrics = if i % 7 == 3 {
-                        r#"{"holdout":{"rmse":1.0}}"#.to_string()
-                    } else {
-                        format!(r#"{{"holdout":{{"auc":0.{}}}}}"#, 5 + (i * 13) % 4)
-                    };
-                    let params = format!(
-                        r#"{{"num_leaves":{},"mode":"{}"}}"#,
-                        [7, 15, 31][i as usize % 3],
-                        ["auto", "fast", "slow"][(i as usize / 3) % 3]
-                    );
-                    tx.insert_run(&run(
-                        &format!("r{i:02}"),
-                        &metrics,
-                        &params,
-                        &format!("2026-01-{:02}", 1 + (i * 7) % 28),
-                    ))?;
-                }
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
-        let sorts = [
-            RunField::Metric("auc".into()),
-            RunField::Param("mode".into()),
-            RunField::Param("num_leaves".into()),
-            RunField::Created,
-            RunField::Id,
-        ];
-        store
-            .read(|tx| {
-                let kept: HashSet<String> = (0..60)
-                    .filter(|i| i % 5 == 0 || i % 7 == 3)
-                    .map(|i| format!("r{i:02}"))
-                    .collect();
-                for sort in &sorts {
-                    for descending in [false, true] {
-                        for (offset, limit) in [(0, 5), (3, 4), (9, 10), (0, 100)] {
-                            let q = RunsQuery {
-                                sort: sort.clone(),
-                                descending,
-                                filters: Vec::new(),
-                                limit,
-                                offset,
-                            };
-                            assert_eq!(
-                                tx.page_of_few(&kept, &q)?,
-                                tx.page_by_walk(Some(&kept), &q)?,
-                                "{sort:?} descending {descending} offset {offset} limit {limit}"
-                            );
+        for mut t in crate::testing::backends() {
+            let store = &mut t.store;
+            store
+                .write(|tx| {
+                    tx.insert_dataset(&DatasetRecord {
+                        name: "d".into(),
+                        schema: "{}".into(),
+                        created_at: "t".into(),
+                    })?;
+                    for i in 0..60u32 {
+                        // Repeated aucs (ties), some runs without auc, a text param.
+                        let metrics = if i % 7 == 3 {
+                            r#"{"holdout":{"rmse":1.0}}"#.to_string()
+                        } else {
+                            format!(r#"{{"holdout":{{"auc":0.{}}}}}"#, 5 + (i * 13) % 4)
+                        };
+                        let params = format!(
+                            r#"{{"num_leaves":{},"mode":"{}"}}"#,
+                            [7, 15, 31][i as usize % 3],
+                            ["auto", "fast", "slow"][(i as usize / 3) % 3]
+                        );
+                        tx.insert_run(&run(
+                            &format!("r{i:02}"),
+                            &metrics,
+                            &params,
+                            &format!("2026-01-{:02}", 1 + (i * 7) % 28),
+                        ))?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+            let sorts = [
+                RunField::Metric("auc".into()),
+                RunField::Param("mode".into()),
+                RunField::Param("num_leaves".into()),
+                RunField::Created,
+                RunField::Id,
+            ];
+            store
+                .read(|tx| {
+                    let kept: HashSet<String> = (0..60)
+                        .filter(|i| i % 5 == 0 || i % 7 == 3)
+                        .map(|i| format!("r{i:02}"))
+                        .collect();
+                    for sort in &sorts {
+                        for descending in [false, true] {
+                            for (offset, limit) in [(0, 5), (3, 4), (9, 10), (0, 100)] {
+                                let q = RunsQuery {
+                                    sort: sort.clone(),
+                                    descending,
+                                    filters: Vec::new(),
+                                    limit,
+                                    offset,
+                                };
+                                assert_eq!(
+                                    tx.page_of_few(&kept, &q)?,
+                                    tx.page_by_walk(Some(&kept), &q)?,
+                                    "{sort:?} descending {descending} offset {offset} limit {limit}"
+                                );
+                            }
                         }
                     }
-                }
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+        }
     }
 }
