@@ -5,6 +5,9 @@
 //! Invariants: objects are written to `.gyre/tmp/` and renamed into place, so an object either is
 //! whole or is absent; metadata changes happen in one transaction together with their journal entry.
 
+#[cfg(test)]
+mod conformance;
+mod copy;
 mod error;
 mod log;
 mod meta;
@@ -18,6 +21,7 @@ mod sql;
 #[cfg(test)]
 mod testing;
 
+pub use copy::CopyReport;
 pub use error::StoreError;
 pub use log::{
     EncodedRecord, ErrorRecord, FeedbackRecord, LogBatch, PredictionId, PredictionLog, Served,

@@ -755,32 +755,40 @@ mod tests {
 
     #[test]
     fn journal_is_append_only_in_a_real_sqlite_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Store::init(dir.path(), "").unwrap();
-        let mut store = Store::open(&root).unwrap();
-        store
-            .write(|tx| {
-                tx.append_journal(&crate::NewJournalEntry {
-                    time: "t",
-                    user: "u",
-                    command: "gyre init",
-                    why: Some("start"),
-                    objects: &["x".to_string()],
+        for t in crate::testing::backends() {
+            let (root, mut store) = (t.root, t.store);
+            store
+                .write(|tx| {
+                    tx.append_journal(&crate::NewJournalEntry {
+                        time: "t",
+                        user: "u",
+                        command: "gyre init",
+                        why: Some("start"),
+                        objects: &["x".to_string()],
+                    })
                 })
-            })
-            .unwrap();
-        let err = store
-            .write(|tx| tx.0.exec("DELETE FROM journal", &[]))
-            .unwrap_err();
-        assert!(err.to_string().contains("append-only"), "{err}");
-        let j = store.read(|tx| tx.journal()).unwrap();
-        assert_eq!(j.len(), 1);
-        assert_eq!(j[0].objects, vec!["x"]);
-        // Reopening keeps it, and a second init is refused.
-        drop(store);
-        let mut store = Store::open(&root).unwrap();
-        assert_eq!(store.read(|tx| tx.journal()).unwrap().len(), 1);
-        assert!(Store::init(&root, "").is_err());
+                .unwrap();
+            let mut changes = vec!["DELETE FROM journal", "UPDATE journal SET why = 'changed'"];
+            if t.backend == "team" {
+                changes.push("TRUNCATE journal");
+            }
+            for sql in changes {
+                let err = store.write(|tx| tx.0.exec(sql, &[])).unwrap_err();
+                assert!(
+                    err.to_string().contains("append-only"),
+                    "{}: {sql}: {err}",
+                    t.backend
+                );
+            }
+            let j = store.read(|tx| tx.journal()).unwrap();
+            assert_eq!(j.len(), 1);
+            assert_eq!(j[0].objects, vec!["x"]);
+            // Reopening keeps it, and a second init is refused.
+            drop(store);
+            let mut store = Store::open(&root).unwrap();
+            assert_eq!(store.read(|tx| tx.journal()).unwrap().len(), 1);
+            assert!(Store::init(&root, "").is_err());
+        }
     }
 
     /// Each commit is synced (FULL), and a command's end does not checkpoint: the log it wrote
@@ -819,43 +827,43 @@ mod tests {
     /// for runs of the same time.
     #[test]
     fn the_latest_run_is_the_last_of_all_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Store::init(dir.path(), "").unwrap();
-        let mut store = Store::open(&root).unwrap();
-        assert!(store.read(|tx| tx.latest_run()).unwrap().is_none());
-        let run = |id: &str, at: &str| crate::RunRecord {
-            id: id.into(),
-            dataset: "d".into(),
-            version: "v".into(),
-            learner: "gbdt".into(),
-            params: "{}".into(),
-            seed: 0,
-            model: "m".into(),
-            predictions: "p".into(),
-            metrics: "{}".into(),
-            timings: "{}".into(),
-            info: "{}".into(),
-            seed_group: None,
-            created_at: at.into(),
-            created_by: "u".into(),
-        };
-        store
-            .write(|tx| {
-                tx.insert_dataset(&crate::DatasetRecord {
-                    name: "d".into(),
-                    schema: "{}".into(),
-                    created_at: "t0".into(),
-                })?;
-                for (id, at) in [("b", "t2"), ("a", "t1"), ("c", "t2"), ("d", "t0")] {
-                    tx.insert_run(&run(id, at))?;
-                }
-                Ok::<_, crate::StoreError>(())
-            })
-            .unwrap();
-        let all = store.read(|tx| tx.runs()).unwrap();
-        let latest = store.read(|tx| tx.latest_run()).unwrap().unwrap();
-        assert_eq!(latest.id, "c");
-        assert_eq!(latest.id, all.last().unwrap().id);
+        for mut t in crate::testing::backends() {
+            let store = &mut t.store;
+            assert!(store.read(|tx| tx.latest_run()).unwrap().is_none());
+            let run = |id: &str, at: &str| crate::RunRecord {
+                id: id.into(),
+                dataset: "d".into(),
+                version: "v".into(),
+                learner: "gbdt".into(),
+                params: "{}".into(),
+                seed: 0,
+                model: "m".into(),
+                predictions: "p".into(),
+                metrics: "{}".into(),
+                timings: "{}".into(),
+                info: "{}".into(),
+                seed_group: None,
+                created_at: at.into(),
+                created_by: "u".into(),
+            };
+            store
+                .write(|tx| {
+                    tx.insert_dataset(&crate::DatasetRecord {
+                        name: "d".into(),
+                        schema: "{}".into(),
+                        created_at: "t0".into(),
+                    })?;
+                    for (id, at) in [("b", "t2"), ("a", "t1"), ("c", "t2"), ("d", "t0")] {
+                        tx.insert_run(&run(id, at))?;
+                    }
+                    Ok::<_, crate::StoreError>(())
+                })
+                .unwrap();
+            let all = store.read(|tx| tx.runs()).unwrap();
+            let latest = store.read(|tx| tx.latest_run()).unwrap().unwrap();
+            assert_eq!(latest.id, "c");
+            assert_eq!(latest.id, all.last().unwrap().id);
+        }
     }
 
     #[test]

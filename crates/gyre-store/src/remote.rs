@@ -71,7 +71,16 @@ fn profile_keys(text: &str, profile: &str) -> Option<(String, String, Option<Str
     Some((id?, secret?, token))
 }
 
+/// The keys the in-process tests use (they cannot set the process's environment safely
+/// while other tests read it); the CLI's tests give theirs in the environment.
+#[cfg(test)]
+pub(crate) static TEST_KEYS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
 fn credentials() -> Option<Credentials> {
+    #[cfg(test)]
+    if let Some((id, secret)) = TEST_KEYS.get() {
+        return Some(Credentials::new(id, secret));
+    }
     if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
         return Some(match env("AWS_SESSION_TOKEN") {
             Some(t) => Credentials::new_with_token(id, secret, t),

@@ -383,14 +383,6 @@ impl Conn<'_> {
             }
         }
     }
-
-    /// Runs several statements without parameters (schema changes).
-    pub(crate) fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        match self {
-            Conn::Lite(tx) => Ok(tx.execute_batch(sql)?),
-            Conn::Pg { tx, .. } => Ok(tx.borrow_mut().batch_execute(sql)?),
-        }
-    }
 }
 
 #[cfg(test)]

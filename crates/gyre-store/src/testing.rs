@@ -13,14 +13,12 @@ pub(crate) struct Team {
     pub objects: String,
     pub endpoint: String,
     pub pg: &'static gyre_testkit::Postgres,
-    pub s3: &'static gyre_testkit::S3,
 }
 
 pub(crate) struct TestStore {
     pub store: Store,
     pub root: PathBuf,
     pub backend: &'static str,
-    pub team: Option<Team>,
     _dir: tempfile::TempDir,
 }
 
@@ -41,12 +39,15 @@ pub(crate) fn team() -> Option<Team> {
         return None;
     }
     let (pg, s3) = (pg?, s3?);
+    let _ = crate::remote::TEST_KEYS.set((
+        gyre_testkit::S3_KEY_ID.into(),
+        gyre_testkit::S3_SECRET.into(),
+    ));
     Some(Team {
         metadata: pg.socket_url(&pg.new_database()),
         objects: s3.new_bucket(),
         endpoint: s3.endpoint(),
         pg,
-        s3,
     })
 }
 
@@ -68,7 +69,6 @@ pub(crate) fn backends() -> Vec<TestStore> {
         store: Store::open(&root).unwrap(),
         root,
         backend: "embedded",
-        team: None,
         _dir: dir,
     });
     if let Some(team) = team() {
@@ -78,7 +78,6 @@ pub(crate) fn backends() -> Vec<TestStore> {
             store: Store::open(&root).unwrap(),
             root,
             backend: "team",
-            team: Some(team),
             _dir: dir,
         });
     }

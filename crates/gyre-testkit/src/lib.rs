@@ -464,12 +464,6 @@ impl S3 {
         let _ = s.read_to_string(&mut answer);
         answer.lines().next().unwrap_or_default().to_string()
     }
-
-    /// Deletes one object (a fault test: metadata pointing at a lost object).
-    pub fn delete(&self, bucket_url: &str, key: &str) -> String {
-        let rest = bucket_url.trim_start_matches("s3://");
-        self.request("DELETE", &format!("/{rest}/{key}"))
-    }
 }
 
 impl Drop for S3 {

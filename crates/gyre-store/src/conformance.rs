@@ -1,0 +1,389 @@
+//! What only the team store has to show: objects through the bucket and the cache, the
+//! schema's versions, and what it refuses. (The operations both backends share are tested
+//! where they are defined, through `testing::backends`.)
+
+use crate::testing::{backends, team};
+use crate::{Store, StoreError};
+use gyre_core::ContentHash;
+
+#[test]
+fn every_operation_reads_back_what_it_wrote_on_both_backends() {
+    for mut t in backends() {
+        let store = &mut t.store;
+        let name = t.backend;
+        store
+            .write(|tx| {
+                tx.insert_dataset(&crate::DatasetRecord {
+                    name: "d".into(),
+                    schema: "{\"x\":1}".into(),
+                    created_at: "t0".into(),
+                })?;
+                let e1 = tx.insert_edit(&crate::EditRecord {
+                    id: 0,
+                    dataset: "d".into(),
+                    body: "{}".into(),
+                    why: "w'; DROP TABLE edits; --".into(),
+                    author: "ana".into(),
+                    time: "t1".into(),
+                    rows_affected: 3,
+                })?;
+                let e2 = tx.insert_edit(&crate::EditRecord {
+                    id: 0,
+                    dataset: "d".into(),
+                    body: "{}".into(),
+                    why: "é ünïcode \u{1F600}".into(),
+                    author: "bo".into(),
+                    time: "t2".into(),
+                    rows_affected: 0,
+                })?;
+                assert_eq!(e2, e1 + 1, "{name}: edits are numbered in order");
+                assert_eq!(tx.last_edit_id("d")?, Some(e2));
+                assert_eq!(tx.last_edit_id("other")?, None);
+                tx.insert_version(&crate::VersionRecord {
+                    id: "v1".into(),
+                    dataset: "d".into(),
+                    seq: 0,
+                    edit: Some(e1),
+                    description: "first".into(),
+                    created_at: "t1".into(),
+                })?;
+                let s1 = tx.insert_alias_event(&crate::AliasEvent {
+                    seq: 0,
+                    alias: "champion".into(),
+                    run: "r".into(),
+                    previous: None,
+                    action: "promote".into(),
+                    who: "ana".into(),
+                    time: "t3".into(),
+                    why: "better".into(),
+                    forced: true,
+                    gate: None,
+                });
+                // The run does not exist: the foreign key refuses the move, and the error
+                // rolls the whole transaction back.
+                s1.map(|_| ())
+            })
+            .expect_err("an alias must name a stored run");
+        // The refused alias move rolled the whole transaction back.
+        assert!(
+            store.read(|tx| tx.datasets()).unwrap().is_empty(),
+            "{name}: a failed transaction leaves nothing"
+        );
+        store
+            .write(|tx| {
+                tx.insert_dataset(&crate::DatasetRecord {
+                    name: "d".into(),
+                    schema: "{}".into(),
+                    created_at: "t0".into(),
+                })?;
+                tx.put_cache("k", "oof", "obj", "t")?;
+                tx.put_cache("k", "oof", "other", "t")?;
+                let (f, new) = tx.upsert_finding(&crate::FindingRecord {
+                    id: 0,
+                    kind: "slice".into(),
+                    key: "age > 50".into(),
+                    title: "t".into(),
+                    detail: "{}".into(),
+                    run: "r".into(),
+                    created_at: "t".into(),
+                })?;
+                assert!(new);
+                let (again, new) = tx.upsert_finding(&crate::FindingRecord {
+                    id: 0,
+                    kind: "slice".into(),
+                    key: "age > 50".into(),
+                    title: "other".into(),
+                    detail: "{}".into(),
+                    run: "r".into(),
+                    created_at: "t".into(),
+                })?;
+                assert_eq!((again, new), (f, false));
+                tx.insert_finding_event(&crate::FindingEvent {
+                    seq: 0,
+                    finding: f,
+                    state: "accepted".into(),
+                    why: None,
+                    who: "ana".into(),
+                    time: "t".into(),
+                    run: None,
+                    edit: Some(7),
+                })?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        store
+            .read(|tx| {
+                assert_eq!(tx.cache("k")?.as_deref(), Some("obj"), "{name}: first wins");
+                assert_eq!(tx.caches_of_kind("oof")?.len(), 1);
+                let ev = tx.finding_events()?;
+                assert_eq!((ev[0].edit, ev[0].why.clone()), (Some(7), None));
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+    }
+}
+
+#[test]
+fn team_objects_live_in_the_bucket_and_the_cache_refetches_them_checked() {
+    let Some(team) = team() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = Store::init(dir.path(), &team.config_text()).unwrap();
+    let store = Store::open(&root).unwrap();
+    assert!(store.is_team());
+    let bytes = b"a model, say".repeat(1000);
+    let id = store.objects().put(&bytes).unwrap();
+    // Another machine: a second project directory on the same team store, empty cache.
+    let dir2 = tempfile::tempdir().unwrap();
+    let root2 = Store::init(dir2.path(), &team.config_text()).unwrap();
+    let other = Store::open(&root2).unwrap();
+    assert!(!other.objects().path(&id).exists(), "nothing cached yet");
+    assert_eq!(other.objects().get(&id).unwrap(), bytes);
+    assert!(other.objects().path(&id).exists(), "cached on first read");
+    assert_eq!(&other.objects().get_mapped(&id).unwrap()[..], &bytes[..]);
+    assert_eq!(other.objects().list().unwrap(), vec![id.to_string()]);
+    // A copy in the bucket damaged (replaced by other bytes under the same key) is refused,
+    // and nothing damaged enters the cache.
+    let fake = ContentHash::of(b"unrelated");
+    let damaged = b"not the model".to_vec();
+    other
+        .objects()
+        .remote()
+        .unwrap()
+        .put(&id, &damaged)
+        .unwrap();
+    let dir3 = tempfile::tempdir().unwrap();
+    let root3 = Store::init(dir3.path(), &team.config_text()).unwrap();
+    let third = Store::open(&root3).unwrap();
+    let err = third.objects().get(&id).unwrap_err().to_string();
+    assert!(err.contains("damaged"), "{err}");
+    assert!(!third.objects().path(&id).exists());
+    // A missing object is named.
+    assert!(matches!(
+        third.objects().get(&fake),
+        Err(StoreError::MissingObject { .. })
+    ));
+    assert!(!third.objects().contains(&fake));
+    assert!(third.objects().contains(&id), "the bucket has it");
+}
+
+#[test]
+fn a_team_store_from_a_newer_gyre_is_refused_and_an_older_schema_is_upgraded() {
+    let Some(team) = team() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = Store::init(dir.path(), &team.config_text()).unwrap();
+    let db = team.metadata.rsplit('/').next().unwrap();
+    let known = crate::pg::MIGRATIONS.len();
+    assert_eq!(
+        team.pg.psql(db, "SELECT version FROM gyre_schema").unwrap(),
+        known.to_string()
+    );
+    team.pg
+        .psql(db, "UPDATE gyre_schema SET version = 999")
+        .unwrap();
+    let err = Store::open(&root).err().unwrap().to_string();
+    assert!(err.contains("newer gyre") && err.contains("999"), "{err}");
+    assert!(!err.contains("gyre-test-password"));
+    // Opening with a version this gyre knows runs nothing and works.
+    team.pg
+        .psql(db, &format!("UPDATE gyre_schema SET version = {known}"))
+        .unwrap();
+    Store::open(&root).unwrap();
+}
+
+#[test]
+fn a_team_store_url_with_a_password_is_refused_before_anything_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[store]\nmetadata = \"postgres://gyre:hunter2@127.0.0.1:1/x\"\n\
+                  objects = \"s3://b/p\"\n";
+    let err = Store::init(dir.path(), config).unwrap_err().to_string();
+    assert!(
+        err.contains("PGPASSWORD") && !err.contains("hunter2"),
+        "{err}"
+    );
+    assert!(!dir.path().join(crate::STATE_DIR).exists());
+    assert!(!dir.path().join(crate::CONFIG_FILE).exists());
+    let half = "[store]\nmetadata = \"postgres://gyre@127.0.0.1:1/x\"\n";
+    let err = Store::init(dir.path(), half).unwrap_err().to_string();
+    assert!(err.contains("needs both"), "{err}");
+}
+
+#[test]
+fn an_unreachable_team_database_fails_init_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = gyre_testkit::free_port();
+    let config = format!(
+        "[store]\nmetadata = \"postgres://gyre@127.0.0.1:{port}/x\"\nobjects = \"s3://b/p\"\n\
+         endpoint = \"http://127.0.0.1:{port}\"\n"
+    );
+    let err = Store::init(dir.path(), &config).unwrap_err().to_string();
+    assert!(err.contains("connecting to postgres://127.0.0.1"), "{err}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+/// A project with a row in every table, and objects.
+fn fill(store: &mut Store) {
+    let model = store.objects().put(b"model bytes").unwrap();
+    let preds = store.objects().put(b"predictions").unwrap();
+    store
+        .write(|tx| {
+            tx.insert_dataset(&crate::DatasetRecord {
+                name: "d".into(),
+                schema: "{}".into(),
+                created_at: "t0".into(),
+            })?;
+            tx.insert_source(&crate::SourceRecord {
+                id: "s".into(),
+                dataset: "d".into(),
+                seq: 0,
+                file_name: "a.csv".into(),
+                options: "{}".into(),
+                object: model.to_string(),
+                rows: 10,
+                first_row_id: 0,
+                stats: "{}".into(),
+                created_at: "t0".into(),
+            })?;
+            let e = tx.insert_edit(&crate::EditRecord {
+                id: 0,
+                dataset: "d".into(),
+                body: "{\"k\":\"v\"}".into(),
+                why: "why".into(),
+                author: "ana".into(),
+                time: "t1".into(),
+                rows_affected: 1,
+            })?;
+            tx.insert_version(&crate::VersionRecord {
+                id: "v".into(),
+                dataset: "d".into(),
+                seq: 0,
+                edit: Some(e),
+                description: "x".into(),
+                created_at: "t1".into(),
+            })?;
+            tx.insert_seed_group(&crate::SeedGroupRecord {
+                id: "g".into(),
+                summary: "{}".into(),
+                created_at: "t".into(),
+            })?;
+            for (i, at) in ["t2", "t2", "t1"].iter().enumerate() {
+                tx.insert_run(&crate::RunRecord {
+                    id: format!("r{i}"),
+                    dataset: "d".into(),
+                    version: "v".into(),
+                    learner: "gbdt".into(),
+                    params: format!("{{\"num_leaves\":{i},\"mode\":\"x\"}}"),
+                    seed: u64::MAX - i as u64,
+                    model: model.to_string(),
+                    predictions: preds.to_string(),
+                    metrics: format!("{{\"holdout\":{{\"auc\":0.{i}5,\"ok\":true}}}}"),
+                    timings: "{}".into(),
+                    info: "{}".into(),
+                    seed_group: (i == 0).then(|| "g".to_string()),
+                    created_at: at.to_string(),
+                    created_by: "ana".into(),
+                })?;
+            }
+            tx.insert_suite(&crate::SuiteRecord {
+                name: "s".into(),
+                dataset: "d".into(),
+                definition: "{}".into(),
+                created_at: "t".into(),
+                author: "ana".into(),
+            })?;
+            tx.insert_alias_event(&crate::AliasEvent {
+                seq: 0,
+                alias: "champion".into(),
+                run: "r1".into(),
+                previous: None,
+                action: "promote".into(),
+                who: "ana".into(),
+                time: "t".into(),
+                why: "w".into(),
+                forced: true,
+                gate: Some("{}".into()),
+            })?;
+            tx.put_cache("k", "oof", &preds.to_string(), "t")?;
+            let (f, _) = tx.upsert_finding(&crate::FindingRecord {
+                id: 0,
+                kind: "slice".into(),
+                key: "k".into(),
+                title: "t".into(),
+                detail: "{}".into(),
+                run: "r1".into(),
+                created_at: "t".into(),
+            })?;
+            tx.insert_finding_event(&crate::FindingEvent {
+                seq: 0,
+                finding: f,
+                state: "open".into(),
+                why: Some("w".into()),
+                who: "ana".into(),
+                time: "t".into(),
+                run: Some("r1".into()),
+                edit: None,
+            })?;
+            tx.append_journal(&crate::NewJournalEntry {
+                time: "t",
+                user: "ana",
+                command: "gyre edit",
+                why: Some("w"),
+                objects: &[model.to_string()],
+            })?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_project_copies_to_the_team_store_and_back_losslessly() {
+    let Some(team) = team() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut local = Store::open(&Store::init(&dir.path().join("a"), "").unwrap()).unwrap();
+    fill(&mut local);
+    let mut shared =
+        Store::open(&Store::init(&dir.path().join("b"), &team.config_text()).unwrap()).unwrap();
+    let report = local.copy_into(&mut shared, |_, _| {}).unwrap();
+    assert_eq!(report.objects, 2);
+    assert_eq!(report.rows["run_values"], 3 * (2 + 2 + 5));
+    let mut back = Store::open(&Store::init(&dir.path().join("c"), "").unwrap()).unwrap();
+    shared.copy_into(&mut back, |_, _| {}).unwrap();
+    let a = local.read(|tx| tx.contents()).unwrap();
+    assert_eq!(a, shared.read(|tx| tx.contents()).unwrap());
+    assert_eq!(a, back.read(|tx| tx.contents()).unwrap());
+    assert!(
+        a.values().all(|rows| !rows.is_empty()),
+        "every table had rows"
+    );
+    // Same order of runs, new ids continue after the copied ones, objects readable.
+    for s in [&mut shared, &mut back] {
+        let ids: Vec<String> = s
+            .read(|tx| tx.runs())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["r2", "r0", "r1"]);
+        let seq = s
+            .write(|tx| {
+                tx.append_journal(&crate::NewJournalEntry {
+                    time: "t9",
+                    user: "bo",
+                    command: "gyre runs",
+                    why: None,
+                    objects: &[],
+                })
+            })
+            .unwrap();
+        assert_eq!(seq, 2);
+        assert_eq!(
+            s.objects().get(&ContentHash::of(b"model bytes")).unwrap(),
+            b"model bytes"
+        );
+    }
+    // A destination that holds anything is refused.
+    let err = local
+        .copy_into(&mut back, |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already holds a project"), "{err}");
+}
