@@ -49,6 +49,10 @@ struct ConfigFile {
     gate: GateConfig,
     #[serde(default)]
     learners: std::collections::BTreeMap<String, LearnerConfig>,
+    /// Where a team project's metadata and objects live: read by gyre-store.
+    #[serde(default)]
+    #[allow(dead_code)]
+    store: Option<toml::Table>,
 }
 
 /// A `[learners.NAME]` section: a learner that is a command (docs/learner-protocol.md).
@@ -65,6 +69,24 @@ pub struct LearnerConfig {
     /// besides those the command names.
     #[serde(default)]
     pub files: Vec<String>,
+}
+
+/// gyre.toml's text without its `[store]` section (the settings a copy of the project keeps
+/// while its store changes); comments and the other sections stay as written.
+pub fn without_store_section(text: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            skipping = t == "[store]" || t.starts_with("[store.");
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// The default limit of one command learner run.

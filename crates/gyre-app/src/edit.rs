@@ -93,6 +93,11 @@ impl App {
     }
 
     /// An edit whose journal entry also names `noted` (e.g. the feedback an import took).
+    ///
+    /// The edit is worked out from the dataset as it is (its edits, its current version) and
+    /// recorded in one write transaction that first checks no other edit of the dataset came
+    /// in between; if one did (two people editing at once), the edit is worked out again on
+    /// top of it, so each gets its number in order and each version id is that of its chain.
     pub(crate) fn edit_noting(
         &mut self,
         dataset: Option<&str>,
@@ -106,6 +111,35 @@ impl App {
             Some("say why, e.g. --why \"rows from the 2019 outage are noise\""),
         )?;
         let dataset = self.resolve_dataset(dataset)?;
+        const ATTEMPTS: usize = 32;
+        for _ in 0..ATTEMPTS {
+            if let Some(report) = self.edit_attempt(&dataset, spec, why, noted)? {
+                return Ok(report);
+            }
+        }
+        Err(AppError::Invalid {
+            message: format!(
+                "dataset {dataset} changed under this edit {ATTEMPTS} times in a row (others are \
+                 editing it)"
+            ),
+            hint: Some("run the edit again".into()),
+        })
+    }
+
+    /// One try of an edit: `None` when another edit of the dataset was recorded after this one
+    /// read it.
+    fn edit_attempt(
+        &mut self,
+        dataset: &str,
+        spec: &EditSpec,
+        why: &str,
+        noted: &[String],
+    ) -> Result<Option<EditReport>, AppError> {
+        let dataset = dataset.to_string();
+        // Read before the version: an edit recorded after this read, even one the version
+        // below already holds, makes the write below start over.
+        let past = self.edits_upto(&dataset, None)?;
+        let last_seen = past.last().map(|e| e.id);
         let current = self.load_version(&dataset, None)?;
         let previous_version = current.version.clone();
         let schema = current.schema.clone();
@@ -116,7 +150,6 @@ impl App {
                 hint: e.hint(),
             })
         };
-        let past = self.edits_upto(&dataset, None)?;
         let mut pending_source: Option<(SourceRecord, Vec<u8>)> = None;
         let mut appended = 0;
         // A join: the dataset's rows that found no row of the new file.
@@ -487,6 +520,9 @@ impl App {
             rec.object = self.store.objects().put(bytes)?.to_string();
         }
         let id = self.store.write(|tx| {
+            if tx.last_edit_id(&dataset)? != last_seen {
+                return Ok(None);
+            }
             if let Some((rec, _)) = &pending_source {
                 tx.insert_source(rec)?;
             }
@@ -521,15 +557,18 @@ impl App {
             })?;
             // The findings being fixed are linked to the edit in the same transaction.
             crate::findings::link_edit(tx, id, &fixing, &user, &time)?;
-            Ok::<_, AppError>(id)
+            Ok::<_, AppError>(Some(id))
         })?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
         if let Some((rec, _)) = &pending_source
             && let Some(object) = gyre_core::ContentHash::parse(&rec.object)
         {
             // As at import: the added table's decoded form, cached for the commands that follow.
             let _ = self.stored_table(&object);
         }
-        Ok(EditReport {
+        Ok(Some(EditReport {
             edit: id,
             kind: kind.name(),
             description,
@@ -540,7 +579,7 @@ impl App {
             why: why.to_string(),
             feature,
             unmatched_rows: unmatched,
-        })
+        }))
     }
 
     /// Row ids (or keys of the `--id-column`) to row ids, naming any that do not exist.

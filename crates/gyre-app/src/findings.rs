@@ -157,6 +157,14 @@ impl App {
             "fix" => "fixing",
             other => return Err(AppError::invalid(format!("unknown decision {other}"))),
         };
+        // The finding's last change as this decision sees it: read before its state, and
+        // checked again under the write lock below.
+        let last_event = |events: Vec<FindingEvent>| events.into_iter().rev().find(|e| e.finding == id);
+        let seen = self
+            .store
+            .read(|tx| tx.finding_events())
+            .map(last_event)?
+            .map(|e| e.seq);
         let current = self
             .findings()?
             .findings
@@ -181,6 +189,23 @@ impl App {
         let time = now();
         let (user, command) = (self.user.clone(), self.command.clone());
         self.store.write(|tx| {
+            // Compare-and-set: a decision made meanwhile by someone else stands, and this one
+            // is refused, naming it.
+            if let Some(other) = last_event(tx.finding_events()?)
+                && Some(other.seq) != seen
+            {
+                return Err(AppError::Invalid {
+                    message: format!(
+                        "finding #{id} changed while this decision was made: {} set it {} at {}{}; \
+                         nothing changed",
+                        other.who,
+                        other.state,
+                        other.time,
+                        other.why.map(|w| format!(" ({w})")).unwrap_or_default()
+                    ),
+                    hint: Some(format!("look at gyre finding {id}, then decide again")),
+                });
+            }
             tx.insert_finding_event(&FindingEvent {
                 seq: 0,
                 finding: id,
@@ -197,7 +222,8 @@ impl App {
                 command: &command,
                 why: Some(why),
                 objects: &[format!("finding:{id}")],
-            })
+            })?;
+            Ok::<_, AppError>(())
         })?;
         Ok(self
             .findings()?

@@ -36,6 +36,7 @@ mod skew;
 mod slicing;
 mod suites;
 mod table_view;
+mod team_store;
 mod train;
 mod watch_stats;
 mod why;
@@ -43,6 +44,8 @@ mod why;
 pub use ablate::{AblateReport, EditWorth};
 pub use command_learner::{CommandInfo, PROTOCOL_VERSION};
 pub use config::{GateConfig, LearnerConfig, default_config};
+pub use gyre_store::StoreConfig;
+pub use team_store::{CopyReport, StoreLocation, init_with};
 pub use curves::CurvesReport;
 pub use data::{ColumnHistogram, DataReport, DatasetReport, VersionReport, VersionsReport};
 pub use diff::{DiffReport, DiffRequest};
@@ -106,17 +109,15 @@ pub enum ProjectLocation<'a> {
 pub struct InitReport {
     pub project: PathBuf,
     pub config: PathBuf,
+    /// Where its metadata and objects live.
+    pub store: StoreLocation,
+    /// The team store already held the team's project, which this directory now works on.
+    pub joined: bool,
 }
 
-/// Creates a project in `dir`.
+/// Creates a project in `dir` on the embedded store.
 pub fn init(dir: &Path, command: &str) -> Result<InitReport, AppError> {
-    let root = Store::init(dir, &default_config())?;
-    let mut app = App::open(ProjectLocation::Explicit(&root), command)?;
-    app.record(None, &[])?;
-    Ok(InitReport {
-        config: root.join(gyre_store::CONFIG_FILE),
-        project: root,
-    })
+    init_with(dir, command, None)
 }
 
 impl App {

@@ -313,6 +313,25 @@ impl App {
         };
         let (user, command) = (self.user.clone(), self.command.clone());
         self.store.write(|tx| {
+            // Compare-and-set: the alias must still point where it did when this move was
+            // decided (and its gate ran); someone else's move in between wins, and this one
+            // says whose it was.
+            let events = tx.alias_events()?;
+            let now_at = events.iter().rev().find(|e| e.alias == alias);
+            if now_at.map(|e| &e.run) != event.previous.as_ref() {
+                let moved = now_at.expect("a move happened, so there is a latest one");
+                return Err(AppError::Invalid {
+                    message: format!(
+                        "{alias} moved while this {action} was decided: {} moved it to run {} \
+                         ({}, at {}: {}); nothing changed",
+                        moved.who, moved.run, moved.action, moved.time, moved.why
+                    ),
+                    hint: Some(format!(
+                        "look at gyre aliases, then {action} again (the gate runs against the new \
+                         {alias})"
+                    )),
+                });
+            }
             tx.insert_alias_event(&event)?;
             tx.append_journal(&NewJournalEntry {
                 time: &time,
@@ -320,7 +339,8 @@ impl App {
                 command: &command,
                 why: Some(why),
                 objects: &[format!("alias:{alias}"), format!("run:{run}")],
-            })
+            })?;
+            Ok::<_, AppError>(())
         })?;
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// this way (clap lists subcommands in one flat list). Every command is in exactly one stage;
 /// a test checks it.
 const STAGES: &[(&str, &[&str])] = &[
-    ("Start", &["init", "demo"]),
+    ("Start", &["init", "demo", "store"]),
     ("Import", &["import", "data"]),
     (
         "Train",
@@ -130,12 +130,51 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A team store: metadata in PostgreSQL, objects in an S3-compatible bucket. Credentials come
+/// from the environment and the usual files, never from the command line or gyre.toml.
+#[derive(Args, Debug, Clone, Default)]
+pub struct StoreArgs {
+    /// The team store's metadata: postgres://USER@HOST:PORT/DATABASE (password from
+    /// PGPASSWORD or ~/.pgpass)
+    #[arg(long, value_name = "URL", requires = "objects")]
+    pub store: Option<String>,
+    /// The team store's objects: s3://BUCKET/PREFIX (keys from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY or ~/.aws/credentials)
+    #[arg(long, value_name = "URL", requires = "store")]
+    pub objects: Option<String>,
+    /// The S3-compatible endpoint (MinIO, Ceph, Garage...): default AWS_ENDPOINT_URL, else AWS
+    #[arg(long, value_name = "URL", requires = "objects")]
+    pub endpoint: Option<String>,
+    /// The bucket's region: default AWS_REGION, else us-east-1
+    #[arg(long, requires = "objects")]
+    pub region: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreAction {
+    /// Copy the project, every object, run, edit, journal entry and alias move, into a new
+    /// project in DIR: on the team store with --store and --objects, else embedded
+    Copy {
+        /// The new project's directory
+        dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create a project: gyre.toml and .gyre/ (metadata and objects)
+    /// Create a project: gyre.toml and .gyre/ (metadata and objects), or one on the team store
     Init {
         /// Where to create it (default: the current directory)
         dir: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Where the project's metadata and objects live; copy it to another store
+    Store {
+        #[command(subcommand)]
+        action: Option<StoreAction>,
     },
     /// Import a CSV, CSV.gz or Parquet file as a dataset
     Import(ImportArgs),

@@ -72,6 +72,20 @@ impl StoreError {
             StoreError::AlreadyProject { .. } => {
                 Some("use the existing project, or choose another directory".into())
             }
+            StoreError::Postgres(m) if m.contains("connecting") || m.contains("password") => Some(
+                "check that the server runs and the URL in gyre.toml's [store] names it; the \
+                 password comes from PGPASSWORD or ~/.pgpass"
+                    .into(),
+            ),
+            StoreError::Remote(_) => Some(
+                "check the bucket exists, the endpoint ([store] endpoint or AWS_ENDPOINT_URL) and \
+                 the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+                 ~/.aws/credentials)"
+                    .into(),
+            ),
+            StoreError::TooNew { .. } => {
+                Some("install the newer gyre that wrote it (gyre --version)".into())
+            }
             _ => None,
         }
     }

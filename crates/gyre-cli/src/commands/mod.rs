@@ -15,6 +15,7 @@ mod monitor;
 mod runs;
 mod serve;
 mod ship;
+mod store;
 mod slices;
 mod suites;
 mod train;
@@ -28,7 +29,8 @@ use std::process::ExitCode;
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Init { dir } => init::run(cli, dir.as_deref()),
+        Command::Init { dir, store } => init::run(cli, dir.as_deref(), store),
+        Command::Store { action } => store::run(cli, action.as_ref()),
         Command::Import(args) => import::run(cli, args),
         Command::Data {
             name,
