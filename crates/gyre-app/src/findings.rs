@@ -159,7 +159,8 @@ impl App {
         };
         // The finding's last change as this decision sees it: read before its state, and
         // checked again under the write lock below.
-        let last_event = |events: Vec<FindingEvent>| events.into_iter().rev().find(|e| e.finding == id);
+        let last_event =
+            |events: Vec<FindingEvent>| events.into_iter().rev().find(|e| e.finding == id);
         let seen = self
             .store
             .read(|tx| tx.finding_events())

@@ -133,7 +133,11 @@ impl App {
         there.record(Some(&why), &[])?;
         let to_store = StoreLocation::of(store);
         self.record(
-            Some(&format!("copied to {} ({})", root.display(), to_store.backend)),
+            Some(&format!(
+                "copied to {} ({})",
+                root.display(),
+                to_store.backend
+            )),
             &[],
         )?;
         Ok(CopyReport {

@@ -99,6 +99,28 @@ fn spawn_kept(mut cmd: Command, ids: Option<(u32, u32)>) -> std::io::Result<Chil
     answer.recv().expect("the keeper answers")
 }
 
+/// The pids whose parent is `pid` (from /proc).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces, so read after its last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// The directory of PostgreSQL's server binaries: `initdb` on PATH, else Debian's newest
 /// `/usr/lib/postgresql/N/bin`.
 pub fn postgres_bin() -> Option<PathBuf> {
@@ -279,6 +301,12 @@ impl Postgres {
     /// Kills the server at once (SIGKILL: no shutdown, as a crash or a lost machine).
     pub fn kill(&self) {
         if let Some(mut c) = self.server.lock().unwrap().take() {
+            // The backends first (a backend outlives its postmaster for a while and could
+            // still commit), then the postmaster.
+            for child in children(c.id()) {
+                // SAFETY: signalling a pid read from /proc; at worst it is gone already.
+                unsafe { libc::kill(child as i32, libc::SIGKILL) };
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -430,6 +458,14 @@ impl S3 {
             return Err("moto_server did not listen within 30 s".into());
         }
         Ok(())
+    }
+
+    /// Kills the server at once (its objects, held in memory, are gone with it).
+    pub fn kill(&self) {
+        if let Some(mut c) = self.server.lock().unwrap().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     pub fn endpoint(&self) -> String {

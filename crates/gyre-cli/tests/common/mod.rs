@@ -16,6 +16,62 @@ pub fn adult() -> PathBuf {
 
 pub struct Project {
     pub dir: tempfile::TempDir,
+    /// Environment every command gets (a team store's credentials).
+    pub env: Vec<(String, String)>,
+}
+
+/// A fresh team store (a database on the tests' PostgreSQL cluster, a bucket on their S3
+/// server) and the environment that reaches it; `None`, reported, where either is missing.
+pub struct TeamStore {
+    pub metadata: String,
+    pub objects: String,
+    pub env: Vec<(String, String)>,
+    pub pg: &'static gyre_testkit::Postgres,
+}
+
+impl TeamStore {
+    pub fn new() -> Option<TeamStore> {
+        let pg = gyre_testkit::Postgres::shared();
+        if !require("PostgreSQL: apt-get install postgresql", pg.is_some()) {
+            return None;
+        }
+        let s3 = gyre_testkit::S3::shared();
+        if !require("an S3 server: pip install 'moto[server]'", s3.is_some()) {
+            return None;
+        }
+        let (pg, s3) = (pg?, s3?);
+        Some(TeamStore {
+            metadata: pg.new_database(),
+            objects: s3.new_bucket(),
+            env: vec![
+                ("PGPASSWORD".into(), gyre_testkit::PG_PASSWORD.into()),
+                ("AWS_ACCESS_KEY_ID".into(), gyre_testkit::S3_KEY_ID.into()),
+                (
+                    "AWS_SECRET_ACCESS_KEY".into(),
+                    gyre_testkit::S3_SECRET.into(),
+                ),
+                ("AWS_ENDPOINT_URL".into(), s3.endpoint()),
+                ("AWS_REGION".into(), "us-east-1".into()),
+            ],
+            pg,
+        })
+    }
+
+    /// A new working directory on this team store (`gyre init --store --objects`): the first
+    /// makes the team's project, later ones join it.
+    pub fn project(&self) -> Project {
+        let mut p = Project::empty();
+        p.env = self.env.clone();
+        let out = p.run(&[
+            "init",
+            "--store",
+            &self.metadata,
+            "--objects",
+            &self.objects,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        p
+    }
 }
 
 impl Project {
@@ -31,6 +87,7 @@ impl Project {
     pub fn empty() -> Project {
         Project {
             dir: tempfile::tempdir().unwrap(),
+            env: Vec::new(),
         }
     }
 
@@ -43,7 +100,8 @@ impl Project {
         c.args(args)
             .current_dir(self.path())
             .env("GYRE_USER", "tester")
-            .env_remove("GYRE_PROJECT");
+            .env_remove("GYRE_PROJECT")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
