@@ -58,6 +58,10 @@ fn script_of(block: &str, port: &str) -> (String, usize) {
 /// Runs a script from `script_of` at the repository's root, bounded so a server that never
 /// comes up fails the test instead of hanging it.
 fn run_script(script: &str, root: &Path) -> std::process::Output {
+    run_script_with(script, root, &[])
+}
+
+fn run_script_with(script: &str, root: &Path, env: &[(String, String)]) -> std::process::Output {
     let home = tempfile::tempdir().unwrap();
     std::process::Command::new("timeout")
         .args(["600", "bash", "-c"])
@@ -67,6 +71,7 @@ fn run_script(script: &str, root: &Path) -> std::process::Output {
         .env("HOME", home.path())
         .env("TMPDIR", home.path())
         .env_remove("GYRE_PROJECT")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap()
 }
@@ -134,4 +139,37 @@ fn the_readme_turn_with_the_sklearn_challenger_runs_as_pasted() {
     assert!(o.contains("champion is now run"), "{o}");
     assert!(!o.contains("FORCED"), "{o}");
     assert!(o.contains("\"classes\":[\"<=50K\",\">50K\"]"), "{o}");
+}
+
+/// README's team store tour (issue 21), against a throwaway PostgreSQL database and a bucket on
+/// moto's S3 server: the block as pasted, with its two lines naming the team's database and
+/// bucket set to them, and the credentials in the environment, where README says they go.
+#[test]
+fn the_readme_team_store_tour_runs_against_real_servers() {
+    let Some(team) = TeamStore::new() else { return };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block = block_under(&readme, "## One project, many hands: the team store");
+    let block: String = block
+        .lines()
+        .map(|l| {
+            if l.starts_with("TEAM_DB=") {
+                format!("TEAM_DB={}", team.metadata)
+            } else if l.starts_with("TEAM_BUCKET=") {
+                format!("TEAM_BUCKET={}", team.objects)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (script, commands) = script_of(&block, "0");
+    assert!(commands >= 12, "the tour shrank to {commands} commands");
+    let out = run_script_with(&script, &root, &team.env);
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{o}\nstderr:\n{e}");
+    assert!(o.contains("joined the team's project"), "{o}");
+    assert!(o.contains("minors are not our customers"), "{o}");
+    assert!(o.contains("embedded store"), "{o}");
+    assert!(!o.contains(gyre_testkit::PG_PASSWORD) && !e.contains(gyre_testkit::PG_PASSWORD));
 }

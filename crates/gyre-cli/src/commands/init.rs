@@ -14,7 +14,7 @@ pub fn run(cli: &Cli, dir: Option<&Path>, store: &StoreArgs) -> anyhow::Result<E
         output::json(&report);
     } else {
         let what = if report.joined {
-            "joined the team's project from"
+            "joined the team's project; working directory"
         } else {
             "created a gyre project in"
         };
