@@ -442,3 +442,27 @@ fn the_database_or_the_object_server_killed_mid_train_loses_nothing_committed() 
         "a run whose model did not reach the bucket is not recorded"
     );
 }
+
+#[test]
+fn trains_run_in_parallel_from_two_directories_of_one_team_project() {
+    let Some(team) = TeamStore::new() else { return };
+    let ana = team.project();
+    import_small(&ana);
+    let bo = team.project();
+    let runs: Vec<serde_json::Value> = std::thread::scope(|s| {
+        let a = s.spawn(|| ana.json(&["train", "-p", "num_iterations=30", "--seed", "1"]));
+        let b = s.spawn(|| bo.json(&["train", "--learner", "linear"]));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    let ids = run_ids(&ana);
+    assert_eq!(ids.len(), 2);
+    for r in &runs {
+        assert!(ids.contains(&r["run"].as_str().unwrap().to_string()));
+    }
+    // Each directory's journal holds both trains, by whom they were made.
+    let trains = entries(&bo)
+        .into_iter()
+        .filter(|e| e["command"].as_str().unwrap().starts_with("gyre train"))
+        .count();
+    assert_eq!(trains, 2);
+}

@@ -387,3 +387,36 @@ fn a_project_copies_to_the_team_store_and_back_losslessly() {
         .to_string();
     assert!(err.contains("already holds a project"), "{err}");
 }
+
+#[test]
+fn a_dropped_team_connection_is_made_again_for_the_next_transaction() {
+    let Some(team) = team() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&Store::init(dir.path(), &team.config_text()).unwrap()).unwrap();
+    fill(&mut store);
+    let db = team.metadata.rsplit('/').next().unwrap();
+    // The server ends this store's session (a restart, a failover, an idle timeout).
+    team.pg
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{db}' AND application_name = 'gyre'"
+            ),
+        )
+        .unwrap();
+    // The transaction that finds it gone fails (nothing half-done), the next one reconnects.
+    let _ = store.read(|tx| tx.runs());
+    assert_eq!(store.read(|tx| tx.runs()).unwrap().len(), 3);
+    store
+        .write(|tx| {
+            tx.append_journal(&crate::NewJournalEntry {
+                time: "t",
+                user: "u",
+                command: "gyre log",
+                why: None,
+                objects: &[],
+            })
+        })
+        .unwrap();
+}

@@ -25,13 +25,35 @@ pub struct Store {
     objects: Objects,
 }
 
-/// The metadata connection.
+/// The metadata connection (one per open store: the size of a variant does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Db {
     Lite(Connection),
     Pg {
         client: postgres::Client,
         statements: HashMap<String, postgres::Statement>,
+        /// To connect again when the server dropped the connection (a restart, a failover)
+        /// while a long-lived face (`gyre ui`, `gyre serve`) held it.
+        url: String,
     },
+}
+
+impl Db {
+    /// A PostgreSQL connection found closed is made again before the next transaction (one
+    /// interrupted mid-transaction has failed that transaction; nothing half-done remains).
+    fn reconnect_if_closed(&mut self) -> Result<(), StoreError> {
+        if let Db::Pg {
+            client,
+            statements,
+            url,
+        } = self
+            && client.is_closed()
+        {
+            *client = pg::connect(url)?;
+            statements.clear();
+        }
+        Ok(())
+    }
 }
 
 /// A metadata transaction: everything inside commits together or not at all.
@@ -133,6 +155,7 @@ fn open_team(state: &Path, c: &StoreConfig) -> Result<(Db, Objects), StoreError>
         Db::Pg {
             client,
             statements: HashMap::new(),
+            url: url.to_string(),
         },
         Objects::with_remote(state, remote),
     ))
@@ -248,6 +271,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
+        self.db.reconnect_if_closed()?;
         match &mut self.db {
             Db::Lite(conn) => {
                 let tx = conn
@@ -259,7 +283,9 @@ impl Store {
                 tx.commit().map_err(StoreError::from)?;
                 Ok(out)
             }
-            Db::Pg { client, statements } => {
+            Db::Pg {
+                client, statements, ..
+            } => {
                 let mut tx = client
                     .build_transaction()
                     .isolation_level(postgres::IsolationLevel::ReadCommitted)
@@ -286,6 +312,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
+        self.db.reconnect_if_closed()?;
         match &mut self.db {
             Db::Lite(conn) => {
                 let tx = conn
@@ -293,7 +320,9 @@ impl Store {
                     .map_err(StoreError::from)?;
                 f(&Tx(Conn::Lite(tx)))
             }
-            Db::Pg { client, statements } => {
+            Db::Pg {
+                client, statements, ..
+            } => {
                 let tx = client
                     .build_transaction()
                     .isolation_level(postgres::IsolationLevel::RepeatableRead)

@@ -431,25 +431,37 @@ impl S3 {
     }
 
     pub fn start() -> Result<S3, String> {
-        let exe = std::env::var_os("PATH")
-            .and_then(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("moto_server"))
-                    .find(|p| p.is_file())
-            })
-            .ok_or("no moto_server (pip install 'moto[server]')")?;
+        // `moto_server` on PATH, else the module of the Python that has it (a pip install
+        // whose scripts directory is not on PATH).
+        let exe = std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("moto_server"))
+                .find(|p| p.is_file())
+        });
+        let launcher = match exe {
+            Some(exe) => vec![exe.into_os_string()],
+            None if Command::new("python3")
+                .args(["-c", "import moto.server, flask"])
+                .output()
+                .is_ok_and(|o| o.status.success()) =>
+            {
+                vec!["python3".into(), "-m".into(), "moto.server".into()]
+            }
+            None => return Err("no moto_server (pip install 'moto[server]')".into()),
+        };
         let s3 = S3 {
             port: free_port(),
             server: Mutex::new(None),
             next_bucket: Mutex::new(0),
         };
-        s3.run_server(&exe)?;
+        s3.run_server(&launcher)?;
         Ok(s3)
     }
 
-    fn run_server(&self, exe: &Path) -> Result<(), String> {
-        let mut cmd = Command::new(exe);
-        cmd.args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+    fn run_server(&self, launcher: &[std::ffi::OsString]) -> Result<(), String> {
+        let mut cmd = Command::new(&launcher[0]);
+        cmd.args(&launcher[1..])
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = spawn_kept(cmd, None).map_err(|e| format!("moto_server: {e}"))?;
