@@ -49,11 +49,12 @@ def free_port():
 
 
 def pg_bin():
-    for d in os.environ.get("PATH", "").split(":"):
-        if os.path.exists(os.path.join(d, "initdb")):
-            return d
-    versions = sorted(int(v) for v in os.listdir("/usr/lib/postgresql"))
-    return f"/usr/lib/postgresql/{versions[-1]}/bin"
+    """Debian's newest server binaries (initdb, postgres, psql side by side), else PATH's."""
+    if os.path.isdir("/usr/lib/postgresql"):
+        versions = sorted(int(v) for v in os.listdir("/usr/lib/postgresql") if v.isdigit())
+        if versions:
+            return f"/usr/lib/postgresql/{versions[-1]}/bin"
+    return os.path.dirname(shutil.which("initdb"))
 
 
 def as_postgres(cmd):
@@ -174,6 +175,16 @@ def fill_runs(project, n):
     db.close()
 
 
+def print_turns(stages, aucs):
+    print(f"\none turn of the loop on Adult, median of {RUNS} (seconds), warm cache:")
+    print(f"  {'stage':<8} {'embedded':>9} {'team':>9} {'team/embedded':>14}")
+    for s in ["edit", "train", "slices", "diff", "total"]:
+        e = statistics.median(t[s] for t in stages["embedded"])
+        m = statistics.median(t[s] for t in stages["team"])
+        print(f"  {s:<8} {e:9.3f} {m:9.3f} {m / e:13.2f}x")
+    print(f"  AUC: embedded {aucs['embedded'][0]:.5f}, team {aucs['team'][0]:.5f}")
+
+
 def median_ms(cmd, env, n=7):
     return statistics.median(run(cmd, env)[0] for _ in range(n)) * 1000
 
@@ -198,13 +209,9 @@ def main():
                 t, auc = turn(env, args)
                 stages[store].append(t)
                 aucs[store].append(auc)
-        print(f"\none turn of the loop on Adult, median of {RUNS} (seconds), warm cache:")
-        print(f"  {'stage':<8} {'embedded':>9} {'team':>9} {'team/embedded':>14}")
-        for s in ["edit", "train", "slices", "diff", "total"]:
-            e = statistics.median(t[s] for t in stages["embedded"])
-            m = statistics.median(t[s] for t in stages["team"])
-            print(f"  {s:<8} {e:9.3f} {m:9.3f} {m / e:13.2f}x")
-        print(f"  AUC: embedded {aucs['embedded'][0]:.5f}, team {aucs['team'][0]:.5f}")
+        if RUNS:
+            print_turns(stages, aucs)
+
 
         local = os.path.join(work, "many")
         run([GYRE, "init", local], env)
@@ -222,7 +229,10 @@ def main():
                                                                     "auc >= 0.9, num_leaves = 31"])]:
             e = median_ms([GYRE, "--project", local] + args + ["--json"], env)
             m = median_ms([GYRE, "--project", shared] + args + ["--json"], env)
-            print(f"  gyre {' '.join(args[1:]) or 'runs':<45} embedded {e:6.1f} ms   team {m:6.1f} ms  ({name})")
+            print(f"  gyre {' '.join(args):<55} embedded {e:6.1f} ms   team {m:6.1f} ms  ({name})")
+        if os.environ.get("KEEP"):
+            print(f"kept: psql -h {sock} -p {pg_port} -U gyre -d many; project {shared}; Enter ends")
+            input()
     finally:
         pg.terminate()
         s3.terminate()

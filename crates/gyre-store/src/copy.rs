@@ -217,6 +217,12 @@ impl Store {
             }
             Ok::<_, StoreError>(())
         })?;
+        if dest.is_team() {
+            // Fresh planner statistics and visibility for the tables just filled: without
+            // them the first queries plan as if the tables were empty and index-only scans
+            // read the table too (a 100,000-run listing took 250 ms instead of 30).
+            dest.vacuum_analyze()?;
+        }
         let (ours, theirs) = (
             self.read(|tx| tx.contents())?,
             dest.read(|tx| tx.contents())?,

@@ -237,6 +237,16 @@ impl Store {
         })
     }
 
+    /// After a bulk load into PostgreSQL: fresh planner statistics, and the visibility map
+    /// set so that index-only scans need not visit the table (until autovacuum came by, a
+    /// filtered listing of 100,000 runs took 300 ms instead of 70). Nothing for SQLite.
+    pub(crate) fn vacuum_analyze(&mut self) -> Result<(), StoreError> {
+        if let Db::Pg { client, .. } = &mut self.db {
+            client.batch_execute("VACUUM (ANALYZE)")?;
+        }
+        Ok(())
+    }
+
     /// Whether this project's metadata and objects are the team store.
     pub fn is_team(&self) -> bool {
         matches!(self.db, Db::Pg { .. })

@@ -5,8 +5,20 @@ use crate::output::{self, count, num, short};
 use std::path::Path;
 use std::process::ExitCode;
 
+/// Runs plain `gyre runs` lists: the newest, oldest first (a team's store may hold 100,000).
+const NEWEST: usize = 50;
+
+/// `gyre runs`: the newest runs, oldest first, and how many there are in all.
 pub fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let report = super::open(cli)?.runs()?;
+    let query = gyre_app::RunsQuery {
+        sort: gyre_app::run_field("created")?,
+        descending: true,
+        filters: Vec::new(),
+        limit: NEWEST,
+        offset: 0,
+    };
+    let mut report = super::open(cli)?.runs_page(&query)?;
+    report.runs.reverse();
     if cli.json {
         output::json(&report);
         return Ok(ExitCode::SUCCESS);
@@ -15,7 +27,15 @@ pub fn list(cli: &Cli) -> anyhow::Result<ExitCode> {
         output::print("no runs yet\n\nnext: gyre train\n");
         return Ok(ExitCode::SUCCESS);
     }
-    output::print(&runs_table(&report.runs));
+    let mut s = runs_table(&report.runs);
+    if report.total > report.runs.len() {
+        s.push_str(&format!(
+            "\nthe newest {} of {} runs; --sort, --where, --limit and --offset page through all\n",
+            report.runs.len(),
+            count(report.total as u64)
+        ));
+    }
+    output::print(&s);
     Ok(ExitCode::SUCCESS)
 }
 
