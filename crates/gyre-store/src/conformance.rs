@@ -167,7 +167,7 @@ fn team_objects_live_in_the_bucket_and_the_cache_refetches_them_checked() {
 }
 
 #[test]
-fn a_team_store_from_a_newer_gyre_is_refused_and_an_older_schema_is_upgraded() {
+fn a_team_store_from_a_newer_gyre_is_refused_and_a_fresh_one_gets_the_schema() {
     let Some(team) = team() else { return };
     let dir = tempfile::tempdir().unwrap();
     let root = Store::init(dir.path(), &team.config_text()).unwrap();
@@ -419,4 +419,56 @@ fn a_dropped_team_connection_is_made_again_for_the_next_transaction() {
             })
         })
         .unwrap();
+}
+
+#[test]
+fn an_older_embedded_store_is_upgraded_in_one_step_and_a_newer_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A project written by a gyre that knew the first six migrations, with a run in it.
+    let root = dir.path().join("p");
+    std::fs::create_dir_all(root.join(".gyre/objects")).unwrap();
+    std::fs::write(root.join(crate::CONFIG_FILE), "").unwrap();
+    let db = root.join(".gyre/gyre.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        for sql in &crate::migrations::MIGRATIONS[..6] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO datasets VALUES ('d', '{}', 't');
+             INSERT INTO runs (id, dataset, version, learner, params, seed, model, predictions,
+                               metrics, timings, info, seed_group, created_at, created_by)
+             VALUES ('r', 'd', 'v', 'gbdt', '{\"num_leaves\":7}', 3, 'm', 'p',
+                     '{\"holdout\":{\"auc\":0.9}}', '{}', '{}', NULL, 't', 'u');
+             PRAGMA user_version = 6;",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&root).unwrap();
+    // Migration 7 filled run_values for the old run: it sorts and filters like a new one.
+    let q = crate::RunsQuery {
+        sort: crate::RunField::Metric("auc".into()),
+        descending: true,
+        filters: vec![crate::RunFilter {
+            field: crate::RunField::Param("num_leaves".into()),
+            op: crate::CompareOp::Eq,
+            value: "7".into(),
+        }],
+        limit: 10,
+        offset: 0,
+    };
+    assert_eq!(store.read(|tx| tx.runs_page(&q)).unwrap().runs[0].id, "r");
+    drop(store);
+    let version: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, crate::migrations::MIGRATIONS.len() as i64);
+    // A store from a newer gyre is refused, and left as it was.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
+    let err = Store::open(&root).err().unwrap().to_string();
+    assert!(err.contains("newer gyre") && err.contains("99"), "{err}");
 }
