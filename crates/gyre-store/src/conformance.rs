@@ -472,3 +472,79 @@ fn an_older_embedded_store_is_upgraded_in_one_step_and_a_newer_one_refused() {
     let err = Store::open(&root).err().unwrap().to_string();
     assert!(err.contains("newer gyre") && err.contains("99"), "{err}");
 }
+
+#[test]
+fn the_journal_pages_filters_and_names_the_same_on_both_backends() {
+    for mut t in backends() {
+        let store = &mut t.store;
+        let name = t.backend;
+        store
+            .write(|tx| {
+                for (i, (user, command, objects)) in [
+                    ("ana", "gyre import a.csv", vec!["dataset:d".to_string()]),
+                    (
+                        "bo",
+                        "gyre label-issues r",
+                        vec!["kept-label:1".into(), "run:r".into()],
+                    ),
+                    ("ana", "gyre edit relabel", vec!["edit:1".into()]),
+                    ("Zoe", "gyre label-issues s", vec!["kept-label:2".into()]),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    tx.append_journal(&crate::NewJournalEntry {
+                        time: &format!("2026-12-0{}T00:00:00Z", i + 1),
+                        user,
+                        command,
+                        why: Some("w"),
+                        objects: &objects,
+                    })?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let mut page = |q: crate::JournalQuery| {
+            let p = store.read(|tx| tx.journal_page(&q)).unwrap();
+            (p.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), p.total)
+        };
+        let all = crate::JournalQuery {
+            limit: 2,
+            ..Default::default()
+        };
+        assert_eq!(page(all.clone()), (vec![4, 3], 4), "{name}: newest first");
+        assert_eq!(
+            page(crate::JournalQuery {
+                user: Some("ana".into()),
+                limit: 10,
+                ..Default::default()
+            }),
+            (vec![3, 1], 2),
+            "{name}"
+        );
+        assert_eq!(
+            page(crate::JournalQuery {
+                command: Some("label-issues".into()),
+                since: Some("2026-12-03".into()),
+                limit: 10,
+                ..Default::default()
+            }),
+            (vec![4], 1),
+            "{name}"
+        );
+        assert_eq!(
+            page(crate::JournalQuery {
+                until: Some("2026-12-02".into()),
+                limit: 10,
+                offset: 0,
+                ..Default::default()
+            }),
+            (vec![1], 1),
+            "{name}"
+        );
+        let users = store.read(|tx| tx.journal_users()).unwrap();
+        assert_eq!(users, ["Zoe", "ana", "bo"], "{name}: sorted by bytes");
+        let kept = store.read(|tx| tx.journal_objects("kept-label:")).unwrap();
+        assert_eq!(kept, ["kept-label:1", "kept-label:2"], "{name}");
+    }
+}

@@ -188,6 +188,12 @@ impl Remote {
     }
 
     fn failed(&self, what: &str, id: &str, e: impl std::fmt::Display) -> StoreError {
+        // A signed URL carries the access key's id and, with temporary credentials, the
+        // session token: an error that quotes one is cut before its query.
+        let mut e = e.to_string();
+        if let Some(q) = e.find('?') {
+            e.truncate(q);
+        }
         StoreError::Remote(format!("{what} object {id} at {}: {e}", self.url))
     }
 
