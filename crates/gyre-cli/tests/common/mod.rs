@@ -197,25 +197,9 @@ pub fn run_count(p: &Project) -> usize {
 }
 
 /// Whether a test may use something from outside the workspace (a Python package, a
-/// service): yes when `available`. When not, the test says so on stderr and should return
-/// (this gives false), unless `GYRE_REQUIRE_SERVICES=1` (CI), where a missing one fails it.
-/// `what` names it and how to get it: "onnxruntime not installed: pip install onnxruntime".
-pub fn require(what: &str, available: bool) -> bool {
-    if available {
-        return true;
-    }
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a test")
-        .to_string();
-    if std::env::var("GYRE_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-        panic!("{test} needs what is missing ({what}), and GYRE_REQUIRE_SERVICES=1");
-    }
-    // Straight to stderr, past the test harness's capture, so a skip is seen.
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "did not run: {test} ({what})");
-    false
-}
+/// service): the test says so and returns when it is missing, or fails under
+/// `GYRE_REQUIRE_SERVICES=1` (CI). One rule for every test: gyre-testkit's.
+pub use gyre_testkit::require;
 
 /// The tests' seeded pseudo-random numbers (Knuth's MMIX linear congruential generator): the
 /// data they generate is the same on every machine and run.
