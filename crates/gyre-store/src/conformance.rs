@@ -218,6 +218,10 @@ fn an_unreachable_team_database_fails_init_and_leaves_nothing() {
     let err = Store::init(dir.path(), &config).unwrap_err().to_string();
     assert!(err.contains("connecting to postgres://127.0.0.1"), "{err}");
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    // A directory the init made is not left behind either.
+    let new = dir.path().join("new");
+    assert!(Store::init(&new, &config).is_err());
+    assert!(!new.exists());
 }
 
 /// A project with a row in every table, and objects.

@@ -180,12 +180,22 @@ impl Store {
     /// temporary name and renamed into place, and `gyre.toml` is written last, so an interrupted
     /// init leaves no half-made project behind.
     pub fn init(dir: &Path, config_text: &str) -> Result<PathBuf, StoreError> {
+        let made_dir = !dir.exists();
         fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         let root = dir.canonicalize().map_err(|e| StoreError::io(dir, e))?;
         if root.join(CONFIG_FILE).exists() || root.join(STATE_DIR).exists() {
             return Err(StoreError::AlreadyProject { path: root });
         }
-        let team = StoreConfig::from_config_text(config_text, &root.join(CONFIG_FILE))?;
+        let team = StoreConfig::from_config_text(config_text, &root.join(CONFIG_FILE));
+        let team = match team {
+            Ok(t) => t,
+            Err(e) => {
+                if made_dir {
+                    let _ = fs::remove_dir(&root);
+                }
+                return Err(e);
+            }
+        };
         let staging = root.join(format!(".gyre.init-{}", std::process::id()));
         let build = || -> Result<(), StoreError> {
             fs::create_dir_all(staging.join("objects")).map_err(|e| StoreError::io(&staging, e))?;
@@ -204,6 +214,10 @@ impl Store {
         };
         if let Err(e) = build() {
             let _ = fs::remove_dir_all(&staging);
+            if made_dir {
+                // The directory this init made, now empty again (remove_dir keeps a full one).
+                let _ = fs::remove_dir(&root);
+            }
             return Err(e);
         }
         fs::rename(&staging, root.join(STATE_DIR)).map_err(|e| StoreError::io(&root, e))?;

@@ -32,7 +32,11 @@ pub fn run(cli: &Cli, action: Option<&StoreAction>) -> anyhow::Result<ExitCode> 
             if cli.json {
                 output::json(&loc);
             } else {
-                output::print(&format!("{}\n{}\n", app.root().display(), describe(&loc)));
+                let root = app
+                    .root()
+                    .canonicalize()
+                    .unwrap_or(app.root().to_path_buf());
+                output::print(&format!("{}\n{}\n", root.display(), describe(&loc)));
             }
         }
         Some(StoreAction::Copy { dir, store }) => {
