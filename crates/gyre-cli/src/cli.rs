@@ -155,8 +155,12 @@ pub enum StoreAction {
     /// Copy the project, every object, run, edit, journal entry and alias move, into a new
     /// project in DIR: on the team store with --store and --objects, else embedded
     Copy {
+        /// The new project's directory (or --to DIR)
+        #[arg(conflicts_with = "to", required_unless_present = "to")]
+        dir: Option<PathBuf>,
         /// The new project's directory
-        dir: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },

@@ -296,7 +296,13 @@ fn store_copy_moves_a_project_to_the_team_store_and_back_losslessly() {
     let shared_root = shared_dir.path().join("p");
     let back_dir = tempfile::tempdir().unwrap();
     let back_root = back_dir.path().join("p");
-    let mut back_copy = shared.cmd(&["store", "copy", back_root.to_str().unwrap(), "--json"]);
+    let mut back_copy = shared.cmd(&[
+        "store",
+        "copy",
+        "--to",
+        back_root.to_str().unwrap(),
+        "--json",
+    ]);
     back_copy.current_dir(&shared_root);
     let out = back_copy.output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

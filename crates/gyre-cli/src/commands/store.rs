@@ -39,7 +39,8 @@ pub fn run(cli: &Cli, action: Option<&StoreAction>) -> anyhow::Result<ExitCode> 
                 output::print(&format!("{}\n{}\n", root.display(), describe(&loc)));
             }
         }
-        Some(StoreAction::Copy { dir, store }) => {
+        Some(StoreAction::Copy { dir, to, store }) => {
+            let dir = dir.as_ref().or(to.as_ref()).expect("clap requires one");
             let bar = if cli.json {
                 ProgressBar::hidden()
             } else {
