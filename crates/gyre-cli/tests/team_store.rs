@@ -472,3 +472,88 @@ fn trains_run_in_parallel_from_two_directories_of_one_team_project() {
         .count();
     assert_eq!(trains, 2);
 }
+
+/// Decisions on one finding from four processes at once: each is recorded on top of the one
+/// before it or refused (no decision overwrites another unseen: the finding's history never
+/// holds the same state twice in a row).
+fn finding_decisions_are_compare_and_set(p: &Project) {
+    let mut csv = String::from("a,b,x,y\n");
+    let mut rng = Lcg::new(21);
+    let mut next = || rng.next_u64();
+    for _ in 0..6000 {
+        let (a, b) = (next() % 4, next() % 3);
+        let x = (next() % 1000) as f64 / 1000.0;
+        let y = if a == 2 && b == 1 {
+            next() % 2 == 0
+        } else {
+            x > 0.5
+        };
+        csv.push_str(&format!("a{a},b{b},{x},{}\n", if y { "yes" } else { "no" }));
+    }
+    let f = p.write("f.csv", csv.as_bytes());
+    p.json(&[
+        "import",
+        f.to_str().unwrap(),
+        "--target",
+        "y",
+        "--holdout",
+        "0.5",
+        "--seed",
+        "2",
+    ]);
+    p.json(&["train", "-p", "num_iterations=40"]);
+    let id = p.json(&["findings"])["findings"][0]["id"].to_string();
+    let outcomes: Vec<(i32, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = ["accept", "fix", "accept", "fix"]
+            .iter()
+            .map(|d| {
+                let id = &id;
+                s.spawn(move || {
+                    let out = p.run(&["finding", d, id, "--why", "race"]);
+                    (out.status.code().unwrap_or(-1), stderr(&out))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (code, err) in &outcomes {
+        assert!(
+            *code == 0
+                || err.contains("changed while this decision was made")
+                || err.contains("is already"),
+            "{code}: {err}"
+        );
+    }
+    let finding = p.json(&["findings"])["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"].to_string() == id)
+        .unwrap()
+        .clone();
+    let states: Vec<String> = finding["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        states.len(),
+        1 + outcomes.iter().filter(|o| o.0 == 0).count(),
+        "{states:?}"
+    );
+    for pair in states.windows(2) {
+        assert_ne!(pair[0], pair[1], "{states:?}");
+    }
+}
+
+#[test]
+fn finding_decisions_are_compare_and_set_on_the_embedded_store() {
+    finding_decisions_are_compare_and_set(&Project::new());
+}
+
+#[test]
+fn finding_decisions_are_compare_and_set_on_the_team_store() {
+    let Some(team) = TeamStore::new() else { return };
+    finding_decisions_are_compare_and_set(&team.project());
+}
