@@ -502,7 +502,8 @@ fn finding_decisions_are_compare_and_set(p: &Project) {
         "2",
     ]);
     p.json(&["train", "-p", "num_iterations=40"]);
-    let id = p.json(&["findings"])["findings"][0]["id"].to_string();
+    let first = p.json(&["findings"])["findings"][0]["id"].clone();
+    let id = first.to_string();
     let outcomes: Vec<(i32, String)> = std::thread::scope(|s| {
         let handles: Vec<_> = ["accept", "fix", "accept", "fix"]
             .iter()
@@ -528,7 +529,7 @@ fn finding_decisions_are_compare_and_set(p: &Project) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["id"].to_string() == id)
+        .find(|f| f["id"] == first)
         .unwrap()
         .clone();
     let states: Vec<String> = finding["history"]
