@@ -312,6 +312,60 @@ impl Conn<'_> {
         }
     }
 
+    /// Appends rows (each a value per column of `cols`) to `table`: PostgreSQL's binary COPY,
+    /// SQLite's multi-row INSERTs of 200 rows. For `gyre store copy`.
+    pub(crate) fn append_rows(
+        &self,
+        table: &str,
+        cols: &str,
+        rows: &[Row],
+    ) -> Result<(), StoreError> {
+        const CHUNK: usize = 200;
+        let n = cols.split(',').count();
+        match self {
+            Conn::Pg { tx, .. } => {
+                let types: Vec<postgres::types::Type> = self
+                    .statement(&format!("SELECT {cols} FROM {table} LIMIT 0"))?
+                    .columns()
+                    .iter()
+                    .map(|c| c.type_().clone())
+                    .collect();
+                let mut tx = tx.borrow_mut();
+                let sink = tx.copy_in(&format!("COPY {table} ({cols}) FROM STDIN BINARY"))?;
+                let mut w = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+                for r in rows {
+                    let values: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                        (0..n).map(|c| r.value(c) as _).collect();
+                    w.write(&values)?;
+                }
+                w.finish()?;
+                Ok(())
+            }
+            Conn::Lite(_) => {
+                for chunk in rows.chunks(CHUNK) {
+                    let mut params = Vec::with_capacity(chunk.len() * n);
+                    let mut groups = Vec::with_capacity(chunk.len());
+                    for r in chunk {
+                        let first = params.len();
+                        params.extend((0..n).map(|c| r.value(c).clone()));
+                        groups.push(format!(
+                            "({})",
+                            (first + 1..=first + n)
+                                .map(|p| format!("?{p}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
+                    self.exec(
+                        &format!("INSERT INTO {table} ({cols}) VALUES {}", groups.join(", ")),
+                        &params,
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Every row of a query.
     pub(crate) fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
         match self {
