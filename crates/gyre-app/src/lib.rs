@@ -72,8 +72,7 @@ pub use predictions::PredictionsReport;
 pub use request_row::{FieldName, FieldValue, RequestRow};
 pub use review::{LabelDecision, ReviewReport, RowDecision, RowsTable, ShownRow};
 pub use runs::{
-    ExternalModelNote, MAX_PAGE, RunBrief, RunsPageReport, RunsReport, ShowReport,
-    parse_run_filters, run_field,
+    ExternalModelNote, MAX_PAGE, RunBrief, RunsPageReport, ShowReport, parse_run_filters, run_field,
 };
 pub use runs_import::{HoldoutReport, ImportRunRequest, ImportedFrom};
 pub use serving::{FieldError, ServedPrediction, ServingModel};

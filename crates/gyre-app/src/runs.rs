@@ -7,11 +7,6 @@ use crate::{App, AppError};
 use gyre_store::{CompareOp, RunField, RunFilter, RunRecord, RunsQuery};
 use serde::Serialize;
 
-#[derive(Serialize)]
-pub struct RunsReport {
-    pub runs: Vec<RunReport>,
-}
-
 /// `gyre show RUN`: the run and its features' global importance.
 #[derive(Serialize)]
 pub struct ShowReport {
@@ -75,13 +70,6 @@ impl App {
                 "run prefix \"{name}\" matches {n} runs; give more characters"
             ))),
         }
-    }
-
-    pub fn runs(&mut self) -> Result<RunsReport, AppError> {
-        let runs = self.store.read(|tx| tx.runs())?;
-        Ok(RunsReport {
-            runs: runs.iter().map(run_report).collect::<Result<_, _>>()?,
-        })
     }
 
     /// `gyre show RUN`: the run's report with its features' global importance.
