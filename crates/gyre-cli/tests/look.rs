@@ -226,20 +226,7 @@ fn regression_runs_have_no_label_issues() {
 fn findings_open_link_edits_and_close_when_a_run_no_longer_fails() {
     // Labels follow x, except inside a = 'a2' AND b = 'b1', where they are coin flips.
     let p = Project::new();
-    let mut csv = String::from("a,b,x,y\n");
-    let mut rng = Lcg::new(21);
-    let mut next = || rng.next_u64();
-    for _ in 0..6000 {
-        let (a, b) = (next() % 4, next() % 3);
-        let x = (next() % 1000) as f64 / 1000.0;
-        let y = if a == 2 && b == 1 {
-            next() % 2 == 0
-        } else {
-            x > 0.5
-        };
-        csv.push_str(&format!("a{a},b{b},{x},{}\n", if y { "yes" } else { "no" }));
-    }
-    let f = p.write("f.csv", csv.as_bytes());
+    let f = p.write("f.csv", planted_slice_csv().as_bytes());
     p.json(&[
         "import",
         f.to_str().unwrap(),

@@ -477,20 +477,7 @@ fn trains_run_in_parallel_from_two_directories_of_one_team_project() {
 /// before it or refused (no decision overwrites another unseen: the finding's history never
 /// holds the same state twice in a row).
 fn finding_decisions_are_compare_and_set(p: &Project) {
-    let mut csv = String::from("a,b,x,y\n");
-    let mut rng = Lcg::new(21);
-    let mut next = || rng.next_u64();
-    for _ in 0..6000 {
-        let (a, b) = (next() % 4, next() % 3);
-        let x = (next() % 1000) as f64 / 1000.0;
-        let y = if a == 2 && b == 1 {
-            next() % 2 == 0
-        } else {
-            x > 0.5
-        };
-        csv.push_str(&format!("a{a},b{b},{x},{}\n", if y { "yes" } else { "no" }));
-    }
-    let f = p.write("f.csv", csv.as_bytes());
+    let f = p.write("f.csv", planted_slice_csv().as_bytes());
     p.json(&[
         "import",
         f.to_str().unwrap(),

@@ -201,6 +201,25 @@ pub fn run_count(p: &Project) -> usize {
 /// `GYRE_REQUIRE_SERVICES=1` (CI). One rule for every test: gyre-testkit's.
 pub use gyre_testkit::require;
 
+/// 6,000 rows `a,b,x,y` whose label follows x (`yes` when x > 0.5), except inside
+/// `a = 'a2' AND b = 'b1'`, where it is a coin flip: a slice planted for findings to find.
+pub fn planted_slice_csv() -> String {
+    let mut csv = String::from("a,b,x,y\n");
+    let mut rng = Lcg::new(21);
+    let mut next = || rng.next_u64();
+    for _ in 0..6000 {
+        let (a, b) = (next() % 4, next() % 3);
+        let x = (next() % 1000) as f64 / 1000.0;
+        let y = if a == 2 && b == 1 {
+            next() % 2 == 0
+        } else {
+            x > 0.5
+        };
+        csv.push_str(&format!("a{a},b{b},{x},{}\n", if y { "yes" } else { "no" }));
+    }
+    csv
+}
+
 /// The tests' seeded pseudo-random numbers (Knuth's MMIX linear congruential generator): the
 /// data they generate is the same on every machine and run.
 pub struct Lcg(u64);
