@@ -53,6 +53,10 @@ struct ConfigFile {
     #[serde(default)]
     #[allow(dead_code)]
     store: Option<toml::Table>,
+    /// The team server a cloned project works through: read by gyre-store.
+    #[serde(default)]
+    #[allow(dead_code)]
+    server: Option<toml::Table>,
 }
 
 /// A `[learners.NAME]` section: a learner that is a command (docs/learner-protocol.md).

@@ -60,6 +60,12 @@ const TABLES: &[(&str, &str, &str)] = &[
         "seq",
     ),
     ("run_values", "run, field, num, text", "run, field"),
+    ("people", "name, role, created_at, created_by", "name"),
+    (
+        "tokens",
+        "id, person, hash, label, created_at, revoked_at",
+        "id",
+    ),
 ];
 
 /// Identity columns whose next value follows the copied ids (PostgreSQL; SQLite's

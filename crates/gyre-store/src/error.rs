@@ -39,6 +39,16 @@ pub enum StoreError {
     /// A query a caller built that the store cannot run (a bad field name).
     #[error("{0}")]
     Invalid(String),
+    /// The team server refused the token (401) or the person's role (403).
+    #[error("team server {url}: {message}")]
+    Denied {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    /// The team server could not be reached, or refused or failed a request.
+    #[error("team server {url}: {message}")]
+    Server { url: String, message: String },
 }
 
 impl From<postgres::Error> for StoreError {
@@ -83,6 +93,17 @@ impl StoreError {
                  ~/.aws/credentials)"
                     .into(),
             ),
+            StoreError::Denied { status: 401, url, .. } => Some(format!(
+                "ask a maintainer for a token (gyre server user add / gyre server token create) \
+                 and set GYRE_TOKEN, or put it in ~/.config/gyre/config.toml as \
+                 [servers.\"{url}\"] token = \"...\""
+            )),
+            StoreError::Denied { .. } => {
+                Some("ask a maintainer of the project for a role that may do this".into())
+            }
+            StoreError::Server { url, .. } => Some(format!(
+                "check that `gyre server` runs at {url} and this machine reaches it"
+            )),
             StoreError::TooNew { .. } => {
                 Some("install the newer gyre that wrote it (gyre --version)".into())
             }

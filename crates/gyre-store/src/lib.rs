@@ -7,32 +7,44 @@
 
 #[cfg(test)]
 mod conformance;
+mod client;
 mod copy;
 mod error;
 mod log;
+mod log_sync;
 mod meta;
 mod migrations;
 mod objects;
+mod people;
 mod pg;
 mod project;
 mod queries;
 mod remote;
 mod sql;
+mod wire;
 #[cfg(test)]
 mod testing;
 
+pub use client::{ServerClient, WhoAmI, check_server_url, user_config_path};
 pub use copy::CopyReport;
 pub use error::StoreError;
 pub use log::{
     EncodedRecord, ErrorRecord, FeedbackRecord, LogBatch, PredictionId, PredictionLog, Served,
     ServedRecord,
 };
+pub use log_sync::{LogCursor, RawLog};
 pub use meta::{
     AliasEvent, DatasetRecord, EditRecord, FindingEvent, FindingRecord, JournalEntry,
     NewJournalEntry, RunRecord, SeedGroupRecord, SourceRecord, SuiteRecord, VersionRecord,
 };
 pub use objects::Objects;
-pub use project::{CONFIG_FILE, STATE_DIR, Store, StoreConfig, Tx, discover, write_atomic};
+pub use people::{
+    PersonRecord, Role, TokenRecord, check_person_name, hex, new_token, random_bytes, token_hash,
+};
+pub use project::{
+    CONFIG_FILE, STATE_DIR, Store, StoreConfig, Tx, discover, server_url, write_atomic,
+};
+pub use wire::{JournalLine, Op};
 pub use queries::{
     CompareOp, JournalPage, JournalQuery, RunField, RunFilter, RunsPage, RunsQuery, is_identifier,
 };

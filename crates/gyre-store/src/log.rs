@@ -387,6 +387,13 @@ CREATE TABLE IF NOT EXISTS feedback (
     time TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_id ON feedback(session, n);
+CREATE TABLE IF NOT EXISTS shipped (
+    source TEXT PRIMARY KEY,
+    sessions INTEGER NOT NULL,
+    served INTEGER NOT NULL,
+    feedback INTEGER NOT NULL,
+    errors INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS errors (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     time TEXT NOT NULL,
@@ -517,7 +524,7 @@ impl LogBatch {
 }
 
 pub struct PredictionLog {
-    conn: Connection,
+    pub(crate) conn: Connection,
     compressor: zstd::bulk::Compressor<'static>,
 }
 

@@ -1,6 +1,7 @@
 //! Typed records of the metadata store and the queries over them. No SQL leaves this crate.
 
 use crate::sql::{Row, Value, vals};
+use crate::wire::{JournalLine, Op, on_server};
 use crate::{StoreError, Tx};
 use serde::{Deserialize, Serialize};
 
@@ -224,6 +225,7 @@ pub(crate) fn journal_row(r: Row) -> Result<JournalEntry, StoreError> {
 
 impl Tx<'_> {
     pub fn insert_dataset(&self, d: &DatasetRecord) -> Result<(), StoreError> {
+        on_server!(self, Op::InsertDataset(d.clone()));
         self.0.exec(
             "INSERT INTO datasets (name, schema, created_at) VALUES (?1, ?2, ?3)",
             vals![&d.name, &d.schema, &d.created_at],
@@ -232,6 +234,7 @@ impl Tx<'_> {
     }
 
     pub fn dataset(&self, name: &str) -> Result<Option<DatasetRecord>, StoreError> {
+        on_server!(self, Op::Dataset(name.to_string()));
         self.0
             .query_opt(
                 "SELECT name, schema, created_at FROM datasets WHERE name = ?1",
@@ -242,6 +245,7 @@ impl Tx<'_> {
     }
 
     pub fn datasets(&self) -> Result<Vec<DatasetRecord>, StoreError> {
+        on_server!(self, Op::Datasets);
         self.0
             .query(
                 "SELECT name, schema, created_at FROM datasets ORDER BY created_at, name",
@@ -253,6 +257,7 @@ impl Tx<'_> {
     }
 
     pub fn insert_source(&self, s: &SourceRecord) -> Result<(), StoreError> {
+        on_server!(self, Op::InsertSource(s.clone()));
         self.0.exec(
             "INSERT INTO sources (id, dataset, seq, file_name, options, object, rows, first_row_id, stats, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -291,6 +296,7 @@ impl Tx<'_> {
     }
 
     pub fn source(&self, id: &str) -> Result<Option<SourceRecord>, StoreError> {
+        on_server!(self, Op::Source(id.to_string()));
         let sql = format!("SELECT {} FROM sources WHERE id = ?1", Self::SOURCE_COLS);
         self.0
             .query_opt(&sql, vals![id])?
@@ -299,6 +305,7 @@ impl Tx<'_> {
     }
 
     pub fn sources(&self, dataset: &str) -> Result<Vec<SourceRecord>, StoreError> {
+        on_server!(self, Op::Sources(dataset.to_string()));
         let sql = format!(
             "SELECT {} FROM sources WHERE dataset = ?1 ORDER BY seq",
             Self::SOURCE_COLS
@@ -311,6 +318,7 @@ impl Tx<'_> {
     }
 
     pub fn insert_version(&self, v: &VersionRecord) -> Result<(), StoreError> {
+        on_server!(self, Op::InsertVersion(v.clone()));
         self.0.exec(
             "INSERT INTO versions (id, dataset, seq, edit, description, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -339,6 +347,7 @@ impl Tx<'_> {
 
     /// Appends an edit and returns its number.
     pub fn insert_edit(&self, e: &EditRecord) -> Result<i64, StoreError> {
+        on_server!(self, Op::InsertEdit(e.clone()));
         self.0
             .query_one(
                 "INSERT INTO edits (dataset, body, why, author, time, rows_affected)
@@ -369,6 +378,7 @@ impl Tx<'_> {
 
     /// A dataset's edits, oldest first.
     pub fn edits(&self, dataset: &str) -> Result<Vec<EditRecord>, StoreError> {
+        on_server!(self, Op::Edits(dataset.to_string()));
         self.0
             .query(
                 "SELECT id, dataset, body, why, author, time, rows_affected FROM edits
@@ -384,6 +394,7 @@ impl Tx<'_> {
     /// on a change from what it read earlier checks this inside its transaction: another
     /// writer's edit in between makes its version id wrong, and it must read again.
     pub fn last_edit_id(&self, dataset: &str) -> Result<Option<i64>, StoreError> {
+        on_server!(self, Op::LastEditId(dataset.to_string()));
         self.0
             .query_one(
                 "SELECT max(id) FROM edits WHERE dataset = ?1",
@@ -394,6 +405,7 @@ impl Tx<'_> {
 
     /// A dataset's versions, oldest first.
     pub fn versions(&self, dataset: &str) -> Result<Vec<VersionRecord>, StoreError> {
+        on_server!(self, Op::Versions(dataset.to_string()));
         self.0
             .query(
                 "SELECT id, dataset, seq, edit, description, created_at FROM versions
@@ -407,6 +419,7 @@ impl Tx<'_> {
 
     /// How many versions `dataset` has had (the next one's `seq`).
     pub fn version_count(&self, dataset: &str) -> Result<i64, StoreError> {
+        on_server!(self, Op::VersionCount(dataset.to_string()));
         self.0
             .query_one(
                 "SELECT COUNT(*) FROM versions WHERE dataset = ?1",
@@ -416,6 +429,7 @@ impl Tx<'_> {
     }
 
     pub fn insert_seed_group(&self, g: &SeedGroupRecord) -> Result<(), StoreError> {
+        on_server!(self, Op::InsertSeedGroup(g.clone()));
         self.0.exec(
             "INSERT INTO seed_groups (id, summary, created_at) VALUES (?1, ?2, ?3)",
             vals![&g.id, &g.summary, &g.created_at],
@@ -424,6 +438,7 @@ impl Tx<'_> {
     }
 
     pub fn seed_group(&self, id: &str) -> Result<Option<SeedGroupRecord>, StoreError> {
+        on_server!(self, Op::SeedGroup(id.to_string()));
         self.0
             .query_opt(
                 "SELECT id, summary, created_at FROM seed_groups WHERE id = ?1",
@@ -440,6 +455,7 @@ impl Tx<'_> {
     }
 
     pub fn insert_run(&self, r: &RunRecord) -> Result<(), StoreError> {
+        on_server!(self, Op::InsertRun(r.clone()));
         self.0.exec(
             "INSERT INTO runs (id, dataset, version, learner, params, seed, model, predictions,
                                metrics, timings, info, seed_group, created_at, created_by)
@@ -504,6 +520,7 @@ impl Tx<'_> {
 
     /// Every run, oldest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        on_server!(self, Op::Runs);
         let sql = format!(
             "SELECT {} FROM runs ORDER BY created_at, rowid",
             Self::RUN_COLS
@@ -517,6 +534,7 @@ impl Tx<'_> {
 
     /// The newest run (the last of [`Tx::runs`]), read alone.
     pub fn latest_run(&self) -> Result<Option<RunRecord>, StoreError> {
+        on_server!(self, Op::LatestRun);
         let sql = format!(
             "SELECT {} FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1",
             Self::RUN_COLS
@@ -526,6 +544,7 @@ impl Tx<'_> {
 
     /// Runs whose id starts with `prefix`.
     pub fn runs_with_prefix(&self, prefix: &str) -> Result<Vec<RunRecord>, StoreError> {
+        on_server!(self, Op::RunsWithPrefix(prefix.to_string()));
         let sql = format!(
             "SELECT {} FROM runs WHERE substr(id, 1, length(CAST(?1 AS TEXT))) = ?1 \
              ORDER BY created_at, rowid",
@@ -539,6 +558,7 @@ impl Tx<'_> {
     }
 
     pub fn insert_suite(&self, s: &SuiteRecord) -> Result<(), StoreError> {
+        on_server!(self, Op::InsertSuite(s.clone()));
         self.0.exec(
             "INSERT INTO suites (name, dataset, definition, created_at, author) VALUES (?1, ?2, ?3, ?4, ?5)",
             vals![&s.name, &s.dataset, &s.definition, &s.created_at, &s.author],
@@ -548,6 +568,7 @@ impl Tx<'_> {
 
     /// Every suite, oldest first.
     pub fn suites(&self) -> Result<Vec<SuiteRecord>, StoreError> {
+        on_server!(self, Op::Suites);
         self.0
             .query(
                 "SELECT name, dataset, definition, created_at, author FROM suites ORDER BY created_at, name",
@@ -567,6 +588,7 @@ impl Tx<'_> {
     }
 
     pub fn insert_alias_event(&self, e: &AliasEvent) -> Result<i64, StoreError> {
+        on_server!(self, Op::InsertAliasEvent(e.clone()));
         self.0
             .query_one(
                 "INSERT INTO alias_events (alias, run, previous, action, who, time, why, forced, gate)
@@ -588,6 +610,7 @@ impl Tx<'_> {
 
     /// Every alias move, oldest first.
     pub fn alias_events(&self) -> Result<Vec<AliasEvent>, StoreError> {
+        on_server!(self, Op::AliasEvents);
         self.0
             .query(
                 "SELECT seq, alias, run, previous, action, who, time, why, forced, gate
@@ -614,6 +637,7 @@ impl Tx<'_> {
 
     /// A cached object for `key`, if computed before.
     pub fn cache(&self, key: &str) -> Result<Option<String>, StoreError> {
+        on_server!(self, Op::Cache(key.to_string()));
         self.0
             .query_opt("SELECT object FROM caches WHERE key = ?1", vals![key])?
             .map(|r| r.text(0))
@@ -622,6 +646,7 @@ impl Tx<'_> {
 
     /// Every cache entry of a kind, oldest first: (key, object, created_at).
     pub fn caches_of_kind(&self, kind: &str) -> Result<Vec<(String, String, String)>, StoreError> {
+        on_server!(self, Op::CachesOfKind(kind.to_string()));
         self.0
             .query(
                 "SELECT key, object, created_at FROM caches WHERE kind = ?1 ORDER BY created_at, key",
@@ -639,6 +664,7 @@ impl Tx<'_> {
         object: &str,
         time: &str,
     ) -> Result<(), StoreError> {
+        on_server!(self, Op::PutCache { key: key.into(), kind: kind.into(), object: object.into(), time: time.into() });
         self.0.exec(
             "INSERT INTO caches (key, kind, object, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT DO NOTHING",
@@ -649,6 +675,7 @@ impl Tx<'_> {
 
     /// Inserts a finding unless one with the same key exists; returns its id and whether it is new.
     pub fn upsert_finding(&self, f: &FindingRecord) -> Result<(i64, bool), StoreError> {
+        on_server!(self, Op::UpsertFinding(f.clone()));
         if let Some(r) = self
             .0
             .query_opt("SELECT id FROM findings WHERE key = ?1", vals![&f.key])?
@@ -667,6 +694,7 @@ impl Tx<'_> {
     }
 
     pub fn findings(&self) -> Result<Vec<FindingRecord>, StoreError> {
+        on_server!(self, Op::Findings);
         self.0
             .query(
                 "SELECT id, kind, key, title, detail, run, created_at FROM findings ORDER BY id",
@@ -688,6 +716,7 @@ impl Tx<'_> {
     }
 
     pub fn insert_finding_event(&self, e: &FindingEvent) -> Result<(), StoreError> {
+        on_server!(self, Op::InsertFindingEvent(e.clone()));
         self.0.exec(
             "INSERT INTO finding_events (finding, state, why, who, time, run, edit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             vals![
@@ -704,6 +733,7 @@ impl Tx<'_> {
     }
 
     pub fn finding_events(&self) -> Result<Vec<FindingEvent>, StoreError> {
+        on_server!(self, Op::FindingEvents);
         self.0
             .query(
                 "SELECT seq, finding, state, why, who, time, run, edit FROM finding_events ORDER BY seq",
@@ -726,6 +756,7 @@ impl Tx<'_> {
     }
 
     pub fn append_journal(&self, e: &NewJournalEntry<'_>) -> Result<i64, StoreError> {
+        on_server!(self, Op::AppendJournal(JournalLine { time: e.time.into(), user: e.user.into(), command: e.command.into(), why: e.why.map(String::from), objects: e.objects.to_vec() }));
         let objects = serde_json::to_string(e.objects).expect("strings serialize");
         self.0
             .query_one(
@@ -738,6 +769,7 @@ impl Tx<'_> {
 
     /// The journal, oldest first.
     pub fn journal(&self) -> Result<Vec<JournalEntry>, StoreError> {
+        on_server!(self, Op::Journal);
         self.0
             .query(
                 "SELECT seq, time, \"user\", command, why, objects FROM journal ORDER BY seq",

@@ -183,4 +183,21 @@ pub const MIGRATIONS: &[&str] = &[
         UNION ALL SELECT id, 'run.who', NULL, created_by FROM runs
         UNION ALL SELECT id, 'run.seed', seed, NULL FROM runs;
     "#,
+    // 8: the people of a team server and their tokens (only hashes; see `people`).
+    r#"
+    CREATE TABLE people (
+        name        TEXT PRIMARY KEY,
+        role        TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        created_by  TEXT NOT NULL
+    );
+    CREATE TABLE tokens (
+        id          TEXT PRIMARY KEY,
+        person      TEXT NOT NULL REFERENCES people(name),
+        hash        TEXT NOT NULL UNIQUE,
+        label       TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT
+    );
+    "#,
 ];

@@ -19,10 +19,41 @@ pub struct Objects {
     derived: PathBuf,
     /// The most bytes one kind of derived file may take; past it the least recently used go.
     derived_max: u64,
-    /// The team store's bucket, when this directory is its cache.
-    remote: Option<Arc<Remote>>,
+    /// Where the objects live when this directory is a cache of them: the team store's
+    /// bucket, or a team server.
+    remote: Option<Arc<Upstream>>,
     /// The bytes the cache holds, counted once when it first grows in this process.
     cached_bytes: Arc<std::sync::Mutex<Option<u64>>>,
+}
+
+/// What a cache of objects is a cache of.
+#[derive(Debug)]
+pub(crate) enum Upstream {
+    Bucket(Remote),
+    Server(Arc<crate::client::ServerClient>),
+}
+
+impl Upstream {
+    fn contains(&self, id: &ContentHash) -> Result<bool, StoreError> {
+        match self {
+            Upstream::Bucket(r) => r.contains(id),
+            Upstream::Server(s) => s.contains(id),
+        }
+    }
+
+    fn put(&self, id: &ContentHash, bytes: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Upstream::Bucket(r) => r.put(id, bytes),
+            Upstream::Server(s) => s.put(id, bytes),
+        }
+    }
+
+    fn download(&self, id: &ContentHash, file: &mut fs::File) -> Result<bool, StoreError> {
+        match self {
+            Upstream::Bucket(r) => r.download(id, file),
+            Upstream::Server(s) => s.download(id, file),
+        }
+    }
 }
 
 /// The most bytes each kind of derived file takes by default (a decoded table is about 8x its
@@ -66,20 +97,41 @@ impl Objects {
     /// The objects of a team project: `remote` holds them, this directory caches them.
     pub(crate) fn with_remote(state_dir: &Path, remote: Remote) -> Self {
         Objects {
-            remote: Some(Arc::new(remote)),
+            remote: Some(Arc::new(Upstream::Bucket(remote))),
+            ..Objects::new(state_dir)
+        }
+    }
+
+    /// The objects of a project whose store is a team server: this directory caches them.
+    pub(crate) fn with_server(
+        state_dir: &Path,
+        server: Arc<crate::client::ServerClient>,
+    ) -> Self {
+        Objects {
+            remote: Some(Arc::new(Upstream::Server(server))),
             ..Objects::new(state_dir)
         }
     }
 
     /// The bucket behind a team project's objects.
     pub(crate) fn remote(&self) -> Option<&Remote> {
-        self.remote.as_deref()
+        match self.remote.as_deref() {
+            Some(Upstream::Bucket(r)) => Some(r),
+            _ => None,
+        }
     }
 
     /// Every object id stored (the bucket's for a team project), for `gyre store copy`.
     pub fn list(&self) -> Result<Vec<String>, StoreError> {
-        if let Some(r) = &self.remote {
-            return r.list();
+        match self.remote.as_deref() {
+            Some(Upstream::Bucket(r)) => return r.list(),
+            Some(Upstream::Server(s)) => {
+                return Err(StoreError::Invalid(format!(
+                    "the objects of a project on a team server ({}) are listed by the server",
+                    s.url()
+                )));
+            }
+            None => {}
         }
         let mut out = Vec::new();
         let Ok(fans) = fs::read_dir(&self.dir) else {

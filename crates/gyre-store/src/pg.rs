@@ -314,6 +314,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[r#"
     CREATE INDEX run_values_by_num ON run_values (field, num, run);
     CREATE INDEX run_values_by_text ON run_values (field, text, run);
     CREATE INDEX run_values_by_run ON run_values (run);
+"#,
+// 2: the people of a team server and their tokens (only hashes; see `people`).
+r#"
+    CREATE TABLE people (
+        name        TEXT COLLATE "C" PRIMARY KEY,
+        role        TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        created_by  TEXT NOT NULL
+    );
+    CREATE TABLE tokens (
+        id          TEXT COLLATE "C" PRIMARY KEY,
+        person      TEXT COLLATE "C" NOT NULL REFERENCES people(name),
+        hash        TEXT NOT NULL UNIQUE,
+        label       TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT
+    );
 "#];
 
 /// Brings the database's schema up to date in one transaction under the migration lock;

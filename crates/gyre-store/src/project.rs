@@ -36,6 +36,8 @@ enum Db {
         /// while a long-lived face (`gyre ui`, `gyre serve`) held it.
         url: String,
     },
+    /// A team server holds the store (`[server] url`): every operation is a request to it.
+    Server(std::sync::Arc<crate::client::ServerClient>),
 }
 
 impl Db {
@@ -141,6 +143,28 @@ fn read_store_config(root: &Path) -> Result<Option<StoreConfig>, StoreError> {
     StoreConfig::from_config_text(&text, &path)
 }
 
+/// The `[server] url` of a gyre.toml text: the team server a cloned project works through.
+pub fn server_url(text: &str, path: &Path) -> Result<Option<String>, StoreError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Server {
+        url: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct File {
+        server: Option<Server>,
+    }
+    let f: File = toml::from_str(text).map_err(|e| {
+        StoreError::Config(format!("{}: {}", path.display(), e.to_string().trim()))
+    })?;
+    match f.server {
+        Some(s) => crate::client::check_server_url(&s.url)
+            .map(Some)
+            .map_err(|e| StoreError::Config(format!("{}: [server] {e}", path.display()))),
+        None => Ok(None),
+    }
+}
+
 /// Opens a team store's connection and bucket, bringing the schema up to date.
 fn open_team(state: &Path, c: &StoreConfig) -> Result<(Db, Objects), StoreError> {
     let url = c.metadata.as_deref().expect("checked");
@@ -234,9 +258,16 @@ impl Store {
                 start: root.to_path_buf(),
             });
         }
-        let (db, objects) = match read_store_config(root)? {
-            Some(c) => open_team(&state, &c)?,
-            None => {
+        let path = root.join(CONFIG_FILE);
+        let text = fs::read_to_string(&path).map_err(|e| StoreError::io(&path, e))?;
+        let (db, objects) = match (server_url(&text, &path)?, read_store_config(root)?) {
+            (Some(url), _) => {
+                let client = std::sync::Arc::new(crate::client::ServerClient::new(&url)?);
+                let objects = Objects::with_server(&state, client.clone());
+                (Db::Server(client), objects)
+            }
+            (None, Some(c)) => open_team(&state, &c)?,
+            (None, None) => {
                 let mut conn = connect(&state.join(DB_FILE))?;
                 migrate(&mut conn, root)?;
                 (Db::Lite(conn), Objects::new(&state))
@@ -264,6 +295,14 @@ impl Store {
     /// Whether this project's metadata and objects are the team store.
     pub fn is_team(&self) -> bool {
         matches!(self.db, Db::Pg { .. })
+    }
+
+    /// The team server this project works through (a clone), if any.
+    pub fn server(&self) -> Option<&crate::client::ServerClient> {
+        match &self.db {
+            Db::Server(s) => Some(s),
+            _ => None,
+        }
     }
 
     /// The team store's object bucket (`s3://...`), for reports.
@@ -328,6 +367,24 @@ impl Store {
                 tx.into_inner().commit().map_err(StoreError::from)?;
                 Ok(out)
             }
+            Db::Server(client) => {
+                let tx = Tx(Conn::Server(crate::client::ServerTx::new(client, true)));
+                let out = f(&tx);
+                let Conn::Server(tx) = tx.0 else {
+                    unreachable!()
+                };
+                match out {
+                    Ok(out) => {
+                        tx.finish(true)?;
+                        Ok(out)
+                    }
+                    Err(e) => {
+                        // The server also drops a transaction left idle; this only frees it sooner.
+                        let _ = tx.finish(false);
+                        Err(e)
+                    }
+                }
+            }
         }
     }
 
@@ -357,6 +414,15 @@ impl Store {
                     tx: std::cell::RefCell::new(tx),
                     statements: std::cell::RefCell::new(statements),
                 }))
+            }
+            Db::Server(client) => {
+                let tx = Tx(Conn::Server(crate::client::ServerTx::new(client, false)));
+                let out = f(&tx);
+                let Conn::Server(tx) = tx.0 else {
+                    unreachable!()
+                };
+                let _ = tx.finish(false);
+                out
             }
         }
     }

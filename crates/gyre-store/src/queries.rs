@@ -6,11 +6,13 @@
 
 use crate::meta::{JournalEntry, RunRecord, journal_row};
 use crate::sql::{Value, vals};
+use crate::wire::{Op, on_server};
 use crate::{StoreError, Tx};
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// A field of a run to sort or filter on.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RunField {
     Created,
     Id,
@@ -25,7 +27,7 @@ pub enum RunField {
     Param(String),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum CompareOp {
     Eq,
     Ne,
@@ -37,14 +39,14 @@ pub enum CompareOp {
     Contains,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunFilter {
     pub field: RunField,
     pub op: CompareOp,
     pub value: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunsQuery {
     pub sort: RunField,
     pub descending: bool,
@@ -54,12 +56,13 @@ pub struct RunsQuery {
 }
 
 /// One page of runs and how many match in all.
+#[derive(Serialize, Deserialize)]
 pub struct RunsPage {
     pub runs: Vec<RunRecord>,
     pub total: usize,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct JournalQuery {
     /// Entries by this user only.
     pub user: Option<String>,
@@ -73,6 +76,7 @@ pub struct JournalQuery {
     pub offset: usize,
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct JournalPage {
     /// Newest first.
     pub entries: Vec<JournalEntry>,
@@ -215,6 +219,7 @@ impl Tx<'_> {
     /// order, keeping matching runs and stopping at the page's end. Metrics and params live in
     /// `run_values`; runs without the sort field come last, newest first.
     pub fn runs_page(&self, q: &RunsQuery) -> Result<RunsPage, StoreError> {
+        on_server!(self, Op::RunsPage(q.clone()));
         let mut values = Vec::new();
         let kept: Option<HashSet<String>> = match kept_runs(&q.filters, &mut values)? {
             Some(sql) => Some(
@@ -378,6 +383,7 @@ impl Tx<'_> {
 
     /// Journal entries matching the query, newest first, one page of them.
     pub fn journal_page(&self, q: &JournalQuery) -> Result<JournalPage, StoreError> {
+        on_server!(self, Op::JournalPage(q.clone()));
         let mut conditions = Vec::new();
         let mut values: Vec<Value> = Vec::new();
         let mut add = |cond: &str, v: &Option<String>| {
@@ -419,6 +425,7 @@ impl Tx<'_> {
     /// The objects named by journal entries that start with `prefix` (e.g. `kept-label:`),
     /// oldest first.
     pub fn journal_objects(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        on_server!(self, Op::JournalObjects(prefix.to_string()));
         let mut out = Vec::new();
         for r in self.0.query(
             "SELECT seq, objects FROM journal WHERE instr(objects, ?1) > 0 ORDER BY seq",
@@ -434,6 +441,7 @@ impl Tx<'_> {
 
     /// Distinct journal users, for the journal page's filter.
     pub fn journal_users(&self) -> Result<Vec<String>, StoreError> {
+        on_server!(self, Op::JournalUsers);
         self.0
             .query(
                 "SELECT DISTINCT \"user\" FROM journal ORDER BY \"user\"",

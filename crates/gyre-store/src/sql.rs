@@ -272,6 +272,17 @@ pub(crate) enum Conn<'a> {
         /// Prepared statements by the store's SQL text, kept for the connection's life.
         statements: RefCell<&'a mut HashMap<String, postgres::Statement>>,
     },
+    /// A transaction held by a team server for this client: every operation is sent to the
+    /// server (see `wire`), none runs SQL here.
+    Server(crate::client::ServerTx<'a>),
+}
+
+/// SQL reached on a server transaction: an operation of `Tx` that does not forward itself.
+fn not_on_server() -> StoreError {
+    StoreError::Invalid(
+        "internal: this store operation has no server form (a remote project cannot run it)"
+            .into(),
+    )
 }
 
 /// Rows fetched per round trip when a PostgreSQL read streams (see [`Conn::each`]).
@@ -309,6 +320,7 @@ impl Conn<'_> {
                 let st = self.statement(sql)?;
                 Ok(tx.borrow_mut().execute(&st, &Self::pg_params(params))?)
             }
+            Conn::Server(_) => Err(not_on_server()),
         }
     }
 
@@ -363,6 +375,7 @@ impl Conn<'_> {
                 }
                 Ok(())
             }
+            Conn::Server(_) => Err(not_on_server()),
         }
     }
 
@@ -382,6 +395,7 @@ impl Conn<'_> {
                 let rows = tx.borrow_mut().query(&st, &Self::pg_params(params))?;
                 rows.iter().map(Row::from_postgres).collect()
             }
+            Conn::Server(_) => Err(not_on_server()),
         }
     }
 
@@ -398,6 +412,7 @@ impl Conn<'_> {
                 let rows = tx.borrow_mut().query(&st, &Self::pg_params(params))?;
                 rows.first().map(Row::from_postgres).transpose()
             }
+            Conn::Server(_) => Err(not_on_server()),
         }
     }
 
@@ -462,6 +477,7 @@ impl Conn<'_> {
                 walked?;
                 Ok(closed?)
             }
+            Conn::Server(_) => Err(not_on_server()),
         }
     }
 }
