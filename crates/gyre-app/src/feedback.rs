@@ -41,7 +41,7 @@ impl App {
             .ok_or_else(|| AppError::invalid("no champion yet: nothing was served"))?;
         let dataset = self.resolve_run(&champion)?.dataset;
         let after = self.feedback_imported_through()?;
-        let log = self.store.prediction_log()?;
+        let log = self.log_to_read()?;
         let feedback = log.feedback(after)?;
         if feedback.is_empty() {
             return Err(AppError::invalid(

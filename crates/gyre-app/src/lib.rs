@@ -26,6 +26,7 @@ mod onnx_runtime;
 mod predict_file;
 mod prediction_log;
 mod predictions;
+mod remote;
 mod request_row;
 mod review;
 mod runs;
@@ -36,6 +37,7 @@ mod skew;
 mod slicing;
 mod suites;
 mod table_view;
+mod team_server;
 mod team_store;
 mod train;
 mod watch_stats;
@@ -70,6 +72,7 @@ pub use predict_file::{PredictFileReport, PredictFileRequest};
 pub use prediction_log::{LogWriter, timestamp};
 pub use predictions::PredictionsReport;
 pub use request_row::{FieldName, FieldValue, RequestRow};
+pub use remote::{CloneReport, SHIP_EVERY, Shipper, clone_project};
 pub use review::{LabelDecision, ReviewReport, RowDecision, RowsTable, ShownRow};
 pub use runs::{
     ExternalModelNote, MAX_PAGE, RunBrief, RunsPageReport, ShowReport, parse_run_filters, run_field,
@@ -80,6 +83,8 @@ pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use skew::{Leak, Skew};
 pub use slicing::{SliceAlso, SliceRow, SlicesReport, SlicesRequest};
 pub use suites::{Suite, SuiteResult, SuitesReport};
+pub use gyre_store::{CONFIG_FILE, Role};
+pub use team_server::{Caller, IDLE as TX_IDLE, TeamError, TeamService, people};
 pub use team_store::{CopyReport, StoreLocation, init_with};
 pub use train::{RunReport, SeedFloor, SeedsNote, TrainReport, TrainRequest};
 pub use why::WhyReport;
@@ -134,9 +139,16 @@ impl App {
             }
             ProjectLocation::Discover(start) => gyre_store::discover(start)?,
         };
+        let store = Store::open(&root)?;
+        // On a team server's clone the person is whoever the token belongs to (the server
+        // records that name, whatever this process says).
+        let user = match store.server() {
+            Some(server) => server.whoami()?.name,
+            None => current_user(),
+        };
         Ok(App {
-            store: Store::open(&root)?,
-            user: current_user(),
+            store,
+            user,
             command: command.to_string(),
             loaded: None,
         })
@@ -146,6 +158,12 @@ impl App {
     /// such as the web UI names each action it takes).
     pub fn set_command(&mut self, command: &str) {
         self.command = command.to_string();
+    }
+
+    /// The person acting, as a server authenticated them (the web UI of `gyre server` names
+    /// each request's person).
+    pub fn set_user(&mut self, name: &str) {
+        self.user = name.to_string();
     }
 
     pub fn user(&self) -> &str {
@@ -186,6 +204,12 @@ pub(crate) fn require_why<'a>(
             message: format!("{what} needs a reason: --why TEXT"),
             hint: hint.map(String::from),
         })
+}
+
+/// Who runs this process: `$GYRE_USER`, else the OS user (what a local project records; a
+/// team server records the person its token names instead).
+pub fn local_user() -> String {
+    current_user()
 }
 
 /// `$GYRE_USER`, else the OS user (from the environment, else the password file).

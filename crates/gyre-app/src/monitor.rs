@@ -434,7 +434,7 @@ impl App {
         let schema = self
             .load_version(&record.dataset, Some(&record.version))?
             .schema;
-        let log = self.store.prediction_log()?;
+        let log = self.log_to_read()?;
         let feedback = log.feedback(0)?;
         let errors_list = log.errors(since.as_deref())?;
         // The latest feedback label per prediction id.

@@ -58,7 +58,7 @@ impl App {
     ) -> Result<LogWriter, AppError> {
         let mut log = self.store.prediction_log()?;
         let earlier = log.served_counts()?;
-        let session = log.start_session(&now(), champion, challenger, mode)?;
+        let session = self.start_log_session(&mut log, champion, challenger, mode)?;
         let (tx, rx) = sync_channel(QUEUE_MAX);
         let flushed = Arc::new(AtomicI64::new(0));
         let failures = Arc::new(AtomicU64::new(0));

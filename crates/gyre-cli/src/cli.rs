@@ -8,6 +8,7 @@ use std::path::PathBuf;
 /// a test checks it.
 const STAGES: &[(&str, &[&str])] = &[
     ("Start", &["init", "demo", "store"]),
+    ("Work as a team", &["server", "clone"]),
     ("Import", &["import", "data"]),
     (
         "Train",
@@ -166,6 +167,73 @@ pub enum StoreAction {
     },
 }
 
+/// How `gyre server` serves.
+#[derive(Args, Debug, Clone)]
+pub struct ServerRunArgs {
+    /// The address to listen on (port 0 picks a free one)
+    #[arg(long, default_value = "127.0.0.1:8470")]
+    pub addr: String,
+    /// Make (or join) the team store's project here first: its metadata
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Accept tokens over plain HTTP from other machines (by default only this machine's, where
+    /// a TLS reverse proxy runs; see README)
+    #[arg(long)]
+    pub allow_plain_http: bool,
+    /// The largest object an upload may carry
+    #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = crate::commands::parse_size)]
+    pub max_object: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServerAction {
+    /// The people of the project: add one with a role, or list them
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Personal tokens: create one, list them, revoke one
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserAction {
+    /// Add a person; prints their first token, once
+    Add {
+        name: String,
+        /// viewer (reads), member (also imports, edits, trains, triages, serves), maintainer
+        /// (also promotes, rolls back, manages people)
+        #[arg(long, value_parser = ["viewer", "member", "maintainer"])]
+        role: String,
+    },
+    /// The people and their roles
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenAction {
+    /// Make another token for a person; printed once
+    Create {
+        /// The person
+        #[arg(long)]
+        user: String,
+        /// What it is for (a laptop, a replica)
+        #[arg(long, default_value = "token")]
+        label: String,
+    },
+    /// Tokens (never their secrets): id, person, label, made, revoked
+    List {
+        /// Only this person's
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a token by its id (tok_...): refused from the next request on
+    Revoke { id: String },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a project: gyre.toml and .gyre/ (metadata and objects), or one on the team store
@@ -179,6 +247,21 @@ pub enum Command {
     Store {
         #[command(subcommand)]
         action: Option<StoreAction>,
+    },
+    /// The team server: the project over HTTP with people, tokens and roles (and its web UI)
+    #[command(args_conflicts_with_subcommands = true)]
+    Server {
+        #[command(subcommand)]
+        action: Option<ServerAction>,
+        #[command(flatten)]
+        run: ServerRunArgs,
+    },
+    /// Work on a team server's project from DIR: every command works there (token from GYRE_TOKEN)
+    Clone {
+        /// The server: https://gyre.team.internal (or http://127.0.0.1:PORT)
+        url: String,
+        /// The new directory
+        dir: PathBuf,
     },
     /// Import a CSV, CSV.gz or Parquet file as a dataset
     Import(ImportArgs),
@@ -293,6 +376,14 @@ pub enum Command {
         /// Answer 413 to a request body larger than this (1MiB holds about 3,000 Adult rows)
         #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = crate::commands::parse_size)]
         max_body: usize,
+        /// A replica of the team server's project: load the champion from it, follow its alias,
+        /// and ship the prediction log to it (kept here first)
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        /// The replica's directory (default: a clone under ~/.cache/gyre/replicas, one per
+        /// server and port)
+        #[arg(long, value_name = "DIR", requires = "remote")]
+        dir: Option<PathBuf>,
     },
     /// The project in a browser: runs, diffs, label review, findings, data, monitor, journal
     Ui {

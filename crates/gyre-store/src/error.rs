@@ -73,6 +73,18 @@ impl StoreError {
         }
     }
 
+    /// Whether the store refused a write because it breaks a constraint (a duplicate id, a
+    /// reference to nothing): the request's conflict with what the store holds.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) => {
+                f.code == rusqlite::ErrorCode::ConstraintViolation
+            }
+            StoreError::Postgres(m) => m.contains("violates"),
+            _ => false,
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         match self {
             StoreError::NoProject { .. } => Some(

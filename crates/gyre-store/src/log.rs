@@ -570,14 +570,19 @@ fn id_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<PredictionId> 
 impl PredictionLog {
     /// Opens (creating if absent) the log of the project whose state directory is `state`.
     pub fn open(state: &Path) -> Result<PredictionLog, StoreError> {
-        let conn = Connection::open(state.join(LOG_FILE))?;
+        Self::open_file(&state.join(LOG_FILE))
+    }
+
+    /// Opens (creating if absent) a log file by its path (a clone's copy of the team's log).
+    pub fn open_file(path: &Path) -> Result<PredictionLog, StoreError> {
+        let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if found > LOG_VERSION {
             return Err(StoreError::TooNew {
-                path: state.join(LOG_FILE),
+                path: path.to_path_buf(),
                 found,
                 known: LOG_VERSION,
             });

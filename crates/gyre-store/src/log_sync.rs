@@ -189,6 +189,14 @@ impl PredictionLog {
         Ok(out)
     }
 
+    /// Whether this log numbered the session.
+    pub fn has_session(&self, id: i64) -> Result<bool, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM sessions WHERE id = ?1")?;
+        Ok(st.query([id])?.next()?.is_some())
+    }
+
     /// What this log has received from `source`.
     pub fn cursor(&self, source: &str) -> Result<LogCursor, StoreError> {
         let mut st = self.conn.prepare_cached(

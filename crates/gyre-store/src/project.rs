@@ -224,7 +224,10 @@ impl Store {
         let build = || -> Result<(), StoreError> {
             fs::create_dir_all(staging.join("objects")).map_err(|e| StoreError::io(&staging, e))?;
             fs::create_dir_all(staging.join("tmp")).map_err(|e| StoreError::io(&staging, e))?;
+            let server = server_url(config_text, &root.join(CONFIG_FILE))?;
             match &team {
+                // A clone of a team server: the server holds the store; here only the cache.
+                _ if server.is_some() => {}
                 // The team's database and bucket: reached (and the schema made or brought up
                 // to date) before the project exists, so a wrong URL leaves nothing behind.
                 Some(c) => drop(open_team(&staging, c)?),

@@ -93,6 +93,15 @@ impl Op {
         }
     }
 
+    /// What the op does, in the words of a refusal ("may not ...").
+    pub fn action(&self) -> String {
+        match self.needs() {
+            Role::Maintainer => "move an alias (promote, roll back)".into(),
+            Role::Member => format!("change the project ({})", self.name()),
+            Role::Viewer => format!("read the project ({})", self.name()),
+        }
+    }
+
     /// Whether the op changes the store (and so needs a write transaction).
     pub fn writes(&self) -> bool {
         self.needs() > Role::Viewer

@@ -34,6 +34,15 @@ pub use pages::Out;
 pub struct UiOptions {
     /// Required on every request when set (always set when the address is not loopback).
     pub token: Option<String>,
+    /// The people of `gyre server`: every request needs one of their tokens, acts as its
+    /// person, and changes need the person's role (a promotion: maintainer; a review or a
+    /// finding's decision: member). Replaces `token`.
+    pub people: Option<Arc<gyre_app::TeamService>>,
+}
+
+tokio::task_local! {
+    /// The person a request of `gyre server`'s UI is from.
+    static CALLER: gyre_app::Caller;
 }
 
 /// The UI's state: the project and a few open `App`s to serve requests with.
@@ -42,6 +51,7 @@ pub struct Ui {
     project: String,
     pool: Mutex<Vec<App>>,
     token_hash: Option<[u8; 32]>,
+    people: Option<Arc<gyre_app::TeamService>>,
 }
 
 type Query_ = Query<HashMap<String, String>>;
@@ -67,6 +77,7 @@ impl Ui {
             project,
             pool: Mutex::new(vec![app]),
             token_hash: options.token.as_deref().map(digest),
+            people: options.people,
         }))
     }
 
@@ -122,6 +133,9 @@ pub fn router(ui: Arc<Ui>) -> Router {
 
 /// Token and same-origin checks, and the security headers of every answer.
 async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response {
+    if ui.people.is_some() {
+        return people_guard(ui, req, next).await;
+    }
     if ui.token_hash.is_some() {
         let headers = req.headers();
         let bearer = headers
@@ -177,6 +191,11 @@ async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response 
             .into_response();
     }
     let mut res = next.run(req).await;
+    secure_headers(&mut res);
+    res
+}
+
+fn secure_headers(res: &mut Response) {
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -192,6 +211,81 @@ async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response 
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+}
+
+/// The token of a request: a bearer header, else the UI's cookie.
+fn request_token(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(&format!("{TOKEN_COOKIE}=")));
+    bearer.or(cookie).map(|t| t.trim().to_string())
+}
+
+/// `gyre server`'s UI: a person's token (`?token=` once, kept in a cookie), the person's role
+/// for changes, and the person named in what they change.
+async fn people_guard(ui: Arc<Ui>, req: Request, next: Next) -> Response {
+    let people = ui.people.clone().expect("people mode");
+    let in_query = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .map(str::to_string)
+    });
+    let given = in_query.clone().or_else(|| request_token(req.headers()));
+    let check = people.clone();
+    let caller = tokio::task::spawn_blocking(move || check.authenticate(given.as_deref()))
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let Some(caller) = caller else {
+        return unauthorized();
+    };
+    if let Some(t) = in_query {
+        let rest: Vec<&str> = req
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|kv| !kv.starts_with("token=") && !kv.is_empty())
+            .collect();
+        let to = if rest.is_empty() {
+            req.uri().path().to_string()
+        } else {
+            format!("{}?{}", req.uri().path(), rest.join("&"))
+        };
+        let mut res = redirect(&to);
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{TOKEN_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict"
+        )) {
+            res.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        return res;
+    }
+    if req.method() != axum::http::Method::GET {
+        if !same_origin(req.headers()) {
+            return (
+                StatusCode::FORBIDDEN,
+                "cross-site request refused: changes must come from the UI's own pages\n",
+            )
+                .into_response();
+        }
+        let needs = if req.uri().path().ends_with("/promote") {
+            gyre_app::Role::Maintainer
+        } else {
+            gyre_app::Role::Member
+        };
+        if let Err(e) = caller.require(needs, "do this") {
+            return (StatusCode::FORBIDDEN, format!("{}\n", e.message())).into_response();
+        }
+    }
+    let mut res = CALLER.scope(caller, next.run(req)).await;
+    secure_headers(&mut res);
     res
 }
 
@@ -239,7 +333,16 @@ async fn answer(
     f: impl FnOnce(&mut App) -> Result<Out, AppError> + Send + 'static,
 ) -> Response {
     let project = ui.project.clone();
-    let result = tokio::task::spawn_blocking(move || ui.with_app(&command, f)).await;
+    let person = CALLER.try_with(|c| c.name.clone()).ok();
+    let result = tokio::task::spawn_blocking(move || {
+        ui.with_app(&command, |app| {
+            if let Some(p) = &person {
+                app.set_user(p);
+            }
+            f(app)
+        })
+    })
+    .await;
     let out = match result {
         Ok(Ok(Ok(out))) => out,
         Ok(Ok(Err(e)) | Err(e)) => Out::Error(e),

@@ -14,6 +14,7 @@ mod log;
 mod monitor;
 mod runs;
 mod serve;
+mod server;
 mod ship;
 mod slices;
 mod store;
@@ -31,6 +32,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Init { dir, store } => init::run(cli, dir.as_deref(), store),
         Command::Store { action } => store::run(cli, action.as_ref()),
+        Command::Server { action, run } => server::run(cli, action.as_ref(), run),
+        Command::Clone { url, dir } => server::clone(cli, url, dir),
         Command::Import(args) => import::run(cli, args),
         Command::Data {
             name,
@@ -68,6 +71,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             shadow,
             timeout,
             max_body,
+            remote,
+            dir,
         } => serve::run(
             cli,
             &serve::ServeArgs {
@@ -78,6 +83,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 shadow: *shadow,
                 timeout: *timeout,
                 max_body: *max_body,
+                remote: remote.as_deref(),
+                dir: dir.as_deref(),
             },
         ),
         Command::Monitor { since } => monitor::run(cli, since.as_deref()),

@@ -14,6 +14,9 @@ pub struct ServeArgs<'a> {
     pub shadow: bool,
     pub timeout: std::time::Duration,
     pub max_body: usize,
+    /// A replica of this team server's project.
+    pub remote: Option<&'a str>,
+    pub dir: Option<&'a std::path::Path>,
 }
 
 pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -25,6 +28,8 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         shadow,
         timeout,
         max_body,
+        remote,
+        dir,
     } = *args;
     let traffic = match (challenger, split, shadow) {
         (None, _, _) => None,
@@ -45,7 +50,14 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .into());
         }
     };
-    let mut app = super::open(cli)?;
+    let mut app = match remote {
+        Some(url) => replica(url, dir, addr)?,
+        None => super::open(cli)?,
+    };
+    let shipper = match remote {
+        Some(_) => Some(app.start_shipping()?),
+        None => None,
+    };
     let champion = app.serving_model(run)?;
     let challenger_model = challenger.map(|c| app.serving_model(c)).transpose()?;
     // Bound before the log's session starts: a busy port fails here and uses up no session.
@@ -60,6 +72,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         challenger_model.as_ref().map(|c| c.run.clone()),
     );
     let session = log.session;
+    let replica_name = shipper.as_ref().map(|s| s.replica.clone());
     let json = cli.json;
     let options = ServeOptions {
         champion: run.to_string(),
@@ -85,6 +98,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
                         "challenger": challenger_id,
                         "traffic": traffic.map(|t| t.to_string()),
                         "session": session,
+                        "replica": replica_name,
                     })
                 ));
             } else {
@@ -92,16 +106,64 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
                 if let (Some(c), Some(t)) = (&challenger_id, traffic) {
                     s.push_str(&format!("  challenger {} ({t})\n", short(c)));
                 }
-                s.push_str(
-                    "  POST /v1/predict  POST /v1/feedback  GET /v1/health  GET /metrics\n  \
-                     every answer is logged (.gyre/log.db); `gyre monitor` reads it; Ctrl-C stops\n",
-                );
+                s.push_str("  POST /v1/predict  POST /v1/feedback  GET /v1/health  GET /metrics\n");
+                match &replica_name {
+                    Some(r) => s.push_str(&format!(
+                        "  replica {r}: every answer is logged here (.gyre/log.db) and shipped to \
+                         the team server, where `gyre monitor` reads every replica's; Ctrl-C stops\n"
+                    )),
+                    None => s.push_str(
+                        "  every answer is logged (.gyre/log.db); `gyre monitor` reads it; Ctrl-C stops\n",
+                    ),
+                }
                 output::print(&s);
             }
         },
     )
     .map_err(|e| anyhow::anyhow!("cannot serve on {addr}: {e}"))?;
+    // The log is committed: ship what is left.
+    if let Some(s) = shipper {
+        s.finish();
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A serving replica's project: `dir`, else one per server and port under the user's cache,
+/// made by cloning the server the first time and reused after (its log and its name survive
+/// a restart, so what it logged while the server was away is shipped then).
+fn replica(url: &str, dir: Option<&std::path::Path>, addr: &str) -> anyhow::Result<gyre_app::App> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
+                .ok_or_else(|| anyhow::anyhow!("no HOME: give the replica a directory with --dir"))?;
+            let name: String = format!("{url}-{addr}")
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            cache.join("gyre").join("replicas").join(name)
+        }
+    };
+    if !dir.join(gyre_app::CONFIG_FILE).is_file() {
+        gyre_app::clone_project(url, &dir, &super::command_line())?;
+    }
+    let app = gyre_app::App::open(gyre_app::ProjectLocation::Explicit(&dir), &super::command_line())?;
+    let want = gyre_store_url(url);
+    match app.server_url() {
+        Some(have) if have == want => Ok(app),
+        other => anyhow::bail!(gyre_app::AppError::invalid(format!(
+            "{} is not a replica of {url} (it works on {})",
+            dir.display(),
+            other.unwrap_or_else(|| "a project of its own".into())
+        ))),
+    }
+}
+
+/// A server URL as a clone keeps it.
+fn gyre_store_url(url: &str) -> String {
+    url.trim_end_matches('/').to_string()
 }
 
 /// Binds the address, with a hint when it is taken or cannot be had.

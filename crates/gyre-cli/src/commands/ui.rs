@@ -26,6 +26,7 @@ pub fn run(cli: &Cli, addr: &str, want_token: bool) -> anyhow::Result<ExitCode> 
         &root,
         gyre_ui::UiOptions {
             token: token.clone(),
+            people: None,
         },
     )?;
     let json = cli.json;

@@ -1,0 +1,207 @@
+//! `gyre server` (the team server), `gyre server user|token ...` (its people and tokens, run
+//! where the server's project is) and `gyre clone URL DIR`.
+
+use crate::cli::{Cli, ServerAction, ServerRunArgs, TokenAction, UserAction};
+use crate::output;
+use gyre_app::{Role, people};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn run(
+    cli: &Cli,
+    action: Option<&ServerAction>,
+    args: &ServerRunArgs,
+) -> anyhow::Result<ExitCode> {
+    match action {
+        None => serve(cli, args),
+        Some(ServerAction::User { action }) => user(cli, action),
+        Some(ServerAction::Token { action }) => token(cli, action),
+    }
+}
+
+/// The project's root, for the operator's commands.
+fn root(cli: &Cli) -> anyhow::Result<std::path::PathBuf> {
+    let app = super::open(cli)?;
+    if let Some(url) = app.server_url() {
+        anyhow::bail!(gyre_app::AppError::Invalid {
+            message: format!(
+                "{} is a clone of {url}: people and tokens are managed where the server runs",
+                app.root().display()
+            ),
+            hint: Some("run this in the server's project directory (or pass --project DIR)".into()),
+        });
+    }
+    Ok(app.root().to_path_buf())
+}
+
+fn new_token_text(t: &people::NewToken, what: &str) -> String {
+    format!(
+        "{what} {} ({}), token {}\n  {}\n  shown once, never stored: give it to {} privately; they set GYRE_TOKEN to it\n  (or keep it in ~/.config/gyre/config.toml under [servers.\"URL\"] token = \"...\")\n",
+        t.person, t.role, t.id, t.token, t.person
+    )
+}
+
+fn user(cli: &Cli, action: &UserAction) -> anyhow::Result<ExitCode> {
+    let root = root(cli)?;
+    match action {
+        UserAction::Add { name, role } => {
+            let role = Role::parse(role).expect("clap checked the role");
+            let t = people::add(&root, name, role, &gyre_app::local_user())?;
+            if cli.json {
+                output::json(&t);
+            } else {
+                output::print(&new_token_text(&t, "added"));
+            }
+        }
+        UserAction::List => {
+            let list = people::list(&root)?;
+            if cli.json {
+                output::json(&serde_json::json!({ "people": list }));
+            } else if list.is_empty() {
+                output::print(
+                    "nobody yet: gyre server user add NAME --role maintainer adds the first\n",
+                );
+            } else {
+                let mut s = String::new();
+                for p in &list {
+                    s.push_str(&format!(
+                        "{:<24} {:<10} added {} by {}\n",
+                        p.name, p.role, p.created_at, p.created_by
+                    ));
+                }
+                output::print(&s);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(cli: &Cli, action: &TokenAction) -> anyhow::Result<ExitCode> {
+    let root = root(cli)?;
+    match action {
+        TokenAction::Create { user, label } => {
+            let t = people::create_token(&root, user, label, &gyre_app::local_user())?;
+            if cli.json {
+                output::json(&t);
+            } else {
+                output::print(&new_token_text(&t, "new token for"));
+            }
+        }
+        TokenAction::List { user } => {
+            let list = people::tokens(&root, user.as_deref())?;
+            if cli.json {
+                output::json(&serde_json::json!({ "tokens": list }));
+            } else if list.is_empty() {
+                output::print("no tokens\n");
+            } else {
+                let mut s = String::new();
+                for t in &list {
+                    s.push_str(&format!(
+                        "{}  {:<20} {:<16} made {}{}\n",
+                        t.id,
+                        t.person,
+                        t.label,
+                        t.created_at,
+                        t.revoked_at
+                            .as_ref()
+                            .map(|r| format!(", revoked {r}"))
+                            .unwrap_or_default()
+                    ));
+                }
+                output::print(&s);
+            }
+        }
+        TokenAction::Revoke { id } => {
+            let t = people::revoke(&root, id, &gyre_app::local_user())?;
+            if cli.json {
+                output::json(&t);
+            } else {
+                output::print(&format!(
+                    "revoked {} of {} ({}): refused from its next request on\n",
+                    t.id, t.person, t.label
+                ));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(cli: &Cli, args: &ServerRunArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir()?;
+    let dir = cli.project.clone().unwrap_or(cwd);
+    // With --store and --objects: the team store's project, made or joined in DIR first.
+    if let Some(team) = super::store::team_config(&args.store)
+        && !dir.join(gyre_app::CONFIG_FILE).is_file()
+    {
+        gyre_app::init_with(&dir, &super::command_line(), Some(&team))?;
+    }
+    let app = gyre_app::App::open(gyre_app::ProjectLocation::Discover(&dir), &super::command_line())?;
+    if app.server_url().is_some() {
+        anyhow::bail!(gyre_app::AppError::invalid(format!(
+            "{} is a clone of a team server: run gyre server where the project's store is",
+            app.root().display()
+        )));
+    }
+    let root = app.root().to_path_buf();
+    drop(app);
+    let service = gyre_app::TeamService::open(&root)?;
+    let people_count = people::list(&root)?.len();
+    let ui = gyre_ui::Ui::new(
+        &root,
+        gyre_ui::UiOptions {
+            token: None,
+            people: Some(service.clone()),
+        },
+    )?;
+    let listener = super::serve::bind(&args.addr)?;
+    let bound = listener.local_addr()?;
+    let json = cli.json;
+    let options = gyre_team::TeamOptions {
+        allow_plain_http: args.allow_plain_http,
+        max_object: args.max_object,
+    };
+    gyre_team::serve(service, gyre_ui::router(ui), options, listener, || {
+        let host = if bound.ip().is_unspecified() {
+            format!("127.0.0.1:{}", bound.port())
+        } else {
+            bound.to_string()
+        };
+        let url = format!("http://{host}");
+        if json {
+            output::print(&format!(
+                "{}\n",
+                serde_json::json!({ "addr": bound.to_string(), "url": url, "project": root, "people": people_count })
+            ));
+        } else {
+            let first = if people_count == 0 {
+                "  nobody can sign in yet: gyre server user add NAME --role maintainer (here) prints their token\n"
+            } else {
+                ""
+            };
+            output::print(&format!(
+                "gyre server on {url} for {}\n{first}  clone: GYRE_TOKEN=... gyre clone {url} DIR\n  UI: {url}/?token=TOKEN (kept in a cookie)\n  tokens over plain HTTP only from this machine{}; Ctrl-C stops\n",
+                root.display(),
+                if args.allow_plain_http { " and, as allowed, any other" } else { " (put a TLS proxy in front)" }
+            ));
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("cannot serve on {}: {e}", args.addr))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn clone(cli: &Cli, url: &str, dir: &Path) -> anyhow::Result<ExitCode> {
+    let report = gyre_app::clone_project(url, dir, &super::command_line())?;
+    if cli.json {
+        output::json(&report);
+    } else {
+        output::print(&format!(
+            "cloned {} into {} as {} ({})\n  every command works there; objects are fetched once into .gyre/objects\n\nnext: cd {} && gyre runs\n",
+            report.server,
+            report.project.display(),
+            report.person,
+            report.role,
+            report.project.display()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
