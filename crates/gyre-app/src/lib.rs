@@ -60,6 +60,7 @@ pub use findings::{DataChecks, Finding, FindingChanges, FindingsReport};
 pub use gyre_eval::slices::SliceParams;
 pub use gyre_learn::{LEARNERS, Progress};
 pub use gyre_store::StoreConfig;
+pub use gyre_store::{CONFIG_FILE, Role};
 pub use gyre_store::{CompareOp, JournalQuery, RunField, RunFilter, RunsQuery, StoreError};
 pub use import::{ImportReport, ImportRequest};
 pub use journal::{JournalPageReport, LogReport};
@@ -71,8 +72,8 @@ pub use monitor::{
 pub use predict_file::{PredictFileReport, PredictFileRequest};
 pub use prediction_log::{LogWriter, timestamp};
 pub use predictions::PredictionsReport;
-pub use request_row::{FieldName, FieldValue, RequestRow};
 pub use remote::{CloneReport, SHIP_EVERY, Shipper, clone_project};
+pub use request_row::{FieldName, FieldValue, RequestRow};
 pub use review::{LabelDecision, ReviewReport, RowDecision, RowsTable, ShownRow};
 pub use runs::{
     ExternalModelNote, MAX_PAGE, RunBrief, RunsPageReport, ShowReport, parse_run_filters, run_field,
@@ -83,7 +84,6 @@ pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use skew::{Leak, Skew};
 pub use slicing::{SliceAlso, SliceRow, SlicesReport, SlicesRequest};
 pub use suites::{Suite, SuiteResult, SuitesReport};
-pub use gyre_store::{CONFIG_FILE, Role};
 pub use team_server::{Caller, IDLE as TX_IDLE, TeamError, TeamService, people};
 pub use team_store::{CopyReport, StoreLocation, init_with};
 pub use train::{RunReport, SeedFloor, SeedsNote, TrainReport, TrainRequest};

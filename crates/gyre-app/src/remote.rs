@@ -51,8 +51,9 @@ pub fn clone_project(url: &str, dir: &Path, command: &str) -> Result<CloneReport
         toml_string(client.url())
     );
     let root = Store::init(dir, &text)?;
-    let mut app = App::open(ProjectLocation::Explicit(&root), command)?;
-    app.record(None, &[])?;
+    // Opened once, so a clone that cannot work fails here (a clone changes nothing: no
+    // journal entry, and a viewer may clone).
+    App::open(ProjectLocation::Explicit(&root), command)?;
     Ok(CloneReport {
         config: root.join(CONFIG_FILE),
         project: root,
@@ -199,7 +200,9 @@ impl ShipState {
                 Ok(true) => continue,
                 Ok(false) => {
                     if self.out_of_reach {
-                        eprintln!("gyre serve: the team server answers again; the log is caught up");
+                        eprintln!(
+                            "gyre serve: the team server answers again; the log is caught up"
+                        );
                         self.out_of_reach = false;
                     }
                     return true;

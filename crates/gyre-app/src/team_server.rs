@@ -12,7 +12,7 @@
 use crate::{AppError, now};
 use gyre_core::ContentHash;
 use gyre_store::{
-    LogCursor, Op, Objects, PersonRecord, PredictionLog, RawLog, Role, Store, StoreError,
+    LogCursor, Objects, Op, PersonRecord, PredictionLog, RawLog, Role, Store, StoreError,
     TokenRecord,
 };
 use std::collections::HashMap;
@@ -128,7 +128,8 @@ impl From<StoreError> for TeamError {
     }
 }
 
-/// A message to a transaction's thread.
+/// A message to a transaction's thread (one at a time: the size of a variant does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Op(Op, Sender<Result<serde_json::Value, TeamError>>),
     End {
@@ -207,7 +208,10 @@ impl TeamService {
     }
 
     /// A short read on a pooled store.
-    fn read<T>(&self, f: impl FnOnce(&gyre_store::Tx<'_>) -> Result<T, StoreError>) -> Result<T, TeamError> {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&gyre_store::Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, TeamError> {
         let mut store = self.take_store()?;
         let out = store.read(f);
         self.give_store(store);
@@ -241,9 +245,8 @@ impl TeamService {
         let path = self.root.join(gyre_store::CONFIG_FILE);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| TeamError::App(StoreError::io(&path, e).into()))?;
-        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| {
-            TeamError::App(AppError::invalid(format!("{}: {e}", path.display())))
-        })?;
+        let mut doc: toml::Table = toml::from_str(&text)
+            .map_err(|e| TeamError::App(AppError::invalid(format!("{}: {e}", path.display()))))?;
         doc.remove("store");
         doc.remove("server");
         Ok(toml::to_string(&doc).unwrap_or_default())
@@ -291,7 +294,11 @@ impl TeamService {
         std::thread::Builder::new()
             .name("gyre-team-tx".into())
             .spawn(move || me.run_session(store, write, &person, from, &tx_id))
-            .map_err(|e| TeamError::App(AppError::invalid(format!("cannot start a transaction: {e}"))))?;
+            .map_err(|e| {
+                TeamError::App(AppError::invalid(format!(
+                    "cannot start a transaction: {e}"
+                )))
+            })?;
         match self.op(caller, &id, op) {
             Ok(answer) => Ok((id, answer)),
             Err(e) => {
@@ -320,7 +327,12 @@ impl TeamService {
     }
 
     /// Runs one op in the caller's open transaction.
-    pub fn op(&self, caller: &Caller, id: &str, mut op: Op) -> Result<serde_json::Value, TeamError> {
+    pub fn op(
+        &self,
+        caller: &Caller,
+        id: &str,
+        mut op: Op,
+    ) -> Result<serde_json::Value, TeamError> {
         let needs = op.needs();
         caller.require(needs, &op.action())?;
         let (to, write) = self.session(caller, id)?;
@@ -341,8 +353,7 @@ impl TeamService {
             }
         }
         let (reply, answer) = channel();
-        to.send(Msg::Op(op, reply))
-            .map_err(|_| self.ended(id))?;
+        to.send(Msg::Op(op, reply)).map_err(|_| self.ended(id))?;
         answer.recv().map_err(|_| self.ended(id))?
     }
 
@@ -363,15 +374,27 @@ impl TeamService {
     }
 
     /// A transaction's thread: the store's own transaction, driven by messages.
-    fn run_session(&self, mut store: Store, write: bool, person: &str, from: Receiver<Msg>, id: &str) {
+    fn run_session(
+        &self,
+        mut store: Store,
+        write: bool,
+        person: &str,
+        from: Receiver<Msg>,
+        id: &str,
+    ) {
         let mut commit_reply: Option<Sender<Result<(), TeamError>>> = None;
-        let serve = |tx: &gyre_store::Tx<'_>, commit_reply: &mut Option<Sender<Result<(), TeamError>>>| -> Result<(), Ended> {
+        let serve = |tx: &gyre_store::Tx<'_>,
+                     commit_reply: &mut Option<Sender<Result<(), TeamError>>>|
+         -> Result<(), Ended> {
             loop {
                 match from.recv_timeout(IDLE) {
                     Ok(Msg::Op(op, reply)) => {
                         let _ = reply.send(op.apply(tx).map_err(TeamError::from));
                     }
-                    Ok(Msg::End { commit: true, reply }) if write => {
+                    Ok(Msg::End {
+                        commit: true,
+                        reply,
+                    }) if write => {
                         *commit_reply = Some(reply);
                         return Ok(());
                     }
@@ -400,7 +423,10 @@ impl TeamService {
                 let _ = reply.send(Ok(()));
             }
             Err(Ended::Idle) => {
-                eprintln!("gyre server: a transaction of {person} was idle for {} s and was rolled back", IDLE.as_secs());
+                eprintln!(
+                    "gyre server: a transaction of {person} was idle for {} s and was rolled back",
+                    IDLE.as_secs()
+                );
             }
             Err(Ended::Store(e)) => {
                 if let Some(reply) = commit_reply {
@@ -482,7 +508,10 @@ impl TeamService {
             .collect();
         sessions.sort_unstable();
         sessions.dedup();
-        if let Some(s) = sessions.into_iter().find(|s| !log.has_session(*s).unwrap_or(false)) {
+        if let Some(s) = sessions
+            .into_iter()
+            .find(|s| !log.has_session(*s).unwrap_or(false))
+        {
             return Err(TeamError::Invalid(format!(
                 "session {s} was not started through this server"
             )));
@@ -590,7 +619,12 @@ pub mod people {
     }
 
     /// Makes another token for a person.
-    pub fn create_token(root: &Path, name: &str, label: &str, by: &str) -> Result<NewToken, AppError> {
+    pub fn create_token(
+        root: &Path,
+        name: &str,
+        label: &str,
+        by: &str,
+    ) -> Result<NewToken, AppError> {
         let mut store = open(root)?;
         let time = now();
         let (secret, token) = gyre_store::new_token(name, label, &time)?;

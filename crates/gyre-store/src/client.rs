@@ -110,7 +110,9 @@ pub fn check_server_url(url: &str) -> Result<String, StoreError> {
         return Err(bad("use http:// or https://"));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(bad("put no credentials in it; the token comes from GYRE_TOKEN"));
+        return Err(bad(
+            "put no credentials in it; the token comes from GYRE_TOKEN",
+        ));
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(bad("no query or fragment"));
@@ -121,7 +123,9 @@ pub fn check_server_url(url: &str) -> Result<String, StoreError> {
         Some(url::Host::Domain(d)) => d == "localhost",
         None => return Err(bad("it names no host")),
     };
-    if parsed.scheme() == "http" && !loopback && env("GYRE_ALLOW_PLAIN_HTTP").as_deref() != Some("1")
+    if parsed.scheme() == "http"
+        && !loopback
+        && env("GYRE_ALLOW_PLAIN_HTTP").as_deref() != Some("1")
     {
         return Err(bad(
             "a token is not sent over plain HTTP to another machine: use https:// (a reverse \
@@ -179,15 +183,19 @@ impl ServerClient {
     }
 
     /// A request's answer: its body for 2xx, else the error it stands for.
-    fn answer(&self, res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<(u16, Vec<u8>), StoreError> {
-        let mut res = res.map_err(|e| self.failed(e))?;
+    fn answer(
+        &self,
+        what: &str,
+        res: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(u16, Vec<u8>), StoreError> {
+        let mut res = res.map_err(|e| self.failed(format!("{what}: {e}")))?;
         let status = res.status().as_u16();
         let body = res
             .body_mut()
             .with_config()
             .limit(MAX_ANSWER)
             .read_to_vec()
-            .map_err(|e| self.failed(e))?;
+            .map_err(|e| self.failed(format!("{what}: {e}")))?;
         match status {
             200..=299 | 404 => Ok((status, body)),
             401 | 403 => Err(StoreError::Denied {
@@ -196,7 +204,7 @@ impl ServerClient {
                 message: message_of(&body),
             }),
             400 | 409 | 413 | 422 => Err(StoreError::Invalid(message_of(&body))),
-            _ => Err(self.failed(format!("HTTP {status}: {}", message_of(&body)))),
+            _ => Err(self.failed(format!("{what}: HTTP {status}: {}", message_of(&body)))),
         }
     }
 
@@ -211,7 +219,7 @@ impl ServerClient {
             .get(format!("{}{path}", self.url))
             .header("authorization", self.bearer())
             .call();
-        let (status, body) = self.answer(res)?;
+        let (status, body) = self.answer(&format!("GET {path}"), res)?;
         if status == 404 {
             return Err(self.failed(format!("{path}: not found (an older gyre server?)")));
         }
@@ -231,7 +239,7 @@ impl ServerClient {
             .header("authorization", self.bearer())
             .content_type("application/json")
             .send(&bytes[..]);
-        let (status, body) = self.answer(res)?;
+        let (status, body) = self.answer(&format!("POST {path}"), res)?;
         if status == 404 {
             return Err(StoreError::Invalid(message_of(&body)));
         }
@@ -249,7 +257,7 @@ impl ServerClient {
             .head(format!("{}/v1/objects/{id}", self.url))
             .header("authorization", self.bearer())
             .call();
-        Ok(self.answer(res)?.0 != 404)
+        Ok(self.answer(&format!("checking object {id}"), res)?.0 != 404)
     }
 
     /// Uploads an object; the server checks its bytes against its id.
@@ -260,7 +268,7 @@ impl ServerClient {
             .header("authorization", self.bearer())
             .content_type("application/octet-stream")
             .send(bytes);
-        match self.answer(res)?.0 {
+        match self.answer(&format!("uploading object {id}"), res)?.0 {
             404 => Err(self.failed(format!("uploading object {id}: not found"))),
             _ => Ok(()),
         }
@@ -279,13 +287,13 @@ impl ServerClient {
             .get(format!("{}/v1/objects/{id}", self.url))
             .header("authorization", self.bearer())
             .call()
-            .map_err(|e| self.failed(e))?;
+            .map_err(|e| self.failed(format!("downloading object {id}: {e}")))?;
         match res.status().as_u16() {
             200 => {}
             404 => return Ok(false),
             _ => {
                 // Read the error through the common path (401, 403, 5xx).
-                self.answer(Ok(res))?;
+                self.answer(&format!("downloading object {id}"), Ok(res))?;
                 return Err(self.failed(format!("downloading object {id}")));
             }
         }
@@ -366,8 +374,10 @@ impl<'a> ServerTx<'a> {
                 begun.answer
             }
         };
-        serde_json::from_value(answer)
-            .map_err(|e| self.client.failed(format!("the answer to {}: {e}", op.name())))
+        serde_json::from_value(answer).map_err(|e| {
+            self.client
+                .failed(format!("the answer to {}: {e}", op.name()))
+        })
     }
 
     /// Commits (or rolls back) the transaction; nothing to do when no op ran.

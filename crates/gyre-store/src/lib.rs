@@ -5,9 +5,9 @@
 //! Invariants: objects are written to `.gyre/tmp/` and renamed into place, so an object either is
 //! whole or is absent; metadata changes happen in one transaction together with their journal entry.
 
+mod client;
 #[cfg(test)]
 mod conformance;
-mod client;
 mod copy;
 mod error;
 mod log;
@@ -21,9 +21,9 @@ mod project;
 mod queries;
 mod remote;
 mod sql;
-mod wire;
 #[cfg(test)]
 mod testing;
+mod wire;
 
 pub use client::{ServerClient, WhoAmI, check_server_url, user_config_path};
 pub use copy::CopyReport;
@@ -44,7 +44,7 @@ pub use people::{
 pub use project::{
     CONFIG_FILE, STATE_DIR, Store, StoreConfig, Tx, discover, server_url, write_atomic,
 };
-pub use wire::{JournalLine, Op};
 pub use queries::{
     CompareOp, JournalPage, JournalQuery, RunField, RunFilter, RunsPage, RunsQuery, is_identifier,
 };
+pub use wire::{JournalLine, Op};

@@ -83,16 +83,36 @@ impl RawLog {
     /// The cursor after these rows (`from` where a table sent none).
     pub fn end(&self, from: LogCursor) -> LogCursor {
         LogCursor {
-            sessions: self.sessions.iter().map(|r| r.id).max().unwrap_or(from.sessions),
-            served: self.served.iter().map(|r| r.seq).max().unwrap_or(from.served),
-            feedback: self.feedback.iter().map(|r| r.seq).max().unwrap_or(from.feedback),
-            errors: self.errors.iter().map(|r| r.seq).max().unwrap_or(from.errors),
+            sessions: self
+                .sessions
+                .iter()
+                .map(|r| r.id)
+                .max()
+                .unwrap_or(from.sessions),
+            served: self
+                .served
+                .iter()
+                .map(|r| r.seq)
+                .max()
+                .unwrap_or(from.served),
+            feedback: self
+                .feedback
+                .iter()
+                .map(|r| r.seq)
+                .max()
+                .unwrap_or(from.feedback),
+            errors: self
+                .errors
+                .iter()
+                .map(|r| r.seq)
+                .max()
+                .unwrap_or(from.errors),
         }
     }
 }
 
 fn unhex(text: &str) -> Result<Vec<u8>, StoreError> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(StoreError::Invalid("a log batch's data is not hex".into()));
     }
     (0..text.len())
@@ -337,8 +357,10 @@ mod tests {
         let mut rb = PredictionLog::open(b.path()).unwrap();
         let sa = server.start_session("t", "run-a", None, None).unwrap();
         let sb = server.start_session("t", "run-a", None, None).unwrap();
-        ra.start_session_numbered(sa, "t", "run-a", None, None).unwrap();
-        rb.start_session_numbered(sb, "t", "run-a", None, None).unwrap();
+        ra.start_session_numbered(sa, "t", "run-a", None, None)
+            .unwrap();
+        rb.start_session_numbered(sb, "t", "run-a", None, None)
+            .unwrap();
         ra.append(&batch(sa, 0..3)).unwrap();
         rb.append(&batch(sb, 0..2)).unwrap();
         let raw_a = ra.raw_after(LogCursor::default(), 100).unwrap();

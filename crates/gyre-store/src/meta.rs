@@ -664,7 +664,15 @@ impl Tx<'_> {
         object: &str,
         time: &str,
     ) -> Result<(), StoreError> {
-        on_server!(self, Op::PutCache { key: key.into(), kind: kind.into(), object: object.into(), time: time.into() });
+        on_server!(
+            self,
+            Op::PutCache {
+                key: key.into(),
+                kind: kind.into(),
+                object: object.into(),
+                time: time.into()
+            }
+        );
         self.0.exec(
             "INSERT INTO caches (key, kind, object, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT DO NOTHING",
@@ -756,7 +764,16 @@ impl Tx<'_> {
     }
 
     pub fn append_journal(&self, e: &NewJournalEntry<'_>) -> Result<i64, StoreError> {
-        on_server!(self, Op::AppendJournal(JournalLine { time: e.time.into(), user: e.user.into(), command: e.command.into(), why: e.why.map(String::from), objects: e.objects.to_vec() }));
+        on_server!(
+            self,
+            Op::AppendJournal(JournalLine {
+                time: e.time.into(),
+                user: e.user.into(),
+                command: e.command.into(),
+                why: e.why.map(String::from),
+                objects: e.objects.to_vec()
+            })
+        );
         let objects = serde_json::to_string(e.objects).expect("strings serialize");
         self.0
             .query_one(

@@ -29,7 +29,7 @@ pub struct Objects {
 /// What a cache of objects is a cache of.
 #[derive(Debug)]
 pub(crate) enum Upstream {
-    Bucket(Remote),
+    Bucket(Box<Remote>),
     Server(Arc<crate::client::ServerClient>),
 }
 
@@ -97,16 +97,13 @@ impl Objects {
     /// The objects of a team project: `remote` holds them, this directory caches them.
     pub(crate) fn with_remote(state_dir: &Path, remote: Remote) -> Self {
         Objects {
-            remote: Some(Arc::new(Upstream::Bucket(remote))),
+            remote: Some(Arc::new(Upstream::Bucket(Box::new(remote)))),
             ..Objects::new(state_dir)
         }
     }
 
     /// The objects of a project whose store is a team server: this directory caches them.
-    pub(crate) fn with_server(
-        state_dir: &Path,
-        server: Arc<crate::client::ServerClient>,
-    ) -> Self {
+    pub(crate) fn with_server(state_dir: &Path, server: Arc<crate::client::ServerClient>) -> Self {
         Objects {
             remote: Some(Arc::new(Upstream::Server(server))),
             ..Objects::new(state_dir)

@@ -143,7 +143,9 @@ impl Tx<'_> {
     pub fn tokens(&self, person: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
         let rows = match person {
             Some(p) => self.0.query(
-                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE person = ?1 ORDER BY created_at, id"),
+                &format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE person = ?1 ORDER BY created_at, id"
+                ),
                 vals![p],
             )?,
             None => self.0.query(
@@ -167,9 +169,9 @@ impl Tx<'_> {
             return Ok(None);
         };
         let token = token_row(row)?;
-        let person = self.person(&token.person)?.ok_or_else(|| {
-            StoreError::Corrupt(format!("token {} names no person", token.id))
-        })?;
+        let person = self
+            .person(&token.person)?
+            .ok_or_else(|| StoreError::Corrupt(format!("token {} names no person", token.id)))?;
         Ok(Some((token, person)))
     }
 
@@ -197,7 +199,11 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// A new token: its text (shown once) and its record (which keeps only the hash).
-pub fn new_token(person: &str, label: &str, time: &str) -> Result<(String, TokenRecord), StoreError> {
+pub fn new_token(
+    person: &str,
+    label: &str,
+    time: &str,
+) -> Result<(String, TokenRecord), StoreError> {
     let secret = format!("gyre_{}", hex(&random_bytes(20)?));
     let id = format!("tok_{}", hex(&random_bytes(4)?));
     Ok((

@@ -173,7 +173,8 @@ fn password_from_file(config: &postgres::Config) -> Option<String> {
 /// identity columns; `runs.ord` is SQLite's implicit rowid (insertion order); text that is
 /// sorted sorts by bytes (`COLLATE "C"`), as SQLite sorts it. Never edit a
 /// released version: append one.
-pub(crate) const MIGRATIONS: &[&str] = &[r#"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE FUNCTION gyre_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$;
     CREATE TABLE datasets (
@@ -315,8 +316,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[r#"
     CREATE INDEX run_values_by_text ON run_values (field, text, run);
     CREATE INDEX run_values_by_run ON run_values (run);
 "#,
-// 2: the people of a team server and their tokens (only hashes; see `people`).
-r#"
+    // 2: the people of a team server and their tokens (only hashes; see `people`).
+    r#"
     CREATE TABLE people (
         name        TEXT COLLATE "C" PRIMARY KEY,
         role        TEXT NOT NULL,
@@ -331,7 +332,8 @@ r#"
         created_at  TEXT NOT NULL,
         revoked_at  TEXT
     );
-"#];
+"#,
+];
 
 /// Brings the database's schema up to date in one transaction under the migration lock;
 /// refuses a database a newer gyre wrote. `url` names it in messages.

@@ -154,9 +154,8 @@ pub fn server_url(text: &str, path: &Path) -> Result<Option<String>, StoreError>
     struct File {
         server: Option<Server>,
     }
-    let f: File = toml::from_str(text).map_err(|e| {
-        StoreError::Config(format!("{}: {}", path.display(), e.to_string().trim()))
-    })?;
+    let f: File = toml::from_str(text)
+        .map_err(|e| StoreError::Config(format!("{}: {}", path.display(), e.to_string().trim())))?;
     match f.server {
         Some(s) => crate::client::check_server_url(&s.url)
             .map(Some)

@@ -280,8 +280,7 @@ pub(crate) enum Conn<'a> {
 /// SQL reached on a server transaction: an operation of `Tx` that does not forward itself.
 fn not_on_server() -> StoreError {
     StoreError::Invalid(
-        "internal: this store operation has no server form (a remote project cannot run it)"
-            .into(),
+        "internal: this store operation has no server form (a remote project cannot run it)".into(),
     )
 }
 

@@ -9,8 +9,8 @@
 //! client reaches them.
 
 use crate::meta::{
-    AliasEvent, DatasetRecord, EditRecord, FindingEvent, FindingRecord, NewJournalEntry,
-    RunRecord, SeedGroupRecord, SourceRecord, SuiteRecord, VersionRecord,
+    AliasEvent, DatasetRecord, EditRecord, FindingEvent, FindingRecord, NewJournalEntry, RunRecord,
+    SeedGroupRecord, SourceRecord, SuiteRecord, VersionRecord,
 };
 use crate::people::Role;
 use crate::queries::{JournalQuery, RunsQuery};

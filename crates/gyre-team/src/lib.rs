@@ -75,9 +75,11 @@ fn json_answer(v: impl serde::Serialize) -> Response {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, TeamError> + Send + 'static,
 ) -> Result<T, TeamError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(TeamError::App(gyre_app::AppError::invalid(format!("the request failed: {e}")))))
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(TeamError::App(gyre_app::AppError::invalid(format!(
+            "the request failed: {e}"
+        ))))
+    })
 }
 
 /// A JSON body, or a 400 naming what is wrong with it.
@@ -103,8 +105,7 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 fn carries_token(req: &Request) -> bool {
     let h = req.headers();
     h.contains_key(header::AUTHORIZATION)
-        || h
-            .get_all(header::COOKIE)
+        || h.get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .any(|c| c.contains("token="))
@@ -133,7 +134,8 @@ async fn outer(
     let status = res.status();
     // Errors, commits and uploads: what changed or failed (reads and their ends would drown
     // them).
-    if status.is_client_error()
+    let checked = method == Method::HEAD && status == StatusCode::NOT_FOUND;
+    if (status.is_client_error() && !checked)
         || status.is_server_error()
         || path.ends_with("/commit")
         || method == Method::PUT
@@ -180,7 +182,11 @@ struct Begin {
     op: Op,
 }
 
-async fn begin(State(shared): State<Arc<Shared>>, axum::Extension(me): Me, body: Bytes) -> Response {
+async fn begin(
+    State(shared): State<Arc<Shared>>,
+    axum::Extension(me): Me,
+    body: Bytes,
+) -> Response {
     let service = shared.service.clone();
     let out = blocking(move || {
         let b: Begin = parse(&body)?;
@@ -215,11 +221,18 @@ async fn tx_end(
     State(shared): State<Arc<Shared>>,
     axum::Extension(me): Me,
     Path((id, end)): Path<(String, String)>,
+    // Read, though unused: a request whose body is left unread ends its connection, and the
+    // client's next request on it would find it closed.
+    _body: Bytes,
 ) -> Response {
     let commit = match end.as_str() {
         "commit" => true,
         "rollback" => false,
-        _ => return error(TeamError::NotFound(format!("no such transaction action {end:?}"))),
+        _ => {
+            return error(TeamError::NotFound(format!(
+                "no such transaction action {end:?}"
+            )));
+        }
     };
     let service = shared.service.clone();
     match blocking(move || service.finish(&me, &id, commit)).await {
@@ -272,7 +285,11 @@ struct NewSession {
     mode: Option<String>,
 }
 
-async fn log_session(State(shared): State<Arc<Shared>>, axum::Extension(me): Me, body: Bytes) -> Response {
+async fn log_session(
+    State(shared): State<Arc<Shared>>,
+    axum::Extension(me): Me,
+    body: Bytes,
+) -> Response {
     let service = shared.service.clone();
     let out = blocking(move || {
         let s: NewSession = parse(&body)?;
@@ -328,7 +345,11 @@ struct LogQuery {
     limit: Option<usize>,
 }
 
-async fn log_rows(State(shared): State<Arc<Shared>>, _me: Me, Query(q): Query<LogQuery>) -> Response {
+async fn log_rows(
+    State(shared): State<Arc<Shared>>,
+    _me: Me,
+    Query(q): Query<LogQuery>,
+) -> Response {
     let service = shared.service.clone();
     let after = LogCursor {
         sessions: q.sessions,
@@ -398,8 +419,11 @@ pub fn serve(
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // The service's stores (a PostgreSQL client runs a runtime of its own) are dropped after
+    // the server's runtime, outside it: this handle outlives every clone the router holds.
+    let keep = service.clone();
     let app = router(service, ui, &options);
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         ready();
         axum::serve(
@@ -408,13 +432,15 @@ pub fn serve(
         )
         .with_graceful_shutdown(stop_signal())
         .await
-    })
+    });
+    drop(rt);
+    drop(keep);
+    served
 }
 
 async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = ctrl_c => {}
         _ = async { if let Some(t) = term.as_mut() { t.recv().await; } else { std::future::pending::<()>().await } } => {}

@@ -533,13 +533,19 @@ pub fn serve(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    // The open projects are dropped after the runtime, outside it: a PostgreSQL client (a
+    // team project's) runs a runtime of its own and may not be dropped inside another.
+    let keep = ui.clone();
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         ready();
         axum::serve(listener, router(ui))
             .with_graceful_shutdown(stop_signal())
             .await
-    })
+    });
+    drop(rt);
+    drop(keep);
+    served
 }
 
 async fn stop_signal() {

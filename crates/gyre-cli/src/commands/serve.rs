@@ -137,8 +137,12 @@ fn replica(url: &str, dir: Option<&std::path::Path>, addr: &str) -> anyhow::Resu
         None => {
             let cache = std::env::var_os("XDG_CACHE_HOME")
                 .map(std::path::PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
-                .ok_or_else(|| anyhow::anyhow!("no HOME: give the replica a directory with --dir"))?;
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache"))
+                })
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no HOME: give the replica a directory with --dir")
+                })?;
             let name: String = format!("{url}-{addr}")
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -149,7 +153,10 @@ fn replica(url: &str, dir: Option<&std::path::Path>, addr: &str) -> anyhow::Resu
     if !dir.join(gyre_app::CONFIG_FILE).is_file() {
         gyre_app::clone_project(url, &dir, &super::command_line())?;
     }
-    let app = gyre_app::App::open(gyre_app::ProjectLocation::Explicit(&dir), &super::command_line())?;
+    let app = gyre_app::App::open(
+        gyre_app::ProjectLocation::Explicit(&dir),
+        &super::command_line(),
+    )?;
     let want = gyre_store_url(url);
     match app.server_url() {
         Some(have) if have == want => Ok(app),

@@ -135,7 +135,10 @@ fn serve(cli: &Cli, args: &ServerRunArgs) -> anyhow::Result<ExitCode> {
     {
         gyre_app::init_with(&dir, &super::command_line(), Some(&team))?;
     }
-    let app = gyre_app::App::open(gyre_app::ProjectLocation::Discover(&dir), &super::command_line())?;
+    let app = gyre_app::App::open(
+        gyre_app::ProjectLocation::Discover(&dir),
+        &super::command_line(),
+    )?;
     if app.server_url().is_some() {
         anyhow::bail!(gyre_app::AppError::invalid(format!(
             "{} is a clone of a team server: run gyre server where the project's store is",
@@ -160,7 +163,10 @@ fn serve(cli: &Cli, args: &ServerRunArgs) -> anyhow::Result<ExitCode> {
         allow_plain_http: args.allow_plain_http,
         max_object: args.max_object,
     };
-    gyre_team::serve(service, gyre_ui::router(ui), options, listener, || {
+    // The UI's open projects are dropped here, after the server's runtime is gone (see
+    // gyre_team::serve).
+    let keep_ui = ui.clone();
+    let served = gyre_team::serve(service, gyre_ui::router(ui), options, listener, || {
         let host = if bound.ip().is_unspecified() {
             format!("127.0.0.1:{}", bound.port())
         } else {
@@ -181,11 +187,16 @@ fn serve(cli: &Cli, args: &ServerRunArgs) -> anyhow::Result<ExitCode> {
             output::print(&format!(
                 "gyre server on {url} for {}\n{first}  clone: GYRE_TOKEN=... gyre clone {url} DIR\n  UI: {url}/?token=TOKEN (kept in a cookie)\n  tokens over plain HTTP only from this machine{}; Ctrl-C stops\n",
                 root.display(),
-                if args.allow_plain_http { " and, as allowed, any other" } else { " (put a TLS proxy in front)" }
+                if args.allow_plain_http {
+                    " and, as allowed, any other"
+                } else {
+                    " (put a TLS proxy in front)"
+                }
             ));
         }
-    })
-    .map_err(|e| anyhow::anyhow!("cannot serve on {}: {e}", args.addr))?;
+    });
+    drop(keep_ui);
+    served.map_err(|e| anyhow::anyhow!("cannot serve on {}: {e}", args.addr))?;
     Ok(ExitCode::SUCCESS)
 }
 
