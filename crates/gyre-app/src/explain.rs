@@ -200,10 +200,7 @@ impl App {
         }
         let importance = self.compute_importance(record)?;
         let bytes = serde_json::to_vec(&importance).expect("importance serializes");
-        let object = self.store.objects().put(&bytes)?;
-        let time = crate::now();
-        self.store
-            .write(|tx| tx.put_cache(&key, "importance", object.as_str(), &time))?;
+        self.keep_cache(&key, "importance", &bytes)?;
         Ok(importance)
     }
 

@@ -529,14 +529,27 @@ impl App {
         key: &str,
         stored: &StoredSlices,
     ) -> Result<(), AppError> {
-        let obj = self
-            .store
-            .objects()
-            .put(&serde_json::to_vec(stored).expect("slices serialize"))?;
-        let time = crate::now();
-        self.store
-            .write(|tx| tx.put_cache(key, "slices", obj.as_str(), &time))?;
-        Ok(())
+        self.keep_cache(
+            key,
+            "slices",
+            &serde_json::to_vec(stored).expect("slices serialize"),
+        )
+    }
+
+    /// Keeps a computed result in the cache (an object and a cache row). On a team server a
+    /// viewer may not write, and a cache is not worth refusing a look for: there it is skipped.
+    pub(crate) fn keep_cache(&mut self, key: &str, kind: &str, bytes: &[u8]) -> Result<(), AppError> {
+        let kept = (|| -> Result<(), AppError> {
+            let obj = self.store.objects().put(bytes)?;
+            let time = crate::now();
+            self.store
+                .write(|tx| tx.put_cache(key, kind, obj.as_str(), &time))?;
+            Ok(())
+        })();
+        match kept {
+            Err(AppError::Store(gyre_store::StoreError::Denied { status: 403, .. })) => Ok(()),
+            other => other,
+        }
     }
 }
 

@@ -237,6 +237,11 @@ fn clone_runs_the_loop(team: Option<&TeamStore>) {
         json_in(&v, &["runs"])["runs"],
         json_in(&a, &["runs"])["runs"]
     );
+    // A look the cache does not hold yet: computed, shown, and not kept (a viewer writes nothing).
+    let before = journal(&a).len();
+    let sl = json_in(&v, &["slices", &run, "--min-support", "50"]);
+    assert!(sl["slices"].is_array(), "{sl}");
+    assert_eq!(journal(&a).len(), before);
     let before = journal(&a).len();
     let versions = json_in(&a, &["data", "--versions"]);
     let out = run_in(
