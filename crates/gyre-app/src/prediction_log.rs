@@ -40,6 +40,10 @@ pub struct LogWriter {
     pub session: i64,
     /// What earlier sessions served: per session, one more than its highest committed number.
     earlier: std::collections::BTreeMap<i64, i64>,
+    /// A serving replica's: feedback may name a prediction another replica served (behind one
+    /// load balancer, feedback comes to any of them). Its session is checked when the log
+    /// reaches the team server, which numbered every replica's sessions.
+    other_replicas: bool,
     next: AtomicI64,
     /// The highest request number of this session whose records are all committed, plus one.
     flushed: Arc<AtomicI64>,
@@ -59,6 +63,7 @@ impl App {
         let mut log = self.store.prediction_log()?;
         let earlier = log.served_counts()?;
         let session = self.start_log_session(&mut log, champion, challenger, mode)?;
+        let other_replicas = self.server_url().is_some();
         let (tx, rx) = sync_channel(QUEUE_MAX);
         let flushed = Arc::new(AtomicI64::new(0));
         let failures = Arc::new(AtomicU64::new(0));
@@ -75,6 +80,7 @@ impl App {
             pending,
             session,
             earlier,
+            other_replicas,
             next: AtomicI64::new(0),
             flushed,
             failures,
@@ -219,10 +225,10 @@ impl LogWriter {
     pub fn was_served(&self, id: PredictionId) -> bool {
         if id.session == self.session {
             (0..self.issued()).contains(&id.n)
+        } else if let Some(&count) = self.earlier.get(&id.session) {
+            (0..count).contains(&id.n)
         } else {
-            self.earlier
-                .get(&id.session)
-                .is_some_and(|&count| (0..count).contains(&id.n))
+            self.other_replicas && id.session > 0 && id.n >= 0
         }
     }
 

@@ -526,6 +526,49 @@ impl TeamService {
     }
 }
 
+/// People and tokens through the API: a maintainer manages everyone's; anyone makes, lists and
+/// revokes their own.
+impl TeamService {
+    pub fn people_list(&self, caller: &Caller) -> Result<Vec<PersonRecord>, TeamError> {
+        caller.require(Role::Maintainer, "list the people")?;
+        Ok(people::list(&self.root)?)
+    }
+
+    pub fn person_add(&self, caller: &Caller, name: &str, role: Role) -> Result<people::NewToken, TeamError> {
+        caller.require(Role::Maintainer, "add people")?;
+        Ok(people::add(&self.root, name, role, &caller.name)?)
+    }
+
+    pub fn token_create(
+        &self,
+        caller: &Caller,
+        user: Option<&str>,
+        label: &str,
+    ) -> Result<people::NewToken, TeamError> {
+        let who = user.unwrap_or(&caller.name);
+        if who != caller.name {
+            caller.require(Role::Maintainer, "make tokens for other people")?;
+        }
+        Ok(people::create_token(&self.root, who, label, &caller.name)?)
+    }
+
+    pub fn token_list(&self, caller: &Caller, user: Option<&str>) -> Result<Vec<TokenRecord>, TeamError> {
+        if user != Some(caller.name.as_str()) {
+            caller.require(Role::Maintainer, "list other people's tokens")?;
+        }
+        Ok(people::tokens(&self.root, user)?)
+    }
+
+    pub fn token_revoke(&self, caller: &Caller, id: &str) -> Result<TokenRecord, TeamError> {
+        let all = people::tokens(&self.root, None)?;
+        let owner = all.iter().find(|t| t.id == id).map(|t| t.person.clone());
+        if owner.as_deref() != Some(caller.name.as_str()) {
+            caller.require(Role::Maintainer, "revoke other people's tokens")?;
+        }
+        Ok(people::revoke(&self.root, id, &caller.name)?)
+    }
+}
+
 /// The log's name for a replica's rows: its person's and its own (two people's replicas of
 /// the same name never share a cursor).
 fn replica_source(person: &str, replica: &str) -> String {
@@ -558,7 +601,7 @@ fn object_id(id: &str) -> Result<ContentHash, TeamError> {
 pub mod people {
     use super::*;
 
-    #[derive(serde::Serialize)]
+    #[derive(serde::Serialize, serde::Deserialize)]
     pub struct NewToken {
         pub person: String,
         pub role: Role,

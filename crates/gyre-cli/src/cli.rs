@@ -215,16 +215,16 @@ pub enum UserAction {
 
 #[derive(Subcommand, Debug)]
 pub enum TokenAction {
-    /// Make another token for a person; printed once
+    /// Make another token for a person (in a clone: yourself by default); printed once
     Create {
         /// The person
         #[arg(long)]
-        user: String,
+        user: Option<String>,
         /// What it is for (a laptop, a replica)
         #[arg(long, default_value = "token")]
         label: String,
     },
-    /// Tokens (never their secrets): id, person, label, made, revoked
+    /// Tokens (never their secrets): id, person, label, made, revoked (in a clone: yours)
     List {
         /// Only this person's
         #[arg(long)]

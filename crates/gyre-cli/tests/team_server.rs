@@ -267,6 +267,29 @@ fn clone_runs_the_loop(team: Option<&TeamStore>) {
     // The refused commands left nothing (their own journal lines included).
     assert_eq!(journal(&a).len(), before);
 
+    // People and tokens from a clone, through the server: a maintainer adds a person; a
+    // member may not, but makes, lists and revokes tokens of their own.
+    let dee = json_in(&a, &["server", "user", "add", "dee", "--role", "viewer"]);
+    assert_eq!(dee["role"], "viewer");
+    let out = run_in(&b, &["server", "user", "add", "eve", "--role", "maintainer"]);
+    assert_error(&out, &["ben", "member", "may not"]);
+    let extra = json_in(&b, &["server", "token", "create", "--label", "laptop"]);
+    assert_eq!(extra["person"], "ben");
+    let mine = json_in(&b, &["server", "token", "list"]);
+    assert_eq!(mine["tokens"].as_array().unwrap().len(), 2, "{mine}");
+    let out = run_in(&b, &["server", "token", "list", "--user", "ana"]);
+    assert_error(&out, &["may not"]);
+    let gone = json_in(&b, &["server", "token", "revoke", extra["id"].as_str().unwrap()]);
+    assert!(gone["revoked_at"].is_string(), "{gone}");
+    let everyone = json_in(&a, &["server", "user", "list"]);
+    assert_eq!(everyone["people"].as_array().unwrap().len(), 4, "{everyone}");
+    let e = journal(&a);
+    let added = e
+        .iter()
+        .find(|x| x["command"].as_str().unwrap().contains("user add dee"))
+        .unwrap();
+    assert_eq!(added["user"], "ana");
+
     // A revoked token is refused from its next request on.
     let tokens = server
         .project
@@ -671,6 +694,16 @@ fn replicas_ship_every_prediction_to_the_team_monitor_once() {
             .flat_map(|h| h.join().unwrap())
             .collect()
     });
+    // Feedback for a prediction replica 0 served, sent to replica 2 (behind one load balancer
+    // feedback reaches any replica): accepted, and in the team's log.
+    let first = predict(&addrs[0], 1, 99);
+    answered.extend(first.iter().cloned());
+    let (s, body) = post(
+        &addrs[2],
+        "/v1/feedback",
+        &serde_json::json!({ "id": first[0], "label": "<=50K" }),
+    );
+    assert_eq!(s, 200, "{body}");
     // The team server goes away for a while: replicas keep serving and keep their log.
     server.stop();
     answered.extend(predict(&addrs[0], 20, 7));
@@ -696,6 +729,7 @@ fn replicas_ship_every_prediction_to_the_team_monitor_once() {
     // Every answered prediction is in the team's monitor, once: a clone reads the team's log.
     let m = json_in(&a, &["monitor"]);
     assert_eq!(m["predictions"], answered.len(), "{m}");
+    assert_eq!(m["feedback"], 1, "{m}");
     // And in the server's own directory.
     let here = server.project.json(&["monitor"]);
     assert_eq!(here["predictions"], answered.len());

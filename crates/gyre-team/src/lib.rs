@@ -364,6 +364,82 @@ async fn log_rows(
     }
 }
 
+#[derive(serde::Deserialize)]
+struct NewPerson {
+    name: String,
+    role: gyre_store::Role,
+}
+
+async fn people(State(shared): State<Arc<Shared>>, axum::Extension(me): Me) -> Response {
+    let service = shared.service.clone();
+    match blocking(move || service.people_list(&me)).await {
+        Ok(list) => json_answer(list),
+        Err(e) => error(e),
+    }
+}
+
+async fn person_add(State(shared): State<Arc<Shared>>, axum::Extension(me): Me, body: Bytes) -> Response {
+    let service = shared.service.clone();
+    let out = blocking(move || {
+        let p: NewPerson = parse(&body)?;
+        service.person_add(&me, &p.name, p.role)
+    })
+    .await;
+    match out {
+        Ok(t) => json_answer(t),
+        Err(e) => error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct NewToken {
+    user: Option<String>,
+    label: String,
+}
+
+#[derive(serde::Deserialize)]
+struct TokensQuery {
+    user: Option<String>,
+}
+
+async fn tokens(
+    State(shared): State<Arc<Shared>>,
+    axum::Extension(me): Me,
+    Query(q): Query<TokensQuery>,
+) -> Response {
+    let service = shared.service.clone();
+    match blocking(move || service.token_list(&me, q.user.as_deref())).await {
+        Ok(list) => json_answer(list),
+        Err(e) => error(e),
+    }
+}
+
+async fn token_create(State(shared): State<Arc<Shared>>, axum::Extension(me): Me, body: Bytes) -> Response {
+    let service = shared.service.clone();
+    let out = blocking(move || {
+        let t: NewToken = parse(&body)?;
+        service.token_create(&me, t.user.as_deref(), &t.label)
+    })
+    .await;
+    match out {
+        Ok(t) => json_answer(t),
+        Err(e) => error(e),
+    }
+}
+
+async fn token_revoke(
+    State(shared): State<Arc<Shared>>,
+    axum::Extension(me): Me,
+    Path(id): Path<String>,
+    _body: Bytes,
+) -> Response {
+    let service = shared.service.clone();
+    match blocking(move || service.token_revoke(&me, &id)).await {
+        Ok(t) => json_answer(t),
+        Err(e) => error(e),
+    }
+}
+
 async fn health() -> Response {
     json_answer(serde_json::json!({ "ok": true }))
 }
@@ -395,6 +471,9 @@ pub fn router(service: Arc<TeamService>, ui: Router, options: &TeamOptions) -> R
         .route("/v1/log/cursor/{replica}", get(log_cursor))
         .route("/v1/log/ship/{replica}", post(log_ship))
         .route("/v1/log", get(log_rows))
+        .route("/v1/people", get(people).post(person_add))
+        .route("/v1/tokens", get(tokens).post(token_create))
+        .route("/v1/tokens/{id}/revoke", post(token_revoke))
         .route_layer(middleware::from_fn_with_state(shared.clone(), authenticate))
         .layer(DefaultBodyLimit::max(MAX_JSON));
     Router::new()

@@ -1,5 +1,5 @@
-//! `gyre server` (the team server), `gyre server user|token ...` (its people and tokens, run
-//! where the server's project is) and `gyre clone URL DIR`.
+//! `gyre server` (the team server), `gyre server user|token ...` (its people and tokens: in
+//! the server's project directly, or in a clone through the server) and `gyre clone URL DIR`.
 
 use crate::cli::{Cli, ServerAction, ServerRunArgs, TokenAction, UserAction};
 use crate::output;
@@ -19,21 +19,6 @@ pub fn run(
     }
 }
 
-/// The project's root, for the operator's commands.
-fn root(cli: &Cli) -> anyhow::Result<std::path::PathBuf> {
-    let app = super::open(cli)?;
-    if let Some(url) = app.server_url() {
-        anyhow::bail!(gyre_app::AppError::Invalid {
-            message: format!(
-                "{} is a clone of {url}: people and tokens are managed where the server runs",
-                app.root().display()
-            ),
-            hint: Some("run this in the server's project directory (or pass --project DIR)".into()),
-        });
-    }
-    Ok(app.root().to_path_buf())
-}
-
 fn new_token_text(t: &people::NewToken, what: &str) -> String {
     format!(
         "{what} {} ({}), token {}\n  {}\n  shown once, never stored: give it to {} privately; they set GYRE_TOKEN to it\n  (or keep it in ~/.config/gyre/config.toml under [servers.\"URL\"] token = \"...\")\n",
@@ -42,11 +27,12 @@ fn new_token_text(t: &people::NewToken, what: &str) -> String {
 }
 
 fn user(cli: &Cli, action: &UserAction) -> anyhow::Result<ExitCode> {
-    let root = root(cli)?;
+    // The server's project directly, or a clone through the server (a maintainer's).
+    let mut app = super::open(cli)?;
     match action {
         UserAction::Add { name, role } => {
             let role = Role::parse(role).expect("clap checked the role");
-            let t = people::add(&root, name, role, &gyre_app::local_user())?;
+            let t = app.people_add(name, role)?;
             if cli.json {
                 output::json(&t);
             } else {
@@ -54,7 +40,7 @@ fn user(cli: &Cli, action: &UserAction) -> anyhow::Result<ExitCode> {
             }
         }
         UserAction::List => {
-            let list = people::list(&root)?;
+            let list = app.people_list()?;
             if cli.json {
                 output::json(&serde_json::json!({ "people": list }));
             } else if list.is_empty() {
@@ -77,10 +63,10 @@ fn user(cli: &Cli, action: &UserAction) -> anyhow::Result<ExitCode> {
 }
 
 fn token(cli: &Cli, action: &TokenAction) -> anyhow::Result<ExitCode> {
-    let root = root(cli)?;
+    let mut app = super::open(cli)?;
     match action {
         TokenAction::Create { user, label } => {
-            let t = people::create_token(&root, user, label, &gyre_app::local_user())?;
+            let t = app.token_create(user.as_deref(), label)?;
             if cli.json {
                 output::json(&t);
             } else {
@@ -88,7 +74,7 @@ fn token(cli: &Cli, action: &TokenAction) -> anyhow::Result<ExitCode> {
             }
         }
         TokenAction::List { user } => {
-            let list = people::tokens(&root, user.as_deref())?;
+            let list = app.token_list(user.as_deref())?;
             if cli.json {
                 output::json(&serde_json::json!({ "tokens": list }));
             } else if list.is_empty() {
@@ -112,7 +98,7 @@ fn token(cli: &Cli, action: &TokenAction) -> anyhow::Result<ExitCode> {
             }
         }
         TokenAction::Revoke { id } => {
-            let t = people::revoke(&root, id, &gyre_app::local_user())?;
+            let t = app.token_revoke(id)?;
             if cli.json {
                 output::json(&t);
             } else {
