@@ -190,10 +190,22 @@ impl App {
         Ok(self.store.root().to_path_buf())
     }
 
-    pub fn people_add(&mut self, name: &str, role: gyre_store::Role) -> Result<crate::team_server::people::NewToken, AppError> {
+    pub fn people_add(
+        &mut self,
+        name: &str,
+        role: gyre_store::Role,
+    ) -> Result<crate::team_server::people::NewToken, AppError> {
         match self.store.server() {
-            Some(s) => Ok(s.post("/v1/people", &serde_json::json!({ "name": name, "role": role }))?),
-            None => crate::team_server::people::add(&self.local_root_for_people()?, name, role, &self.user),
+            Some(s) => Ok(s.post(
+                "/v1/people",
+                &serde_json::json!({ "name": name, "role": role }),
+            )?),
+            None => crate::team_server::people::add(
+                &self.local_root_for_people()?,
+                name,
+                role,
+                &self.user,
+            ),
         }
     }
 
@@ -205,17 +217,32 @@ impl App {
     }
 
     /// A new token for `user` (on a clone: yourself when none is named).
-    pub fn token_create(&mut self, user: Option<&str>, label: &str) -> Result<crate::team_server::people::NewToken, AppError> {
+    pub fn token_create(
+        &mut self,
+        user: Option<&str>,
+        label: &str,
+    ) -> Result<crate::team_server::people::NewToken, AppError> {
         match self.store.server() {
-            Some(s) => Ok(s.post("/v1/tokens", &serde_json::json!({ "user": user, "label": label }))?),
+            Some(s) => Ok(s.post(
+                "/v1/tokens",
+                &serde_json::json!({ "user": user, "label": label }),
+            )?),
             None => {
                 let user = user.ok_or_else(|| AppError::invalid("name the person: --user NAME"))?;
-                crate::team_server::people::create_token(&self.local_root_for_people()?, user, label, &self.user)
+                crate::team_server::people::create_token(
+                    &self.local_root_for_people()?,
+                    user,
+                    label,
+                    &self.user,
+                )
             }
         }
     }
 
-    pub fn token_list(&mut self, user: Option<&str>) -> Result<Vec<gyre_store::TokenRecord>, AppError> {
+    pub fn token_list(
+        &mut self,
+        user: Option<&str>,
+    ) -> Result<Vec<gyre_store::TokenRecord>, AppError> {
         match self.store.server() {
             Some(s) => {
                 // On a clone, your own unless a person is named.
@@ -229,8 +256,13 @@ impl App {
 
     pub fn token_revoke(&mut self, id: &str) -> Result<gyre_store::TokenRecord, AppError> {
         match self.store.server() {
-            Some(s) => Ok(s.post(&format!("/v1/tokens/{}/revoke", url_component(id)), &serde_json::json!({}))?),
-            None => crate::team_server::people::revoke(&self.local_root_for_people()?, id, &self.user),
+            Some(s) => Ok(s.post(
+                &format!("/v1/tokens/{}/revoke", url_component(id)),
+                &serde_json::json!({}),
+            )?),
+            None => {
+                crate::team_server::people::revoke(&self.local_root_for_people()?, id, &self.user)
+            }
         }
     }
 }
@@ -239,7 +271,9 @@ impl App {
 fn url_component(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

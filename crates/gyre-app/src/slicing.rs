@@ -538,7 +538,12 @@ impl App {
 
     /// Keeps a computed result in the cache (an object and a cache row). On a team server a
     /// viewer may not write, and a cache is not worth refusing a look for: there it is skipped.
-    pub(crate) fn keep_cache(&mut self, key: &str, kind: &str, bytes: &[u8]) -> Result<(), AppError> {
+    pub(crate) fn keep_cache(
+        &mut self,
+        key: &str,
+        kind: &str,
+        bytes: &[u8],
+    ) -> Result<(), AppError> {
         let kept = (|| -> Result<(), AppError> {
             let obj = self.store.objects().put(bytes)?;
             let time = crate::now();

@@ -534,7 +534,12 @@ impl TeamService {
         Ok(people::list(&self.root)?)
     }
 
-    pub fn person_add(&self, caller: &Caller, name: &str, role: Role) -> Result<people::NewToken, TeamError> {
+    pub fn person_add(
+        &self,
+        caller: &Caller,
+        name: &str,
+        role: Role,
+    ) -> Result<people::NewToken, TeamError> {
         caller.require(Role::Maintainer, "add people")?;
         Ok(people::add(&self.root, name, role, &caller.name)?)
     }
@@ -552,7 +557,11 @@ impl TeamService {
         Ok(people::create_token(&self.root, who, label, &caller.name)?)
     }
 
-    pub fn token_list(&self, caller: &Caller, user: Option<&str>) -> Result<Vec<TokenRecord>, TeamError> {
+    pub fn token_list(
+        &self,
+        caller: &Caller,
+        user: Option<&str>,
+    ) -> Result<Vec<TokenRecord>, TeamError> {
         if user != Some(caller.name.as_str()) {
             caller.require(Role::Maintainer, "list other people's tokens")?;
         }

@@ -271,7 +271,10 @@ fn clone_runs_the_loop(team: Option<&TeamStore>) {
     // member may not, but makes, lists and revokes tokens of their own.
     let dee = json_in(&a, &["server", "user", "add", "dee", "--role", "viewer"]);
     assert_eq!(dee["role"], "viewer");
-    let out = run_in(&b, &["server", "user", "add", "eve", "--role", "maintainer"]);
+    let out = run_in(
+        &b,
+        &["server", "user", "add", "eve", "--role", "maintainer"],
+    );
     assert_error(&out, &["ben", "member", "may not"]);
     let extra = json_in(&b, &["server", "token", "create", "--label", "laptop"]);
     assert_eq!(extra["person"], "ben");
@@ -279,10 +282,17 @@ fn clone_runs_the_loop(team: Option<&TeamStore>) {
     assert_eq!(mine["tokens"].as_array().unwrap().len(), 2, "{mine}");
     let out = run_in(&b, &["server", "token", "list", "--user", "ana"]);
     assert_error(&out, &["may not"]);
-    let gone = json_in(&b, &["server", "token", "revoke", extra["id"].as_str().unwrap()]);
+    let gone = json_in(
+        &b,
+        &["server", "token", "revoke", extra["id"].as_str().unwrap()],
+    );
     assert!(gone["revoked_at"].is_string(), "{gone}");
     let everyone = json_in(&a, &["server", "user", "list"]);
-    assert_eq!(everyone["people"].as_array().unwrap().len(), 4, "{everyone}");
+    assert_eq!(
+        everyone["people"].as_array().unwrap().len(),
+        4,
+        "{everyone}"
+    );
     let e = journal(&a);
     let added = e
         .iter()
@@ -508,6 +518,47 @@ fn the_api_refuses_what_it_must_and_changes_nothing() {
     assert_eq!(s, 401);
     let (s, body) = api(&addr, "GET", "/runs?format=json", Some(&vic), b"");
     assert_eq!(s, 200, "{body}");
+    // The UI: ?token= once sets a cookie and leaves the address; the cookie then works; a
+    // viewer's change is refused (403) and a maintainer's promotion needs a maintainer.
+    let (s, head, _) = http_with(
+        &addr,
+        "GET",
+        &format!("/runs?token={vic}"),
+        &[("Host", "test")],
+        b"",
+    );
+    assert_eq!(s, 303, "{head}");
+    assert!(
+        head.contains("gyre_ui_token=") && head.contains("HttpOnly"),
+        "{head}"
+    );
+    assert!(
+        head.contains("location: /runs") || head.contains("Location: /runs"),
+        "{head}"
+    );
+    let cookie = format!("gyre_ui_token={vic}");
+    let (s, _, _) = http_with(
+        &addr,
+        "GET",
+        "/runs",
+        &[("Host", "test"), ("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(s, 200);
+    let (s, _, body) = http_with(
+        &addr,
+        "POST",
+        "/findings/1/decide",
+        &[
+            ("Host", "test"),
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        b"decision=accept&why=x",
+    );
+    assert_eq!(s, 403, "{body}");
+    assert!(body.contains("viewer"), "{body}");
+
     // Nothing in the server's output names a token.
     let log = server.server_log();
     assert!(!log.contains(&ana) && !log.contains(&vic), "{log}");
@@ -716,6 +767,32 @@ fn replicas_ship_every_prediction_to_the_team_monitor_once() {
     replicas[1] = (s, addr1.clone());
     answered.extend(predict(&addr1, 30, 9));
     answered.extend(predict(&addrs[2], 30, 10));
+    // A promotion on the server: every replica follows the champion alias.
+    let next = json_in(&a, &["train", "-p", "num_iterations=12"])["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    json_in(&a, &["promote", &next, "--why", "better", "--force"]);
+    for addr in [&addr1, &addrs[2]] {
+        let mut model = String::new();
+        for _ in 0..100 {
+            let body = serde_json::json!({ "rows": [{
+                "age": 30, "workclass": null, "fnlwgt": 1, "education": null, "education_num": 9,
+                "marital_status": null, "occupation": null, "relationship": null, "race": null,
+                "sex": null, "capital_gain": 0, "capital_loss": 0, "hours_per_week": 40,
+                "native_country": null }] });
+            let (s, text) = http(addr, "POST", "/v1/predict", body.to_string().as_bytes());
+            assert_eq!(s, 200, "{text}");
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            answered.push(v["predictions"][0]["id"].as_str().unwrap().to_string());
+            model = v["predictions"][0]["model"].as_str().unwrap().to_string();
+            if model == next {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(model, next, "replica {addr} did not follow the champion");
+    }
     for r in replicas.iter_mut() {
         assert_eq!(stop(&mut r.0), Some(0));
     }

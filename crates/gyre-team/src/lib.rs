@@ -378,7 +378,11 @@ async fn people(State(shared): State<Arc<Shared>>, axum::Extension(me): Me) -> R
     }
 }
 
-async fn person_add(State(shared): State<Arc<Shared>>, axum::Extension(me): Me, body: Bytes) -> Response {
+async fn person_add(
+    State(shared): State<Arc<Shared>>,
+    axum::Extension(me): Me,
+    body: Bytes,
+) -> Response {
     let service = shared.service.clone();
     let out = blocking(move || {
         let p: NewPerson = parse(&body)?;
@@ -414,7 +418,11 @@ async fn tokens(
     }
 }
 
-async fn token_create(State(shared): State<Arc<Shared>>, axum::Extension(me): Me, body: Bytes) -> Response {
+async fn token_create(
+    State(shared): State<Arc<Shared>>,
+    axum::Extension(me): Me,
+    body: Bytes,
+) -> Response {
     let service = shared.service.clone();
     let out = blocking(move || {
         let t: NewToken = parse(&body)?;
