@@ -183,6 +183,12 @@ pub struct ServerRunArgs {
     /// The largest object an upload may carry
     #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = crate::commands::parse_size)]
     pub max_object: usize,
+    /// Serve HTTPS with this certificate chain (PEM); with --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -203,6 +209,7 @@ pub enum ServerAction {
 pub enum UserAction {
     /// Add a person; prints their first token, once
     Add {
+        /// The person's name (letters, digits, '.', '_', '-', '@'), as the journal will show it
         name: String,
         /// viewer (reads), member (also imports, edits, trains, triages, serves), maintainer
         /// (also promotes, rolls back, manages people)
@@ -231,7 +238,10 @@ pub enum TokenAction {
         user: Option<String>,
     },
     /// Revoke a token by its id (tok_...): refused from the next request on
-    Revoke { id: String },
+    Revoke {
+        /// The token's id (tok_...), from `gyre server token list`
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

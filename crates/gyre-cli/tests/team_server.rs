@@ -812,3 +812,166 @@ fn replicas_ship_every_prediction_to_the_team_monitor_once() {
     assert_eq!(here["predictions"], answered.len());
     server.stop();
 }
+
+/// A certificate authority and a server certificate for 127.0.0.1 and localhost, made by the
+/// openssl command: (ca.pem, cert.pem, key.pem) in `dir`.
+fn certificates(
+    dir: &std::path::Path,
+    also: Option<std::net::IpAddr>,
+) -> Option<(String, String, String)> {
+    let ok = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !gyre_testkit::require("the openssl command: apt-get install openssl", ok) {
+        return None;
+    }
+    let p = |name: &str| dir.join(name).to_string_lossy().to_string();
+    let also = also.map(|ip| format!(",IP:{ip}")).unwrap_or_default();
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!("subjectAltName=DNS:localhost,IP:127.0.0.1{also}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for args in [
+        [
+            &["req", "-x509"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                &p("ca.key"),
+                "-out",
+                &p("ca.pem"),
+                "-days",
+                "2",
+                "-subj",
+                "/CN=gyre test CA",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                &p("key.pem"),
+                "-out",
+                &p("req.csr"),
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &p("req.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            &p("cert.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &p("ext.cnf"),
+        ],
+    ] {
+        let out = std::process::Command::new("openssl")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    }
+    Some((p("ca.pem"), p("cert.pem"), p("key.pem")))
+}
+
+#[test]
+fn the_server_speaks_tls_itself_and_clones_check_its_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let outside = outside_address();
+    let Some((ca, cert, key)) = certificates(certs.path(), outside) else {
+        return;
+    };
+    let p = Project::new();
+    let t = p.json(&["server", "user", "add", "ana", "--role", "member"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut server, addr, ready) = spawn_ready(
+        &p,
+        &[
+            "server",
+            "--addr",
+            "0.0.0.0:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--json",
+        ],
+    );
+    assert!(
+        ready["url"].as_str().unwrap().starts_with("https://"),
+        "{ready}"
+    );
+    let port = addr.rsplit_once(':').unwrap().1.to_string();
+    let url = format!("https://127.0.0.1:{port}");
+    // Trusting the team's authority: a clone works over TLS.
+    let mut c = Project::empty();
+    c.env = vec![
+        ("GYRE_TOKEN".into(), t.clone()),
+        ("GYRE_CA_CERT".into(), ca.clone()),
+    ];
+    let dir = c.path().join("work");
+    let out = c.run(&["clone", &url, dir.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    c.env
+        .push(("GYRE_PROJECT".into(), dir.to_string_lossy().into()));
+    c.json(&[
+        "import",
+        adult().to_str().unwrap(),
+        "--target",
+        "income",
+        "--split-column",
+        "split",
+    ]);
+    assert_eq!(c.json(&["runs"])["total"], 0);
+    // Without it, the certificate is refused and the token is not sent anywhere.
+    let mut d = Project::empty();
+    d.env = vec![("GYRE_TOKEN".into(), t.clone())];
+    let out = d.run(&["clone", &url, d.path().join("w").to_str().unwrap()]);
+    let err = assert_error(&out, &["certificate"]);
+    assert!(!err.contains(&t));
+    // Plain HTTP to the TLS port gets nothing.
+    assert_ne!(
+        api(&format!("127.0.0.1:{port}"), "GET", "/v1/health", None, b"").0,
+        200
+    );
+    // Over TLS, a token is welcome from another address of this machine too (over plain HTTP
+    // it would be refused).
+    if let Some(ip) = outside {
+        let mut e = Project::empty();
+        e.env = vec![
+            ("GYRE_TOKEN".into(), t.clone()),
+            ("GYRE_CA_CERT".into(), ca.clone()),
+        ];
+        let out = e.run(&[
+            "clone",
+            &format!("https://{ip}:{port}"),
+            e.path().join("w").to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    assert_eq!(stop(&mut server), Some(0));
+}

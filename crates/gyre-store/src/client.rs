@@ -8,6 +8,8 @@
 //! `~/.config/gyre/config.toml`). It is sent as a bearer token and never written into a
 //! message. A token is never sent over plain HTTP to a host other than this machine unless
 //! `GYRE_ALLOW_PLAIN_HTTP=1` says so (on an untrusted network it could be read off the wire).
+//! An `https://` server's certificate is checked against the web's authorities (webpki-roots),
+//! or those of the PEM file `GYRE_CA_CERT` names.
 
 use crate::StoreError;
 use crate::wire::Op;
@@ -101,6 +103,25 @@ fn token_for(url: &str) -> Result<String, StoreError> {
         .ok_or_else(missing)
 }
 
+/// The certificates of a PEM file (`GYRE_CA_CERT`: the authority that signed the server's
+/// certificate, when it is not one of the web's; a team's own, say).
+fn ca_certs(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>, StoreError> {
+    let pem = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(StoreError::Config(format!(
+            "{} (GYRE_CA_CERT) holds no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
 /// Checks a server URL: http(s), a host, no credentials or query in it; plain HTTP only to
 /// this machine unless allowed.
 pub fn check_server_url(url: &str) -> Result<String, StoreError> {
@@ -163,11 +184,19 @@ impl ServerClient {
     pub fn new(url: &str) -> Result<ServerClient, StoreError> {
         let url = check_server_url(url)?;
         let token = token_for(&url)?;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .build()
-            .into();
+            .timeout_connect(Some(Duration::from_secs(10)));
+        if let Some(path) = env("GYRE_CA_CERT") {
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(
+                        ca_certs(std::path::Path::new(&path))?,
+                    )))
+                    .build(),
+            );
+        }
+        let agent: ureq::Agent = config.build().into();
         Ok(ServerClient { url, token, agent })
     }
 

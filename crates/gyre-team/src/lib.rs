@@ -34,6 +34,9 @@ use gyre_store::{LogCursor, Op, RawLog};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+mod tls;
+pub use tls::TlsFiles;
+
 /// The largest JSON request (one op with its records).
 pub const MAX_JSON: usize = 16 << 20;
 
@@ -43,11 +46,14 @@ pub struct TeamOptions {
     pub allow_plain_http: bool,
     /// The largest object an upload may carry.
     pub max_object: usize,
+    /// Serve TLS with this certificate and key (then tokens are welcome from any address).
+    pub tls: Option<TlsFiles>,
 }
 
 struct Shared {
     service: Arc<TeamService>,
     allow_plain_http: bool,
+    tls: bool,
 }
 
 /// A JSON error answer: `{"error": ..., "hint": ...}`.
@@ -120,7 +126,7 @@ async fn outer(
     req: Request,
     next: Next,
 ) -> Response {
-    if !peer.ip().is_loopback() && !shared.allow_plain_http && carries_token(&req) {
+    if !shared.tls && !peer.ip().is_loopback() && !shared.allow_plain_http && carries_token(&req) {
         return error(TeamError::Forbidden(format!(
             "a token is not accepted over plain HTTP from {}: reach the server through its \
              TLS reverse proxy (see README), or start it with --allow-plain-http on a network \
@@ -461,6 +467,7 @@ pub fn router(service: Arc<TeamService>, ui: Router, options: &TeamOptions) -> R
     let shared = Arc::new(Shared {
         service,
         allow_plain_http: options.allow_plain_http,
+        tls: options.tls.is_some(),
     });
     let api = Router::new()
         .route("/v1/whoami", get(whoami))
@@ -510,15 +517,28 @@ pub fn serve(
     // the server's runtime, outside it: this handle outlives every clone the router holds.
     let keep = service.clone();
     let app = router(service, ui, &options);
+    // Read before the runtime starts, so a bad file fails `gyre server` at once.
+    let tls = options.tls.as_ref().map(tls::server_config).transpose()?;
     let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        ready();
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop_signal())
-        .await
+        let make = app.into_make_service_with_connect_info::<SocketAddr>();
+        match tls {
+            None => {
+                ready();
+                axum::serve(listener, make)
+                    .with_graceful_shutdown(stop_signal())
+                    .await
+            }
+            Some(config) => {
+                use axum::serve::ListenerExt;
+                // tap_io: the identity, through which axum's connect info reads the peer.
+                let listener = tls::TlsListener::new(listener, config)?.tap_io(|_| {});
+                ready();
+                axum::serve(listener, make)
+                    .with_graceful_shutdown(stop_signal())
+                    .await
+            }
+        }
     });
     drop(rt);
     drop(keep);

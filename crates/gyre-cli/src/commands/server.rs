@@ -148,7 +148,20 @@ fn serve(cli: &Cli, args: &ServerRunArgs) -> anyhow::Result<ExitCode> {
     let options = gyre_team::TeamOptions {
         allow_plain_http: args.allow_plain_http,
         max_object: args.max_object,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(gyre_team::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
     };
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let tls = options.tls.is_some();
     // The UI's open projects are dropped here, after the server's runtime is gone (see
     // gyre_team::serve).
     let keep_ui = ui.clone();
@@ -158,7 +171,7 @@ fn serve(cli: &Cli, args: &ServerRunArgs) -> anyhow::Result<ExitCode> {
         } else {
             bound.to_string()
         };
-        let url = format!("http://{host}");
+        let url = format!("{scheme}://{host}");
         if json {
             output::print(&format!(
                 "{}\n",
@@ -171,12 +184,14 @@ fn serve(cli: &Cli, args: &ServerRunArgs) -> anyhow::Result<ExitCode> {
                 ""
             };
             output::print(&format!(
-                "gyre server on {url} for {}\n{first}  clone: GYRE_TOKEN=... gyre clone {url} DIR\n  UI: {url}/?token=TOKEN (kept in a cookie)\n  tokens over plain HTTP only from this machine{}; Ctrl-C stops\n",
+                "gyre server on {url} for {}\n{first}  clone: GYRE_TOKEN=... gyre clone {url} DIR\n  UI: {url}/?token=TOKEN (kept in a cookie)\n  {}; Ctrl-C stops\n",
                 root.display(),
-                if args.allow_plain_http {
-                    " and, as allowed, any other"
+                if tls {
+                    "TLS: tokens welcome from any address"
+                } else if args.allow_plain_http {
+                    "tokens over plain HTTP from any address, as allowed"
                 } else {
-                    " (put a TLS proxy in front)"
+                    "tokens over plain HTTP only from this machine (--tls-cert and --tls-key, or a TLS proxy in front)"
                 }
             ));
         }
