@@ -807,6 +807,12 @@ fn replicas_ship_every_prediction_to_the_team_monitor_once() {
     let m = json_in(&a, &["monitor"]);
     assert_eq!(m["predictions"], answered.len(), "{m}");
     assert_eq!(m["feedback"], 1, "{m}");
+    // A viewer reads the same monitor (and records nothing).
+    let viewer = server.person("val", "viewer");
+    let v = server.clone_as(&viewer);
+    let before = journal(&a).len();
+    assert_eq!(json_in(&v, &["monitor"])["predictions"], answered.len());
+    assert_eq!(journal(&a).len(), before);
     // And in the server's own directory.
     let here = server.project.json(&["monitor"]);
     assert_eq!(here["predictions"], answered.len());

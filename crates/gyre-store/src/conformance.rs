@@ -230,6 +230,15 @@ fn fill(store: &mut Store) {
     let preds = store.objects().put(b"predictions").unwrap();
     store
         .write(|tx| {
+            tx.insert_person(&crate::PersonRecord {
+                name: "ana".into(),
+                role: crate::Role::Maintainer,
+                created_at: "t0".into(),
+                created_by: "root".into(),
+            })?;
+            let (_, token) = crate::new_token("ana", "laptop", "t0")?;
+            tx.insert_token(&token)?;
+            tx.revoke_token(&token.id, "t1")?;
             tx.insert_dataset(&crate::DatasetRecord {
                 name: "d".into(),
                 schema: "{}".into(),
@@ -550,5 +559,74 @@ fn the_journal_pages_filters_and_names_the_same_on_both_backends() {
         assert_eq!(users, ["Zoe", "ana", "bo"], "{name}: sorted by bytes");
         let kept = store.read(|tx| tx.journal_objects("kept-label:")).unwrap();
         assert_eq!(kept, ["kept-label:1", "kept-label:2"], "{name}");
+    }
+}
+
+/// A team server's people and tokens, the same on both backends: a token is found by its hash
+/// while live and never after its revocation; a token names a person who exists.
+#[test]
+fn people_and_tokens_on_both_backends() {
+    for mut t in backends() {
+        let store = &mut t.store;
+        let name = t.backend;
+        let (secret, token) = crate::new_token("ana", "laptop", "t1").unwrap();
+        assert!(secret.starts_with("gyre_") && !token.hash.contains(&secret));
+        store
+            .write(|tx| {
+                tx.insert_person(&crate::PersonRecord {
+                    name: "ana".into(),
+                    role: crate::Role::Member,
+                    created_at: "t0".into(),
+                    created_by: "root".into(),
+                })?;
+                tx.insert_token(&token)
+            })
+            .unwrap();
+        let (found, person) = store
+            .read(|tx| tx.token_holder(&crate::token_hash(&secret)))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name}: the live token is found"));
+        assert_eq!(
+            (found.id.as_str(), person.role),
+            (token.id.as_str(), crate::Role::Member)
+        );
+        assert!(
+            store
+                .read(|tx| tx.token_holder(&crate::token_hash("gyre_wrong")))
+                .unwrap()
+                .is_none()
+        );
+        // A token for nobody is refused by the store itself.
+        let (_, stray) = crate::new_token("nobody", "x", "t1").unwrap();
+        assert!(store.write(|tx| tx.insert_token(&stray)).is_err(), "{name}");
+        assert!(
+            store
+                .write(|tx| tx.set_role("ana", crate::Role::Maintainer))
+                .unwrap()
+        );
+        assert!(store.write(|tx| tx.revoke_token(&token.id, "t2")).unwrap());
+        assert!(
+            !store.write(|tx| tx.revoke_token(&token.id, "t3")).unwrap(),
+            "{name}: once"
+        );
+        assert!(
+            store
+                .read(|tx| tx.token_holder(&crate::token_hash(&secret)))
+                .unwrap()
+                .is_none()
+        );
+        let listed = store.read(|tx| tx.tokens(Some("ana"))).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].revoked_at.as_deref(), Some("t2"));
+        // Listed tokens serialize without their hash.
+        assert!(
+            !serde_json::to_string(&listed)
+                .unwrap()
+                .contains(&token.hash)
+        );
+        assert_eq!(
+            store.read(|tx| tx.person("ana")).unwrap().unwrap().role,
+            crate::Role::Maintainer
+        );
     }
 }
