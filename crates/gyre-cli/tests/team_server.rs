@@ -170,18 +170,7 @@ fn clone_runs_the_loop(team: Option<&TeamStore>) {
         "the token is never written into gyre.toml"
     );
     assert!(!toml.contains("[store]"), "{toml}");
-    let adult = adult();
-    json_in(
-        &a,
-        &[
-            "import",
-            adult.to_str().unwrap(),
-            "--target",
-            "income",
-            "--split-column",
-            "split",
-        ],
-    );
+    a.import_adult();
     let e = json_in(
         &a,
         &[
@@ -346,17 +335,7 @@ fn the_api_refuses_what_it_must_and_changes_nothing() {
     let ana = server.person("ana", "maintainer");
     let vic = server.person("vic", "viewer");
     let a = server.clone_as(&ana);
-    json_in(
-        &a,
-        &[
-            "import",
-            adult().to_str().unwrap(),
-            "--target",
-            "income",
-            "--split-column",
-            "split",
-        ],
-    );
+    a.import_adult();
     let addr = server.addr.clone();
     let begin = |op: serde_json::Value, write: bool| -> serde_json::Value {
         serde_json::json!({ "write": write, "op": op })
@@ -658,17 +637,21 @@ fn two_clients_edit_and_train_at_once_and_both_land_in_order() {
     assert_eq!(edits.len(), 8);
 }
 
+/// A one-row request body for an Adult model.
+fn adult_request(age: u64) -> serde_json::Value {
+    serde_json::json!({ "rows": [{
+        "age": age, "workclass": "Private", "fnlwgt": 100000, "education": "Bachelors",
+        "education_num": 13, "marital_status": "Never-married", "occupation": null,
+        "relationship": null, "race": null, "sex": "Male", "capital_gain": 0,
+        "capital_loss": 0, "hours_per_week": 40, "native_country": null }] })
+}
+
 /// Requests to one replica: each answered prediction's id.
 fn predict(addr: &str, n: usize, seed: u64) -> Vec<String> {
     let mut ids = Vec::new();
     let mut rng = Lcg::new(seed);
     for _ in 0..n {
-        let age = 18 + (rng.next_u64() % 60);
-        let body = serde_json::json!({ "rows": [{
-            "age": age, "workclass": "Private", "fnlwgt": 100000, "education": "Bachelors",
-            "education_num": 13, "marital_status": "Never-married", "occupation": null,
-            "relationship": null, "race": null, "sex": "Male", "capital_gain": 0,
-            "capital_loss": 0, "hours_per_week": 40, "native_country": null }] });
+        let body = adult_request(18 + (rng.next_u64() % 60));
         let (s, text) = http(addr, "POST", "/v1/predict", body.to_string().as_bytes());
         if s == 0 {
             // The replica is restarting: this request was never answered.
@@ -689,17 +672,7 @@ fn replicas_ship_every_prediction_to_the_team_monitor_once() {
     let ana = server.person("ana", "maintainer");
     let ops = server.person("ops", "member");
     let a = server.clone_as(&ana);
-    json_in(
-        &a,
-        &[
-            "import",
-            adult().to_str().unwrap(),
-            "--target",
-            "income",
-            "--split-column",
-            "split",
-        ],
-    );
+    a.import_adult();
     let run = json_in(&a, &["train", "-p", "num_iterations=10"])["run"]
         .as_str()
         .unwrap()
@@ -776,11 +749,7 @@ fn replicas_ship_every_prediction_to_the_team_monitor_once() {
     for addr in [&addr1, &addrs[2]] {
         let mut model = String::new();
         for _ in 0..100 {
-            let body = serde_json::json!({ "rows": [{
-                "age": 30, "workclass": null, "fnlwgt": 1, "education": null, "education_num": 9,
-                "marital_status": null, "occupation": null, "relationship": null, "race": null,
-                "sex": null, "capital_gain": 0, "capital_loss": 0, "hours_per_week": 40,
-                "native_country": null }] });
+            let body = adult_request(30);
             let (s, text) = http(addr, "POST", "/v1/predict", body.to_string().as_bytes());
             assert_eq!(s, 200, "{text}");
             let v: serde_json::Value = serde_json::from_str(&text).unwrap();

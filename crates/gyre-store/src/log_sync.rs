@@ -80,35 +80,33 @@ impl RawLog {
             && self.errors.is_empty()
     }
 
-    /// The cursor after these rows (`from` where a table sent none).
+    /// The cursor after these rows (`from`'s, or further, where a table sent none).
     pub fn end(&self, from: LogCursor) -> LogCursor {
+        let last = |ids: &mut dyn Iterator<Item = i64>, had: i64| ids.fold(had, i64::max);
         LogCursor {
-            sessions: self
-                .sessions
-                .iter()
-                .map(|r| r.id)
-                .max()
-                .unwrap_or(from.sessions),
-            served: self
-                .served
-                .iter()
-                .map(|r| r.seq)
-                .max()
-                .unwrap_or(from.served),
-            feedback: self
-                .feedback
-                .iter()
-                .map(|r| r.seq)
-                .max()
-                .unwrap_or(from.feedback),
-            errors: self
-                .errors
-                .iter()
-                .map(|r| r.seq)
-                .max()
-                .unwrap_or(from.errors),
+            sessions: last(&mut self.sessions.iter().map(|r| r.id), from.sessions),
+            served: last(&mut self.served.iter().map(|r| r.seq), from.served),
+            feedback: last(&mut self.feedback.iter().map(|r| r.seq), from.feedback),
+            errors: last(&mut self.errors.iter().map(|r| r.seq), from.errors),
         }
     }
+}
+
+/// What a log has received from `source` (a transaction reads it through its connection).
+fn cursor_of(conn: &rusqlite::Connection, source: &str) -> Result<LogCursor, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT sessions, served, feedback, errors FROM shipped WHERE source = ?1",
+    )?;
+    let mut rows = st.query([source])?;
+    Ok(match rows.next()? {
+        Some(r) => LogCursor {
+            sessions: r.get(0)?,
+            served: r.get(1)?,
+            feedback: r.get(2)?,
+            errors: r.get(3)?,
+        },
+        None => LogCursor::default(),
+    })
 }
 
 fn unhex(text: &str) -> Result<Vec<u8>, StoreError> {
@@ -219,19 +217,7 @@ impl PredictionLog {
 
     /// What this log has received from `source`.
     pub fn cursor(&self, source: &str) -> Result<LogCursor, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT sessions, served, feedback, errors FROM shipped WHERE source = ?1",
-        )?;
-        let mut rows = st.query([source])?;
-        Ok(match rows.next()? {
-            Some(r) => LogCursor {
-                sessions: r.get(0)?,
-                served: r.get(1)?,
-                feedback: r.get(2)?,
-                errors: r.get(3)?,
-            },
-            None => LogCursor::default(),
-        })
+        cursor_of(&self.conn, source)
     }
 
     /// Appends the rows `source` sent that this log has not received yet, and moves its
@@ -239,21 +225,7 @@ impl PredictionLog {
     /// here) are not added again. Returns the cursor after.
     pub fn append_raw(&mut self, source: &str, raw: &RawLog) -> Result<LogCursor, StoreError> {
         let tx = self.conn.transaction()?;
-        let had = {
-            let mut st = tx.prepare_cached(
-                "SELECT sessions, served, feedback, errors FROM shipped WHERE source = ?1",
-            )?;
-            let mut rows = st.query([source])?;
-            match rows.next()? {
-                Some(r) => LogCursor {
-                    sessions: r.get(0)?,
-                    served: r.get(1)?,
-                    feedback: r.get(2)?,
-                    errors: r.get(3)?,
-                },
-                None => LogCursor::default(),
-            }
-        };
+        let had = cursor_of(&tx, source)?;
         for s in raw.sessions.iter().filter(|s| s.id > had.sessions) {
             tx.execute(
                 "INSERT INTO sessions (id, started_at, champion, challenger, mode)
@@ -296,12 +268,6 @@ impl PredictionLog {
             )?;
         }
         let now = raw.end(had);
-        let now = LogCursor {
-            sessions: now.sessions.max(had.sessions),
-            served: now.served.max(had.served),
-            feedback: now.feedback.max(had.feedback),
-            errors: now.errors.max(had.errors),
-        };
         tx.execute(
             "INSERT INTO shipped (source, sessions, served, feedback, errors) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (source) DO UPDATE SET sessions = ?2, served = ?3, feedback = ?4, errors = ?5",

@@ -170,16 +170,28 @@ async fn authenticate(State(shared): State<Arc<Shared>>, mut req: Request, next:
 
 type Me = axum::Extension<Caller>;
 
+/// Runs `f` with the service on the blocking pool (the store is synchronous) and answers its
+/// result as JSON, or its error.
+async fn reply<T: serde::Serialize + Send + 'static>(
+    shared: &Shared,
+    f: impl FnOnce(&Arc<TeamService>) -> Result<T, TeamError> + Send + 'static,
+) -> Response {
+    let service = shared.service.clone();
+    match blocking(move || f(&service)).await {
+        Ok(v) => json_answer(v),
+        Err(e) => error(e),
+    }
+}
+
 async fn whoami(axum::Extension(me): Me) -> Response {
     json_answer(&me)
 }
 
 async fn project(State(shared): State<Arc<Shared>>, _me: Me) -> Response {
-    let service = shared.service.clone();
-    match blocking(move || service.clone_config()).await {
-        Ok(config) => json_answer(serde_json::json!({ "config": config })),
-        Err(e) => error(e),
-    }
+    reply(&shared, |s| {
+        Ok(serde_json::json!({ "config": s.clone_config()? }))
+    })
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -193,16 +205,12 @@ async fn begin(
     axum::Extension(me): Me,
     body: Bytes,
 ) -> Response {
-    let service = shared.service.clone();
-    let out = blocking(move || {
+    reply(&shared, move |s| {
         let b: Begin = parse(&body)?;
-        service.begin(&me, b.write, b.op)
+        let (tx, answer) = s.begin(&me, b.write, b.op)?;
+        Ok(serde_json::json!({ "tx": tx, "answer": answer }))
     })
-    .await;
-    match out {
-        Ok((tx, answer)) => json_answer(serde_json::json!({ "tx": tx, "answer": answer })),
-        Err(e) => error(e),
-    }
+    .await
 }
 
 async fn tx_op(
@@ -211,16 +219,7 @@ async fn tx_op(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let service = shared.service.clone();
-    let out = blocking(move || {
-        let op: Op = parse(&body)?;
-        service.op(&me, &id, op)
-    })
-    .await;
-    match out {
-        Ok(answer) => json_answer(answer),
-        Err(e) => error(e),
-    }
+    reply(&shared, move |s| s.op(&me, &id, parse(&body)?)).await
 }
 
 async fn tx_end(
@@ -240,11 +239,11 @@ async fn tx_end(
             )));
         }
     };
-    let service = shared.service.clone();
-    match blocking(move || service.finish(&me, &id, commit)).await {
-        Ok(()) => json_answer(serde_json::json!({})),
-        Err(e) => error(e),
-    }
+    reply(&shared, move |s| {
+        s.finish(&me, &id, commit)?;
+        Ok(serde_json::json!({}))
+    })
+    .await
 }
 
 async fn object(
@@ -277,11 +276,11 @@ async fn put_object(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let service = shared.service.clone();
-    match blocking(move || service.put_object(&me, &id, &body)).await {
-        Ok(()) => json_answer(serde_json::json!({})),
-        Err(e) => error(e),
-    }
+    reply(&shared, move |s| {
+        s.put_object(&me, &id, &body)?;
+        Ok(serde_json::json!({}))
+    })
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -296,16 +295,13 @@ async fn log_session(
     axum::Extension(me): Me,
     body: Bytes,
 ) -> Response {
-    let service = shared.service.clone();
-    let out = blocking(move || {
-        let s: NewSession = parse(&body)?;
-        service.start_log_session(&me, &s.champion, s.challenger.as_deref(), s.mode.as_deref())
+    reply(&shared, move |s| {
+        let n: NewSession = parse(&body)?;
+        let session =
+            s.start_log_session(&me, &n.champion, n.challenger.as_deref(), n.mode.as_deref())?;
+        Ok(serde_json::json!({ "session": session }))
     })
-    .await;
-    match out {
-        Ok(session) => json_answer(serde_json::json!({ "session": session })),
-        Err(e) => error(e),
-    }
+    .await
 }
 
 async fn log_cursor(
@@ -313,11 +309,7 @@ async fn log_cursor(
     axum::Extension(me): Me,
     Path(replica): Path<String>,
 ) -> Response {
-    let service = shared.service.clone();
-    match blocking(move || service.log_cursor(&me, &replica)).await {
-        Ok(c) => json_answer(c),
-        Err(e) => error(e),
-    }
+    reply(&shared, move |s| s.log_cursor(&me, &replica)).await
 }
 
 async fn log_ship(
@@ -326,16 +318,10 @@ async fn log_ship(
     Path(replica): Path<String>,
     body: Bytes,
 ) -> Response {
-    let service = shared.service.clone();
-    let out = blocking(move || {
-        let raw: RawLog = parse(&body)?;
-        service.ship_log(&me, &replica, &raw)
+    reply(&shared, move |s| {
+        s.ship_log(&me, &replica, &parse::<RawLog>(&body)?)
     })
-    .await;
-    match out {
-        Ok(c) => json_answer(c),
-        Err(e) => error(e),
-    }
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -356,7 +342,6 @@ async fn log_rows(
     _me: Me,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let service = shared.service.clone();
     let after = LogCursor {
         sessions: q.sessions,
         served: q.served,
@@ -364,10 +349,7 @@ async fn log_rows(
         errors: q.errors,
     };
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    match blocking(move || service.log_after(after, limit)).await {
-        Ok(raw) => json_answer(raw),
-        Err(e) => error(e),
-    }
+    reply(&shared, move |s| s.log_after(after, limit)).await
 }
 
 #[derive(serde::Deserialize)]
@@ -377,11 +359,7 @@ struct NewPerson {
 }
 
 async fn people(State(shared): State<Arc<Shared>>, axum::Extension(me): Me) -> Response {
-    let service = shared.service.clone();
-    match blocking(move || service.people_list(&me)).await {
-        Ok(list) => json_answer(list),
-        Err(e) => error(e),
-    }
+    reply(&shared, move |s| s.people_list(&me)).await
 }
 
 async fn person_add(
@@ -389,16 +367,11 @@ async fn person_add(
     axum::Extension(me): Me,
     body: Bytes,
 ) -> Response {
-    let service = shared.service.clone();
-    let out = blocking(move || {
+    reply(&shared, move |s| {
         let p: NewPerson = parse(&body)?;
-        service.person_add(&me, &p.name, p.role)
+        s.person_add(&me, &p.name, p.role)
     })
-    .await;
-    match out {
-        Ok(t) => json_answer(t),
-        Err(e) => error(e),
-    }
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -417,11 +390,7 @@ async fn tokens(
     axum::Extension(me): Me,
     Query(q): Query<TokensQuery>,
 ) -> Response {
-    let service = shared.service.clone();
-    match blocking(move || service.token_list(&me, q.user.as_deref())).await {
-        Ok(list) => json_answer(list),
-        Err(e) => error(e),
-    }
+    reply(&shared, move |s| s.token_list(&me, q.user.as_deref())).await
 }
 
 async fn token_create(
@@ -429,16 +398,11 @@ async fn token_create(
     axum::Extension(me): Me,
     body: Bytes,
 ) -> Response {
-    let service = shared.service.clone();
-    let out = blocking(move || {
+    reply(&shared, move |s| {
         let t: NewToken = parse(&body)?;
-        service.token_create(&me, t.user.as_deref(), &t.label)
+        s.token_create(&me, t.user.as_deref(), &t.label)
     })
-    .await;
-    match out {
-        Ok(t) => json_answer(t),
-        Err(e) => error(e),
-    }
+    .await
 }
 
 async fn token_revoke(
@@ -447,11 +411,7 @@ async fn token_revoke(
     Path(id): Path<String>,
     _body: Bytes,
 ) -> Response {
-    let service = shared.service.clone();
-    match blocking(move || service.token_revoke(&me, &id)).await {
-        Ok(t) => json_answer(t),
-        Err(e) => error(e),
-    }
+    reply(&shared, move |s| s.token_revoke(&me, &id)).await
 }
 
 async fn health() -> Response {

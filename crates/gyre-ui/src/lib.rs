@@ -159,25 +159,7 @@ async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response 
             if !ui.token_ok(&t) {
                 return unauthorized();
             }
-            let rest: Vec<&str> = req
-                .uri()
-                .query()
-                .unwrap_or("")
-                .split('&')
-                .filter(|kv| !kv.starts_with("token=") && !kv.is_empty())
-                .collect();
-            let to = if rest.is_empty() {
-                req.uri().path().to_string()
-            } else {
-                format!("{}?{}", req.uri().path(), rest.join("&"))
-            };
-            let mut res = redirect(&to);
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "{TOKEN_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict"
-            )) {
-                res.headers_mut().insert(header::SET_COOKIE, v);
-            }
-            return res;
+            return keep_token_in_cookie(&req, &t);
         }
         if !bearer.or(cookie).is_some_and(|t| ui.token_ok(t)) {
             return unauthorized();
@@ -247,25 +229,7 @@ async fn people_guard(ui: Arc<Ui>, req: Request, next: Next) -> Response {
         return unauthorized();
     };
     if let Some(t) = in_query {
-        let rest: Vec<&str> = req
-            .uri()
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|kv| !kv.starts_with("token=") && !kv.is_empty())
-            .collect();
-        let to = if rest.is_empty() {
-            req.uri().path().to_string()
-        } else {
-            format!("{}?{}", req.uri().path(), rest.join("&"))
-        };
-        let mut res = redirect(&to);
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{TOKEN_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict"
-        )) {
-            res.headers_mut().insert(header::SET_COOKIE, v);
-        }
-        return res;
+        return keep_token_in_cookie(&req, &t);
     }
     if req.method() != axum::http::Method::GET {
         if !same_origin(req.headers()) {
@@ -286,6 +250,30 @@ async fn people_guard(ui: Arc<Ui>, req: Request, next: Next) -> Response {
     }
     let mut res = CALLER.scope(caller, next.run(req)).await;
     secure_headers(&mut res);
+    res
+}
+
+/// A first visit with `?token=`: the token goes into a cookie and out of the address (links and
+/// history never carry it), and the page is asked for again without it.
+fn keep_token_in_cookie(req: &Request, t: &str) -> Response {
+    let rest: Vec<&str> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.starts_with("token=") && !kv.is_empty())
+        .collect();
+    let to = if rest.is_empty() {
+        req.uri().path().to_string()
+    } else {
+        format!("{}?{}", req.uri().path(), rest.join("&"))
+    };
+    let mut res = redirect(&to);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{TOKEN_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict"
+    )) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
     res
 }
 
