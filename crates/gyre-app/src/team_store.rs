@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 /// Where a project's metadata and objects live, as reports show it (no secrets).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct StoreLocation {
-    /// `embedded` (SQLite and object files in .gyre) or `team` (PostgreSQL and S3).
+    /// `embedded` (SQLite and object files in .gyre), `team` (PostgreSQL and S3) or `server` (a
+    /// clone of a team server: both there).
     pub backend: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<String>,
@@ -90,6 +91,13 @@ impl App {
     pub fn store_location(&self) -> Result<StoreLocation, AppError> {
         let text = std::fs::read_to_string(self.store.config_path())
             .map_err(|e| AppError::from(gyre_store::StoreError::io(self.store.config_path(), e)))?;
+        if let Some(url) = self.server_url() {
+            return Ok(StoreLocation {
+                backend: "server",
+                metadata: Some(url.clone()),
+                objects: Some(url),
+            });
+        }
         let c = StoreConfig::from_config_text(&text, &self.store.config_path())?;
         Ok(StoreLocation::of(c.as_ref()))
     }
@@ -107,6 +115,12 @@ impl App {
     ) -> Result<CopyReport, AppError> {
         if let Some(s) = store {
             s.check()?;
+        }
+        if let Some(url) = self.server_url() {
+            return Err(AppError::Invalid {
+                message: format!("this is a clone of {url}: its store is the server's"),
+                hint: Some("run gyre store copy where the server runs, in its project".into()),
+            });
         }
         let from_store = self.store_location()?;
         let settings = std::fs::read_to_string(self.store.config_path())

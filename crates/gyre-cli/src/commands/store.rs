@@ -19,6 +19,11 @@ pub fn team_config(args: &StoreArgs) -> Option<StoreConfig> {
 /// One line naming where a project's metadata and objects live.
 pub fn describe(s: &StoreLocation) -> String {
     match (&s.metadata, &s.objects) {
+        (Some(m), Some(_)) if s.backend == "server" => {
+            format!(
+                "a clone of the team server {m}: metadata and objects there, objects cached in .gyre/"
+            )
+        }
         (Some(m), Some(o)) => format!("team store: metadata in {m}, objects in {o}"),
         _ => "embedded store: metadata and objects in .gyre/".into(),
     }
