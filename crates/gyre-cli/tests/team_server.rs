@@ -12,14 +12,27 @@ struct TeamServer {
     server: Option<Server>,
     addr: String,
     log: std::path::PathBuf,
+    /// `--store URL --objects URL` for the first start (the server makes the team project).
+    store_args: Vec<String>,
 }
 
 impl TeamServer {
-    /// A server for a fresh project: embedded, or on the team store when given.
+    /// A server for a fresh project: embedded, or on the team store when given (made by
+    /// `gyre server --store --objects` itself, in an empty directory).
     fn start(team: Option<&TeamStore>) -> TeamServer {
-        let project = match team {
-            Some(t) => t.project(),
-            None => Project::new(),
+        let (project, store_args) = match team {
+            Some(t) => {
+                let mut p = Project::empty();
+                p.env = t.env.clone();
+                let args = vec![
+                    "--store".to_string(),
+                    t.metadata.clone(),
+                    "--objects".into(),
+                    t.objects.clone(),
+                ];
+                (p, args)
+            }
+            None => (Project::new(), Vec::new()),
         };
         let log = project.path().join("server.err");
         let mut ts = TeamServer {
@@ -27,8 +40,10 @@ impl TeamServer {
             server: None,
             addr: String::new(),
             log,
+            store_args,
         };
         ts.restart();
+        assert!(ts.project.path().join("gyre.toml").is_file());
         ts
     }
 
@@ -43,9 +58,11 @@ impl TeamServer {
             .append(true)
             .open(&self.log)
             .unwrap();
+        let mut args = vec!["server", "--addr", &port, "--json"];
+        args.extend(self.store_args.iter().map(String::as_str));
         let mut child = self
             .project
-            .cmd(&["server", "--addr", &port, "--json"])
+            .cmd(&args)
             .stdout(std::process::Stdio::piped())
             .stderr(err)
             .spawn()
