@@ -5,7 +5,8 @@
 //!
 //! A client's transaction runs on a thread of its own that holds one of the pooled stores
 //! inside `Store::write` (or `read`) and runs the operations the client sends, one by one, until
-//! the client commits or rolls back, or leaves it idle for [`IDLE`] (rolled back). So a remote
+//! the client commits or rolls back, or leaves it idle (rolled back: [`IDLE`] for a read,
+//! [`WRITE_IDLE`] for a write, which holds the project's write lock). So a remote
 //! transaction has exactly the local one's guarantees: writers serialized, the compare-and-set
 //! of edits, promotions and finding decisions, all or nothing.
 
@@ -21,8 +22,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A transaction left without a request this long is rolled back (its client died or hung).
+/// A read transaction left without a request this long is rolled back (its client died or hung).
 pub const IDLE: Duration = Duration::from_secs(30);
+/// The same for a write transaction: it holds the project's write lock, which every other
+/// writer waits for (gyre's own write transactions are a few quick operations).
+pub const WRITE_IDLE: Duration = Duration::from_secs(5);
 /// The most transactions open at once; a client beyond it is asked to retry.
 pub const MAX_OPEN: usize = 64;
 /// Open stores kept for the next transaction.
@@ -320,8 +324,9 @@ impl TeamService {
         match sessions.get(id) {
             Some(s) if s.token_hash == caller.token_hash => Ok((s.to.clone(), s.write)),
             _ => Err(TeamError::NotFound(format!(
-                "no open transaction {id} of yours (it ended, or was idle for {} s and rolled back)",
-                IDLE.as_secs()
+                "no open transaction {id} of yours (it ended, or was left idle: {} s for a read, {} s for a write, and rolled back)",
+                IDLE.as_secs(),
+                WRITE_IDLE.as_secs()
             ))),
         }
     }
@@ -387,7 +392,7 @@ impl TeamService {
                      commit_reply: &mut Option<Sender<Result<(), TeamError>>>|
          -> Result<(), Ended> {
             loop {
-                match from.recv_timeout(IDLE) {
+                match from.recv_timeout(if write { WRITE_IDLE } else { IDLE }) {
                     Ok(Msg::Op(op, reply)) => {
                         let _ = reply.send(op.apply(tx).map_err(TeamError::from));
                     }
@@ -424,8 +429,8 @@ impl TeamService {
             }
             Err(Ended::Idle) => {
                 eprintln!(
-                    "gyre server: a transaction of {person} was idle for {} s and was rolled back",
-                    IDLE.as_secs()
+                    "gyre server: a {} transaction of {person} was left idle and was rolled back",
+                    if write { "write" } else { "read" }
                 );
             }
             Err(Ended::Store(e)) => {

@@ -487,6 +487,37 @@ fn the_api_refuses_what_it_must_and_changes_nothing() {
         200
     );
 
+    // A client that begins a write and vanishes holds the write lock only until its
+    // transaction is left idle (5 s): the next writer then goes ahead, and nothing of the
+    // abandoned one is kept.
+    let abandoned = begin(
+        serde_json::json!({ "op": "append_journal", "args": {
+            "time": "2026-01-01T00:00:00Z", "user": "x", "command": "abandoned", "why": null,
+            "objects": [] } }),
+        true,
+    );
+    let (s, body) = api(
+        &addr,
+        "POST",
+        "/v1/tx",
+        Some(&ana),
+        abandoned.to_string().as_bytes(),
+    );
+    assert_eq!(s, 200, "{body}");
+    let e = json_in(
+        &a,
+        &[
+            "edit",
+            "exclude",
+            "--where",
+            "age < 18",
+            "--why",
+            "after the abandoned one",
+        ],
+    );
+    assert!(e["version"].is_string());
+    assert!(!journal(&a).iter().any(|e| e["command"] == "abandoned"));
+
     // SQL metacharacters in reasons and predicates are data, never SQL.
     let sneaky = "x'); DROP TABLE runs; --";
     let e = json_in(
