@@ -43,6 +43,9 @@ enum Db {
 impl Db {
     /// A PostgreSQL connection found closed is made again before the next transaction (one
     /// interrupted mid-transaction has failed that transaction; nothing half-done remains).
+    /// A connection the server ended while idle (a restart, a failover) often shows as closed
+    /// only when used: when beginning a transaction finds it so, nothing was done yet, and the
+    /// transaction begins again on a new connection, once (see `Store::write` and `read`).
     fn reconnect_if_closed(&mut self) -> Result<(), StoreError> {
         if let Db::Pg {
             client,
@@ -51,11 +54,20 @@ impl Db {
         } = self
             && client.is_closed()
         {
-            *client = pg::connect(url)?;
-            statements.clear();
+            reconnect(client, statements, url)?;
         }
         Ok(())
     }
+}
+
+fn reconnect(
+    client: &mut postgres::Client,
+    statements: &mut HashMap<String, postgres::Statement>,
+    url: &str,
+) -> Result<(), StoreError> {
+    *client = pg::connect(url)?;
+    statements.clear();
+    Ok(())
 }
 
 /// A metadata transaction: everything inside commits together or not at all.
@@ -349,25 +361,39 @@ impl Store {
                 Ok(out)
             }
             Db::Pg {
-                client, statements, ..
+                client,
+                statements,
+                url,
             } => {
-                let mut tx = client
-                    .build_transaction()
-                    .isolation_level(postgres::IsolationLevel::ReadCommitted)
-                    .start()
-                    .map_err(StoreError::from)?;
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&pg::WRITE_LOCK])
-                    .map_err(StoreError::from)?;
-                let tx = Tx(Conn::Pg {
-                    tx: std::cell::RefCell::new(tx),
-                    statements: std::cell::RefCell::new(statements),
-                });
-                let out = f(&tx)?;
-                let Conn::Pg { tx, .. } = tx.0 else {
-                    unreachable!()
-                };
-                tx.into_inner().commit().map_err(StoreError::from)?;
-                Ok(out)
+                let mut retried = false;
+                loop {
+                    let failed = match client
+                        .build_transaction()
+                        .isolation_level(postgres::IsolationLevel::ReadCommitted)
+                        .start()
+                    {
+                        Ok(mut tx) => {
+                            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&pg::WRITE_LOCK])
+                                .map_err(StoreError::from)?;
+                            let tx = Tx(Conn::Pg {
+                                tx: std::cell::RefCell::new(tx),
+                                statements: std::cell::RefCell::new(statements),
+                            });
+                            let out = f(&tx)?;
+                            let Conn::Pg { tx, .. } = tx.0 else {
+                                unreachable!()
+                            };
+                            tx.into_inner().commit().map_err(StoreError::from)?;
+                            return Ok(out);
+                        }
+                        Err(e) => e,
+                    };
+                    if retried || !client.is_closed() {
+                        return Err(StoreError::from(failed).into());
+                    }
+                    retried = true;
+                    reconnect(client, statements, url)?;
+                }
             }
             Db::Server(client) => {
                 let tx = Tx(Conn::Server(crate::client::ServerTx::new(client, true)));
@@ -404,18 +430,32 @@ impl Store {
                 f(&Tx(Conn::Lite(tx)))
             }
             Db::Pg {
-                client, statements, ..
+                client,
+                statements,
+                url,
             } => {
-                let tx = client
-                    .build_transaction()
-                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .map_err(StoreError::from)?;
-                f(&Tx(Conn::Pg {
-                    tx: std::cell::RefCell::new(tx),
-                    statements: std::cell::RefCell::new(statements),
-                }))
+                let mut retried = false;
+                loop {
+                    let failed = match client
+                        .build_transaction()
+                        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                        .read_only(true)
+                        .start()
+                    {
+                        Ok(tx) => {
+                            return f(&Tx(Conn::Pg {
+                                tx: std::cell::RefCell::new(tx),
+                                statements: std::cell::RefCell::new(statements),
+                            }));
+                        }
+                        Err(e) => e,
+                    };
+                    if retried || !client.is_closed() {
+                        return Err(StoreError::from(failed).into());
+                    }
+                    retried = true;
+                    reconnect(client, statements, url)?;
+                }
             }
             Db::Server(client) => {
                 let tx = Tx(Conn::Server(crate::client::ServerTx::new(client, false)));
