@@ -323,6 +323,11 @@ fn clone_runs_the_loop(team: Option<&TeamStore>) {
     // No token anywhere it should not be: the server's output, the journal, errors.
     server.stop();
     let log = server.server_log();
+    // The server's output names who changed what.
+    assert!(
+        log.contains("/commit 200") && log.contains(" by ana") && log.contains(" by ben"),
+        "{log}"
+    );
     for t in [&ana, &ben, &vic] {
         assert!(!log.contains(t.as_str()), "a token in the server's output");
         assert!(

@@ -138,6 +138,11 @@ async fn outer(
     let started = std::time::Instant::now();
     let res = next.run(req).await;
     let status = res.status();
+    let who = res
+        .extensions()
+        .get::<Person>()
+        .map(|p| format!(" by {}", p.0))
+        .unwrap_or_default();
     // Errors, commits and uploads: what changed or failed (reads and their ends would drown
     // them).
     let checked = method == Method::HEAD && status == StatusCode::NOT_FOUND;
@@ -147,7 +152,7 @@ async fn outer(
         || method == Method::PUT
     {
         eprintln!(
-            "gyre server: {method} {path} {} {:.1} ms",
+            "gyre server: {method} {path} {} {:.1} ms{who}",
             status.as_u16(),
             started.elapsed().as_secs_f64() * 1e3
         );
@@ -155,14 +160,21 @@ async fn outer(
     res
 }
 
+/// Who a request was from, on its answer (for the server's output line).
+#[derive(Clone)]
+struct Person(String);
+
 /// The API's routes: the person behind the token, put in the request for the handlers.
 async fn authenticate(State(shared): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
     let token = bearer(req.headers()).map(String::from);
     let service = shared.service.clone();
     match blocking(move || service.authenticate(token.as_deref())).await {
         Ok(caller) => {
+            let person = Person(caller.name.clone());
             req.extensions_mut().insert(caller);
-            next.run(req).await
+            let mut res = next.run(req).await;
+            res.extensions_mut().insert(person);
+            res
         }
         Err(e) => error(e),
     }
