@@ -54,7 +54,8 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         Some(url) => replica(url, dir, addr)?,
         None => super::open(cli)?,
     };
-    let shipper = match remote {
+    // A clone of a team server serves as a replica of it, whether made by --remote or by hand.
+    let shipper = match app.server_url() {
         Some(_) => Some(app.start_shipping()?),
         None => None,
     };
