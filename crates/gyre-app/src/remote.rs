@@ -254,6 +254,26 @@ impl App {
         }
     }
 
+    /// Revokes every live token of a person.
+    pub fn tokens_revoke_of(
+        &mut self,
+        user: &str,
+    ) -> Result<Vec<gyre_store::TokenRecord>, AppError> {
+        let mut live: Vec<String> = self
+            .token_list(Some(user))?
+            .into_iter()
+            .filter(|t| t.revoked_at.is_none())
+            .map(|t| t.id)
+            .collect();
+        // On a clone, the token this request uses goes last: revoked first, it would refuse
+        // the rest.
+        if let Some(server) = self.store.server() {
+            let mine = server.whoami()?.token;
+            live.sort_by_key(|id| *id == mine);
+        }
+        live.iter().map(|id| self.token_revoke(id)).collect()
+    }
+
     pub fn token_revoke(&mut self, id: &str) -> Result<gyre_store::TokenRecord, AppError> {
         match self.store.server() {
             Some(s) => Ok(s.post(

@@ -224,6 +224,9 @@ pub enum UserAction {
 pub enum TokenAction {
     /// Make another token for a person (in a clone: yourself by default); printed once
     Create {
+        /// The person (or --user NAME)
+        #[arg(value_name = "NAME", conflicts_with = "user")]
+        name: Option<String>,
         /// The person
         #[arg(long)]
         user: Option<String>,
@@ -237,10 +240,14 @@ pub enum TokenAction {
         #[arg(long)]
         user: Option<String>,
     },
-    /// Revoke a token by its id (tok_...): refused from the next request on
+    /// Revoke a token by its id, or every live token of a person: refused from the next request on
     Revoke {
         /// The token's id (tok_...), from `gyre server token list`
-        id: String,
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        id: Option<String>,
+        /// Every live token of this person (a laptop lost, someone leaving)
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
     },
 }
 

@@ -292,7 +292,16 @@ fn clone_runs_the_loop(team: Option<&TeamStore>) {
         &b,
         &["server", "token", "revoke", extra["id"].as_str().unwrap()],
     );
-    assert!(gone["revoked_at"].is_string(), "{gone}");
+    assert!(gone["revoked"][0]["revoked_at"].is_string(), "{gone}");
+    // A maintainer makes a token for someone else (the contract's positional NAME), and
+    // revokes every live token of a person at once.
+    let dee2 = json_in(
+        &a,
+        &["server", "token", "create", "dee", "--label", "second"],
+    );
+    assert_eq!(dee2["person"], "dee");
+    let all = json_in(&a, &["server", "token", "revoke", "--user", "dee"]);
+    assert_eq!(all["revoked"].as_array().unwrap().len(), 2, "{all}");
     let everyone = json_in(&a, &["server", "user", "list"]);
     assert_eq!(
         everyone["people"].as_array().unwrap().len(),

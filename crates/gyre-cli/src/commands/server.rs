@@ -65,8 +65,8 @@ fn user(cli: &Cli, action: &UserAction) -> anyhow::Result<ExitCode> {
 fn token(cli: &Cli, action: &TokenAction) -> anyhow::Result<ExitCode> {
     let mut app = super::open(cli)?;
     match action {
-        TokenAction::Create { user, label } => {
-            let t = app.token_create(user.as_deref(), label)?;
+        TokenAction::Create { name, user, label } => {
+            let t = app.token_create(name.as_deref().or(user.as_deref()), label)?;
             if cli.json {
                 output::json(&t);
             } else {
@@ -97,15 +97,23 @@ fn token(cli: &Cli, action: &TokenAction) -> anyhow::Result<ExitCode> {
                 output::print(&s);
             }
         }
-        TokenAction::Revoke { id } => {
-            let t = app.token_revoke(id)?;
+        TokenAction::Revoke { id, user } => {
+            let revoked = match (id, user) {
+                (Some(id), _) => vec![app.token_revoke(id)?],
+                (None, Some(user)) => app.tokens_revoke_of(user)?,
+                (None, None) => unreachable!("clap requires one"),
+            };
             if cli.json {
-                output::json(&t);
+                output::json(&serde_json::json!({ "revoked": revoked }));
+            } else if revoked.is_empty() {
+                output::print("no live token to revoke\n");
             } else {
-                output::print(&format!(
-                    "revoked {} of {} ({}): refused from its next request on\n",
-                    t.id, t.person, t.label
-                ));
+                let mut s = String::new();
+                for t in &revoked {
+                    s.push_str(&format!("revoked {} of {} ({})\n", t.id, t.person, t.label));
+                }
+                s.push_str("  refused from their next request on\n");
+                output::print(&s);
             }
         }
     }
