@@ -299,6 +299,7 @@ impl TeamService {
             .name("gyre-team-tx".into())
             .spawn(move || me.run_session(store, write, &person, from, &tx_id))
             .map_err(|e| {
+                self.forget(&id);
                 TeamError::App(AppError::invalid(format!(
                     "cannot start a transaction: {e}"
                 )))
