@@ -137,23 +137,7 @@ async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response 
         return people_guard(ui, req, next).await;
     }
     if ui.token_hash.is_some() {
-        let headers = req.headers();
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let cookie = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|c| c.trim().strip_prefix(&format!("{TOKEN_COOKIE}=")));
-        let in_query = req.uri().query().and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("token="))
-                .map(str::to_string)
-        });
-        if let Some(t) = in_query {
+        if let Some(t) = query_token(&req) {
             // A first visit with ?token=: keep it in a cookie and drop it from the address, so
             // links and history never carry it.
             if !ui.token_ok(&t) {
@@ -161,7 +145,7 @@ async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response 
             }
             return keep_token_in_cookie(&req, &t);
         }
-        if !bearer.or(cookie).is_some_and(|t| ui.token_ok(t)) {
+        if !request_token(req.headers()).is_some_and(|t| ui.token_ok(&t)) {
             return unauthorized();
         }
     }
@@ -195,6 +179,15 @@ fn secure_headers(res: &mut Response) {
     );
 }
 
+/// A token given in the address (`?token=`, a first visit).
+fn query_token(req: &Request) -> Option<String> {
+    req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .map(str::to_string)
+    })
+}
+
 /// The token of a request: a bearer header, else the UI's cookie.
 fn request_token(headers: &HeaderMap) -> Option<String> {
     let bearer = headers
@@ -214,11 +207,7 @@ fn request_token(headers: &HeaderMap) -> Option<String> {
 /// for changes, and the person named in what they change.
 async fn people_guard(ui: Arc<Ui>, req: Request, next: Next) -> Response {
     let people = ui.people.clone().expect("people mode");
-    let in_query = req.uri().query().and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("token="))
-            .map(str::to_string)
-    });
+    let in_query = query_token(&req);
     let given = in_query.clone().or_else(|| request_token(req.headers()));
     let check = people.clone();
     let caller = tokio::task::spawn_blocking(move || check.authenticate(given.as_deref()))
