@@ -110,14 +110,23 @@ fn cursor_of(conn: &rusqlite::Connection, source: &str) -> Result<LogCursor, Sto
 }
 
 fn unhex(text: &str) -> Result<Vec<u8>, StoreError> {
-    if !text.len().is_multiple_of(2) {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
         return Err(StoreError::Invalid("a log batch's data is not hex".into()));
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&text[i..i + 2], 16)
-                .map_err(|_| StoreError::Invalid("a log batch's data is not hex".into()))
+    bytes
+        .chunks_exact(2)
+        .map(|p| match (digit(p[0]), digit(p[1])) {
+            (Some(hi), Some(lo)) => Ok((hi << 4) | lo),
+            _ => Err(StoreError::Invalid("a log batch's data is not hex".into())),
         })
         .collect()
 }
@@ -306,6 +315,15 @@ mod tests {
                 .collect(),
             feedback: vec![(PredictionId { session, n: 0 }, "a".into(), "t".into())],
             errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn hex_goes_there_and_back_and_refuses_what_is_not_hex() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(unhex(&crate::hex(&bytes)).unwrap(), bytes);
+        for bad in ["abc", "zz", "aé b", "éé", "0x"] {
+            assert!(unhex(bad).is_err(), "{bad}");
         }
     }
 

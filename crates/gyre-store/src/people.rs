@@ -194,8 +194,15 @@ pub fn random_bytes(n: usize) -> Result<Vec<u8>, StoreError> {
     Ok(buf)
 }
 
+/// Lowercase hex of bytes (a token, an id, a shipped log batch).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize]);
+        out.push(DIGITS[(b & 15) as usize]);
+    }
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// A new token: its text (shown once) and its record (which keeps only the hash).
