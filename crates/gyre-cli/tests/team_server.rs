@@ -990,6 +990,23 @@ fn the_server_speaks_tls_itself_and_clones_check_its_certificate() {
     let out = d.run(&["clone", &url, d.path().join("w").to_str().unwrap()]);
     let err = assert_error(&out, &["certificate"]);
     assert!(!err.contains(&t));
+    // The UI over HTTPS keeps the token in a Secure cookie (never sent over plain HTTP).
+    let curl = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-D", "-", "--cacert", &ca])
+        .arg(format!("{url}/runs?token={t}"))
+        .output();
+    if gyre_testkit::require("curl not installed: apt-get install curl", curl.is_ok()) {
+        let head = stdout(&curl.unwrap());
+        assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+        let cookie = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+            .unwrap_or_else(|| panic!("{head}"));
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("Secure"),
+            "{cookie}"
+        );
+    }
     // Plain HTTP to the TLS port gets nothing.
     assert_ne!(
         api(&format!("127.0.0.1:{port}"), "GET", "/v1/health", None, b"").0,

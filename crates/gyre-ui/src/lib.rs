@@ -38,6 +38,9 @@ pub struct UiOptions {
     /// person, and changes need the person's role (a promotion: maintainer; a review or a
     /// finding's decision: member). Replaces `token`.
     pub people: Option<Arc<gyre_app::TeamService>>,
+    /// Pages are served over HTTPS (`gyre server --tls-cert`): the token's cookie is `Secure`,
+    /// never sent over plain HTTP.
+    pub https: bool,
 }
 
 tokio::task_local! {
@@ -52,6 +55,7 @@ pub struct Ui {
     pool: Mutex<Vec<App>>,
     token_hash: Option<[u8; 32]>,
     people: Option<Arc<gyre_app::TeamService>>,
+    https: bool,
 }
 
 type Query_ = Query<HashMap<String, String>>;
@@ -78,6 +82,7 @@ impl Ui {
             pool: Mutex::new(vec![app]),
             token_hash: options.token.as_deref().map(digest),
             people: options.people,
+            https: options.https,
         }))
     }
 
@@ -143,7 +148,7 @@ async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response 
             if !ui.token_ok(&t) {
                 return unauthorized();
             }
-            return keep_token_in_cookie(&req, &t);
+            return keep_token_in_cookie(&req, &t, ui.https);
         }
         if !request_token(req.headers()).is_some_and(|t| ui.token_ok(&t)) {
             return unauthorized();
@@ -218,7 +223,7 @@ async fn people_guard(ui: Arc<Ui>, req: Request, next: Next) -> Response {
         return unauthorized();
     };
     if let Some(t) = in_query {
-        return keep_token_in_cookie(&req, &t);
+        return keep_token_in_cookie(&req, &t, ui.https);
     }
     if req.method() != axum::http::Method::GET {
         if !same_origin(req.headers()) {
@@ -244,7 +249,7 @@ async fn people_guard(ui: Arc<Ui>, req: Request, next: Next) -> Response {
 
 /// A first visit with `?token=`: the token goes into a cookie and out of the address (links and
 /// history never carry it), and the page is asked for again without it.
-fn keep_token_in_cookie(req: &Request, t: &str) -> Response {
+fn keep_token_in_cookie(req: &Request, t: &str, https: bool) -> Response {
     let rest: Vec<&str> = req
         .uri()
         .query()
@@ -259,7 +264,8 @@ fn keep_token_in_cookie(req: &Request, t: &str) -> Response {
     };
     let mut res = redirect(&to);
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "{TOKEN_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict"
+        "{TOKEN_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict{}",
+        if https { "; Secure" } else { "" }
     )) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }

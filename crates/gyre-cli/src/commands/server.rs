@@ -148,6 +148,7 @@ fn serve(cli: &Cli, args: &ServerRunArgs) -> anyhow::Result<ExitCode> {
         gyre_ui::UiOptions {
             token: None,
             people: Some(service.clone()),
+            https: args.tls_cert.is_some(),
         },
     )?;
     let listener = super::serve::bind(&args.addr)?;

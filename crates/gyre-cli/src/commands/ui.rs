@@ -27,6 +27,7 @@ pub fn run(cli: &Cli, addr: &str, want_token: bool) -> anyhow::Result<ExitCode> 
         gyre_ui::UiOptions {
             token: token.clone(),
             people: None,
+            https: false,
         },
     )?;
     let json = cli.json;
