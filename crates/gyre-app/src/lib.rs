@@ -84,7 +84,7 @@ pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use skew::{Leak, Skew};
 pub use slicing::{SliceAlso, SliceRow, SlicesReport, SlicesRequest};
 pub use suites::{Suite, SuiteResult, SuitesReport};
-pub use team_server::{Caller, IDLE as TX_IDLE, TeamError, TeamService, people};
+pub use team_server::{Caller, TeamError, TeamService, people};
 pub use team_store::{CopyReport, StoreLocation, init_with};
 pub use train::{RunReport, SeedFloor, SeedsNote, TrainReport, TrainRequest};
 pub use why::WhyReport;
@@ -204,12 +204,6 @@ pub(crate) fn require_why<'a>(
             message: format!("{what} needs a reason: --why TEXT"),
             hint: hint.map(String::from),
         })
-}
-
-/// Who runs this process: `$GYRE_USER`, else the OS user (what a local project records; a
-/// team server records the person its token names instead).
-pub fn local_user() -> String {
-    current_user()
 }
 
 /// `$GYRE_USER`, else the OS user (from the environment, else the password file).

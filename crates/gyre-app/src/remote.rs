@@ -29,7 +29,7 @@ pub struct CloneReport {
     /// Who the token belongs to, and their role.
     pub person: String,
     pub role: gyre_store::Role,
-    /// Cached here: none yet (objects are fetched as commands need them).
+    /// The clone's gyre.toml: the project's settings and `[server] url`.
     pub config: PathBuf,
 }
 

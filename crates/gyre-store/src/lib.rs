@@ -25,7 +25,7 @@ mod sql;
 mod testing;
 mod wire;
 
-pub use client::{ServerClient, WhoAmI, check_server_url, user_config_path};
+pub use client::{ServerClient, WhoAmI};
 pub use copy::CopyReport;
 pub use error::StoreError;
 pub use log::{

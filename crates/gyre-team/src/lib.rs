@@ -99,7 +99,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, TeamError> {
     })
 }
 
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
