@@ -8,6 +8,7 @@ use crate::label_issues::params_of;
 use crate::predictions::{self, Predictions};
 use crate::suites::{masked, outputs, suite_mask};
 use crate::table_view::{SourceTables, build_version};
+use crate::units::Unit;
 use crate::{App, AppError, now};
 use gyre_core::{ContentHash, Split};
 use gyre_data::version::Materialized;
@@ -175,6 +176,35 @@ impl App {
         let base_preds = self.run_predictions(&record, &with)?;
         let suites_all = self.suites()?.suites;
 
+        // On a remote executor the retrains are units of their own, run (and stored) there;
+        // the comparisons stay here.
+        let remote_done: Vec<(usize, Predictions, Vec<u8>)> = match self.executor.clone() {
+            crate::units::Executor::Remote(remote) if !todo.is_empty() => {
+                let units: Vec<Unit> = todo
+                    .iter()
+                    .map(|&i| Unit::Ablation {
+                        run: record.id.clone(),
+                        edit: variants[i].0.id,
+                    })
+                    .collect();
+                let label = format!("ablate run {}", &record.id[..12]);
+                let out = self.run_remote(remote.as_ref(), &label, &units, &NoProgress)?;
+                todo.iter()
+                    .zip(out)
+                    .map(|(&i, bytes)| {
+                        let p = predictions::from_parquet(bytes.clone().into(), &schema)?;
+                        Ok((i, p, bytes))
+                    })
+                    .collect::<Result<_, AppError>>()?
+            }
+            _ => Vec::new(),
+        };
+        let local_todo: Vec<usize> = if remote_done.is_empty() {
+            todo.clone()
+        } else {
+            Vec::new()
+        };
+        let todo = &local_todo;
         let next = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|s| -> Result<AblateReport, AppError> {
             // `jobs` workers take the variants still to retrain in turn; each builds its version
@@ -288,6 +318,10 @@ impl App {
                 }
             }
             let mut new_cache = Vec::new();
+            for (i, p, bytes) in remote_done {
+                effects[i] = Some(effect(i, &p)?);
+                new_cache.push((variants[i].1.clone(), bytes));
+            }
             for _ in 0..todo.len() {
                 let (i, p, bytes) = rx
                     .recv()
@@ -374,4 +408,44 @@ fn retrain<'a>(
     };
     let bytes = predictions::to_parquet(&p, schema)?;
     Ok((p, bytes))
+}
+
+impl App {
+    /// An `ablate` retrain as a unit of its own (`gyre worker`): the run's version without
+    /// `edit` and the edits that depend on it, its holdout predictions as Parquet.
+    pub(crate) fn ablation_unit(&mut self, run: &str, edit: i64) -> Result<Vec<u8>, AppError> {
+        let record = self.resolve_run(run)?;
+        let entry = self.version_entry(&record.dataset, Some(&record.version))?;
+        let edits = match entry.edit {
+            Some(upto) => self.edits_upto(&record.dataset, Some(upto))?,
+            None => Vec::new(),
+        };
+        let effective: Vec<gyre_core::Edit> = gyre_core::edit::effective(&edits)
+            .into_iter()
+            .cloned()
+            .collect();
+        if !effective.iter().any(|e| e.id == edit) {
+            return Err(AppError::invalid(format!(
+                "edit #{edit} is not among the edits of run {}'s version",
+                record.id
+            )));
+        }
+        let base_table = self.base_table(&record.dataset)?;
+        let mut tables = SourceTables::new();
+        self.load_source_tables(effective.iter().map(|e| &e.kind), &mut tables)?;
+        let with = build_version(base_table.clone(), entry.id.clone(), &effective, &tables)?;
+        let params = params_of(&serde_json::from_str(&record.params).unwrap_or_default());
+        let (learner, _) = self.learner(&record.learner, &params, &with.schema)?;
+        let without = crate::edit::with_dependents(&effective, edit);
+        let (_, bytes) = retrain(
+            &base_table,
+            effective.iter().filter(|x| !without.contains(&x.id)),
+            &tables,
+            learner.as_ref(),
+            with.learn_task(),
+            record.seed,
+            &with.schema,
+        )?;
+        Ok(bytes)
+    }
 }

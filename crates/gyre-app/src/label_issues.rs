@@ -4,6 +4,7 @@
 //! result says whether its suspects can be told from hard rows (gyre_eval::label_reliability):
 //! an unreliable one lists rows only when asked (`--top`) and opens no finding.
 
+use crate::units::Unit;
 use crate::{App, AppError, now};
 use gyre_core::rng::SplitMix64;
 use gyre_core::{ContentHash, Task};
@@ -114,86 +115,73 @@ impl App {
                 (probs, true)
             }
             None => {
-                let params = params_of(&serde_json::from_str(&record.params).unwrap_or_default());
-                let (learner, _) = self.learner(&record.learner, &params, &loaded.schema)?;
-                let features = loaded.features();
                 let task = loaded.learn_task();
-                // Stratified folds from the run's seed.
-                let mut fold_of = vec![0usize; rows.len()];
-                let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); k];
-                for (i, &r) in rows.iter().enumerate() {
-                    by_class[labels[r as usize] as usize].push(i);
-                }
-                let mut rng = SplitMix64::new(record.seed ^ 0x6C62_272E_07BB_0142);
-                for members in &mut by_class {
-                    rng.shuffle(members);
-                    for (j, &i) in members.iter().enumerate() {
-                        fold_of[i] = j % folds;
-                    }
-                }
-                // A command learner's folds are processes of their own: at most one per core
-                // at a time. Built-in learners run every fold at once, each on one thread.
-                let limit = if learner.name() == "command" {
-                    std::thread::available_parallelism().map_or(1, |n| n.get())
-                } else {
-                    folds
-                };
-                let slots = (std::sync::Mutex::new(limit), std::sync::Condvar::new());
-                let out = std::thread::scope(|s| {
-                    let handles: Vec<_> = (0..folds)
-                        .map(|f| {
-                            let (rows, fold_of, features, labels) =
-                                (&rows, &fold_of, &features, &labels);
-                            let learner = &learner;
-                            let weights = loaded.weights();
-                            let slots = &slots;
-                            // Each fold on a one-thread pool of its own (see ablate).
-                            s.spawn(move || {
-                                let mut free = slots.0.lock().expect("fold slots");
-                                while *free == 0 {
-                                    free = slots.1.wait(free).expect("fold slots");
-                                }
-                                *free -= 1;
-                                drop(free);
-                                let done = || {
-                                    *slots.0.lock().expect("fold slots") += 1;
-                                    slots.1.notify_one();
-                                };
-                                let result = gyre_learn::on_own_threads(1, || {
-                                    let train: Vec<u32> = rows
-                                        .iter()
-                                        .zip(fold_of)
-                                        .filter(|(_, g)| **g != f)
-                                        .map(|(r, _)| *r)
-                                        .collect();
-                                    let held: Vec<usize> =
-                                        (0..rows.len()).filter(|&i| fold_of[i] == f).collect();
-                                    let held_rows: Vec<u32> =
-                                        held.iter().map(|&i| rows[i]).collect();
-                                    let (_, scores) = learner.fit_predict(
-                                        task,
-                                        &TrainSet {
-                                            features,
-                                            rows: &train,
-                                            labels,
-                                            weights,
-                                        },
-                                        record.seed,
-                                        &held_rows,
-                                        &NoProgress,
-                                    )?;
-                                    Ok::<_, gyre_learn::LearnError>((held, scores))
-                                });
-                                done();
-                                result
+                let out = match self.executor.clone() {
+                    crate::units::Executor::Remote(remote) => {
+                        let units: Vec<Unit> = (0..folds)
+                            .map(|fold| Unit::Fold {
+                                run: record.id.clone(),
+                                folds,
+                                fold,
                             })
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().expect("a fold does not panic"))
-                        .collect::<Result<Vec<_>, _>>()
-                })?;
+                            .collect();
+                        let label = format!("label-issues of run {}", &record.id[..12]);
+                        self.run_remote(remote.as_ref(), &label, &units, &NoProgress)?
+                            .iter()
+                            .zip(&units)
+                            .map(|(b, u)| decode_fold(b, &u.describe()))
+                            .collect::<Result<Vec<_>, _>>()?
+                    }
+                    crate::units::Executor::Local => {
+                        let params =
+                            params_of(&serde_json::from_str(&record.params).unwrap_or_default());
+                        let (learner, _) = self.learner(&record.learner, &params, &loaded.schema)?;
+                        let features = loaded.features();
+                        let fold_of = fold_assignment(&rows, &labels, k, folds, record.seed);
+                        // A command learner's folds are processes of their own: at most one per
+                        // core at a time. Built-in learners run every fold at once, each on one
+                        // thread.
+                        let limit = if learner.name() == "command" {
+                            std::thread::available_parallelism().map_or(1, |n| n.get())
+                        } else {
+                            folds
+                        };
+                        let slots = (std::sync::Mutex::new(limit), std::sync::Condvar::new());
+                        std::thread::scope(|s| {
+                            let handles: Vec<_> = (0..folds)
+                                .map(|f| {
+                                    let fold = FoldInputs {
+                                        learner: learner.as_ref(),
+                                        task,
+                                        features: &features,
+                                        rows: &rows,
+                                        fold_of: &fold_of,
+                                        labels: &labels,
+                                        weights: loaded.weights(),
+                                        seed: record.seed,
+                                    };
+                                    let slots = &slots;
+                                    s.spawn(move || {
+                                        let mut free = slots.0.lock().expect("fold slots");
+                                        while *free == 0 {
+                                            free = slots.1.wait(free).expect("fold slots");
+                                        }
+                                        *free -= 1;
+                                        drop(free);
+                                        let result = fold.fit(f);
+                                        *slots.0.lock().expect("fold slots") += 1;
+                                        slots.1.notify_one();
+                                        result
+                                    })
+                                })
+                                .collect();
+                            handles
+                                .into_iter()
+                                .map(|h| h.join().expect("a fold does not panic"))
+                                .collect::<Result<Vec<_>, _>>()
+                        })?
+                    }
+                };
                 let mut probs = vec![0.0; rows.len() * k];
                 for (held, scores) in out {
                     for (j, &i) in held.iter().enumerate() {
@@ -272,5 +260,142 @@ impl App {
             issues,
             findings,
         })
+    }
+}
+
+/// Stratified folds from the run's seed: the fold of each training row (by its position in
+/// `rows`).
+pub(crate) fn fold_assignment(
+    rows: &[u32],
+    labels: &[f64],
+    classes: usize,
+    folds: usize,
+    seed: u64,
+) -> Vec<usize> {
+    let mut fold_of = vec![0usize; rows.len()];
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &r) in rows.iter().enumerate() {
+        by_class[labels[r as usize] as usize].push(i);
+    }
+    let mut rng = SplitMix64::new(seed ^ 0x6C62_272E_07BB_0142);
+    for members in &mut by_class {
+        rng.shuffle(members);
+        for (j, &i) in members.iter().enumerate() {
+            fold_of[i] = j % folds;
+        }
+    }
+    fold_of
+}
+
+/// What every fold's fit reads.
+#[derive(Clone, Copy)]
+pub(crate) struct FoldInputs<'a> {
+    pub learner: &'a dyn gyre_learn::Learner,
+    pub task: gyre_learn::Task,
+    pub features: &'a gyre_learn::Features,
+    pub rows: &'a [u32],
+    pub fold_of: &'a [usize],
+    pub labels: &'a [f64],
+    pub weights: Option<&'a [f64]>,
+    pub seed: u64,
+}
+
+impl FoldInputs<'_> {
+    /// Fits on every fold but `f`, on one thread of its own (see ablate), and scores fold `f`:
+    /// the positions in `rows` of its rows, and their scores.
+    pub(crate) fn fit(&self, f: usize) -> Result<(Vec<usize>, Vec<f64>), gyre_learn::LearnError> {
+        gyre_learn::on_own_threads(1, || {
+            let train: Vec<u32> = self
+                .rows
+                .iter()
+                .zip(self.fold_of)
+                .filter(|(_, g)| **g != f)
+                .map(|(r, _)| *r)
+                .collect();
+            let held: Vec<usize> = (0..self.rows.len())
+                .filter(|&i| self.fold_of[i] == f)
+                .collect();
+            let held_rows: Vec<u32> = held.iter().map(|&i| self.rows[i]).collect();
+            let (_, scores) = self.learner.fit_predict(
+                self.task,
+                &TrainSet {
+                    features: self.features,
+                    rows: &train,
+                    labels: self.labels,
+                    weights: self.weights,
+                },
+                self.seed,
+                &held_rows,
+                &NoProgress,
+            )?;
+            Ok((held, scores))
+        })
+    }
+}
+
+/// A fold's result as a unit stores it: the count of held rows (u64), their positions (u64
+/// each), then their scores (f64 each), little-endian.
+pub(crate) fn encode_fold(held: &[usize], scores: &[f64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + held.len() * 8 + scores.len() * 8);
+    out.extend((held.len() as u64).to_le_bytes());
+    for &i in held {
+        out.extend((i as u64).to_le_bytes());
+    }
+    for s in scores {
+        out.extend(s.to_le_bytes());
+    }
+    out
+}
+
+fn decode_fold(bytes: &[u8], what: &str) -> Result<(Vec<usize>, Vec<f64>), AppError> {
+    let bad = || AppError::invalid(format!("the stored result of {what} is malformed"));
+    let words: Vec<[u8; 8]> = bytes
+        .chunks(8)
+        .map(|c| c.try_into().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let n = u64::from_le_bytes(*words.first().ok_or_else(bad)?) as usize;
+    if words.len() < 1 + n {
+        return Err(bad());
+    }
+    let held = words[1..1 + n]
+        .iter()
+        .map(|w| u64::from_le_bytes(*w) as usize)
+        .collect();
+    let scores = words[1 + n..].iter().map(|w| f64::from_le_bytes(*w)).collect();
+    Ok((held, scores))
+}
+
+impl App {
+    /// A `label-issues` fold as a unit of its own (`gyre worker`).
+    pub(crate) fn fold_unit(
+        &mut self,
+        run: &str,
+        folds: usize,
+        fold: usize,
+    ) -> Result<Vec<u8>, AppError> {
+        let record = self.resolve_run(run)?;
+        if fold >= folds {
+            return Err(AppError::invalid(format!("fold {fold} of {folds} does not exist")));
+        }
+        let loaded = self.load_version(&record.dataset, Some(&record.version))?;
+        let k = loaded.schema.classes.len();
+        let rows = loaded.train_rows();
+        let labels = loaded.labels();
+        let params = params_of(&serde_json::from_str(&record.params).unwrap_or_default());
+        let (learner, _) = self.learner(&record.learner, &params, &loaded.schema)?;
+        let features = loaded.features();
+        let fold_of = fold_assignment(&rows, &labels, k, folds, record.seed);
+        let (held, scores) = FoldInputs {
+            learner: learner.as_ref(),
+            task: loaded.learn_task(),
+            features: &features,
+            rows: &rows,
+            fold_of: &fold_of,
+            labels: &labels,
+            weights: loaded.weights(),
+            seed: record.seed,
+        }
+        .fit(fold)?;
+        Ok(encode_fold(&held, &scores))
     }
 }

@@ -39,7 +39,9 @@ mod suites;
 mod table_view;
 mod team_server;
 mod team_store;
+mod sweep;
 mod train;
+mod units;
 mod watch_stats;
 mod why;
 
@@ -87,6 +89,10 @@ pub use suites::{Suite, SuiteResult, SuitesReport};
 pub use team_server::{Caller, TeamError, TeamService, people};
 pub use team_store::{CopyReport, StoreLocation, init_with};
 pub use train::{RunReport, SeedFloor, SeedsNote, TrainReport, TrainRequest};
+pub use sweep::{SweepReport, SweepRequest};
+pub use units::{
+    Executor, ProjectRef, RemoteExecutor, RemoteJob, RemoteSummary, TrialUnit, Unit, WorkerReport,
+};
 pub use why::WhyReport;
 
 use gyre_store::Store;
@@ -99,6 +105,8 @@ pub struct App {
     command: String,
     /// The last version materialized, by dataset (see `load_version`).
     loaded: Option<(String, table_view::LoadedVersion)>,
+    /// Where units of parallel work run (see `units`).
+    executor: units::Executor,
 }
 
 /// Where to look for the project.
@@ -151,6 +159,7 @@ impl App {
             user,
             command: command.to_string(),
             loaded: None,
+            executor: units::Executor::Local,
         })
     }
 

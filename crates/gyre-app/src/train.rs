@@ -155,6 +155,19 @@ pub(crate) struct RunInfo {
     /// Where an imported run's predictions came from (`gyre runs import`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<crate::runs_import::ImportedFrom>,
+    /// The sweep whose trial this run finished (`gyre sweep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<String>,
+}
+
+/// Where a run's fit comes from.
+pub(crate) enum Source<'a> {
+    /// Fit here (`gyre train`).
+    Fit,
+    /// Predictions (and a model) made elsewhere (`gyre runs import`).
+    Import(&'a crate::runs_import::ImportRunRequest),
+    /// A sweep trial's fits, made by its units (here or on a cluster).
+    Sweep(crate::sweep::Prefit),
 }
 
 impl App {
@@ -163,7 +176,7 @@ impl App {
         req: &TrainRequest,
         progress: &dyn Progress,
     ) -> Result<TrainReport, AppError> {
-        self.train_from(req, None, progress)
+        self.train_from(req, Source::Fit, progress)
     }
 
     /// `train`, or with `import`, a run whose holdout predictions (and model) were made
@@ -171,9 +184,13 @@ impl App {
     pub(crate) fn train_from(
         &mut self,
         req: &TrainRequest,
-        import: Option<&crate::runs_import::ImportRunRequest>,
+        source: Source<'_>,
         progress: &dyn Progress,
     ) -> Result<TrainReport, AppError> {
+        let import = match &source {
+            Source::Import(i) => Some(*i),
+            _ => None,
+        };
         if req.seeds == 0 {
             return Err(AppError::invalid("--seeds must be at least 1"));
         }
@@ -185,14 +202,20 @@ impl App {
         let t0 = Instant::now();
         let dataset = self.resolve_dataset(req.dataset.as_deref())?;
         let loaded = self.load_version(&dataset, req.version.as_deref())?;
-        let (learner, command_info, imported) = match import {
-            None => {
+        let mut sweep = None;
+        let (learner, command_info, imported) = match source {
+            Source::Fit => {
                 let (l, c) = self.learner(&req.learner, &req.params, &loaded.schema)?;
                 (l, c, None)
             }
-            Some(i) => {
+            Source::Import(i) => {
                 let (l, from) = crate::runs_import::imported_learner(i, &loaded)?;
                 (l, None, Some(from))
+            }
+            Source::Sweep(prefit) => {
+                sweep = Some(prefit.sweep.clone());
+                let c = prefit.command.clone();
+                (Box::new(prefit) as Box<dyn gyre_learn::Learner>, c, None)
             }
         };
         // K fits that differ only in a seed that chooses nothing are one fit K times: train
@@ -259,7 +282,8 @@ impl App {
             };
             // A command learner predicts the holdout in the run that trains it; a built-in
             // model predicts it while it is being stored (`evaluate_on_holdout`).
-            let (model, scores) = if command_info.is_some() || imported.is_some() {
+            let (model, scores) = if command_info.is_some() || imported.is_some() || sweep.is_some()
+            {
                 let (m, s) = learner.fit_predict(
                     loaded.learn_task(),
                     &set,
@@ -341,6 +365,7 @@ impl App {
                 git_commit: git_commit.clone(),
                 command: command_info.clone(),
                 imported: imported.clone(),
+                sweep: sweep.clone(),
             };
             let record = RunRecord {
                 id: id.clone(),
