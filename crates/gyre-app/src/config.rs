@@ -34,6 +34,13 @@ bootstrap_seed = 0
 # [learners.mlp]
 # command = "python learners/mlp.py"
 # timeout = "20m"
+
+# Where sweeps, label-issue folds and ablation retrains run: "local" (this machine's cores) or
+# "ray" (a Ray cluster at GYRE_RAY_URL, token from RAY_AUTH_TOKEN); --executor wins. Ray's
+# workers open the project's store, so a project on Ray lives on the team store.
+# [executor]
+# kind = "ray"
+# ray_url = "http://ray-head:8265"
 "#,
         version = env!("CARGO_PKG_VERSION")
     )
@@ -57,6 +64,40 @@ struct ConfigFile {
     #[serde(default)]
     #[allow(dead_code)]
     server: Option<toml::Table>,
+    #[serde(default)]
+    executor: ExecutorConfig,
+}
+
+/// The `[executor]` section: where units of parallel work (sweep trials, label-issue folds,
+/// ablation retrains) run unless `--executor` says.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// `local` (this machine's cores; the default) or `ray`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The Ray dashboard's address (`http://HEAD:8265`); `GYRE_RAY_URL` wins.
+    #[serde(default)]
+    pub ray_url: Option<String>,
+    /// The gyre binary on the cluster's nodes (an image that has it); without it, this gyre
+    /// goes to the cluster as the job's working_dir package.
+    #[serde(default)]
+    pub gyre: Option<String>,
+}
+
+/// The `[executor]` section of the project's gyre.toml.
+pub fn executor_config(path: &Path) -> Result<ExecutorConfig, AppError> {
+    let c = read(path)?.executor;
+    if let Some(k) = &c.kind
+        && k != "local"
+        && k != "ray"
+    {
+        return Err(AppError::invalid(format!(
+            "{}: [executor] kind = {k:?}: choose \"local\" or \"ray\"",
+            path.display()
+        )));
+    }
+    Ok(c)
 }
 
 /// A `[learners.NAME]` section: a learner that is a command (docs/learner-protocol.md).

@@ -47,7 +47,7 @@ mod why;
 
 pub use ablate::{AblateReport, EditWorth};
 pub use command_learner::{CommandInfo, PROTOCOL_VERSION};
-pub use config::{GateConfig, LearnerConfig, default_config};
+pub use config::{ExecutorConfig, GateConfig, LearnerConfig, default_config};
 pub use curves::CurvesReport;
 pub use data::{ColumnHistogram, DataReport, DatasetReport, VersionReport, VersionsReport};
 pub use diff::{DiffReport, DiffRequest};

@@ -199,6 +199,11 @@ impl App {
         &self.executor
     }
 
+    /// The project's `[executor]` settings.
+    pub fn executor_config(&self) -> Result<crate::ExecutorConfig, AppError> {
+        crate::config::executor_config(&self.store.config_path())
+    }
+
     /// The stored result of a unit, if it has one.
     pub(crate) fn unit_result(&mut self, unit: &Unit) -> Result<Option<Vec<u8>>, AppError> {
         let key = format!("unit:{}", unit.key());

@@ -12,7 +12,7 @@ const STAGES: &[(&str, &[&str])] = &[
     ("Import", &["import", "data"]),
     (
         "Train",
-        &["train", "runs", "show", "predictions", "predict"],
+        &["train", "sweep", "runs", "show", "predictions", "predict"],
     ),
     (
         "Look: where it fails",
@@ -33,6 +33,7 @@ const STAGES: &[(&str, &[&str])] = &[
     ),
     ("Serve and watch", &["serve", "monitor", "feedback"]),
     ("History", &["log"]),
+    ("Beyond one machine", &["worker"]),
     ("See it all", &["ui"]),
 ];
 
@@ -127,6 +128,11 @@ pub struct Cli {
     /// Print one JSON object on stdout instead of the readable summary
     #[arg(long, global = true)]
     pub json: bool,
+    /// Where sweep trials, label-issue folds and ablation retrains run: local (this machine's
+    /// cores) or ray (the cluster at GYRE_RAY_URL, token RAY_AUTH_TOKEN); default gyre.toml's
+    /// [executor] kind, else local
+    #[arg(long, global = true, env = "GYRE_EXECUTOR", value_name = "local|ray")]
+    pub executor: Option<ExecutorArg>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -455,6 +461,18 @@ pub enum Command {
     Log,
     /// Train a learner on the current dataset version and evaluate it on every suite
     Train(TrainArgs),
+    /// Search a learner's params (grid, random, log ranges) with successive halving; `sweep show ID` ranks a sweep's trials
+    Sweep {
+        #[command(subcommand)]
+        action: Option<SweepAction>,
+        #[command(flatten)]
+        args: SweepArgs,
+    },
+    /// Run one unit of parallel work and store its result (what the Ray executor runs on each node)
+    Worker {
+        /// The unit, as JSON (see docs: units are named by their inputs)
+        unit: String,
+    },
     /// List runs (with --sort, --where or --limit, one page of them); `runs import` records predictions made elsewhere
     Runs {
         /// Sort by a field: created, id, learner, seed, who, a metric (auc) or a param (num_leaves); - first for descending
@@ -570,6 +588,61 @@ pub struct TrainArgs {
     /// Train K runs with seeds SEED..SEED+K-1 and report the flips between them (the noise floor)
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub seeds: usize,
+    /// The dataset version (default: the latest)
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// The dataset (default: the project's only dataset)
+    #[arg(long)]
+    pub dataset: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorArg {
+    Local,
+    Ray,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SweepAction {
+    /// A sweep's finished trials ranked on the holdout, with intervals, and whether the best is
+    /// distinguishable from the runner-up
+    Show {
+        /// The sweep's id (or a unique prefix)
+        id: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The learner: gbdt, linear, or a command of gyre.toml's [learners]
+    #[arg(long, default_value = "gbdt")]
+    pub learner: String,
+    /// A param to search: KEY=V1,V2,.. (values), KEY=LO..HI (uniform), KEY=LO..HI:log
+    /// (log-uniform), or KEY=V (fixed; for the budget, its full value) (repeatable)
+    #[arg(short = 'p', long = "param", value_name = "KEY=SPEC", allow_hyphen_values = true)]
+    pub params: Vec<String>,
+    /// How many trials (default: every point of a grid, else 16 random ones)
+    #[arg(long, value_name = "N")]
+    pub trials: Option<usize>,
+    /// The seed of the draws, the validation rows and the fits
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fit every trial with K seeds (SEED..SEED+K-1); a finished trial is a seed group
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub seeds: usize,
+    /// Fit every trial at the full budget (no successive halving)
+    #[arg(long)]
+    pub no_early_stop: bool,
+    /// Keep the best 1/ETA of each rung
+    #[arg(long, default_value_t = 3)]
+    pub eta: usize,
+    /// The first rung's budget (default: the full budget / ETA^3)
+    #[arg(long, value_name = "N")]
+    pub min_budget: Option<usize>,
+    /// The param that is the budget, for a command learner (epochs, trees); gbdt's is
+    /// num_iterations, linear's max_iter
+    #[arg(long, value_name = "PARAM")]
+    pub budget: Option<String>,
     /// The dataset version (default: the latest)
     #[arg(long, value_name = "V")]
     pub version: Option<String>,

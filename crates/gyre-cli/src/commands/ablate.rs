@@ -5,7 +5,7 @@ use crate::output::{self, short};
 use std::process::ExitCode;
 
 pub fn run(cli: &Cli, run: &str, jobs: Option<usize>) -> anyhow::Result<ExitCode> {
-    let r = super::open(cli)?.ablate(run, jobs)?;
+    let r = super::open_with_executor(cli)?.ablate(run, jobs)?;
     if cli.json {
         output::json(&r);
         return Ok(ExitCode::SUCCESS);

@@ -5,7 +5,7 @@ use crate::output::{self, count, short};
 use std::process::ExitCode;
 
 pub fn run(cli: &Cli, run: &str, top: Option<usize>, folds: usize) -> anyhow::Result<ExitCode> {
-    let r = super::open(cli)?.label_issues(run, folds, top)?;
+    let r = super::open_with_executor(cli)?.label_issues(run, folds, top)?;
     if cli.json {
         output::json(&r);
         return Ok(ExitCode::SUCCESS);

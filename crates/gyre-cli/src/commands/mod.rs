@@ -19,6 +19,7 @@ mod ship;
 mod slices;
 mod store;
 mod suites;
+mod sweep;
 mod train;
 mod ui;
 mod why;
@@ -101,6 +102,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::LabelIssues { run, top, folds } => label_issues::run(cli, run, *top, *folds),
         Command::Log => log::run(cli),
         Command::Train(args) => train::run(cli, args),
+        Command::Sweep { action, args } => sweep::run(cli, action.as_ref(), args),
+        Command::Worker { unit } => sweep::worker(cli, unit),
         Command::Runs {
             action: Some(action),
             ..
@@ -153,4 +156,22 @@ pub fn open(cli: &Cli) -> anyhow::Result<App> {
         None => ProjectLocation::Discover(&cwd),
     };
     Ok(App::open(at, &command_line())?)
+}
+
+/// `open`, with the executor that runs the command's units of parallel work: `--executor`
+/// (or GYRE_EXECUTOR), else gyre.toml's `[executor] kind`, else local.
+pub fn open_with_executor(cli: &Cli) -> anyhow::Result<App> {
+    let mut app = open(cli)?;
+    let config = app.executor_config()?;
+    let ray = match cli.executor {
+        Some(e) => e == crate::cli::ExecutorArg::Ray,
+        None => config.kind.as_deref() == Some("ray"),
+    };
+    if ray {
+        let ray = gyre_ray::RayConfig::from_env(config.ray_url.as_deref(), config.gyre.as_deref())?;
+        app.set_executor(gyre_app::Executor::Remote(std::sync::Arc::new(
+            gyre_ray::RayExecutor::new(ray),
+        )));
+    }
+    Ok(app)
 }
