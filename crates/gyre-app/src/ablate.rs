@@ -188,7 +188,12 @@ impl App {
                     })
                     .collect();
                 let label = format!("ablate run {}", &record.id[..12]);
-                let out = self.run_remote(remote.as_ref(), &label, &units, &NoProgress)?;
+                let out = self.run_remote(
+                    remote.as_ref(),
+                    &label,
+                    &units,
+                    &*self.unit_progress.clone(),
+                )?;
                 todo.iter()
                     .zip(out)
                     .map(|(&i, bytes)| {

@@ -126,7 +126,12 @@ impl App {
                             })
                             .collect();
                         let label = format!("label-issues of run {}", &record.id[..12]);
-                        self.run_remote(remote.as_ref(), &label, &units, &NoProgress)?
+                        self.run_remote(
+                    remote.as_ref(),
+                    &label,
+                    &units,
+                    &*self.unit_progress.clone(),
+                )?
                             .iter()
                             .zip(&units)
                             .map(|(b, u)| decode_fold(b, &u.describe()))

@@ -107,6 +107,8 @@ pub struct App {
     loaded: Option<(String, table_view::LoadedVersion)>,
     /// Where units of parallel work run (see `units`).
     executor: units::Executor,
+    /// Where commands without a progress argument (label-issues, ablate) report their units.
+    unit_progress: std::sync::Arc<dyn Progress + Send>,
 }
 
 /// Where to look for the project.
@@ -160,6 +162,7 @@ impl App {
             command: command.to_string(),
             loaded: None,
             executor: units::Executor::Local,
+            unit_progress: std::sync::Arc::new(gyre_learn::NoProgress),
         })
     }
 

@@ -749,6 +749,33 @@ impl App {
                 rung_records.push(RungRecord { budget, scores });
             }
         }
+        // Of two drivers that ran the same sweep (the second waited for the first's units),
+        // one records it.
+        let owner = self.driver_name();
+        let record_key = format!("sweep-record:{id}");
+        if self.claim_key(&record_key, &owner)?.is_none() {
+            // Its claim lapses if it died; then this driver records the sweep.
+            let waited = Instant::now();
+            while self.claim_key(&record_key, &owner)?.is_none() {
+                if let Some(done) = self.stored_sweep(&id)? {
+                    let mut report = self.sweep_report(done)?;
+                    report.already = true;
+                    return Ok(report);
+                }
+                if waited.elapsed() > std::time::Duration::from_secs(600) {
+                    return Err(AppError::invalid(format!(
+                        "sweep {id} is being recorded by another driver, which has not finished \
+                         in 10 minutes"
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+        }
+        if let Some(done) = self.stored_sweep(&id)? {
+            let mut report = self.sweep_report(done)?;
+            report.already = true;
+            return Ok(report);
+        }
         // Each finished trial becomes runs through `train`'s own path (metrics, suites,
         // findings, the journal), with its units' fits.
         let mut trial_records: Vec<TrialRecord> = trials

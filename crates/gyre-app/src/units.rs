@@ -195,6 +195,11 @@ impl App {
         self.executor = executor;
     }
 
+    /// Where label-issues and ablate report their units' progress on a remote executor.
+    pub fn set_unit_progress(&mut self, progress: Arc<dyn Progress + Send>) {
+        self.unit_progress = progress;
+    }
+
     pub fn executor(&self) -> &Executor {
         &self.executor
     }
@@ -276,13 +281,7 @@ impl App {
         units: &[Unit],
         progress: &dyn Progress,
     ) -> Result<Vec<Vec<u8>>, AppError> {
-        let owner = format!(
-            "{}@{}:{}:{}",
-            self.user,
-            hostname(),
-            std::process::id(),
-            unix_now()
-        );
+        let owner = self.driver_name();
         let total = units.len();
         let mut results: Vec<Option<Vec<u8>>> = vec![None; total];
         // Claims this driver holds: (unit index, next claim number).
@@ -385,10 +384,25 @@ impl App {
         Ok(results.into_iter().map(|r| r.expect("every unit done")).collect())
     }
 
+    /// This driver's name in claims: who, where, which process, since when.
+    pub(crate) fn driver_name(&self) -> String {
+        format!(
+            "{}@{}:{}:{}",
+            self.user,
+            hostname(),
+            std::process::id(),
+            unix_now()
+        )
+    }
+
     /// Claims `unit` for `owner` unless another owner holds a live claim: the next claim
     /// number to write when renewing, or None.
     fn claim(&mut self, unit: &Unit, owner: &str) -> Result<Option<u64>, AppError> {
-        let key = unit.key();
+        self.claim_key(&unit.key(), owner)
+    }
+
+    /// Claims the work named `key` for `owner` (see `claim`).
+    pub(crate) fn claim_key(&mut self, key: &str, owner: &str) -> Result<Option<u64>, AppError> {
         let (mut n, mut last) = (0u64, None);
         loop {
             let k = format!("claim:{key}:{n}");
@@ -407,7 +421,7 @@ impl App {
                 return Ok(None);
             }
         }
-        match self.write_claim(&key, owner, n)? {
+        match self.write_claim(key, owner, n)? {
             true => Ok(Some(n + 1)),
             false => Ok(None),
         }

@@ -21,6 +21,9 @@ use std::time::Duration;
 /// The wrapper run on the cluster (`python gyre_ray.py`).
 pub const WRAPPER: &str = include_str!("gyre_ray.py");
 
+/// The largest request body Ray's dashboard takes (its package upload limit).
+const MAX_PACKAGE: usize = 100 << 20;
+
 /// Credentials a worker needs to open the project's store, passed to the job when set here
 /// (they show in the job's runtime_env to whoever holds the cluster's token).
 const PASSED_ENV: &[&str] = &[
@@ -28,6 +31,9 @@ const PASSED_ENV: &[&str] = &[
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
     "GYRE_TOKEN",
     "GYRE_ALLOW_PLAIN_HTTP",
 ];
@@ -245,6 +251,22 @@ impl RayExecutor {
                 ("gyre_ray.py", WRAPPER.as_bytes(), 0o644),
                 ("gyre", binary.as_deref().unwrap_or_default(), 0o755),
             ])?;
+            if zip.len() > MAX_PACKAGE {
+                return Err(AppError::Invalid {
+                    message: format!(
+                        "this gyre binary is {} MB ({} MB packed), over the {} MB a Ray \
+                         package may be (a debug build?)",
+                        binary.as_ref().map_or(0, |b| b.len() >> 20),
+                        zip.len() >> 20,
+                        MAX_PACKAGE >> 20
+                    ),
+                    hint: Some(
+                        "run a release build (cargo build --release), or put gyre on the \
+                         cluster's nodes and name it with gyre = PATH under [executor]"
+                            .into(),
+                    ),
+                });
+            }
             let res = self
                 .auth(self.agent.put(format!("{}{path}", self.config.url)))
                 .header("content-type", "application/zip")

@@ -172,6 +172,27 @@ pub fn open_with_executor(cli: &Cli) -> anyhow::Result<App> {
         app.set_executor(gyre_app::Executor::Remote(std::sync::Arc::new(
             gyre_ray::RayExecutor::new(ray),
         )));
+        if !cli.json {
+            app.set_unit_progress(std::sync::Arc::new(Said::default()));
+        }
     }
     Ok(app)
+}
+
+/// Progress of units on a cluster, on stderr: its messages, and each change of the count.
+#[derive(Default)]
+struct Said(std::sync::Mutex<Option<usize>>);
+
+impl gyre_app::Progress for Said {
+    fn iteration(&self, done: usize, total: usize) {
+        let mut last = self.0.lock().expect("progress");
+        if *last != Some(done) {
+            *last = Some(done);
+            eprintln!("{done}/{total} units done");
+        }
+    }
+
+    fn message(&self, line: &str) {
+        eprintln!("{line}");
+    }
 }
