@@ -127,20 +127,21 @@ impl App {
                             .collect();
                         let label = format!("label-issues of run {}", &record.id[..12]);
                         self.run_remote(
-                    remote.as_ref(),
-                    &label,
-                    &units,
-                    &*self.unit_progress.clone(),
-                )?
-                            .iter()
-                            .zip(&units)
-                            .map(|(b, u)| decode_fold(b, &u.describe()))
-                            .collect::<Result<Vec<_>, _>>()?
+                            remote.as_ref(),
+                            &label,
+                            &units,
+                            &*self.unit_progress.clone(),
+                        )?
+                        .iter()
+                        .zip(&units)
+                        .map(|(b, u)| decode_fold(b, &u.describe()))
+                        .collect::<Result<Vec<_>, _>>()?
                     }
                     crate::units::Executor::Local => {
                         let params =
                             params_of(&serde_json::from_str(&record.params).unwrap_or_default());
-                        let (learner, _) = self.learner(&record.learner, &params, &loaded.schema)?;
+                        let (learner, _) =
+                            self.learner(&record.learner, &params, &loaded.schema)?;
                         let features = loaded.features();
                         let fold_of = fold_assignment(&rows, &labels, k, folds, record.seed);
                         // A command learner's folds are processes of their own: at most one per
@@ -366,7 +367,10 @@ fn decode_fold(bytes: &[u8], what: &str) -> Result<(Vec<usize>, Vec<f64>), AppEr
         .iter()
         .map(|w| u64::from_le_bytes(*w) as usize)
         .collect();
-    let scores = words[1 + n..].iter().map(|w| f64::from_le_bytes(*w)).collect();
+    let scores = words[1 + n..]
+        .iter()
+        .map(|w| f64::from_le_bytes(*w))
+        .collect();
     Ok((held, scores))
 }
 
@@ -380,7 +384,9 @@ impl App {
     ) -> Result<Vec<u8>, AppError> {
         let record = self.resolve_run(run)?;
         if fold >= folds {
-            return Err(AppError::invalid(format!("fold {fold} of {folds} does not exist")));
+            return Err(AppError::invalid(format!(
+                "fold {fold} of {folds} does not exist"
+            )));
         }
         let loaded = self.load_version(&record.dataset, Some(&record.version))?;
         let k = loaded.schema.classes.len();

@@ -36,10 +36,10 @@ mod ship;
 mod skew;
 mod slicing;
 mod suites;
+mod sweep;
 mod table_view;
 mod team_server;
 mod team_store;
-mod sweep;
 mod train;
 mod units;
 mod watch_stats;
@@ -86,10 +86,10 @@ pub use ship::{AliasHistory, AliasesReport, GateReport, PromoteReport};
 pub use skew::{Leak, Skew};
 pub use slicing::{SliceAlso, SliceRow, SlicesReport, SlicesRequest};
 pub use suites::{Suite, SuiteResult, SuitesReport};
+pub use sweep::{SweepReport, SweepRequest};
 pub use team_server::{Caller, TeamError, TeamService, people};
 pub use team_store::{CopyReport, StoreLocation, init_with};
 pub use train::{RunReport, SeedFloor, SeedsNote, TrainReport, TrainRequest};
-pub use sweep::{SweepReport, SweepRequest};
 pub use units::{
     Executor, ProjectRef, RemoteExecutor, RemoteJob, RemoteSummary, TrialUnit, Unit, WorkerReport,
 };

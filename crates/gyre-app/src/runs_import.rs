@@ -55,7 +55,11 @@ impl App {
             seed: 0,
             seeds: 1,
         };
-        self.train_from(&train, crate::train::Source::Import(req), &gyre_learn::NoProgress)
+        self.train_from(
+            &train,
+            crate::train::Source::Import(req),
+            &gyre_learn::NoProgress,
+        )
     }
 }
 

@@ -68,20 +68,23 @@ impl Default for SweepRequest {
 #[derive(Clone, Debug, PartialEq)]
 enum Axis {
     Values(Vec<String>),
-    Range { lo: f64, hi: f64, log: bool, int: bool },
+    Range {
+        lo: f64,
+        hi: f64,
+        log: bool,
+        int: bool,
+    },
 }
 
 /// Parses `KEY=SPEC` into the param's name and its axis.
 fn parse_axis(raw: &str) -> Result<(String, Axis), AppError> {
-    let bad = |why: &str| {
-        AppError::Invalid {
-            message: format!("-p {raw}: {why}"),
-            hint: Some(
-                "a sweep param is KEY=V1,V2,.. (values), KEY=LO..HI (uniform) or KEY=LO..HI:log \
+    let bad = |why: &str| AppError::Invalid {
+        message: format!("-p {raw}: {why}"),
+        hint: Some(
+            "a sweep param is KEY=V1,V2,.. (values), KEY=LO..HI (uniform) or KEY=LO..HI:log \
                  (log-uniform), e.g. -p num_leaves=15,31,63 -p learning_rate=0.01..0.2:log"
-                    .into(),
-            ),
-        }
+                .into(),
+        ),
     };
     let Some((k, spec)) = raw.split_once('=') else {
         return Err(bad("not KEY=SPEC"));
@@ -275,6 +278,9 @@ pub struct SweepRecord {
     pub executor: String,
     /// Units fit, over every rung and seed.
     pub units: usize,
+    /// Units started again after their worker died (on a cluster).
+    #[serde(default)]
+    pub retries: usize,
     pub seconds: f64,
     pub created_at: String,
 }
@@ -345,7 +351,9 @@ impl TrialRows {
         let train = loaded.train_rows();
         let mut shuffled = train.clone();
         SplitMix64::new(seed ^ 0x0A11_DA7E_5EED_0001).shuffle(&mut shuffled);
-        let cut = (shuffled.len() / 5).max(1).min(shuffled.len().saturating_sub(1));
+        let cut = (shuffled.len() / 5)
+            .max(1)
+            .min(shuffled.len().saturating_sub(1));
         let mut validation = shuffled[..cut].to_vec();
         let mut fit = shuffled[cut..].to_vec();
         validation.sort_unstable();
@@ -467,7 +475,9 @@ impl Learner for Prefit {
             .get(i)
             .and_then(|m| m.lock().expect("prefit").take())
             .ok_or_else(|| {
-                gyre_learn::LearnError::CorruptModel(format!("the sweep has no fit for seed {seed}"))
+                gyre_learn::LearnError::CorruptModel(format!(
+                    "the sweep has no fit for seed {seed}"
+                ))
             })
     }
 }
@@ -508,7 +518,10 @@ impl App {
 
     fn decode_trial(&mut self, bytes: &[u8], what: &str) -> Result<TrialOutcome, AppError> {
         let bad = || AppError::invalid(format!("the stored result of {what} is malformed"));
-        let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+        let end = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(bytes.len());
         let head: StoredTrial = serde_json::from_slice(&bytes[..end]).map_err(|_| bad())?;
         match (head.score, head.model) {
             (Some(s), None) => Ok(TrialOutcome::Scored(s)),
@@ -574,11 +587,20 @@ impl App {
             .collect();
         // The budget: its param and full value (a fixed -p of it, or the learner's default).
         let (budget_param, full) = if req.early_stop {
-            let (name, full) = self.budget_of(&req.learner, req.budget.as_deref(), &fixed, &loaded)?;
-            if searched.iter().any(|(k, _)| same_param(&req.learner, k, &name)) {
+            let (name, full) =
+                self.budget_of(&req.learner, req.budget.as_deref(), &fixed, &loaded)?;
+            if searched
+                .iter()
+                .any(|(k, _)| same_param(&req.learner, k, &name))
+            {
                 return Err(AppError::Invalid {
-                    message: format!("{name} is the budget successive halving sets; it cannot be searched too"),
-                    hint: Some("fix it (-p {name}=N is the full budget) or sweep with --no-early-stop".into()),
+                    message: format!(
+                        "{name} is the budget successive halving sets; it cannot be searched too"
+                    ),
+                    hint: Some(
+                        "fix it (-p {name}=N is the full budget) or sweep with --no-early-stop"
+                            .into(),
+                    ),
                 });
             }
             (Some(name), full)
@@ -643,6 +665,7 @@ impl App {
         let executor = self.executor.clone();
         let total_units: usize = plan.iter().map(|(_, n)| n * req.seeds).sum();
         let mut units_done = 0;
+        let mut retries = 0;
         let mut alive: Vec<usize> = (0..trials.len()).collect();
         let mut rung_records = Vec::new();
         let mut stopped: Vec<Option<usize>> = vec![None; trials.len()];
@@ -661,7 +684,10 @@ impl App {
                         x.total_cmp(&y)
                     };
                     // NaN scores (a metric undefined on the validation rows) go last.
-                    x.is_nan().cmp(&y.is_nan()).then(c).then(a.trial.cmp(&b.trial))
+                    x.is_nan()
+                        .cmp(&y.is_nan())
+                        .then(c)
+                        .then(a.trial.cmp(&b.trial))
                 });
                 let kept: Vec<usize> = order.iter().take(keep).map(|s| s.trial).collect();
                 for &t in &alive {
@@ -710,9 +736,16 @@ impl App {
                     })
                 })
                 .collect();
-            let outcomes = self.run_trials(&executor, &rows, &units, &loaded.schema, primary.name, &id, |n| {
-                progress.iteration(units_done + n, total_units)
-            })?;
+            let (outcomes, retried) = self.run_trials(
+                &executor,
+                &rows,
+                &units,
+                &loaded.schema,
+                primary.name,
+                &id,
+                |n| progress.iteration(units_done + n, total_units),
+            )?;
+            retries += retried;
             units_done += units.len();
             progress.iteration(units_done, total_units);
             let mut per_trial = outcomes.into_iter();
@@ -806,7 +839,8 @@ impl App {
                 seed: req.seed,
                 seeds: req.seeds,
             };
-            let report = self.train_from(&train, crate::train::Source::Sweep(prefit), &NoProgress)?;
+            let report =
+                self.train_from(&train, crate::train::Source::Sweep(prefit), &NoProgress)?;
             trial_records[t].runs = if report.runs.is_empty() {
                 vec![report.run.run.clone()]
             } else {
@@ -829,6 +863,7 @@ impl App {
             trials: trial_records,
             executor: executor.name().to_string(),
             units: units_done,
+            retries,
             seconds: t0.elapsed().as_secs_f64(),
             created_at: now(),
         };
@@ -869,7 +904,7 @@ impl App {
         primary: &str,
         sweep: &str,
         done: impl Fn(usize) + Sync,
-    ) -> Result<Vec<TrialOutcome>, AppError> {
+    ) -> Result<(Vec<TrialOutcome>, usize), AppError> {
         match executor {
             Executor::Remote(remote) => {
                 let label = format!("sweep {sweep}");
@@ -879,12 +914,14 @@ impl App {
                         (self.0)(done)
                     }
                 }
-                let results = self.run_remote(remote.as_ref(), &label, units, &Counting(&done))?;
-                results
+                let (results, retries) =
+                    self.run_remote_counted(remote.as_ref(), &label, units, &Counting(&done))?;
+                let outcomes = results
                     .iter()
                     .zip(units)
                     .map(|(b, u)| self.decode_trial(b, &u.describe()))
-                    .collect()
+                    .collect::<Result<_, _>>()?;
+                Ok((outcomes, retries))
             }
             Executor::Local => {
                 let mut learners = Vec::new();
@@ -928,13 +965,13 @@ impl App {
                 let mut results = Vec::new();
                 for (o, u) in out.into_iter().zip(units) {
                     match o.into_inner().expect("outcome") {
-                        Some(r) => results.push(r.map_err(|e| {
-                            AppError::invalid(format!("{}: {e}", u.describe()))
-                        })?),
+                        Some(r) => results.push(
+                            r.map_err(|e| AppError::invalid(format!("{}: {e}", u.describe())))?,
+                        ),
                         None => return Err(AppError::invalid("a sweep unit did not run")),
                     }
                 }
-                Ok(results)
+                Ok((results, 0))
             }
         }
     }
@@ -1024,7 +1061,10 @@ impl App {
             [] => Err(AppError::NotFound {
                 what: "sweep",
                 name: id.to_string(),
-                suggestion: all.last().and_then(|(k, _, _)| k.strip_prefix("sweep:")).map(str::to_string),
+                suggestion: all
+                    .last()
+                    .and_then(|(k, _, _)| k.strip_prefix("sweep:"))
+                    .map(str::to_string),
             }),
             _ => Err(AppError::invalid(format!(
                 "sweep {id} is ambiguous: {}",
@@ -1174,10 +1214,7 @@ mod tests {
 
     #[test]
     fn a_grid_is_every_point_unless_fewer_trials_are_asked() {
-        let axes = vec![
-            parse_axis("a=1,2,3").unwrap(),
-            parse_axis("b=x,y").unwrap(),
-        ];
+        let axes = vec![parse_axis("a=1,2,3").unwrap(), parse_axis("b=x,y").unwrap()];
         let all = draw_trials(&axes, None, 0).unwrap();
         assert_eq!(all.len(), 6);
         let mut seen: Vec<String> = all.iter().map(|p| format!("{p:?}")).collect();

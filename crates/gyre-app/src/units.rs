@@ -79,7 +79,8 @@ impl Unit {
                 format!("run {} without edit #{edit}", short(run))
             }
             Unit::Trial(t) => {
-                let params: Vec<String> = t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let params: Vec<String> =
+                    t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 format!(
                     "{} trial {} seed {}{}",
                     t.learner,
@@ -220,7 +221,11 @@ impl App {
     }
 
     /// Stores a unit's result (object first, then its cache entry).
-    pub(crate) fn put_unit_result(&mut self, unit: &Unit, bytes: &[u8]) -> Result<String, AppError> {
+    pub(crate) fn put_unit_result(
+        &mut self,
+        unit: &Unit,
+        bytes: &[u8],
+    ) -> Result<String, AppError> {
         let obj = self.store.objects().put(bytes)?;
         let key = format!("unit:{}", unit.key());
         let time = now();
@@ -281,7 +286,19 @@ impl App {
         units: &[Unit],
         progress: &dyn Progress,
     ) -> Result<Vec<Vec<u8>>, AppError> {
+        Ok(self.run_remote_counted(remote, label, units, progress)?.0)
+    }
+
+    /// `run_remote`, and how many units were started again after their worker died.
+    pub(crate) fn run_remote_counted(
+        &mut self,
+        remote: &dyn RemoteExecutor,
+        label: &str,
+        units: &[Unit],
+        progress: &dyn Progress,
+    ) -> Result<(Vec<Vec<u8>>, usize), AppError> {
         let owner = self.driver_name();
+        let mut retries = 0;
         let total = units.len();
         let mut results: Vec<Option<Vec<u8>>> = vec![None; total];
         // Claims this driver holds: (unit index, next claim number).
@@ -350,12 +367,12 @@ impl App {
                                 }
                             }
                         }
-                        progress
-                            .iteration(results.iter().filter(|r| r.is_some()).count(), total);
+                        progress.iteration(results.iter().filter(|r| r.is_some()).count(), total);
                         Ok(all)
                     };
                     remote.run(&job, &mut tick, progress)?
                 };
+                retries += summary.retries;
                 if summary.retries > 0 {
                     progress.message(&format!(
                         "{label}: {} unit(s) retried after their worker died (job {})",
@@ -381,7 +398,13 @@ impl App {
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
-        Ok(results.into_iter().map(|r| r.expect("every unit done")).collect())
+        Ok((
+            results
+                .into_iter()
+                .map(|r| r.expect("every unit done"))
+                .collect(),
+            retries,
+        ))
     }
 
     /// This driver's name in claims: who, where, which process, since when.

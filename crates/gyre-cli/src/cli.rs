@@ -619,7 +619,12 @@ pub struct SweepArgs {
     pub learner: String,
     /// A param to search: KEY=V1,V2,.. (values), KEY=LO..HI (uniform), KEY=LO..HI:log
     /// (log-uniform), or KEY=V (fixed; for the budget, its full value) (repeatable)
-    #[arg(short = 'p', long = "param", value_name = "KEY=SPEC", allow_hyphen_values = true)]
+    #[arg(
+        short = 'p',
+        long = "param",
+        value_name = "KEY=SPEC",
+        allow_hyphen_values = true
+    )]
     pub params: Vec<String>,
     /// How many trials (default: every point of a grid, else 16 random ones)
     #[arg(long, value_name = "N")]

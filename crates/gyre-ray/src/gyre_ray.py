@@ -61,7 +61,7 @@ def run_unit(unit):
     attempts = []
     for attempt in range(1, ATTEMPTS + 1):
         p = subprocess.run(
-            [gyre, "--project", project, "--json", "worker", json.dumps(unit)],
+            [gyre, "--project", project, "--json", "worker", json.dumps(unit, separators=(",", ":"))],
             capture_output=True,
             text=True,
         )

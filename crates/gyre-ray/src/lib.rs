@@ -234,7 +234,8 @@ impl RayExecutor {
         let binary = match &self.config.gyre {
             Some(_) => None,
             None => {
-                let exe = std::env::current_exe().map_err(|e| self.failed("this gyre's path", e))?;
+                let exe =
+                    std::env::current_exe().map_err(|e| self.failed("this gyre's path", e))?;
                 Some(std::fs::read(&exe).map_err(|e| self.failed(&exe.display().to_string(), e))?)
             }
         };
@@ -325,11 +326,18 @@ impl RemoteExecutor for RayExecutor {
         let mut env = serde_json::Map::new();
         env.insert(
             "GYRE_UNITS".into(),
-            serde_json::to_string(&job.units).expect("units serialize").into(),
+            serde_json::to_string(&job.units)
+                .expect("units serialize")
+                .into(),
         );
-        env.insert("GYRE_ATTEMPTS".into(), self.config.attempts.to_string().into());
+        env.insert(
+            "GYRE_ATTEMPTS".into(),
+            self.config.attempts.to_string().into(),
+        );
         match &job.project {
-            ProjectRef::Config { text } => env.insert("GYRE_PROJECT_TOML".into(), text.clone().into()),
+            ProjectRef::Config { text } => {
+                env.insert("GYRE_PROJECT_TOML".into(), text.clone().into())
+            }
             ProjectRef::Dir { path } => {
                 env.insert("GYRE_PROJECT_DIR".into(), path.display().to_string().into())
             }
@@ -400,7 +408,9 @@ impl RemoteExecutor for RayExecutor {
                         Some(f) => format!(
                             "{} failed on Ray (job {id}): {}",
                             f.get("unit")
-                                .and_then(|u| serde_json::from_value::<gyre_app::Unit>(u.clone()).ok())
+                                .and_then(
+                                    |u| serde_json::from_value::<gyre_app::Unit>(u.clone()).ok()
+                                )
                                 .map_or_else(|| "a unit".to_string(), |u| u.describe()),
                             f.get("stderr")
                                 .and_then(|s| s.as_str())
@@ -449,7 +459,9 @@ mod tests {
         assert!(check_url("http://localhost:8265", true).is_ok());
         assert!(check_url("https://ray.example:8265", true).is_ok());
         assert!(check_url("http://ray.example:8265", false).is_ok());
-        let e = check_url("http://ray.example:8265", true).unwrap_err().to_string();
+        let e = check_url("http://ray.example:8265", true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("plain HTTP"), "{e}");
         assert!(check_url("ray.example:8265", false).is_err());
     }

@@ -113,7 +113,9 @@ mod tests {
     fn a_zip_python_reads_back() {
         // Python's zipfile is what Ray unpacks packages with: read ours back with it when
         // there is a python3 here (the Ray tests need one anyway).
-        let big: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let big: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let z = zip(&[("a.txt", b"hello", 0o644), ("gyre", &big, 0o755)]).unwrap();
         let dir = std::env::temp_dir().join(format!("gyre-zip-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -130,7 +132,11 @@ mod tests {
         if gyre_testkit::require("python3, which reads zips as Ray does", python.is_ok()) {
             let out = python.unwrap();
             {
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 let text = String::from_utf8(out.stdout).unwrap();
                 let want: String = Sha256::digest(&big)
                     .iter()

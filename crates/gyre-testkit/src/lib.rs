@@ -522,3 +522,130 @@ impl Drop for S3 {
         }
     }
 }
+
+/// A Ray head node on loopback (Ray from PyPI: `pip install 'ray[default]'`), with token auth
+/// on and 2 CPUs, its ports chosen free. `ray start` leaves the head running as daemons that
+/// are no children of ours, so the test that starts one holds it and `stop` (or its drop)
+/// runs `ray stop --force`, which stops every Ray process of this machine's user.
+pub struct Ray {
+    /// The dashboard's address, where the Jobs REST API answers.
+    pub url: String,
+    /// The cluster's token (RAY_AUTH_TOKEN).
+    pub token: String,
+    ray: PathBuf,
+    temp: tempfile::TempDir,
+}
+
+impl Ray {
+    /// The `ray` command: on PATH, or beside the Python that has the package.
+    fn command() -> Option<PathBuf> {
+        let on_path = std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("ray"))
+                .find(|p| p.is_file())
+        });
+        on_path.or_else(|| {
+            let out = Command::new("python3")
+                .args([
+                    "-c",
+                    "import ray, sys, os; print(os.path.join(os.path.dirname(sys.executable), 'ray'))",
+                ])
+                .output()
+                .ok()?;
+            let p = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+            p.is_file().then_some(p)
+        })
+    }
+
+    /// Starts a head node; an error says why not (no Ray, or it did not come up).
+    pub fn start() -> Result<Ray, String> {
+        let ray = Ray::command().ok_or("no ray (pip install 'ray[default]')")?;
+        let mut bytes = [0u8; 16];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(|e| format!("/dev/urandom: {e}"))?;
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        // Socket paths must stay short: a directory right under /tmp.
+        let temp = tempfile::Builder::new()
+            .prefix("gyre-ray-")
+            .tempdir_in("/tmp")
+            .map_err(|e| e.to_string())?;
+        let dashboard = free_port();
+        let out = Command::new(&ray)
+            .args([
+                "start",
+                "--head",
+                "--num-cpus",
+                "2",
+                "--disable-usage-stats",
+            ])
+            .args([
+                "--dashboard-host",
+                "127.0.0.1",
+                "--include-dashboard",
+                "true",
+            ])
+            .args(["--port", &free_port().to_string()])
+            .args(["--dashboard-port", &dashboard.to_string()])
+            .args(["--ray-client-server-port", &free_port().to_string()])
+            .args(["--dashboard-agent-listen-port", &free_port().to_string()])
+            .arg("--temp-dir")
+            .arg(temp.path())
+            .env("RAY_AUTH_MODE", "token")
+            .env("RAY_AUTH_TOKEN", &token)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("ray start: {e}"))?;
+        let head = Ray {
+            url: format!("http://127.0.0.1:{dashboard}"),
+            token,
+            ray,
+            temp,
+        };
+        if !out.status.success() {
+            return Err(format!(
+                "ray start failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        // The Jobs API answers once the dashboard's job module is up.
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", dashboard)) {
+                let _ = write!(
+                    s,
+                    "GET /api/jobs/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+                    head.token
+                );
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1 200") {
+                    return Ok(head);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err("Ray's Jobs API did not answer within 60 s".into())
+    }
+
+    /// Where the head keeps its sessions and logs.
+    pub fn temp_dir(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// Stops the head (and every Ray process of this user on this machine).
+    pub fn stop(&self) {
+        let _ = Command::new(&self.ray)
+            .args(["stop", "--force"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Ray {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

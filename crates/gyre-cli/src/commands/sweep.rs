@@ -94,14 +94,14 @@ fn print_report(cli: &Cli, r: &SweepReport) {
     );
     let better = |a: f64, b: f64| if s.higher_is_better { a > b } else { a < b };
     for (i, rung) in s.rungs.iter().enumerate() {
-        let best = rung
-            .scores
-            .iter()
-            .filter(|x| !x.score.is_nan())
-            .fold(None::<f64>, |m, x| match m {
-                Some(m) if !better(x.score, m) => Some(m),
-                _ => Some(x.score),
-            });
+        let best =
+            rung.scores
+                .iter()
+                .filter(|x| !x.score.is_nan())
+                .fold(None::<f64>, |m, x| match m {
+                    Some(m) if !better(x.score, m) => Some(m),
+                    _ => Some(x.score),
+                });
         out.push_str(&format!(
             "  rung {}: {} trial(s) at {}={}, best {} {} on validation rows\n",
             i + 1,
@@ -179,11 +179,7 @@ pub fn worker(cli: &Cli, unit: &str) -> anyhow::Result<ExitCode> {
         output::print(&format!(
             "{}: {} in {:.2} s (unit {})\n",
             r.unit,
-            if r.already {
-                "already done"
-            } else {
-                "done"
-            },
+            if r.already { "already done" } else { "done" },
             r.seconds,
             short(&r.key)
         ));
