@@ -197,7 +197,7 @@ impl App {
                 todo.iter()
                     .zip(out)
                     .map(|(&i, bytes)| {
-                        let p = predictions::from_parquet(bytes.clone().into(), &schema)?;
+                        let p = predictions::from_parquet(bytes.clone(), &schema)?;
                         Ok((i, p, bytes))
                     })
                     .collect::<Result<_, AppError>>()?

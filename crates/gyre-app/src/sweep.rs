@@ -343,6 +343,9 @@ pub(crate) struct TrialRows {
     core_task: gyre_core::Task,
     classes: usize,
     positive: usize,
+    schema: gyre_core::DatasetSchema,
+    /// The metric a rung ranks on.
+    primary: &'static str,
 }
 
 impl TrialRows {
@@ -373,16 +376,13 @@ impl TrialRows {
             core_task: loaded.schema.task,
             classes: loaded.schema.classes.len(),
             positive: loaded.schema.positive_index(),
+            schema: loaded.schema.clone(),
+            primary: metrics::primary(loaded.schema.task).name,
         }
     }
 
     /// Fits one trial unit with `learner` (built for its params).
-    fn fit(
-        &self,
-        learner: &dyn Learner,
-        unit: &TrialUnit,
-        primary: &str,
-    ) -> Result<TrialOutcome, AppError> {
+    fn fit(&self, learner: &dyn Learner, unit: &TrialUnit) -> Result<TrialOutcome, AppError> {
         let (rows, predict) = if unit.finish {
             (&self.train, &self.holdout)
         } else {
@@ -414,7 +414,7 @@ impl TrialRows {
                 weights: None,
             },
         );
-        let score = m.get(primary).copied().unwrap_or(f64::NAN);
+        let score = m.get(self.primary).copied().unwrap_or(f64::NAN);
         Ok(TrialOutcome::Scored(score))
     }
 }
@@ -429,6 +429,9 @@ struct StoredTrial {
     model: Option<String>,
 }
 
+/// One finished fit: its model and holdout scores.
+type Fit = (Box<dyn Model>, Vec<f64>);
+
 /// A finished trial's fits, handed to `train_from` as its learner: each seed's model and holdout
 /// scores, made by the trial's units.
 pub(crate) struct Prefit {
@@ -436,7 +439,7 @@ pub(crate) struct Prefit {
     pub command: Option<crate::CommandInfo>,
     learner: Box<dyn Learner>,
     first_seed: u64,
-    fits: Vec<Mutex<Option<(Box<dyn Model>, Vec<f64>)>>>,
+    fits: Vec<Mutex<Option<Fit>>>,
 }
 
 impl Learner for Prefit {
@@ -488,8 +491,7 @@ impl App {
         let loaded = self.load_version(&t.dataset, Some(&t.version))?;
         let (learner, _) = self.learner(&t.learner, &t.params, &loaded.schema)?;
         let rows = TrialRows::of(&loaded, t.split_seed);
-        let primary = metrics::primary(loaded.schema.task).name;
-        let outcome = rows.fit(learner.as_ref(), t, primary)?;
+        let outcome = rows.fit(learner.as_ref(), t)?;
         self.encode_trial(outcome)
     }
 
@@ -669,7 +671,7 @@ impl App {
         let mut alive: Vec<usize> = (0..trials.len()).collect();
         let mut rung_records = Vec::new();
         let mut stopped: Vec<Option<usize>> = vec![None; trials.len()];
-        let mut finished: Vec<(usize, Vec<(Box<dyn Model>, Vec<f64>)>)> = Vec::new();
+        let mut finished: Vec<(usize, Vec<Fit>)> = Vec::new();
         for (r, &(budget, keep)) in plan.iter().enumerate() {
             let finish = r + 1 == plan.len();
             if r > 0 {
@@ -736,15 +738,9 @@ impl App {
                     })
                 })
                 .collect();
-            let (outcomes, retried) = self.run_trials(
-                &executor,
-                &rows,
-                &units,
-                &loaded.schema,
-                primary.name,
-                &id,
-                |n| progress.iteration(units_done + n, total_units),
-            )?;
+            let (outcomes, retried) = self.run_trials(&executor, &rows, &units, &id, |n| {
+                progress.iteration(units_done + n, total_units)
+            })?;
             retries += retried;
             units_done += units.len();
             progress.iteration(units_done, total_units);
@@ -900,8 +896,6 @@ impl App {
         executor: &Executor,
         rows: &TrialRows,
         units: &[Unit],
-        schema: &gyre_core::DatasetSchema,
-        primary: &str,
         sweep: &str,
         done: impl Fn(usize) + Sync,
     ) -> Result<(Vec<TrialOutcome>, usize), AppError> {
@@ -929,7 +923,7 @@ impl App {
                     let Unit::Trial(t) = u else {
                         unreachable!("a sweep's units are trials")
                     };
-                    learners.push(self.learner(&t.learner, &t.params, schema)?.0);
+                    learners.push(self.learner(&t.learner, &t.params, &rows.schema)?.0);
                 }
                 // As many fits at once as cores, each on one thread (see ablate).
                 let threads = std::thread::available_parallelism()
@@ -948,7 +942,7 @@ impl App {
                                     break;
                                 };
                                 let r = gyre_learn::on_own_threads(1, || {
-                                    rows.fit(learners[i].as_ref(), t, primary)
+                                    rows.fit(learners[i].as_ref(), t)
                                 });
                                 let failed = r.is_err();
                                 *out[i].lock().expect("outcome") = Some(r);
