@@ -1046,6 +1046,11 @@ impl App {
             .filter_map(|(k, _, _)| k.strip_prefix("sweep:"))
             .filter(|k| k.starts_with(id))
             .collect();
+        // `latest`: the newest sweep (the cache lists oldest first).
+        let matching = match (id, all.last()) {
+            ("latest", Some((k, _, _))) => vec![k.strip_prefix("sweep:").unwrap_or(k)],
+            _ => matching,
+        };
         match matching.as_slice() {
             [one] => {
                 let one = one.to_string();

@@ -607,7 +607,7 @@ pub enum SweepAction {
     /// A sweep's finished trials ranked on the holdout, with intervals, and whether the best is
     /// distinguishable from the runner-up
     Show {
-        /// The sweep's id (or a unique prefix)
+        /// The sweep's id (or a unique prefix), or `latest`
         id: String,
     },
 }

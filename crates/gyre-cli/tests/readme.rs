@@ -204,3 +204,53 @@ fn the_readme_team_server_tour_runs_as_pasted() {
     assert!(o.contains("Z  bo\n      gyre --project bo edit"), "{o}");
     assert!(o.contains("1 predictions answered"), "{o}");
 }
+
+/// README's tour beyond one machine (issue 23): a local sweep, then a sweep and label-issue
+/// folds on a real Ray head (token auth on) for a project on the team store. The lines naming
+/// the team's database and bucket and the cluster's address and token are set to the test's;
+/// the cluster's nodes have this build's gyre (`GYRE_RAY_BINARY`: a debug build is too big to
+/// send as a package).
+#[test]
+fn the_readme_ray_tour_runs_against_a_real_cluster() {
+    let Some(team) = TeamStore::new() else { return };
+    let ray = match gyre_testkit::Ray::start() {
+        Ok(r) => r,
+        Err(e) => {
+            require(&format!("a Ray head: pip install 'ray[default]' ({e})"), false);
+            return;
+        }
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block = block_under(&readme, "## Beyond one machine");
+    let block: String = block
+        .lines()
+        .map(|l| {
+            if l.starts_with("TEAM_DB=") {
+                format!("TEAM_DB={}", team.metadata)
+            } else if l.starts_with("TEAM_BUCKET=") {
+                format!("TEAM_BUCKET={}", team.objects)
+            } else if l.starts_with("export GYRE_RAY_URL=") {
+                format!("export GYRE_RAY_URL={}", ray.url)
+            } else if l.starts_with("export RAY_AUTH_TOKEN=") {
+                format!("export RAY_AUTH_TOKEN={}", ray.token)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (script, commands) = script_of(&block, "0");
+    assert!(commands >= 10, "the tour shrank to {commands} commands");
+    let mut env = team.env.clone();
+    env.push(("GYRE_RAY_BINARY".into(), bin().into()));
+    let out = run_script_with(&script, &root, &env);
+    ray.stop();
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{o}\nstderr:\n{e}");
+    assert!(o.contains("32 trial(s) of gbdt"), "{o}");
+    assert!(o.contains("on local") && o.contains("on ray"), "{o}");
+    assert!(o.contains("best (#"), "{o}");
+    assert!(o.contains("training rows look mislabelled"), "{o}");
+    assert!(!o.contains(&ray.token) && !e.contains(&ray.token));
+}

@@ -55,7 +55,8 @@ pub struct RayConfig {
 }
 
 impl RayConfig {
-    /// From the environment: `GYRE_RAY_URL` (else `url`), `RAY_AUTH_TOKEN`.
+    /// From the environment: `GYRE_RAY_URL` (else `url`), `RAY_AUTH_TOKEN`, and
+    /// `GYRE_RAY_BINARY` (else `gyre`), the gyre binary on the cluster's nodes.
     pub fn from_env(url: Option<&str>, gyre: Option<&str>) -> Result<RayConfig, AppError> {
         let url = std::env::var("GYRE_RAY_URL")
             .ok()
@@ -77,7 +78,10 @@ impl RayConfig {
         Ok(RayConfig {
             url,
             token,
-            gyre: gyre.map(str::to_string),
+            gyre: std::env::var("GYRE_RAY_BINARY")
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+                .or_else(|| gyre.map(str::to_string)),
             python: std::env::var("GYRE_RAY_PYTHON").unwrap_or_else(|_| "python".into()),
             attempts: 3,
         })
