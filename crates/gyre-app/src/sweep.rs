@@ -435,7 +435,8 @@ type Fit = (Box<dyn Model>, Vec<f64>);
 /// A finished trial's fits, handed to `train_from` as its learner: each seed's model and holdout
 /// scores, made by the trial's units.
 pub(crate) struct Prefit {
-    pub sweep: String,
+    /// The sweep whose trial these fits are, if any.
+    pub sweep: Option<String>,
     pub command: Option<crate::CommandInfo>,
     learner: Box<dyn Learner>,
     first_seed: u64,
@@ -542,6 +543,56 @@ impl App {
             }
             _ => Err(bad()),
         }
+    }
+
+    /// `train --seeds K` on a remote executor: each seed's fit on every training row, with its
+    /// holdout scores, as a unit there.
+    pub(crate) fn fit_seeds_remotely(
+        &mut self,
+        remote: &dyn crate::units::RemoteExecutor,
+        req: &crate::TrainRequest,
+        progress: &dyn Progress,
+    ) -> Result<Option<Prefit>, AppError> {
+        let dataset = self.resolve_dataset(req.dataset.as_deref())?;
+        let loaded = self.load_version(&dataset, req.version.as_deref())?;
+        let (learner, command) = self.learner(&req.learner, &req.params, &loaded.schema)?;
+        // Seeds that choose nothing are one fit: `train` fits it here and says why.
+        if matches!(learner.seed_effect(), SeedEffect::Nothing { .. }) {
+            return Ok(None);
+        }
+        let units: Vec<Unit> = (0..req.seeds as u64)
+            .map(|k| {
+                Unit::Trial(TrialUnit {
+                    dataset: dataset.clone(),
+                    version: loaded.version.clone(),
+                    learner: req.learner.clone(),
+                    params: req.params.clone(),
+                    seed: req.seed + k,
+                    split_seed: 0,
+                    finish: true,
+                })
+            })
+            .collect();
+        let label = format!("train {} seeds on {dataset}", req.seeds);
+        let results = self.run_remote(remote, &label, &units, progress)?;
+        let mut fits = Vec::new();
+        for (bytes, u) in results.iter().zip(&units) {
+            match self.decode_trial(bytes, &u.describe())? {
+                TrialOutcome::Finished { model, scores } => {
+                    fits.push(Mutex::new(Some((model, scores))))
+                }
+                TrialOutcome::Scored(_) => {
+                    return Err(AppError::invalid("a seed's fit came back scored"));
+                }
+            }
+        }
+        Ok(Some(Prefit {
+            sweep: None,
+            command,
+            learner,
+            first_seed: req.seed,
+            fits,
+        }))
     }
 
     /// `gyre sweep`.
@@ -821,7 +872,7 @@ impl App {
             let params = with_budget(&trials[t], full);
             let (learner, command) = self.learner(&req.learner, &params, &loaded.schema)?;
             let prefit = Prefit {
-                sweep: id.clone(),
+                sweep: Some(id.clone()),
                 command,
                 learner,
                 first_seed: req.seed,
@@ -836,7 +887,7 @@ impl App {
                 seeds: req.seeds,
             };
             let report =
-                self.train_from(&train, crate::train::Source::Sweep(prefit), &NoProgress)?;
+                self.train_from(&train, crate::train::Source::Units(prefit), &NoProgress)?;
             trial_records[t].runs = if report.runs.is_empty() {
                 vec![report.run.run.clone()]
             } else {

@@ -166,8 +166,8 @@ pub(crate) enum Source<'a> {
     Fit,
     /// Predictions (and a model) made elsewhere (`gyre runs import`).
     Import(&'a crate::runs_import::ImportRunRequest),
-    /// A sweep trial's fits, made by its units (here or on a cluster).
-    Sweep(crate::sweep::Prefit),
+    /// Fits made by units (a sweep trial's, or `train --seeds K` on a cluster).
+    Units(crate::sweep::Prefit),
 }
 
 impl App {
@@ -176,6 +176,14 @@ impl App {
         req: &TrainRequest,
         progress: &dyn Progress,
     ) -> Result<TrainReport, AppError> {
+        // Several seeds on a cluster: each seed's fit is a unit there.
+        if let crate::units::Executor::Remote(remote) = self.executor.clone()
+            && req.seeds > 1
+        {
+            if let Some(prefit) = self.fit_seeds_remotely(remote.as_ref(), req, progress)? {
+                return self.train_from(req, Source::Units(prefit), progress);
+            }
+        }
         self.train_from(req, Source::Fit, progress)
     }
 
@@ -203,6 +211,7 @@ impl App {
         let dataset = self.resolve_dataset(req.dataset.as_deref())?;
         let loaded = self.load_version(&dataset, req.version.as_deref())?;
         let mut sweep = None;
+        let prefit = matches!(source, Source::Units(_));
         let (learner, command_info, imported) = match source {
             Source::Fit => {
                 let (l, c) = self.learner(&req.learner, &req.params, &loaded.schema)?;
@@ -212,8 +221,8 @@ impl App {
                 let (l, from) = crate::runs_import::imported_learner(i, &loaded)?;
                 (l, None, Some(from))
             }
-            Source::Sweep(prefit) => {
-                sweep = Some(prefit.sweep.clone());
+            Source::Units(prefit) => {
+                sweep = prefit.sweep.clone();
                 let c = prefit.command.clone();
                 (Box::new(prefit) as Box<dyn gyre_learn::Learner>, c, None)
             }
@@ -282,8 +291,7 @@ impl App {
             };
             // A command learner predicts the holdout in the run that trains it; a built-in
             // model predicts it while it is being stored (`evaluate_on_holdout`).
-            let (model, scores) = if command_info.is_some() || imported.is_some() || sweep.is_some()
-            {
+            let (model, scores) = if command_info.is_some() || imported.is_some() || prefit {
                 let (m, s) = learner.fit_predict(
                     loaded.learn_task(),
                     &set,

@@ -205,6 +205,33 @@ fn ray_runs_folds_trials_and_retrains_as_the_local_executor_does() {
     assert_eq!(got["edits"], want["edits"]);
     assert_eq!(got["edits"].as_array().unwrap().len(), 2);
 
+    // Seeds: each seed's fit a unit; the same runs and the same noise floor.
+    let seeds = [
+        "train",
+        "-p",
+        "num_iterations=20",
+        "-p",
+        "feature_fraction=0.7",
+        "--seeds",
+        "3",
+    ];
+    let want = local.json(&seeds);
+    let got = ray_driver.json(&seeds);
+    let metrics = |r: &serde_json::Value| -> Vec<serde_json::Value> {
+        r["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["metrics"].clone())
+            .collect()
+    };
+    assert_eq!(metrics(&got).len(), 3);
+    assert_eq!(metrics(&got), metrics(&want));
+    assert_eq!(
+        got["seed_floor"]["mean_flip_rate"],
+        want["seed_floor"]["mean_flip_rate"]
+    );
+
     // A sweep whose first worker is killed mid-unit: the unit is retried, and the sweep is the
     // local executor's.
     let sweep = [

@@ -216,7 +216,10 @@ fn the_readme_ray_tour_runs_against_a_real_cluster() {
     let ray = match gyre_testkit::Ray::start() {
         Ok(r) => r,
         Err(e) => {
-            require(&format!("a Ray head: pip install 'ray[default]' ({e})"), false);
+            require(
+                &format!("a Ray head: pip install 'ray[default]' ({e})"),
+                false,
+            );
             return;
         }
     };

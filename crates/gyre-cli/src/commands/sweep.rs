@@ -77,13 +77,18 @@ fn print_report(cli: &Cli, r: &SweepReport) {
     let s = &r.sweep;
     let finished = r.ranking.len();
     let mut out = format!(
-        "sweep {}: {} trial(s) of {} on {} (version {}), {} unit(s) in {:.1} s on {}{}\n",
+        "sweep {}: {} trial(s) of {} on {} (version {}), {} unit(s){} in {:.1} s on {}{}\n",
         s.id,
         s.trials.len(),
         s.learner,
         s.dataset,
         short(&s.version),
         s.units,
+        if s.retries > 0 {
+            format!(" ({} started again after their worker died)", s.retries)
+        } else {
+            String::new()
+        },
         s.seconds,
         s.executor,
         if r.already {

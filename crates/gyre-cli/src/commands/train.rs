@@ -42,7 +42,7 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         seeds: args.seeds,
     };
-    let mut app = super::open(cli)?;
+    let mut app = super::open_with_executor(cli)?;
     let bar = if cli.json {
         ProgressBar::hidden()
     } else {
