@@ -179,10 +179,9 @@ impl App {
         // Several seeds on a cluster: each seed's fit is a unit there.
         if let crate::units::Executor::Remote(remote) = self.executor.clone()
             && req.seeds > 1
+            && let Some(prefit) = self.fit_seeds_remotely(remote.as_ref(), req, progress)?
         {
-            if let Some(prefit) = self.fit_seeds_remotely(remote.as_ref(), req, progress)? {
-                return self.train_from(req, Source::Units(prefit), progress);
-            }
+            return self.train_from(req, Source::Units(prefit), progress);
         }
         self.train_from(req, Source::Fit, progress)
     }
