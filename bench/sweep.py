@@ -121,9 +121,9 @@ def ray_tune(seed, data):
 def ray_head():
     token = secrets.token_hex(16)
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
-    port = 18265
+    port = 28265
     subprocess.run(["ray", "start", "--head", "--num-cpus", "2", "--disable-usage-stats", "--dashboard-host",
-                    "127.0.0.1", "--dashboard-port", str(port), "--port", "16399"],
+                    "127.0.0.1", "--dashboard-port", str(port), "--port", "26399", "--ray-client-server-port", "26401"],
                    env=env, check=True, capture_output=True)
     return f"http://127.0.0.1:{port}", token
 

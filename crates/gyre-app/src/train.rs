@@ -73,6 +73,9 @@ pub struct RunReport {
     /// An imported run: the predictions file it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<crate::runs_import::ImportedFrom>,
+    /// A finished sweep trial: its sweep (`gyre sweep show ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<String>,
 }
 
 impl RunReport {
@@ -677,6 +680,7 @@ pub(crate) fn run_report(r: &RunRecord) -> Result<RunReport, AppError> {
         slices: Vec::new(),
         command: info.command,
         imported: info.imported,
+        sweep: info.sweep,
     })
 }
 

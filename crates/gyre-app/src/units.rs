@@ -370,7 +370,16 @@ impl App {
                         progress.iteration(results.iter().filter(|r| r.is_some()).count(), total);
                         Ok(all)
                     };
-                    remote.run(&job, &mut tick, progress)?
+                    match remote.run(&job, &mut tick, progress) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            // Another driver (or this command again) may take them at once.
+                            for (i, next) in std::mem::take(held) {
+                                let _ = this.release(&units[i], &owner, next);
+                            }
+                            return Err(e);
+                        }
+                    }
                 };
                 retries += summary.retries;
                 if summary.retries > 0 {
@@ -462,12 +471,28 @@ impl App {
         Ok(next + 1)
     }
 
+    /// Gives up this driver's claim (a claim that lapsed at once), for a job that failed.
+    fn release(&mut self, unit: &Unit, owner: &str, next: u64) -> Result<(), AppError> {
+        self.write_claim_until(&unit.key(), owner, next, 0)?;
+        Ok(())
+    }
+
     /// Writes claim `n` of unit `key` for `owner`; whether it is ours (another driver may
     /// have written the same number first).
     fn write_claim(&mut self, key: &str, owner: &str, n: u64) -> Result<bool, AppError> {
+        self.write_claim_until(key, owner, n, unix_now() + LEASE.as_secs())
+    }
+
+    fn write_claim_until(
+        &mut self,
+        key: &str,
+        owner: &str,
+        n: u64,
+        until: u64,
+    ) -> Result<bool, AppError> {
         let claim = Claim {
             owner: owner.to_string(),
-            until: unix_now() + LEASE.as_secs(),
+            until,
         };
         let obj = self
             .store

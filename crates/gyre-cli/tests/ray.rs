@@ -263,6 +263,7 @@ fn ray_runs_folds_trials_and_retrains_as_the_local_executor_does() {
     let best = got["ranking"][0]["runs"][0].as_str().unwrap();
     let shown = remote.json(&["show", best]);
     assert_eq!(shown["run"], best);
+    assert_eq!(shown["sweep"], got["sweep"]["id"]);
     let id = got["sweep"]["id"].as_str().unwrap();
     assert_eq!(remote.json(&["sweep", "show", &id[..8]])["sweep"]["id"], id);
 
@@ -342,5 +343,23 @@ fn ray_runs_folds_trials_and_retrains_as_the_local_executor_does() {
         remote.json(&["log"])["entries"].as_array().unwrap().len(),
         journal
     );
+    // The failed job gave its claims up: run again where the workers reach the store, the
+    // same folds run at once (no lease to wait out) and are computed, not found half-done.
+    let out = ray_driver
+        .cmd(&["label-issues", "latest", "--folds", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("3 unit(s) on ray"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("held by another driver"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains(", cached"), "{}", stdout(&out));
     ray.stop();
 }

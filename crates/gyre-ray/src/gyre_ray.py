@@ -13,8 +13,10 @@ worker died (max_retries). A unit that fails for good (gyre exits with an error)
 its error goes to the last line of the job's logs, after GYRE-FAILED.
 """
 
+import atexit
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -41,16 +43,25 @@ def gyre_binary():
     return path
 
 
+_PROJECT = None
+
+
 def project_dir():
-    """The project as this worker opens it: the shared directory, or a fresh one with gyre.toml."""
+    """The project as this worker opens it: the shared directory, or a directory of this Ray
+    worker process holding gyre.toml (its object cache stays warm for the next unit the process
+    runs, and goes when the process ends)."""
+    global _PROJECT
     shared = os.environ.get("GYRE_PROJECT_DIR")
     if shared:
         return shared
-    d = tempfile.mkdtemp(prefix="gyre-worker-")
-    os.mkdir(os.path.join(d, ".gyre"))
-    with open(os.path.join(d, "gyre.toml"), "w") as f:
-        f.write(os.environ["GYRE_PROJECT_TOML"])
-    return d
+    if _PROJECT is None:
+        d = tempfile.mkdtemp(prefix="gyre-worker-")
+        os.mkdir(os.path.join(d, ".gyre"))
+        with open(os.path.join(d, "gyre.toml"), "w") as f:
+            f.write(os.environ["GYRE_PROJECT_TOML"])
+        atexit.register(shutil.rmtree, d, True)
+        _PROJECT = d
+    return _PROJECT
 
 
 @ray.remote(num_cpus=1, max_retries=2)

@@ -188,6 +188,11 @@ pub fn run_summary(r: &RunReport) -> String {
                 .unwrap_or_else(|| ", no model".into())
         ));
     }
+    if let Some(sweep) = &r.sweep {
+        s.push_str(&format!(
+            "  a finished trial of sweep {sweep} (gyre sweep show {sweep})\n"
+        ));
+    }
     let t = |k: &str| r.timings.get(k).copied().unwrap_or(0.0);
     s.push_str(&format!(
         "  time: train {:.2}s, evaluate {:.2}s\n",
