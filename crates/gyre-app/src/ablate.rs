@@ -109,27 +109,18 @@ impl App {
         if jobs == Some(0) {
             return Err(AppError::invalid("--jobs must be at least 1"));
         }
-        let record = self.resolve_run(run)?;
-        let entry = self.version_entry(&record.dataset, Some(&record.version))?;
-        let edits = match entry.edit {
-            Some(upto) => self.edits_upto(&record.dataset, Some(upto))?,
-            None => Vec::new(),
-        };
-        let effective: Vec<gyre_core::Edit> = gyre_core::edit::effective(&edits)
-            .into_iter()
-            .cloned()
-            .collect();
-        // The base table is decoded once: the run's version and every variant start from a copy.
-        let base_table = self.base_table(&record.dataset)?;
-        let mut tables = SourceTables::new();
-        self.load_source_tables(effective.iter().map(|e| &e.kind), &mut tables)?;
-        let with = build_version(base_table.clone(), entry.id.clone(), &effective, &tables)?;
+        let AblationInputs {
+            record,
+            effective,
+            base_table,
+            tables,
+            with,
+            learner,
+        } = self.ablation_inputs(run)?;
         let schema = with.schema.clone();
         let task = schema.task;
         let classes = schema.classes.len();
         let k = outputs(task, classes);
-        let params = params_of(&serde_json::from_str(&record.params).unwrap_or_default());
-        let (learner, _) = self.learner(&record.learner, &params, &schema)?;
 
         // Cached predictions of the versions without each edit, where they exist.
         let mut variants = Vec::new();
@@ -415,10 +406,20 @@ fn retrain<'a>(
     Ok((p, bytes))
 }
 
+/// What every retrain of an ablation reads: the run, the edits in effect in its version, the
+/// dataset's base table (decoded once: the run's version and every variant start from a copy)
+/// with the source tables the edits add, the run's version, and its learner.
+struct AblationInputs {
+    record: gyre_store::RunRecord,
+    effective: Vec<gyre_core::Edit>,
+    base_table: Materialized,
+    tables: SourceTables,
+    with: crate::table_view::LoadedVersion,
+    learner: Box<dyn gyre_learn::Learner>,
+}
+
 impl App {
-    /// An `ablate` retrain as a unit of its own (`gyre worker`): the run's version without
-    /// `edit` and the edits that depend on it, its holdout predictions as Parquet.
-    pub(crate) fn ablation_unit(&mut self, run: &str, edit: i64) -> Result<Vec<u8>, AppError> {
+    fn ablation_inputs(&mut self, run: &str) -> Result<AblationInputs, AppError> {
         let record = self.resolve_run(run)?;
         let entry = self.version_entry(&record.dataset, Some(&record.version))?;
         let edits = match entry.edit {
@@ -429,18 +430,39 @@ impl App {
             .into_iter()
             .cloned()
             .collect();
-        if !effective.iter().any(|e| e.id == edit) {
-            return Err(AppError::invalid(format!(
-                "edit #{edit} is not among the edits of run {}'s version",
-                record.id
-            )));
-        }
         let base_table = self.base_table(&record.dataset)?;
         let mut tables = SourceTables::new();
         self.load_source_tables(effective.iter().map(|e| &e.kind), &mut tables)?;
         let with = build_version(base_table.clone(), entry.id.clone(), &effective, &tables)?;
         let params = params_of(&serde_json::from_str(&record.params).unwrap_or_default());
         let (learner, _) = self.learner(&record.learner, &params, &with.schema)?;
+        Ok(AblationInputs {
+            record,
+            effective,
+            base_table,
+            tables,
+            with,
+            learner,
+        })
+    }
+
+    /// An `ablate` retrain as a unit of its own (`gyre worker`): the run's version without
+    /// `edit` and the edits that depend on it, its holdout predictions as Parquet.
+    pub(crate) fn ablation_unit(&mut self, run: &str, edit: i64) -> Result<Vec<u8>, AppError> {
+        let AblationInputs {
+            record,
+            effective,
+            base_table,
+            tables,
+            with,
+            learner,
+        } = self.ablation_inputs(run)?;
+        if !effective.iter().any(|e| e.id == edit) {
+            return Err(AppError::invalid(format!(
+                "edit #{edit} is not among the edits of run {}'s version",
+                record.id
+            )));
+        }
         let without = crate::edit::with_dependents(&effective, edit);
         let (_, bytes) = retrain(
             &base_table,

@@ -146,16 +146,7 @@ fn sweep_outcome(r: &serde_json::Value) -> serde_json::Value {
 #[test]
 fn ray_runs_folds_trials_and_retrains_as_the_local_executor_does() {
     let Some(team) = TeamStore::new() else { return };
-    let ray = match gyre_testkit::Ray::start() {
-        Ok(r) => r,
-        Err(e) => {
-            require(
-                &format!("a Ray head: pip install 'ray[default]' ({e})"),
-                false,
-            );
-            return;
-        }
-    };
+    let Some(ray) = ray_head() else { return };
     let tools = tempfile::tempdir().unwrap();
     let Some(bin) = driver_binary(tools.path()) else {
         return;

@@ -20,6 +20,19 @@ fn block_under(readme: &str, heading: &str) -> String {
     rest[start..start + end].to_string()
 }
 
+/// The block with each line that starts with one of `values`' prefixes set to that prefix
+/// and its value (the lines that name a reader's own servers).
+fn set_lines(block: &str, values: &[(&str, String)]) -> String {
+    block
+        .lines()
+        .map(|l| match values.iter().find(|(p, _)| l.starts_with(p)) {
+            Some((p, v)) => format!("{p}{v}"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -155,19 +168,13 @@ fn the_readme_team_store_tour_runs_against_real_servers() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let block = block_under(&readme, "## One project, many hands: the team store");
-    let block: String = block
-        .lines()
-        .map(|l| {
-            if l.starts_with("TEAM_DB=") {
-                format!("TEAM_DB={}", team.metadata)
-            } else if l.starts_with("TEAM_BUCKET=") {
-                format!("TEAM_BUCKET={}", team.objects)
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let block = set_lines(
+        &block,
+        &[
+            ("TEAM_DB=", team.metadata.clone()),
+            ("TEAM_BUCKET=", team.objects.clone()),
+        ],
+    );
     let (script, commands) = script_of(&block, "0");
     assert!(commands >= 12, "the tour shrank to {commands} commands");
     let out = run_script_with(&script, &root, &team.env);
@@ -213,36 +220,19 @@ fn the_readme_team_server_tour_runs_as_pasted() {
 #[test]
 fn the_readme_ray_tour_runs_against_a_real_cluster() {
     let Some(team) = TeamStore::new() else { return };
-    let ray = match gyre_testkit::Ray::start() {
-        Ok(r) => r,
-        Err(e) => {
-            require(
-                &format!("a Ray head: pip install 'ray[default]' ({e})"),
-                false,
-            );
-            return;
-        }
-    };
+    let Some(ray) = ray_head() else { return };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let block = block_under(&readme, "## Beyond one machine");
-    let block: String = block
-        .lines()
-        .map(|l| {
-            if l.starts_with("TEAM_DB=") {
-                format!("TEAM_DB={}", team.metadata)
-            } else if l.starts_with("TEAM_BUCKET=") {
-                format!("TEAM_BUCKET={}", team.objects)
-            } else if l.starts_with("export GYRE_RAY_URL=") {
-                format!("export GYRE_RAY_URL={}", ray.url)
-            } else if l.starts_with("export RAY_AUTH_TOKEN=") {
-                format!("export RAY_AUTH_TOKEN={}", ray.token)
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let block = set_lines(
+        &block,
+        &[
+            ("TEAM_DB=", team.metadata.clone()),
+            ("TEAM_BUCKET=", team.objects.clone()),
+            ("export GYRE_RAY_URL=", ray.url.clone()),
+            ("export RAY_AUTH_TOKEN=", ray.token.clone()),
+        ],
+    );
     let (script, commands) = script_of(&block, "0");
     assert!(commands >= 10, "the tour shrank to {commands} commands");
     let mut env = team.env.clone();

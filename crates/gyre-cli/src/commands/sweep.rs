@@ -1,28 +1,10 @@
 //! `gyre sweep`, `gyre sweep show ID`, and `gyre worker UNIT`.
 
+use super::train::{Bar, progress_bar};
 use crate::cli::{Cli, SweepAction, SweepArgs};
 use crate::output::{self, short};
-use gyre_app::{Progress, SweepReport, SweepRequest, Unit};
-use indicatif::{ProgressBar, ProgressStyle};
+use gyre_app::{SweepReport, SweepRequest, Unit};
 use std::process::ExitCode;
-
-/// A sweep's progress on stderr: units done of all, and each rung's line as it starts.
-struct Bar(ProgressBar, bool);
-
-impl Progress for Bar {
-    fn iteration(&self, done: usize, total: usize) {
-        if self.0.length() != Some(total as u64) {
-            self.0.set_length(total as u64);
-        }
-        self.0.set_position(done as u64);
-    }
-
-    fn message(&self, line: &str) {
-        if self.1 {
-            self.0.suspend(|| eprintln!("{line}"));
-        }
-    }
-}
 
 pub fn run(cli: &Cli, action: Option<&SweepAction>, args: &SweepArgs) -> anyhow::Result<ExitCode> {
     if let Some(SweepAction::Show { id }) = action {
@@ -44,17 +26,7 @@ pub fn run(cli: &Cli, action: Option<&SweepAction>, args: &SweepArgs) -> anyhow:
         budget: args.budget.clone(),
     };
     let mut app = super::open_with_executor(cli)?;
-    let bar = if cli.json {
-        ProgressBar::hidden()
-    } else {
-        let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template("sweeping {bar:30} {pos}/{len} units ({elapsed})")
-                .expect("valid template"),
-        );
-        b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
-        b
-    };
+    let bar = progress_bar(cli, "sweeping {bar:30} {pos}/{len} units ({elapsed})");
     let result = app.sweep(&req, &Bar(bar.clone(), !cli.json));
     bar.finish_and_clear();
     print_report(cli, &result?);

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 /// Training progress on stderr; indicatif draws nothing when stderr is not a terminal. What a
 /// command learner prints goes to stderr too, line by line, except with `--json`.
-struct Bar(ProgressBar, bool);
+pub(crate) struct Bar(pub ProgressBar, pub bool);
 
 impl Progress for Bar {
     fn iteration(&self, done: usize, total: usize) {
@@ -43,22 +43,23 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<ExitCode> {
         seeds: args.seeds,
     };
     let mut app = super::open_with_executor(cli)?;
-    let bar = if cli.json {
-        ProgressBar::hidden()
-    } else {
-        let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template("training {bar:30} {pos}/{len} ({elapsed})")
-                .expect("valid template"),
-        );
-        // Only show it when training takes noticeable time.
-        b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
-        b
-    };
+    let bar = progress_bar(cli, "training {bar:30} {pos}/{len} ({elapsed})");
     let result = app.train(&req, &Bar(bar.clone(), !cli.json));
     bar.finish_and_clear();
     let report = result?;
     Ok(print_report(cli, &report))
+}
+
+/// A progress bar on stderr drawn with `template`, hidden with `--json`.
+pub(crate) fn progress_bar(cli: &Cli, template: &str) -> ProgressBar {
+    if cli.json {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(0);
+    b.set_style(ProgressStyle::with_template(template).expect("valid template"));
+    // Only show it when the work takes noticeable time.
+    b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+    b
 }
 
 /// A training report (or an imported run's), readable or as JSON; exit 1 when a suite fails.

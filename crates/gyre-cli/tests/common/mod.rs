@@ -74,6 +74,20 @@ impl TeamStore {
     }
 }
 
+/// A Ray head node of the test's own (token auth on); `None`, reported, where Ray is missing.
+pub fn ray_head() -> Option<gyre_testkit::Ray> {
+    match gyre_testkit::Ray::start() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            require(
+                &format!("a Ray head: pip install 'ray[default]' ({e})"),
+                false,
+            );
+            None
+        }
+    }
+}
+
 impl Project {
     /// A fresh, initialized project.
     pub fn new() -> Project {
