@@ -650,10 +650,9 @@ impl App {
                     message: format!(
                         "{name} is the budget successive halving sets; it cannot be searched too"
                     ),
-                    hint: Some(
+                    hint: Some(format!(
                         "fix it (-p {name}=N is the full budget) or sweep with --no-early-stop"
-                            .into(),
-                    ),
+                    )),
                 });
             }
             (Some(name), full)
