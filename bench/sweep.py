@@ -6,7 +6,8 @@ Usage: python3 bench/sweep.py [RUNS]        (after cargo build --release; pip in
   RUNS  runs per side, alternating (default 3); medians are reported
 
 The search, on both sides: num_leaves in {15, 31, 63}, learning_rate log-uniform in
-[0.01, 0.2], 32 trials, up to 300 trees, ASHA with grace 11 trees and reduction factor 3 (gyre:
+[0.01, 0.2], 32 trials (the 32 configurations gyre draws, given to Ray Tune as a grid, so both
+halve the same candidates), up to 300 trees, ASHA with grace 11 trees and reduction factor 3 (gyre:
 rungs at 11, 33, 100 trees on a fifth of the training rows, the survivors fit at 300 trees on
 every training row). Both sides score rungs on a fifth of the training rows and end with the
 best configuration's model fit on every training row and its AUC on the holdout.
@@ -60,7 +61,9 @@ def gyre_sweep(seed):
         out = gyre(["sweep", *SPACE, "--trials", "32", "--seed", str(seed), "--json"], d)
         wall = time.perf_counter() - t0
         r = json.loads(out.stdout)
-        return wall, r["ranking"][0]["metric"], r["sweep"]["units"], r["ranking"][0]["params"]
+        configs = [{k: float(v) if k == "learning_rate" else int(v) for k, v in t["params"]
+                    if k in ("num_leaves", "learning_rate")} for t in r["sweep"]["trials"]]
+        return wall, r["ranking"][0]["metric"], r["sweep"]["units"], r["ranking"][0]["params"], configs
 
 
 def tune_data():
@@ -79,7 +82,7 @@ def tune_data():
     return xt, yt, val, x[~train], target[~train]
 
 
-def ray_tune(seed, data):
+def ray_tune(seed, data, configs):
     import lightgbm as lgb
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -95,6 +98,7 @@ def ray_tune(seed, data):
             auc = env.evaluation_result_list[0][2]
             tune.report({"auc": auc, "trees": env.iteration + 1})
 
+        config = config["trial"]
         params = {"objective": "binary", "metric": "auc", "num_leaves": config["num_leaves"],
                   "learning_rate": config["learning_rate"], "num_threads": 1, "verbose": -1, "seed": seed}
         lgb.train(params, dtrain, num_boost_round=300, valid_sets=[dval], callbacks=[report])
@@ -102,15 +106,15 @@ def ray_tune(seed, data):
     t0 = time.perf_counter()
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, xt=xt, yt=yt, val=val), {"cpu": 1}),
-        param_space={"num_leaves": tune.choice([15, 31, 63]), "learning_rate": tune.loguniform(0.01, 0.2)},
+        # The configurations gyre drew, so that both sides halve the same 32 candidates.
+        param_space={"trial": tune.grid_search(configs)},
         tune_config=tune.TuneConfig(
-            metric="auc", mode="max", num_samples=32,
+            metric="auc", mode="max", num_samples=1,
             scheduler=ASHAScheduler(time_attr="trees", max_t=300, grace_period=11, reduction_factor=3),
-            search_alg=tune.search.BasicVariantGenerator(random_state=seed),
         ),
         run_config=tune.RunConfig(verbose=0, storage_path=tempfile.mkdtemp()),
     )
-    best = tuner.fit().get_best_result(metric="auc", mode="max", scope="all").config
+    best = tuner.fit().get_best_result(metric="auc", mode="max", scope="all").config["trial"]
     params = {"objective": "binary", "num_leaves": best["num_leaves"], "learning_rate": best["learning_rate"],
               "num_threads": 2, "verbose": -1, "seed": seed}
     model = lgb.train(params, lgb.Dataset(xt, yt), num_boost_round=300)
@@ -176,7 +180,7 @@ def main():
     g, t = [], []
     for i in range(RUNS):
         g.append(gyre_sweep(i))
-        t.append(ray_tune(i, data))
+        t.append(ray_tune(i, data, g[-1][4]))
         print(f"run {i}: gyre {g[-1][0]:.2f} s AUC {g[-1][1]:.5f} ({g[-1][3]}); "
               f"Ray Tune + LightGBM {t[-1][0]:.2f} s AUC {t[-1][1]:.5f} ({t[-1][2]})", flush=True)
     ray.shutdown()
