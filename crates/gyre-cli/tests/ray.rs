@@ -179,6 +179,18 @@ fn ray_runs_folds_trials_and_retrains_as_the_local_executor_does() {
         p.json(&["train", "-p", "num_iterations=20", "--seed", "3"]);
     }
 
+    // A wrong token: refused, and the error says which variable to set (never the token).
+    let out = ray_driver
+        .cmd(&["label-issues", "latest", "--folds", "5"])
+        .env("RAY_AUTH_TOKEN", "not-the-token")
+        .output()
+        .unwrap();
+    let err = assert_error(&out, &["RAY_AUTH_TOKEN is not the cluster's token"]);
+    assert!(
+        !err.contains("not-the-token") && !err.contains(&ray.token),
+        "{err}"
+    );
+
     // Label-issue folds: the same suspects, in the same order, with the same probabilities.
     let want = local.json(&["label-issues", "latest", "--folds", "5", "--top", "50"]);
     let got = ray_driver.json(&["label-issues", "latest", "--folds", "5", "--top", "50"]);

@@ -145,3 +145,43 @@ fn sweeps_refuse_what_they_cannot_search() {
     check(&["sweep", "show", "nope"], &["nope"]);
     assert_eq!(run_count(&p), 0);
 }
+
+/// The Ray executor's errors a user meets before any cluster answers: no address, nothing
+/// listening there, a token about to cross the network in the clear.
+#[test]
+fn the_ray_executor_says_what_is_missing() {
+    let p = Project::new();
+    p.import_adult();
+    let sweep = ["--executor", "ray", "sweep", "-p", "num_leaves=7,15"];
+    let mut no_url = p.cmd(&sweep);
+    no_url
+        .env_remove("GYRE_RAY_URL")
+        .env_remove("RAY_AUTH_TOKEN");
+    let out = no_url.output().unwrap();
+    assert_error(&out, &["the cluster's address", "GYRE_RAY_URL"]);
+
+    let port = gyre_testkit::free_port();
+    let mut closed = p.cmd(&sweep);
+    closed
+        .env("GYRE_RAY_URL", format!("http://127.0.0.1:{port}"))
+        .env("RAY_AUTH_TOKEN", "secret-token-0123");
+    let out = closed.output().unwrap();
+    let err = assert_error(&out, &[&format!("Ray at http://127.0.0.1:{port}")]);
+    assert!(!err.contains("secret-token-0123"), "{err}");
+
+    let mut plain = p.cmd(&sweep);
+    plain
+        .env("GYRE_RAY_URL", "http://ray-head.invalid:8265")
+        .env("RAY_AUTH_TOKEN", "secret-token-0123")
+        .env_remove("GYRE_ALLOW_PLAIN_HTTP");
+    let out = plain.output().unwrap();
+    let err = assert_error(&out, &["plain HTTP", "GYRE_ALLOW_PLAIN_HTTP"]);
+    assert!(!err.contains("secret-token-0123"), "{err}");
+
+    let mut kind = p.cmd(&["sweep", "-p", "num_leaves=7,15"]);
+    kind.env("GYRE_EXECUTOR", "slurm");
+    let out = kind.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("slurm"), "{}", stderr(&out));
+    assert_eq!(run_count(&p), 0, "nothing was recorded");
+}
