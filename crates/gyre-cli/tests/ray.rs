@@ -364,5 +364,38 @@ fn ray_runs_folds_trials_and_retrains_as_the_local_executor_does() {
         stderr(&out)
     );
     assert!(!stdout(&out).contains(", cached"), "{}", stdout(&out));
+
+    // A team server's clone: the workers reach the project through the server, with the
+    // person's token, as every command of the clone does.
+    let home = Project::new();
+    let token = home.json(&["server", "user", "add", "ana", "--role", "member"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut server, addr, _) = spawn_ready(&home, &["server", "--addr", "127.0.0.1:0", "--json"]);
+    let mut clone = Project::empty();
+    clone.env = vec![("GYRE_TOKEN".into(), token.clone())];
+    let work = clone.path().join("work");
+    let out = clone.run(&["clone", &format!("http://{addr}"), work.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    clone
+        .env
+        .push(("GYRE_PROJECT".into(), work.to_string_lossy().into()));
+    clone.import_adult();
+    clone.json(&["train", "-p", "num_iterations=10"]);
+    let through_server = Driver {
+        bin: &bin,
+        project: &clone,
+        ray: &ray,
+    };
+    let got = through_server.json(&["label-issues", "latest", "--folds", "2"]);
+    assert_eq!((&got["cached"], &got["folds"]), (&false.into(), &2.into()));
+    let again = clone.json(&["label-issues", "latest", "--folds", "2"]);
+    assert_eq!(
+        again["cached"], true,
+        "the workers stored the folds on the server"
+    );
+    assert_eq!(again["issues"], got["issues"]);
+    assert_eq!(stop(&mut server), Some(0));
     ray.stop();
 }
