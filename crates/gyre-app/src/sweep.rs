@@ -1028,14 +1028,13 @@ impl App {
         fixed: &[(String, String)],
         loaded: &LoadedVersion,
     ) -> Result<(String, usize), AppError> {
-        let name = match (named, learner) {
+        let name = match (named, gyre_learn::budget_param(learner)) {
             (Some(n), _) => n.to_string(),
-            (None, "gbdt") => "num_iterations".to_string(),
-            (None, "linear") => "max_iter".to_string(),
-            (None, other) => {
+            (None, Some(b)) => b.to_string(),
+            (None, None) => {
                 return Err(AppError::Invalid {
                     message: format!(
-                        "successive halving needs the param of {other} that is its budget"
+                        "successive halving needs the param of {learner} that is its budget"
                     ),
                     hint: Some(
                         "name it with --budget PARAM (epochs, trees) and give its full value \
@@ -1206,22 +1205,10 @@ impl App {
     }
 }
 
-/// Whether param `k` of `learner` is `budget` (or one of its aliases): the learner reads the
-/// same value from either.
+/// Whether param `k` of `learner` is `budget` (or one of its aliases: the learner reads the
+/// same value from either).
 fn same_param(learner: &str, k: &str, budget: &str) -> bool {
-    if k == budget {
-        return true;
-    }
-    if !gyre_learn::LEARNERS.contains(&learner) {
-        return false;
-    }
-    let probe = |name: &str| {
-        gyre_learn::learner(learner, &[(name.to_string(), "7".to_string())])
-            .ok()
-            .map(|l| l.params())
-            .and_then(|p| p.get(budget).cloned())
-    };
-    matches!(probe(k), Some(v) if v.as_u64() == Some(7))
+    k == budget || gyre_learn::canonical_param(learner, k).is_some_and(|c| c == budget)
 }
 
 #[cfg(test)]

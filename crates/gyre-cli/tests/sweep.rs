@@ -143,6 +143,11 @@ fn sweeps_refuse_what_they_cannot_search() {
     check(&["sweep", "-p", "learning_rate=0..1:log"], &["positive"]);
     check(&["sweep", "-p", "nonsense=1,2"], &["nonsense"]);
     check(&["sweep", "show", "nope"], &["nope"]);
+    check(
+        &["worker", "{\"kind\":\"fold\"}"],
+        &["not a unit's JSON", "run"],
+    );
+    check(&["worker", "not json"], &["not a unit's JSON"]);
     assert_eq!(run_count(&p), 0);
 }
 

@@ -331,6 +331,31 @@ pub fn learner(name: &str, params: &[(String, String)]) -> Result<Box<dyn Learne
     }
 }
 
+/// The canonical name of param `key` of a built-in learner (an alias resolved), or None when
+/// the learner is not built in or has no such param.
+pub fn canonical_param(learner: &str, key: &str) -> Option<&'static str> {
+    let specs: &[params::ParamSpec] = match learner {
+        "gbdt" => gbdt::SPECS,
+        "linear" => linear::SPECS,
+        _ => return None,
+    };
+    let key = key.trim();
+    specs
+        .iter()
+        .find(|s| s.name == key || s.aliases.contains(&key))
+        .map(|s| s.name)
+}
+
+/// The param that sets how much a built-in learner fits (gbdt's trees, linear's iterations):
+/// the budget successive halving grows.
+pub fn budget_param(learner: &str) -> Option<&'static str> {
+    match learner {
+        "gbdt" => Some("num_iterations"),
+        "linear" => Some("max_iter"),
+        _ => None,
+    }
+}
+
 /// Reads a model written by `Model::save`, whatever learner wrote it.
 pub fn load_model(bytes: &[u8]) -> Result<Box<dyn Model>, LearnError> {
     #[derive(Deserialize)]
@@ -433,4 +458,30 @@ pub(crate) fn validate_train_set(task: Task, data: &TrainSet<'_>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod param_name_tests {
+    #[test]
+    fn aliases_resolve_to_the_canonical_name_and_budgets_are_named() {
+        assert_eq!(
+            super::canonical_param("gbdt", "trees"),
+            Some("num_iterations")
+        );
+        assert_eq!(
+            super::canonical_param("gbdt", " num_leaves "),
+            Some("num_leaves")
+        );
+        assert_eq!(
+            super::canonical_param("linear", "num_iterations"),
+            Some("max_iter")
+        );
+        assert_eq!(super::canonical_param("gbdt", "nonsense"), None);
+        assert_eq!(super::canonical_param("mlp", "trees"), None);
+        for l in super::LEARNERS {
+            let b = super::budget_param(l).expect("every built-in learner has a budget");
+            assert_eq!(super::canonical_param(l, b), Some(b));
+        }
+        assert_eq!(super::budget_param("mlp"), None);
+    }
 }

@@ -38,7 +38,7 @@ impl Default for LinearParams {
     }
 }
 
-const SPECS: &[ParamSpec] = &[
+pub(crate) const SPECS: &[ParamSpec] = &[
     ParamSpec {
         name: "l2",
         aliases: &["lambda_l2", "reg_lambda", "alpha"],

@@ -126,7 +126,7 @@ mod auto_f64 {
 }
 
 /// Accepted names; aliases are LightGBM's (and scikit-learn's) common spellings.
-const SPECS: &[ParamSpec] = &[
+pub(crate) const SPECS: &[ParamSpec] = &[
     ParamSpec {
         name: "num_iterations",
         aliases: &[
